@@ -1,0 +1,80 @@
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+const schema = z.object({
+  MONGODB_URL: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, "must be a mongodb:// or mongodb+srv:// URL")
+    .default("mongodb://127.0.0.1:27017/"),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .default("redis://127.0.0.1:6379"),
+  ROOMKEY_ADMIN_KEY: z
+    .string()
+    .min(32, "must be at least 32 characters")
+    .max(512)
+    .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces"),
+  ROOMKEY_MASTER_KEY: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes in base64 (openssl rand -base64 32)"),
+  ROOMKEY_HOST: z.string().min(1).default("0.0.0.0"),
+  ROOMKEY_GRPC_PORT: port.default(50051),
+  ROOMKEY_HTTP_PORT: port.default(8080),
+  ROOMKEY_DB_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,15}$/, "must match ^[a-z][a-z0-9_]{0,15}$")
+    .default("roomkey"),
+  ROOMKEY_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_{}-]{1,32}$/, "must be 1-32 characters of A-Z a-z 0-9 _ - { }")
+    .default("roomkey"),
+  ROOMKEY_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  ROOMKEY_DEFAULT_ENVIRONMENTS: z
+    .string()
+    .default("development,staging,production")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    ),
+  ROOMKEY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  ROOMKEY_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(4 * 1024 * 1024),
+  ROOMKEY_MAX_METADATA_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(1024 * 1024)
+    .default(16 * 1024),
+  ROOMKEY_WORKER_HEARTBEAT_FILE: z.string().optional(),
+  ROOMKEY_ENVIRONMENT_REFRESH_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+});
+
+/** Validated process configuration. */
+export type Config = z.output<typeof schema>;
+
+/** A bad configuration value: the message names every variable at fault. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/**
+ * Parses the configuration once, from `env` (process.env by default). The only
+ * reader of process.env: everything else receives a Config.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = issue.path.join(".");
+      return `  ${name}: ${issue.code === "invalid_type" && env[name] === undefined ? "is required" : issue.message}`;
+    });
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,111 @@
+import type { Clock } from "./clock.js";
+import type { Keyring } from "./crypto/envelope.js";
+import { notFound } from "./environment-service.js";
+import type { Environment, EnvironmentEvent } from "./environments.js";
+
+export interface EnvironmentSource {
+  get(name: string): Promise<Environment | undefined>;
+  listActive(): Promise<Environment[]>;
+}
+
+export interface EnvironmentDirectoryDeps {
+  source: EnvironmentSource;
+  keyring: Pick<Keyring, "unwrap">;
+  clock: Clock;
+  /** How long "no such environment" is remembered, so unknown names cannot flood the database. */
+  missTtlMs?: number;
+  maxMisses?: number;
+}
+
+export type EnvironmentDirectory = ReturnType<typeof createEnvironmentDirectory>;
+
+/**
+ * The active environments, held in memory so that every call can check its
+ * environment without a database round trip. Kept current by events from the
+ * bus (`apply`) and by a periodic full `refresh` for when the bus is down.
+ */
+export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
+  const { source, keyring, clock } = deps;
+  const missTtlMs = deps.missTtlMs ?? 1_000;
+  const maxMisses = deps.maxMisses ?? 10_000;
+  let active = new Map<string, Environment>();
+  const misses = new Map<string, number>();
+  const loading = new Map<string, Promise<Environment | undefined>>();
+  const keys = new Map<string, { wrapped: string; key: Buffer }>();
+  let generation = 0;
+
+  function store(env: Environment | undefined, name: string): Environment | undefined {
+    if (env?.state === "active") {
+      active.set(name, env);
+      misses.delete(name);
+      return env;
+    }
+    active.delete(name);
+    keys.delete(name);
+    if (misses.size >= maxMisses) misses.clear();
+    misses.set(name, clock.now().getTime() + missTtlMs);
+    return undefined;
+  }
+
+  function load(name: string): Promise<Environment | undefined> {
+    const pending = loading.get(name);
+    if (pending) return pending;
+    const started = generation;
+    const promise = source
+      .get(name)
+      .then((env) => (started === generation ? store(env, name) : env?.state === "active" ? env : undefined))
+      .finally(() => loading.delete(name));
+    loading.set(name, promise);
+    return promise;
+  }
+
+  /** The active environment of that name, or undefined. */
+  async function find(name: string): Promise<Environment | undefined> {
+    const hit = active.get(name);
+    if (hit) return hit;
+    const missUntil = misses.get(name);
+    if (missUntil !== undefined && missUntil > clock.now().getTime()) return undefined;
+    return load(name);
+  }
+
+  async function require(name: string): Promise<Environment> {
+    const env = await find(name);
+    if (!env) throw notFound(name);
+    return env;
+  }
+
+  /** Applies a change announced on the bus. */
+  async function apply(event: EnvironmentEvent): Promise<void> {
+    generation++;
+    if (event.type === "deleting" || event.type === "deleted") {
+      store(undefined, event.name);
+      return;
+    }
+    misses.delete(event.name);
+    await load(event.name);
+  }
+
+  async function refresh(): Promise<void> {
+    const started = ++generation;
+    const envs = await source.listActive();
+    if (started !== generation) return;
+    active = new Map(envs.map((env) => [env.name, env]));
+    for (const name of keys.keys()) if (!active.has(name)) keys.delete(name);
+  }
+
+  /** The environment's unwrapped data key, cached while its wrapped form is unchanged. */
+  async function dataKey(name: string): Promise<Buffer> {
+    const env = await require(name);
+    const cached = keys.get(name);
+    if (cached && cached.wrapped === env.dataKey.wrapped) return cached.key;
+    const key = keyring.unwrap(name, env.dataKey);
+    keys.set(name, { wrapped: env.dataKey.wrapped, key });
+    return key;
+  }
+
+  function names(): string[] {
+    return [...active.keys()];
+  }
+
+  return { find, require, apply, refresh, dataKey, names };
+}

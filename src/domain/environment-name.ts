@@ -1,0 +1,34 @@
+import { RoomkeyError } from "./errors.js";
+
+/** MongoDB's own database names: an environment may never map onto them. */
+const reserved = new Set(["admin", "local", "config"]);
+
+const pattern = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
+
+/** The metadata header that names the environment of a call. */
+export const environmentHeader = "roomkey-environment";
+
+/**
+ * Checks an environment name before it reaches any database or Redis key.
+ * Only `^[a-z][a-z0-9-]{0,22}[a-z0-9]$` minus the reserved names passes, so
+ * look-alikes, separators, control and invisible characters never do.
+ */
+export function parseEnvironmentName(raw: string, source = environmentHeader): string {
+  const problem = describeProblem(raw);
+  if (problem !== undefined) {
+    throw new RoomkeyError("invalid_argument", "ENVIRONMENT_INVALID", `${source}: ${problem}`, { field: source }, [
+      { field: source, description: problem },
+    ]);
+  }
+  return raw;
+}
+
+function describeProblem(raw: string): string | undefined {
+  if (raw.length === 0) return "is required";
+  if (reserved.has(raw.toLowerCase())) return `"${raw}" is reserved`;
+  if (raw.length > 24) return "must be at most 24 characters";
+  if (!pattern.test(raw)) {
+    return "must be 2-24 characters of a-z, 0-9 and '-', starting with a letter and not ending with '-'";
+  }
+  return undefined;
+}

@@ -1,0 +1,229 @@
+import type { Clock } from "./clock.js";
+import type { Keyring } from "./crypto/envelope.js";
+import type { Environment, EnvironmentChanges, EnvironmentEvent, EnvironmentSettings } from "./environments.js";
+import {
+  AlreadyExistsError,
+  ConcurrentModificationError,
+  FailedPreconditionError,
+  NotFoundError,
+  RoomkeyError,
+} from "./errors.js";
+import { type Page, type PageRequest, toPage } from "./paging.js";
+
+/** Persistence of environment records (the control database). */
+export interface EnvironmentStore {
+  /** Inserts a new record; false when one with that name exists. */
+  insert(environment: Environment): Promise<boolean>;
+  get(name: string): Promise<Environment | undefined>;
+  /** Up to `page.size + 1` records after `page.after`, ordered by name. */
+  list(page: PageRequest): Promise<Environment[]>;
+  /** Writes the record if its stored version is still `expectedVersion`. */
+  replace(environment: Environment, expectedVersion: number): Promise<boolean>;
+  remove(name: string): Promise<void>;
+}
+
+/** What an environment owns outside its record: its database and its queues. */
+export interface EnvironmentResources {
+  /** Creates the database, its collections and indexes. Idempotent. */
+  provision(name: string): Promise<void>;
+  dropDatabase(name: string): Promise<void>;
+  /** Removes the environment's queues and every job on them. */
+  removeQueues(name: string): Promise<void>;
+}
+
+export interface ActiveAccountCounter {
+  countActive(environment: string): Promise<number>;
+}
+
+/** Tells other replicas and the workers; never throws (they also poll). */
+export interface EnvironmentEventPublisher {
+  publish(event: EnvironmentEvent): Promise<void>;
+}
+
+export interface EnvironmentServiceDeps {
+  store: EnvironmentStore;
+  resources: EnvironmentResources;
+  accounts: ActiveAccountCounter;
+  keyring: Pick<Keyring, "createDataKey">;
+  events: EnvironmentEventPublisher;
+  clock: Clock;
+  /** A `creating` record older than this was abandoned by a crashed call and may be taken over. */
+  staleCreateMs?: number;
+}
+
+export type EnvironmentService = ReturnType<typeof createEnvironmentService>;
+
+export function notFound(name: string): NotFoundError {
+  return new NotFoundError("not_found", "ENVIRONMENT_NOT_FOUND", `environment "${name}" does not exist`, {
+    environment: name,
+  });
+}
+
+function busy(name: string, doing: string): RoomkeyError {
+  return new RoomkeyError("unavailable", "ENVIRONMENT_BUSY", `environment "${name}" is being ${doing}; retry later`, {
+    environment: name,
+  });
+}
+
+const maxAttempts = 5;
+
+/**
+ * Environments: create (record, database, key, queues), read, update with
+ * optimistic concurrency, list, and delete with its database, queues and key.
+ */
+export function createEnvironmentService(deps: EnvironmentServiceDeps) {
+  const { store, resources, accounts, keyring, events, clock } = deps;
+  const staleCreateMs = deps.staleCreateMs ?? 60_000;
+
+  function newRecord(name: string, changes: EnvironmentChanges, builtIn: boolean): Environment {
+    const now = clock.now();
+    return {
+      name,
+      displayName: changes.displayName ?? "",
+      description: changes.description ?? "",
+      settings: changes.settings ?? {},
+      builtIn,
+      state: "creating",
+      dataKey: keyring.createDataKey(name).wrapped,
+      createTime: now,
+      updateTime: now,
+      version: 1,
+    };
+  }
+
+  /** Provisions the database and flips the record to `active`. Safe to run concurrently. */
+  async function finishCreate(record: Environment): Promise<Environment> {
+    await resources.provision(record.name);
+    let current: Environment | undefined = record;
+    for (let attempt = 0; attempt < maxAttempts && current; attempt++) {
+      if (current.state === "active") return current;
+      if (current.state === "deleting") throw busy(record.name, "deleted");
+      const active: Environment = {
+        ...current,
+        state: "active",
+        updateTime: clock.now(),
+        version: current.version + 1,
+      };
+      if (await store.replace(active, current.version)) {
+        await events.publish({ type: "created", name: record.name });
+        return active;
+      }
+      current = await store.get(record.name);
+    }
+    if (!current) throw notFound(record.name);
+    throw new ConcurrentModificationError(`environment "${record.name}"`);
+  }
+
+  async function create(name: string, changes: EnvironmentChanges): Promise<Environment> {
+    const record = newRecord(name, changes, false);
+    if (await store.insert(record)) return finishCreate(record);
+    const existing = await store.get(name);
+    if (!existing) throw new ConcurrentModificationError(`environment "${name}"`);
+    if (existing.state === "deleting") throw busy(name, "deleted");
+    const abandoned = clock.now().getTime() - existing.updateTime.getTime() > staleCreateMs;
+    if (existing.state === "creating" && abandoned) return finishCreate(existing);
+    throw new AlreadyExistsError(
+      "already_exists",
+      "ENVIRONMENT_EXISTS",
+      existing.state === "creating" ? `environment "${name}" is being created` : `environment "${name}" already exists`,
+      { environment: name },
+    );
+  }
+
+  /**
+   * Makes sure a built-in environment exists. Idempotent, and safe when several
+   * replicas start at once: they may all provision, one record wins.
+   */
+  async function ensure(name: string): Promise<Environment> {
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const existing = await store.get(name);
+      if (existing?.state === "active") return existing;
+      if (existing?.state === "deleting") throw busy(name, "deleted");
+      if (existing) return finishCreate(existing);
+      const record = newRecord(name, {}, true);
+      if (await store.insert(record)) return finishCreate(record);
+    }
+    throw new ConcurrentModificationError(`environment "${name}"`);
+  }
+
+  async function getActive(name: string): Promise<Environment> {
+    const env = await store.get(name);
+    if (!env || env.state === "creating") throw notFound(name);
+    if (env.state === "deleting") throw busy(name, "deleted");
+    return env;
+  }
+
+  async function update(name: string, changes: EnvironmentChanges): Promise<Environment> {
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const current = await getActive(name);
+      const settings: EnvironmentSettings = { ...current.settings, ...changes.settings };
+      const next: Environment = {
+        ...current,
+        displayName: changes.displayName ?? current.displayName,
+        description: changes.description ?? current.description,
+        settings,
+        updateTime: clock.now(),
+        version: current.version + 1,
+      };
+      if (await store.replace(next, current.version)) {
+        await events.publish({ type: "updated", name });
+        return next;
+      }
+    }
+    throw new ConcurrentModificationError(`environment "${name}"`);
+  }
+
+  async function list(page: PageRequest): Promise<Page<Environment>> {
+    const items = await store.list(page);
+    return toPage(items, page.size, (env) => env.name);
+  }
+
+  async function refuseIfActiveAccounts(name: string): Promise<void> {
+    const active = await accounts.countActive(name);
+    if (active > 0) {
+      throw new FailedPreconditionError(
+        "failed_precondition",
+        "ENVIRONMENT_HAS_ACTIVE_ACCOUNTS",
+        `environment "${name}" has ${active} active account(s); disconnect them or delete with force`,
+        { environment: name, active_accounts: String(active) },
+      );
+    }
+  }
+
+  async function setState(env: Environment, state: Environment["state"]): Promise<Environment | undefined> {
+    const next: Environment = { ...env, state, updateTime: clock.now(), version: env.version + 1 };
+    return (await store.replace(next, env.version)) ? next : undefined;
+  }
+
+  /**
+   * Deletes an environment. The record turns `deleting` first, so replicas stop
+   * serving it, then queues, database and record (with the data key) go.
+   * Re-running a delete that was interrupted finishes it.
+   */
+  async function remove(name: string, force: boolean): Promise<void> {
+    let env = await store.get(name);
+    if (!env) throw notFound(name);
+    if (env.state !== "deleting") {
+      if (!force) await refuseIfActiveAccounts(name);
+      const marked = await setState(env, "deleting");
+      if (!marked) throw new ConcurrentModificationError(`environment "${name}"`);
+      env = marked;
+      await events.publish({ type: "deleting", name });
+      if (!force) {
+        // An account may have become active between the count and the mark.
+        try {
+          await refuseIfActiveAccounts(name);
+        } catch (error) {
+          if (await setState(env, "active")) await events.publish({ type: "updated", name });
+          throw error;
+        }
+      }
+    }
+    await resources.removeQueues(name);
+    await resources.dropDatabase(name);
+    await store.remove(name);
+    await events.publish({ type: "deleted", name });
+  }
+
+  return { create, ensure, get: getActive, update, list, remove };
+}

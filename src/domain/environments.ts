@@ -1,0 +1,64 @@
+import type { WrappedDataKey } from "./crypto/envelope.js";
+
+const minute = 60_000;
+const hour = 60 * minute;
+const day = 24 * hour;
+
+/** Settings stored with an environment; an absent value means the default. */
+export interface EnvironmentSettings {
+  /** Lifetime of tokens created without an expiry; absent: they do not expire. */
+  defaultTokenLifetimeMs?: number;
+  oauthRefreshMarginMs?: number;
+  refreshTokenKeepaliveMs?: number;
+  tokenRetentionMs?: number;
+}
+
+export const settingDefaults = {
+  oauthRefreshMarginMs: 10 * minute,
+  refreshTokenKeepaliveMs: 7 * day,
+  tokenRetentionMs: 30 * day,
+} as const;
+
+/** The settings an environment actually runs with: stored values over defaults. */
+export function effectiveSettings(settings: EnvironmentSettings): EnvironmentSettings & typeof settingDefaults {
+  return { ...settingDefaults, ...withoutUndefined(settings) };
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * `creating`: the record exists, its database may not be ready yet.
+ * `active`: serving. `deleting`: being torn down; no longer served.
+ */
+export type EnvironmentState = "creating" | "active" | "deleting";
+
+export interface Environment {
+  name: string;
+  displayName: string;
+  description: string;
+  settings: EnvironmentSettings;
+  builtIn: boolean;
+  state: EnvironmentState;
+  /** The environment's data key, wrapped by the master key. Gone with the environment. */
+  dataKey: WrappedDataKey;
+  createTime: Date;
+  updateTime: Date;
+  /** Incremented by every write; writes compare it (optimistic concurrency). */
+  version: number;
+}
+
+/** What CreateEnvironment and UpdateEnvironment may set. */
+export interface EnvironmentChanges {
+  displayName?: string;
+  description?: string;
+  /** Replaces the named settings; a key present with `undefined` resets it to its default. */
+  settings?: EnvironmentSettings;
+}
+
+/** Published on the event bus whenever the set of environments changes. */
+export interface EnvironmentEvent {
+  type: "created" | "updated" | "deleting" | "deleted";
+  name: string;
+}

@@ -1,0 +1,65 @@
+import { type Db, MongoClient, MongoServerError } from "mongodb";
+
+/** One MongoClient per process; every repository borrows a Db from it. */
+export function createMongoClient(url: string, appName: string): MongoClient {
+  return new MongoClient(url, {
+    appName,
+    serverSelectionTimeoutMS: 5_000,
+    connectTimeoutMS: 5_000,
+    maxPoolSize: 50,
+    // Optional fields left undefined are omitted, never stored as null.
+    ignoreUndefined: true,
+  });
+}
+
+/** The duplicate-key error, on MongoDB and FerretDB alike. */
+export function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoServerError && error.code === 11000;
+}
+
+/** Database names: `<prefix>_control` and `<prefix>_env_<environment>`. */
+export interface DatabaseNames {
+  control: string;
+  environmentPrefix: string;
+  environment(name: string): string;
+}
+
+export function databaseNames(prefix: string): DatabaseNames {
+  const environmentPrefix = `${prefix}_env_`;
+  return {
+    control: `${prefix}_control`,
+    environmentPrefix,
+    environment: (name) => `${environmentPrefix}${name}`,
+  };
+}
+
+/** A collection a repository owns, with the indexes it relies on. */
+export interface CollectionSpec {
+  name: string;
+  indexes: { key: Record<string, 1 | -1>; name: string; unique?: boolean }[];
+}
+
+/**
+ * Creates the collections and indexes; awaited, never fire-and-forget, so a
+ * repository never runs without the indexes it relies on. Idempotent.
+ */
+export async function ensureCollections(db: Db, specs: readonly CollectionSpec[]): Promise<void> {
+  const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
+  for (const spec of specs) {
+    if (!existing.has(spec.name)) {
+      try {
+        await db.createCollection(spec.name);
+      } catch (error) {
+        // NamespaceExists: another replica created it first.
+        if (!(error instanceof MongoServerError && error.code === 48)) throw error;
+      }
+    }
+    // Only the missing indexes, one per command: FerretDB 1.24 drops the connection on a
+    // createIndexes whose several indexes all exist already.
+    const collection = db.collection(spec.name);
+    const present = new Set((await collection.listIndexes().toArray()).map((index) => index.name as string));
+    for (const index of spec.indexes) {
+      if (!present.has(index.name)) await collection.createIndexes([index]);
+    }
+  }
+}
