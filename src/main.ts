@@ -1,0 +1,358 @@
+import { realpathSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { createValidator } from "@bufbuild/protovalidate";
+import { HealthImplementation } from "grpc-health-check";
+import { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { createWorkerFactory } from "../workers/environment-worker.js";
+import { createOrphanSweeper } from "../workers/orphan-sweeper.js";
+import { createWorkerSupervisor } from "../workers/supervisor.js";
+import { type Config, ConfigError, loadConfig } from "./config.js";
+import { systemClock } from "./domain/clock.js";
+import { createKeyring } from "./domain/crypto/envelope.js";
+import { createEnvironmentDirectory } from "./domain/environment-directory.js";
+import { parseEnvironmentName } from "./domain/environment-name.js";
+import { createEnvironmentService } from "./domain/environment-service.js";
+import type { EnvironmentEvent } from "./domain/environments.js";
+import { createIntegrationService } from "./domain/integration-service.js";
+import { createEventBus } from "./events/event-bus.js";
+import { AccountService } from "./gen/roomkey/v1/account_service_pb.js";
+import { EnvironmentService } from "./gen/roomkey/v1/environment_service_pb.js";
+import { TokenService } from "./gen/roomkey/v1/token_service_pb.js";
+import { createLogger } from "./logger.js";
+import { createQueueRegistry } from "./queue/environment-queues.js";
+import { createAuthenticator, createEdge } from "./rpc/edge.js";
+import { createEnvironmentHandlers } from "./rpc/handlers/environment-handlers.js";
+import { unimplementedService } from "./rpc/handlers/unimplemented.js";
+import { createHealthMonitor } from "./rpc/health.js";
+import { bindService, startGrpcServer, startHttpServer } from "./rpc/servers.js";
+import { accountsCollection, createAccountCounter } from "./storage/account-repository.js";
+import { createEnvironmentDatabases } from "./storage/environment-databases.js";
+import { createEnvironmentRepository, environmentsCollection } from "./storage/environment-repository.js";
+import { createIntegrationRepository, integrationsCollection } from "./storage/integration-repository.js";
+import { createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
+
+/** `all`: API and workers in one process (local runs); production runs `api` and `worker` apart. */
+export type Role = "all" | "api" | "worker";
+
+export interface Roomkey {
+  grpcPort: number;
+  httpPort: number;
+  /** Resolves once the default environments exist and the workers run their first pass. */
+  ready: Promise<void>;
+  /** Environments the workers serve now (empty for the `api` role). */
+  servedEnvironments(): string[];
+  /** Graceful, bounded shutdown; resolves true if everything closed in time. */
+  shutdown(): Promise<boolean>;
+}
+
+const environmentsChannel = "environments";
+
+function isEnvironmentEvent(value: unknown): value is EnvironmentEvent {
+  const event = value as Partial<EnvironmentEvent> | null;
+  return (
+    typeof event?.name === "string" && ["created", "updated", "deleting", "deleted"].includes(event.type as string)
+  );
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves with the promise's value, or `undefined` after `ms`. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The composition root: config -> clients -> repositories -> services ->
+ * transports and workers. The only place where things are wired together.
+ */
+export async function startRoomkey(config: Config, role: Role, logger: Logger): Promise<Roomkey> {
+  const runApi = role !== "worker";
+  const runWorkers = role !== "api";
+  const clock = systemClock;
+  const defaults = config.ROOMKEY_DEFAULT_ENVIRONMENTS.map((name) =>
+    parseEnvironmentName(name, "ROOMKEY_DEFAULT_ENVIRONMENTS"),
+  );
+
+  const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`);
+  const names = databaseNames(config.ROOMKEY_DB_PREFIX);
+  // Commands fail fast while Redis is down (the API answers UNAVAILABLE); workers wait instead.
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
+  const subscriber = new Redis(config.REDIS_URL, { lazyConnect: true });
+  for (const [name, connection] of Object.entries({ redis, workerRedis, subscriber })) {
+    connection.on("error", (error) => logger.debug({ err: error, connection: name }, "redis connection error"));
+  }
+  await Promise.all(
+    [redis, workerRedis, subscriber].map((c) =>
+      c.connect().catch((error: unknown) => logger.warn({ err: error }, "redis unreachable at start; retrying")),
+    ),
+  );
+
+  const keyring = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64"));
+  const control = mongo.db(names.control);
+  const environments = createEnvironmentRepository(control);
+  const databases = createEnvironmentDatabases(mongo, names, [integrationsCollection, accountsCollection]);
+  const accounts = createAccountCounter(databases);
+  const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
+  const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
+  const directory = createEnvironmentDirectory({ source: environments, keyring, clock });
+
+  const environmentService = createEnvironmentService({
+    store: environments,
+    resources: {
+      provision: (name) => databases.provision(name),
+      dropDatabase: (name) => databases.drop(name),
+      removeQueues: (name) => queues.removeEnvironment(name),
+    },
+    accounts,
+    keyring,
+    events: {
+      publish: async (event) => {
+        await directory.apply(event).catch((error: unknown) => logger.warn({ err: error }, "directory update failed"));
+        await bus.publish(environmentsChannel, event);
+      },
+    },
+    clock,
+  });
+  const integrationService = createIntegrationService({
+    store: createIntegrationRepository(databases),
+    accounts,
+    keys: { dataKey: (name) => directory.dataKey(name) },
+    clock,
+  });
+
+  const stopping = new AbortController();
+  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  let grpcPort = 0;
+  let httpPort = 0;
+  let closeServers = async (): Promise<void> => {};
+  let edgeIdle = async (): Promise<void> => {};
+  let markStopping = (): void => {};
+  let ready: Promise<void> = Promise.resolve();
+
+  const unsubscribe = bus.subscribe(environmentsChannel, async (payload) => {
+    if (isEnvironmentEvent(payload)) await directory.apply(payload);
+  });
+  cleanups.push(unsubscribe);
+
+  const refreshTimer = setInterval(() => {
+    directory.refresh().catch((error: unknown) => logger.debug({ err: error }, "environment refresh failed"));
+  }, config.ROOMKEY_ENVIRONMENT_REFRESH_MS);
+  cleanups.push(() => clearInterval(refreshTimer));
+
+  if (runApi) {
+    const edge = createEdge({
+      authenticator: createAuthenticator({ adminKey: config.ROOMKEY_ADMIN_KEY }),
+      environments: directory,
+      validator: createValidator(),
+      logger,
+    });
+    const bindings = [
+      bindService(
+        EnvironmentService,
+        edge.wrap(
+          EnvironmentService,
+          createEnvironmentHandlers({ environments: environmentService, integrations: integrationService }),
+        ),
+      ),
+      bindService(TokenService, edge.wrap(TokenService, unimplementedService(TokenService))),
+      bindService(AccountService, edge.wrap(AccountService, unimplementedService(AccountService))),
+    ];
+    const serviceNames = bindings.map((b) => b.service.typeName);
+    const health = new HealthImplementation(Object.fromEntries(["", ...serviceNames].map((s) => [s, "NOT_SERVING"])));
+    const monitor = createHealthMonitor({
+      health,
+      services: serviceNames,
+      probes: [
+        { name: "mongodb", check: () => mongo.db("admin").command({ ping: 1 }) },
+        { name: "redis", check: () => redis.ping() },
+      ],
+      intervalMs: 1_000,
+      timeoutMs: 1_000,
+      logger,
+    });
+    const grpc = await startGrpcServer({
+      host: config.ROOMKEY_HOST,
+      port: config.ROOMKEY_GRPC_PORT,
+      bindings,
+      health,
+      maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+      maxMetadataBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+      logger,
+      shutdownSignal: stopping.signal,
+    });
+    const http = await startHttpServer({
+      host: config.ROOMKEY_HOST,
+      port: config.ROOMKEY_HTTP_PORT,
+      bindings,
+      maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+      maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+      shutdownSignal: stopping.signal,
+    });
+    grpcPort = grpc.port;
+    httpPort = http.port;
+    logger.info({ grpcPort, httpPort, host: config.ROOMKEY_HOST }, "listening");
+    await monitor.start();
+    markStopping = () => monitor.markStopping();
+    edgeIdle = () => edge.idle();
+    closeServers = async () => {
+      grpc.server.forceShutdown();
+      http.server.closeAllConnections();
+    };
+    // Stop accepting at once; in-flight calls finish before closeServers.
+    cleanups.unshift(() => {
+      grpc.server.tryShutdown(() => undefined);
+      http.server.close();
+      http.server.closeIdleConnections();
+    });
+
+    // Bootstrap in the background, retried until MongoDB answers; health says NOT_SERVING until done.
+    ready = (async () => {
+      for (let attempt = 1; !stopping.signal.aborted; attempt++) {
+        try {
+          await ensureCollections(control, [environmentsCollection]);
+          for (const name of defaults) await environmentService.ensure(name);
+          for (const env of await environments.listActive()) await databases.provision(env.name);
+          await directory.refresh();
+          monitor.markReady();
+          return;
+        } catch (error) {
+          logger.warn({ err: error, attempt }, "bootstrap failed; retrying");
+          await sleep(Math.min(5_000, 250 * attempt));
+        }
+      }
+    })();
+  }
+
+  let servedEnvironments = (): string[] => [];
+  let closeWorkers = async (_timeoutMs: number): Promise<boolean> => true;
+  if (runWorkers) {
+    const supervisor = createWorkerSupervisor({
+      listEnvironments: () => environments.listStates(),
+      startWorker: createWorkerFactory({
+        connection: workerRedis,
+        prefix: config.ROOMKEY_QUEUE_PREFIX,
+        processors: {},
+        concurrency: { handshake: 10, rotation: 10 },
+        logger,
+      }),
+      removeQueues: (name) => queues.removeEnvironment(name),
+      reconcileMs: config.ROOMKEY_ENVIRONMENT_REFRESH_MS,
+      logger,
+    });
+    const stopWatching = bus.subscribe(environmentsChannel, () => supervisor.reconcile());
+    cleanups.push(stopWatching);
+    const sweep = createOrphanSweeper({
+      listDatabases: () => databases.listWithDatabase(),
+      listRecords: async () => (await environments.listStates()).map((r) => r.name),
+      dropDatabase: (name) => databases.drop(name),
+      logger,
+    });
+    const sweepTimer = setInterval(() => {
+      sweep().catch((error: unknown) => logger.debug({ err: error }, "orphan sweep failed"));
+    }, 60_000);
+    cleanups.push(() => clearInterval(sweepTimer));
+    if (config.ROOMKEY_WORKER_HEARTBEAT_FILE) {
+      const file = config.ROOMKEY_WORKER_HEARTBEAT_FILE;
+      const beat = () => writeFileSync(file, new Date().toISOString());
+      beat();
+      const heartbeat = setInterval(beat, 5_000);
+      cleanups.push(() => clearInterval(heartbeat));
+    }
+    const started = supervisor.start();
+    ready = Promise.all([ready, started]).then(() => undefined);
+    servedEnvironments = () => supervisor.serving();
+    closeWorkers = (timeoutMs) => supervisor.close(timeoutMs);
+  }
+
+  let shuttingDown: Promise<boolean> | undefined;
+  async function shutdown(): Promise<boolean> {
+    const budget = config.ROOMKEY_SHUTDOWN_TIMEOUT_MS;
+    const started = Date.now();
+    const left = () => Math.max(100, budget - (Date.now() - started));
+    markStopping();
+    stopping.abort();
+    for (const cleanup of cleanups) await cleanup();
+    const drained =
+      (await within(
+        edgeIdle().then(() => true),
+        left(),
+      )) ?? false;
+    await closeServers();
+    const workersClosed = await closeWorkers(left());
+    await within(queues.close(), left());
+    for (const connection of [redis, workerRedis, subscriber]) connection.disconnect();
+    await within(mongo.close(), left());
+    logger.info({ drained, workersClosed, ms: Date.now() - started }, "shut down");
+    return drained && workersClosed;
+  }
+
+  return {
+    grpcPort,
+    httpPort,
+    ready,
+    servedEnvironments: () => servedEnvironments(),
+    shutdown: () => {
+      shuttingDown ??= shutdown();
+      return shuttingDown;
+    },
+  };
+}
+
+function parseRole(argument: string | undefined): Role {
+  if (argument === undefined || argument === "all" || argument === "api" || argument === "worker") {
+    return argument ?? "all";
+  }
+  throw new ConfigError(`unknown role "${argument}": use all, api or worker`);
+}
+
+/** The process entry: parse, start, and shut down on SIGTERM/SIGINT within a bounded time. */
+async function run(): Promise<void> {
+  let config: Config;
+  let role: Role;
+  try {
+    role = parseRole(process.argv[2]);
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`roomkey: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.ROOMKEY_LOG_LEVEL);
+  let app: Roomkey | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, "shutting down");
+    if (!app) process.exit(1);
+    setTimeout(() => {
+      logger.error("shutdown took too long; exiting");
+      process.exit(1);
+    }, config.ROOMKEY_SHUTDOWN_TIMEOUT_MS + 2_000).unref();
+    app.shutdown().then(
+      (clean) => process.exit(clean ? 0 : 1),
+      (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", onSignal);
+  process.once("SIGINT", onSignal);
+  app = await startRoomkey(config, role, logger);
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && realpathSync(entry) === fileURLToPath(import.meta.url)) {
+  run().catch((error: unknown) => {
+    process.stderr.write(`roomkey: failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

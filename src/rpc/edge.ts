@@ -1,0 +1,196 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
+import { pathToString } from "@bufbuild/protobuf/reflect";
+import type { Validator } from "@bufbuild/protovalidate";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { Logger } from "pino";
+import { environmentHeader, parseEnvironmentName } from "../domain/environment-name.js";
+import type { Environment } from "../domain/environments.js";
+import { InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
+import { type CallContext, callContextKey, type Principal } from "./call-context.js";
+import { toConnectError } from "./errors.js";
+import { type MethodPolicy, policyOf } from "./method-policy.js";
+
+/** Turns a bearer secret into a principal of the call's environment. */
+export interface Authenticator {
+  /** Throws UNAUTHENTICATED or PERMISSION_DENIED errors; never returns for a bad secret. */
+  authenticate(secret: string, environment: string): Promise<Principal>;
+}
+
+/** Environment API tokens; arrives with the token feature. */
+export interface TokenAuthenticator {
+  authenticate(secret: string, environment: string): Promise<Principal | undefined>;
+}
+
+function digest(value: string): Buffer {
+  return createHash("sha256").update(value, "utf8").digest();
+}
+
+function invalidCredentials(): RoomkeyError {
+  return new RoomkeyError(
+    "unauthenticated",
+    "CREDENTIALS_INVALID",
+    "authorization: the credentials are not valid here",
+  );
+}
+
+/** The admin key (constant-time comparison of digests), then environment tokens. */
+export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuthenticator }): Authenticator {
+  const adminDigest = digest(deps.adminKey);
+  return {
+    async authenticate(secret, environment) {
+      if (timingSafeEqual(digest(secret), adminDigest)) return { kind: "admin" };
+      const principal = await deps.tokens?.authenticate(secret, environment);
+      if (!principal) throw invalidCredentials();
+      return principal;
+    },
+  };
+}
+
+export interface EdgeDeps {
+  authenticator: Authenticator;
+  environments: { require(name: string): Promise<Environment> };
+  validator: Validator;
+  logger: Logger;
+}
+
+function readEnvironment(headers: Headers): string {
+  const raw = headers.get(environmentHeader);
+  if (raw === null) {
+    throw new RoomkeyError(
+      "invalid_argument",
+      "ENVIRONMENT_INVALID",
+      `${environmentHeader}: metadata is required`,
+      { field: environmentHeader },
+      [{ field: environmentHeader, description: "metadata is required" }],
+    );
+  }
+  if (raw.includes(",")) {
+    throw new RoomkeyError(
+      "invalid_argument",
+      "ENVIRONMENT_INVALID",
+      `${environmentHeader}: must be sent exactly once`,
+      { field: environmentHeader },
+      [{ field: environmentHeader, description: "must be sent exactly once" }],
+    );
+  }
+  return parseEnvironmentName(raw);
+}
+
+function readBearer(headers: Headers): string {
+  const value = headers.get("authorization");
+  const match = value === null ? null : /^Bearer ([\x21-\x7e]+)$/i.exec(value);
+  if (!match?.[1]) {
+    throw new RoomkeyError(
+      "unauthenticated",
+      "CREDENTIALS_MISSING",
+      "authorization: metadata `authorization: Bearer <admin key or API token>` is required",
+    );
+  }
+  return match[1];
+}
+
+function authorize(policy: MethodPolicy, principal: Principal, method: DescMethod): void {
+  if (principal.kind === "admin") return;
+  if (policy.access === "admin") {
+    throw new RoomkeyError("permission_denied", "ADMIN_KEY_REQUIRED", `${method.name} needs the admin key`);
+  }
+  if (!principal.scopes.has(policy.access)) {
+    throw new RoomkeyError(
+      "permission_denied",
+      "SCOPE_MISSING",
+      `${method.name} needs scope ${policy.access}, which this token lacks`,
+      { scope: policy.access },
+    );
+  }
+}
+
+/**
+ * The edge every call of the three services passes, whatever the transport:
+ * environment metadata, authentication, access policy, environment existence,
+ * then the request's protovalidate rules. It sets the typed call context and
+ * maps every failure to a status in one place.
+ */
+export function createEdge(deps: EdgeDeps) {
+  const { authenticator, environments, validator, logger } = deps;
+  let inflight = 0;
+  const idleWaiters: (() => void)[] = [];
+
+  function leave(): void {
+    inflight--;
+    if (inflight === 0) for (const resolve of idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves once no call is in flight: shutdown waits for this. */
+  function idle(): Promise<void> {
+    return inflight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
+  }
+
+  function validate(method: DescMethod, request: Message): void {
+    const result = validator.validate(method.input, request);
+    if (result.kind === "valid") return;
+    if (result.kind === "error") throw result.error;
+    const violations = result.violations.map((v) => ({ field: pathToString(v.field), description: v.message }));
+    const [first] = violations;
+    const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : "";
+    throw new InvalidArgumentError(`invalid request: ${first?.field}: ${first?.description}${more}`, violations);
+  }
+
+  async function admit(method: DescMethod, ctx: HandlerContext, request: Message): Promise<CallContext> {
+    const policy = policyOf(method);
+    const environment = readEnvironment(ctx.requestHeader);
+    const principal = await authenticator.authenticate(readBearer(ctx.requestHeader), environment);
+    authorize(policy, principal, method);
+    if (policy.environment === "existing") await environments.require(environment);
+    validate(method, request);
+    const call: CallContext = { environment, principal };
+    ctx.values.set(callContextKey, call);
+    return call;
+  }
+
+  function wrapMethod(method: DescMethod, impl: (req: Message, ctx: HandlerContext) => unknown) {
+    policyOf(method);
+    const fail = (error: unknown) => toConnectError(error, logger.child({ method: method.name }));
+    if (method.methodKind === "unary") {
+      return async (request: Message, ctx: HandlerContext) => {
+        inflight++;
+        try {
+          await admit(method, ctx, request);
+          return await (impl(request, ctx) as Promise<unknown>);
+        } catch (error) {
+          throw fail(error);
+        } finally {
+          leave();
+        }
+      };
+    }
+    if (method.methodKind === "server_streaming") {
+      return async function* (request: Message, ctx: HandlerContext) {
+        inflight++;
+        try {
+          await admit(method, ctx, request);
+          yield* impl(request, ctx) as AsyncIterable<unknown>;
+        } catch (error) {
+          throw fail(error);
+        } finally {
+          leave();
+        }
+      };
+    }
+    throw new Error(`${method.parent.typeName}/${method.name}: ${method.methodKind} methods are not supported`);
+  }
+
+  /** The service's implementation behind the edge; shared by every transport. */
+  function wrap<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceImpl<S> {
+    const table = impl as unknown as Record<string, (req: Message, ctx: HandlerContext) => unknown>;
+    const wrapped: Record<string, unknown> = {};
+    for (const method of service.methods) {
+      const handler = table[method.localName];
+      if (!handler) throw new Error(`${service.typeName}/${method.name} has no implementation`);
+      wrapped[method.localName] = wrapMethod(method, handler.bind(impl));
+    }
+    return wrapped as ServiceImpl<S>;
+  }
+
+  return { wrap, idle, inflight: () => inflight };
+}

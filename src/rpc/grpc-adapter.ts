@@ -1,0 +1,184 @@
+import { once } from "node:events";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  type DescService,
+  fromBinary,
+  type Message,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { type ConnectError, createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import {
+  Metadata as GrpcMetadata,
+  type Metadata,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceDefinition,
+  type StatusObject,
+  type sendUnaryData,
+  type UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { RoomkeyError } from "../domain/errors.js";
+import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import { statusOf, toConnectError } from "./errors.js";
+
+/** A request as the server's deserializer hands it over: decoded, or why not. */
+type Decoded = { message: Message } | { error: string };
+
+function methodPath(method: DescMethod): string {
+  return `/${method.parent.typeName}/${method.name}`;
+}
+
+function serialize(desc: DescMessage) {
+  return (message: Message) => Buffer.from(toBinary(desc, message));
+}
+
+/** grpc-js method definitions for clients: protobuf-es messages in and out. */
+export function grpcClientDefinition(service: DescService): ServiceDefinition {
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  for (const method of service.methods) {
+    definition[method.localName] = {
+      path: methodPath(method),
+      requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
+      responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
+      requestSerialize: serialize(method.input),
+      requestDeserialize: (bytes: Buffer) => fromBinary(method.input, bytes),
+      responseSerialize: serialize(method.output),
+      responseDeserialize: (bytes: Buffer) => fromBinary(method.output, bytes),
+      originalName: method.name,
+    };
+  }
+  return definition;
+}
+
+/** Server definitions decode into a result, so a malformed request is INVALID_ARGUMENT, not INTERNAL. */
+function serverDefinition(service: DescService): ServiceDefinition {
+  const definition: Record<string, ServiceDefinition[string]> = {};
+  for (const [name, entry] of Object.entries(grpcClientDefinition(service))) {
+    const input = service.methods.find((m) => m.localName === name)?.input;
+    if (!input) continue;
+    definition[name] = {
+      ...entry,
+      requestDeserialize: (bytes: Buffer): Decoded => {
+        try {
+          return { message: fromBinary(input, bytes) };
+        } catch {
+          return { error: `request is not a valid ${input.typeName}` };
+        }
+      },
+    };
+  }
+  return definition;
+}
+
+/** grpc-js metadata as fetch Headers, repeated keys appended, binary values in base64. */
+function headersOf(metadata: Metadata): Headers {
+  const headers = new Headers();
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) headers.append(key, typeof value === "string" ? value : value.toString("base64"));
+  }
+  return headers;
+}
+
+function serviceError(error: ConnectError): Partial<StatusObject> {
+  const metadata = new GrpcMetadata();
+  metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, statusOf(error))));
+  // gRPC and Connect share the numeric status codes.
+  const code: number = error.code;
+  return { code, details: error.rawMessage, metadata };
+}
+
+function shuttingDown(): RoomkeyError {
+  return new RoomkeyError("unavailable", "SHUTTING_DOWN", "the server is shutting down; reconnect to another replica");
+}
+
+export interface GrpcAdapterOptions {
+  logger: Logger;
+  /** Aborted when the server begins to shut down: streams end, unary calls finish. */
+  shutdownSignal: AbortSignal;
+}
+
+/**
+ * Serves a protobuf-es service implementation (the same one the Connect
+ * router serves) on a grpc-js server. Returns what `server.addService` takes.
+ */
+export function grpcService<S extends DescService>(
+  service: S,
+  impl: ServiceImpl<S>,
+  options: GrpcAdapterOptions,
+): [ServiceDefinition, UntypedServiceImplementation] {
+  const table = impl as unknown as Record<string, (req: Message, ctx: HandlerContext) => unknown>;
+  const handlers: UntypedServiceImplementation = {};
+  const fail = (error: unknown) => serviceError(toConnectError(error, options.logger));
+
+  function contextOf(
+    method: DescMethod,
+    call: ServerUnaryCall<Decoded, Message> | ServerWritableStream<Decoded, Message>,
+  ) {
+    const cancelled = new AbortController();
+    call.on("cancelled", () => cancelled.abort());
+    const deadline = call.getDeadline();
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    return createHandlerContext({
+      service,
+      method,
+      protocolName: "grpc",
+      requestMethod: "POST",
+      url: methodPath(method),
+      requestHeader: headersOf(call.metadata),
+      timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
+      requestSignal: cancelled.signal,
+      shutdownSignal: options.shutdownSignal,
+    });
+  }
+
+  function decoded(call: { request: Decoded }): Message {
+    const request = call.request;
+    if ("error" in request) {
+      throw new RoomkeyError("invalid_argument", "INVALID_REQUEST", request.error);
+    }
+    return request.message;
+  }
+
+  for (const method of service.methods) {
+    const fn = table[method.localName];
+    if (!fn) throw new Error(`${service.typeName}/${method.name} has no implementation`);
+    const run = fn.bind(impl);
+    if (method.methodKind === "unary") {
+      handlers[method.localName] = (call: ServerUnaryCall<Decoded, Message>, callback: sendUnaryData<Message>) => {
+        const ctx = contextOf(method, call);
+        Promise.resolve()
+          .then(() => run(decoded(call), ctx) as Promise<Parameters<typeof create>[1]>)
+          .then(
+            (response) => callback(null, create(method.output, response)),
+            (error: unknown) => callback(fail(error)),
+          );
+      };
+    } else if (method.methodKind === "server_streaming") {
+      handlers[method.localName] = (call: ServerWritableStream<Decoded, Message>) => {
+        const ctx = contextOf(method, call);
+        const stream = async () => {
+          for await (const response of run(decoded(call), ctx) as AsyncIterable<Parameters<typeof create>[1]>) {
+            if (ctx.signal.aborted) break;
+            if (!call.write(create(method.output, response))) {
+              await once(call, "drain", { signal: ctx.signal });
+            }
+          }
+        };
+        const finish = (error?: unknown) => {
+          if (call.cancelled) return;
+          if (options.shutdownSignal.aborted) error = shuttingDown();
+          // Emitting `error` sends the status; destroying the call would leave the client hanging.
+          if (error === undefined) call.end();
+          else call.emit("error", fail(error));
+        };
+        stream().then(() => finish(), finish);
+      };
+    } else {
+      throw new Error(`${service.typeName}/${method.name}: ${method.methodKind} is not supported`);
+    }
+  }
+  return [serverDefinition(service), handlers];
+}

@@ -1,0 +1,89 @@
+import type { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "pino";
+
+export interface Probe {
+  name: string;
+  check(): Promise<unknown>;
+}
+
+export interface HealthMonitorDeps {
+  health: Pick<HealthImplementation, "setStatus">;
+  /** Service names reported, besides the server as a whole (""). */
+  services: readonly string[];
+  probes: readonly Probe[];
+  intervalMs: number;
+  timeoutMs: number;
+  logger: Logger;
+}
+
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Reports SERVING only while every backend answers and the server is ready
+ * and not shutting down; NOT_SERVING otherwise, checked every interval.
+ */
+export function createHealthMonitor(deps: HealthMonitorDeps) {
+  const { health, services, probes, intervalMs, timeoutMs, logger } = deps;
+  let ready = false;
+  let stopping = false;
+  let timer: NodeJS.Timeout | undefined;
+  let serving: boolean | undefined;
+  const failing = new Set<string>();
+
+  function publish(): void {
+    const next = ready && !stopping && failing.size === 0;
+    if (next === serving) return;
+    serving = next;
+    const status = next ? "SERVING" : "NOT_SERVING";
+    for (const service of ["", ...services]) health.setStatus(service, status);
+    logger.info({ status, failing: [...failing] }, "health status changed");
+  }
+
+  async function probeAll(): Promise<void> {
+    await Promise.all(
+      probes.map(async (probe) => {
+        try {
+          await within(probe.check(), timeoutMs, probe.name);
+          failing.delete(probe.name);
+        } catch (error) {
+          if (!failing.has(probe.name)) logger.warn({ err: error, probe: probe.name }, "backend unreachable");
+          failing.add(probe.name);
+        }
+      }),
+    );
+    publish();
+  }
+
+  function schedule(): void {
+    if (stopping) return;
+    timer = setTimeout(() => {
+      probeAll().finally(schedule);
+    }, intervalMs);
+  }
+
+  return {
+    /** Begins probing; SERVING once `markReady` was called and probes pass. */
+    async start(): Promise<void> {
+      publish();
+      await probeAll();
+      schedule();
+    },
+    markReady(): void {
+      ready = true;
+      publish();
+    },
+    /** NOT_SERVING at once, for good: the first step of shutdown. */
+    markStopping(): void {
+      stopping = true;
+      clearTimeout(timer);
+      publish();
+    },
+    isServing: () => serving === true,
+  };
+}

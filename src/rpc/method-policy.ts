@@ -1,0 +1,60 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+
+export const scopes = [
+  "environment:read",
+  "environment:write",
+  "tokens:read",
+  "tokens:write",
+  "tokens:verify",
+  "accounts:read",
+  "accounts:write",
+  "accounts:credentials",
+] as const;
+export type Scope = (typeof scopes)[number];
+
+/**
+ * Who may call a method, and whether its environment must already exist
+ * (every method but CreateEnvironment). The admin key passes every check.
+ */
+export interface MethodPolicy {
+  access: "admin" | Scope;
+  environment: "existing" | "new";
+}
+
+const existing = (access: MethodPolicy["access"]): MethodPolicy => ({ access, environment: "existing" });
+
+/** The scope table (README "Scopes"); keyed by `<service>/<method>`. */
+export const methodPolicies: Readonly<Record<string, MethodPolicy>> = {
+  "roomkey.v1.EnvironmentService/CreateEnvironment": { access: "admin", environment: "new" },
+  "roomkey.v1.EnvironmentService/GetEnvironment": existing("environment:read"),
+  "roomkey.v1.EnvironmentService/UpdateEnvironment": existing("environment:write"),
+  "roomkey.v1.EnvironmentService/ListEnvironments": existing("admin"),
+  "roomkey.v1.EnvironmentService/DeleteEnvironment": existing("admin"),
+  "roomkey.v1.EnvironmentService/PutIntegration": existing("environment:write"),
+  "roomkey.v1.EnvironmentService/GetIntegration": existing("environment:read"),
+  "roomkey.v1.EnvironmentService/ListIntegrations": existing("environment:read"),
+  "roomkey.v1.EnvironmentService/DeleteIntegration": existing("environment:write"),
+  "roomkey.v1.TokenService/CreateToken": existing("tokens:write"),
+  "roomkey.v1.TokenService/GetToken": existing("tokens:read"),
+  "roomkey.v1.TokenService/ListTokens": existing("tokens:read"),
+  "roomkey.v1.TokenService/RevokeToken": existing("tokens:write"),
+  "roomkey.v1.TokenService/RotateToken": existing("tokens:write"),
+  "roomkey.v1.TokenService/VerifyToken": existing("tokens:verify"),
+  "roomkey.v1.AccountService/ConnectAccount": existing("accounts:write"),
+  "roomkey.v1.AccountService/StartOAuthConnection": existing("accounts:write"),
+  "roomkey.v1.AccountService/CompleteOAuthConnection": existing("accounts:write"),
+  "roomkey.v1.AccountService/GetAccount": existing("accounts:read"),
+  "roomkey.v1.AccountService/ListAccounts": existing("accounts:read"),
+  "roomkey.v1.AccountService/UpdateAccount": existing("accounts:write"),
+  "roomkey.v1.AccountService/DeleteAccount": existing("accounts:write"),
+  "roomkey.v1.AccountService/RefreshAccountCredentials": existing("accounts:write"),
+  "roomkey.v1.AccountService/GetAccountCredentials": existing("accounts:credentials"),
+  "roomkey.v1.AccountService/WatchAccounts": existing("accounts:read"),
+};
+
+/** The policy of a method; a method without one is a programming error caught at start-up. */
+export function policyOf(method: DescMethod): MethodPolicy {
+  const policy = methodPolicies[`${method.parent.typeName}/${method.name}`];
+  if (!policy) throw new Error(`no access policy for ${method.parent.typeName}/${method.name}`);
+  return policy;
+}

@@ -1,0 +1,115 @@
+import type { Logger } from "pino";
+import type { EnvironmentState } from "../src/domain/environments.js";
+import { type QueueKind, queueKinds } from "../src/queue/queue-names.js";
+
+/** What the supervisor needs of a BullMQ Worker. */
+export interface RunningWorker {
+  close(force?: boolean): Promise<void>;
+}
+
+export interface WorkerSupervisorDeps {
+  /** Every environment record's name and state (throws when MongoDB is unreachable). */
+  listEnvironments(): Promise<{ name: string; state: EnvironmentState }[]>;
+  startWorker(environment: string, kind: QueueKind): RunningWorker;
+  /** Removes a deleted environment's queues, including keys its workers left behind. */
+  removeQueues(environment: string): Promise<void>;
+  reconcileMs: number;
+  logger: Logger;
+}
+
+export type WorkerSupervisor = ReturnType<typeof createWorkerSupervisor>;
+
+function sleep(ms: number): Promise<"timeout"> {
+  return new Promise((resolve) => setTimeout(() => resolve("timeout"), ms).unref());
+}
+
+/** Closes gracefully, then forcibly; never waits longer than `ms` in all (e.g. Redis down). */
+async function closeWithin(worker: RunningWorker, ms: number): Promise<boolean> {
+  const graceful = await Promise.race([worker.close().then(() => "closed" as const), sleep(ms / 2)]);
+  if (graceful === "closed") return true;
+  const forced = await Promise.race([worker.close(true).then(() => "closed" as const), sleep(ms / 2)]);
+  return forced === "closed";
+}
+
+/**
+ * Runs the handshake and rotation workers of every active environment, and
+ * follows environments as they are created and deleted: on an event at once,
+ * otherwise on the next reconcile (every `reconcileMs`).
+ */
+export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
+  const { listEnvironments, startWorker, removeQueues, logger } = deps;
+  const running = new Map<string, RunningWorker[]>();
+  /** Stopped while being deleted: their queues are removed again once the record is gone. */
+  const beingDeleted = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  let closed = false;
+  let pass: Promise<void> = Promise.resolve();
+
+  async function stop(environment: string, deleted: boolean): Promise<void> {
+    const workers = running.get(environment) ?? [];
+    running.delete(environment);
+    await Promise.all(workers.map((w) => closeWithin(w, 5_000)));
+    if (deleted) await removeQueues(environment);
+    logger.info({ environment, deleted }, "stopped serving environment");
+  }
+
+  async function reconcileOnce(): Promise<void> {
+    if (closed) return;
+    const records = await listEnvironments();
+    const states = new Map(records.map((r) => [r.name, r.state]));
+    for (const { name, state } of records) {
+      if (state !== "active" || running.has(name)) continue;
+      running.set(
+        name,
+        queueKinds.map((kind) => startWorker(name, kind)),
+      );
+      logger.info({ environment: name }, "serving environment");
+    }
+    for (const name of [...running.keys()]) {
+      const state = states.get(name);
+      if (state === "active") continue;
+      await stop(name, state === undefined);
+      if (state === "deleting") beingDeleted.add(name);
+    }
+    for (const name of beingDeleted) {
+      const state = states.get(name);
+      if (state === "deleting") continue;
+      beingDeleted.delete(name);
+      // A worker may have written keys after DeleteEnvironment removed the queues.
+      if (state === undefined) await removeQueues(name);
+    }
+  }
+
+  /** Serialised: concurrent triggers queue behind the running pass. */
+  function reconcile(): Promise<void> {
+    pass = pass.then(reconcileOnce).catch((error: unknown) => {
+      logger.warn({ err: error }, "could not reconcile environments; retrying");
+    });
+    return pass;
+  }
+
+  function schedule(): void {
+    if (closed) return;
+    timer = setTimeout(() => {
+      reconcile().finally(schedule);
+    }, deps.reconcileMs);
+  }
+
+  return {
+    async start(): Promise<void> {
+      await reconcile();
+      schedule();
+    },
+    reconcile,
+    serving: () => [...running.keys()].sort(),
+    /** Stops every worker within `timeoutMs`, also when Redis is unreachable. */
+    async close(timeoutMs: number): Promise<boolean> {
+      closed = true;
+      clearTimeout(timer);
+      const workers = [...running.values()].flat();
+      running.clear();
+      const results = await Promise.all(workers.map((w) => closeWithin(w, timeoutMs)));
+      return results.every(Boolean);
+    },
+  };
+}
