@@ -25,7 +25,7 @@ import { createAuthenticator, createEdge } from "./rpc/edge.js";
 import { createEnvironmentHandlers } from "./rpc/handlers/environment-handlers.js";
 import { unimplementedService } from "./rpc/handlers/unimplemented.js";
 import { createHealthMonitor } from "./rpc/health.js";
-import { bindService, startGrpcServer, startHttpServer } from "./rpc/servers.js";
+import { bindService, startTransports } from "./rpc/servers.js";
 import { accountsCollection, createAccountCounter } from "./storage/account-repository.js";
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
 import { createEnvironmentRepository, environmentsCollection } from "./storage/environment-repository.js";
@@ -38,7 +38,7 @@ export type Role = "all" | "api" | "worker";
 export interface Roomkey {
   grpcPort: number;
   httpPort: number;
-  /** Resolves once the default environments exist and the workers run their first pass. */
+  /** Resolves once the default environments exist and the workers ran their first pass. */
   ready: Promise<void>;
   /** Environments the workers serve now (empty for the `api` role). */
   servedEnvironments(): string[];
@@ -50,22 +50,20 @@ const environmentsChannel = "environments";
 
 function isEnvironmentEvent(value: unknown): value is EnvironmentEvent {
   const event = value as Partial<EnvironmentEvent> | null;
-  return (
-    typeof event?.name === "string" && ["created", "updated", "deleting", "deleted"].includes(event.type as string)
-  );
+  return typeof event?.name === "string" && ["created", "updated", "deleting", "deleted"].includes(String(event.type));
 }
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Resolves with the promise's value, or `undefined` after `ms`. */
-function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+/** Resolves true when the promise settles within `ms`, false otherwise. */
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -73,36 +71,47 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
  * transports and workers. The only place where things are wired together.
  */
 export async function startRoomkey(config: Config, role: Role, logger: Logger): Promise<Roomkey> {
-  const runApi = role !== "worker";
-  const runWorkers = role !== "api";
   const clock = systemClock;
   const defaults = config.ROOMKEY_DEFAULT_ENVIRONMENTS.map((name) =>
     parseEnvironmentName(name, "ROOMKEY_DEFAULT_ENVIRONMENTS"),
   );
+  const stopping = new AbortController();
+  /** Run in order at shutdown, after the servers stopped taking calls. */
+  const cleanups: (() => unknown)[] = [];
 
+  // Clients: one MongoClient and a few Redis connections per process.
   const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`);
-  const names = databaseNames(config.ROOMKEY_DB_PREFIX);
   // Commands fail fast while Redis is down (the API answers UNAVAILABLE); workers wait instead.
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
   const subscriber = new Redis(config.REDIS_URL, { lazyConnect: true });
-  for (const [name, connection] of Object.entries({ redis, workerRedis, subscriber })) {
+  const connections = { redis, workerRedis, subscriber };
+  for (const [name, connection] of Object.entries(connections)) {
     connection.on("error", (error) => logger.debug({ err: error, connection: name }, "redis connection error"));
+    connection.connect().catch((error: unknown) => logger.warn({ err: error, connection: name }, "redis unreachable"));
   }
-  await Promise.all(
-    [redis, workerRedis, subscriber].map((c) =>
-      c.connect().catch((error: unknown) => logger.warn({ err: error }, "redis unreachable at start; retrying")),
-    ),
-  );
 
-  const keyring = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64"));
+  // Repositories.
+  const names = databaseNames(config.ROOMKEY_DB_PREFIX);
   const control = mongo.db(names.control);
   const environments = createEnvironmentRepository(control);
   const databases = createEnvironmentDatabases(mongo, names, [integrationsCollection, accountsCollection]);
   const accounts = createAccountCounter(databases);
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
+
+  // Services.
+  const keyring = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64"));
   const directory = createEnvironmentDirectory({ source: environments, keyring, clock });
+  cleanups.push(
+    bus.subscribe(environmentsChannel, async (payload) => {
+      if (isEnvironmentEvent(payload)) await directory.apply(payload);
+    }),
+  );
+  const refreshTimer = setInterval(() => {
+    directory.refresh().catch((error: unknown) => logger.debug({ err: error }, "environment refresh failed"));
+  }, config.ROOMKEY_ENVIRONMENT_REFRESH_MS);
+  cleanups.push(() => clearInterval(refreshTimer));
 
   const environmentService = createEnvironmentService({
     store: environments,
@@ -114,7 +123,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     accounts,
     keyring,
     events: {
-      publish: async (event) => {
+      async publish(event) {
+        // This replica first, then the others.
         await directory.apply(event).catch((error: unknown) => logger.warn({ err: error }, "directory update failed"));
         await bus.publish(environmentsChannel, event);
       },
@@ -128,26 +138,12 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     clock,
   });
 
-  const stopping = new AbortController();
-  const cleanups: (() => Promise<unknown> | unknown)[] = [];
+  // Transports (api, all).
   let grpcPort = 0;
   let httpPort = 0;
-  let closeServers = async (): Promise<void> => {};
-  let edgeIdle = async (): Promise<void> => {};
-  let markStopping = (): void => {};
-  let ready: Promise<void> = Promise.resolve();
-
-  const unsubscribe = bus.subscribe(environmentsChannel, async (payload) => {
-    if (isEnvironmentEvent(payload)) await directory.apply(payload);
-  });
-  cleanups.push(unsubscribe);
-
-  const refreshTimer = setInterval(() => {
-    directory.refresh().catch((error: unknown) => logger.debug({ err: error }, "environment refresh failed"));
-  }, config.ROOMKEY_ENVIRONMENT_REFRESH_MS);
-  cleanups.push(() => clearInterval(refreshTimer));
-
-  if (runApi) {
+  let closeTransports = async (_budgetMs: number) => true;
+  let apiReady: Promise<void> = Promise.resolve();
+  if (role !== "worker") {
     const edge = createEdge({
       authenticator: createAuthenticator({ adminKey: config.ROOMKEY_ADMIN_KEY }),
       environments: directory,
@@ -178,43 +174,37 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       timeoutMs: 1_000,
       logger,
     });
-    const grpc = await startGrpcServer({
-      host: config.ROOMKEY_HOST,
-      port: config.ROOMKEY_GRPC_PORT,
-      bindings,
-      health,
-      maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
-      maxMetadataBytes: config.ROOMKEY_MAX_METADATA_BYTES,
-      logger,
-      shutdownSignal: stopping.signal,
-    });
-    const http = await startHttpServer({
-      host: config.ROOMKEY_HOST,
-      port: config.ROOMKEY_HTTP_PORT,
-      bindings,
-      maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
-      maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
-      shutdownSignal: stopping.signal,
-    });
-    grpcPort = grpc.port;
-    httpPort = http.port;
+    const transports = await startTransports(
+      {
+        host: config.ROOMKEY_HOST,
+        port: config.ROOMKEY_GRPC_PORT,
+        bindings,
+        health,
+        maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+        maxMetadataBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+        logger,
+        shutdownSignal: stopping.signal,
+      },
+      {
+        host: config.ROOMKEY_HOST,
+        port: config.ROOMKEY_HTTP_PORT,
+        bindings,
+        maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+        maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+        shutdownSignal: stopping.signal,
+      },
+    );
+    grpcPort = transports.grpcPort;
+    httpPort = transports.httpPort;
     logger.info({ grpcPort, httpPort, host: config.ROOMKEY_HOST }, "listening");
     await monitor.start();
-    markStopping = () => monitor.markStopping();
-    edgeIdle = () => edge.idle();
-    closeServers = async () => {
-      grpc.server.forceShutdown();
-      http.server.closeAllConnections();
+    closeTransports = (budgetMs) => {
+      monitor.markStopping();
+      return transports.close(() => edge.idle(), budgetMs);
     };
-    // Stop accepting at once; in-flight calls finish before closeServers.
-    cleanups.unshift(() => {
-      grpc.server.tryShutdown(() => undefined);
-      http.server.close();
-      http.server.closeIdleConnections();
-    });
 
     // Bootstrap in the background, retried until MongoDB answers; health says NOT_SERVING until done.
-    ready = (async () => {
+    apiReady = (async () => {
       for (let attempt = 1; !stopping.signal.aborted; attempt++) {
         try {
           await ensureCollections(control, [environmentsCollection]);
@@ -231,9 +221,11 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     })();
   }
 
+  // Workers (worker, all).
   let servedEnvironments = (): string[] => [];
-  let closeWorkers = async (_timeoutMs: number): Promise<boolean> => true;
-  if (runWorkers) {
+  let closeWorkers = async (_budgetMs: number) => true;
+  let workersReady: Promise<void> = Promise.resolve();
+  if (role !== "api") {
     const supervisor = createWorkerSupervisor({
       listEnvironments: () => environments.listStates(),
       startWorker: createWorkerFactory({
@@ -247,8 +239,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       reconcileMs: config.ROOMKEY_ENVIRONMENT_REFRESH_MS,
       logger,
     });
-    const stopWatching = bus.subscribe(environmentsChannel, () => supervisor.reconcile());
-    cleanups.push(stopWatching);
+    cleanups.push(bus.subscribe(environmentsChannel, () => supervisor.reconcile()));
     const sweep = createOrphanSweeper({
       listDatabases: () => databases.listWithDatabase(),
       listRecords: async () => (await environments.listStates()).map((r) => r.name),
@@ -259,45 +250,37 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       sweep().catch((error: unknown) => logger.debug({ err: error }, "orphan sweep failed"));
     }, 60_000);
     cleanups.push(() => clearInterval(sweepTimer));
-    if (config.ROOMKEY_WORKER_HEARTBEAT_FILE) {
-      const file = config.ROOMKEY_WORKER_HEARTBEAT_FILE;
-      const beat = () => writeFileSync(file, new Date().toISOString());
+    const heartbeatFile = config.ROOMKEY_WORKER_HEARTBEAT_FILE;
+    if (heartbeatFile) {
+      const beat = () => writeFileSync(heartbeatFile, new Date().toISOString());
       beat();
       const heartbeat = setInterval(beat, 5_000);
       cleanups.push(() => clearInterval(heartbeat));
     }
-    const started = supervisor.start();
-    ready = Promise.all([ready, started]).then(() => undefined);
+    workersReady = supervisor.start();
     servedEnvironments = () => supervisor.serving();
-    closeWorkers = (timeoutMs) => supervisor.close(timeoutMs);
+    closeWorkers = (budgetMs) => supervisor.close(budgetMs);
   }
 
-  let shuttingDown: Promise<boolean> | undefined;
   async function shutdown(): Promise<boolean> {
-    const budget = config.ROOMKEY_SHUTDOWN_TIMEOUT_MS;
     const started = Date.now();
-    const left = () => Math.max(100, budget - (Date.now() - started));
-    markStopping();
+    const left = () => Math.max(100, config.ROOMKEY_SHUTDOWN_TIMEOUT_MS - (Date.now() - started));
     stopping.abort();
+    const drained = await closeTransports(left());
     for (const cleanup of cleanups) await cleanup();
-    const drained =
-      (await within(
-        edgeIdle().then(() => true),
-        left(),
-      )) ?? false;
-    await closeServers();
     const workersClosed = await closeWorkers(left());
     await within(queues.close(), left());
-    for (const connection of [redis, workerRedis, subscriber]) connection.disconnect();
+    for (const connection of Object.values(connections)) connection.disconnect();
     await within(mongo.close(), left());
     logger.info({ drained, workersClosed, ms: Date.now() - started }, "shut down");
     return drained && workersClosed;
   }
 
+  let shuttingDown: Promise<boolean> | undefined;
   return {
     grpcPort,
     httpPort,
-    ready,
+    ready: Promise.all([apiReady, workersReady]).then(() => undefined),
     servedEnvironments: () => servedEnvironments(),
     shutdown: () => {
       shuttingDown ??= shutdown();
@@ -307,9 +290,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
 }
 
 function parseRole(argument: string | undefined): Role {
-  if (argument === undefined || argument === "all" || argument === "api" || argument === "worker") {
-    return argument ?? "all";
-  }
+  if (argument === undefined) return "all";
+  if (argument === "all" || argument === "api" || argument === "worker") return argument;
   throw new ConfigError(`unknown role "${argument}": use all, api or worker`);
 }
 

@@ -10,6 +10,7 @@ export type ErrorKind =
   | "already_exists"
   | "failed_precondition"
   | "aborted"
+  | "resource_exhausted"
   | "unavailable"
   | "unimplemented";
 

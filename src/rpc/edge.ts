@@ -60,9 +60,10 @@ function readEnvironment(headers: Headers): string {
     throw new RoomkeyError(
       "invalid_argument",
       "ENVIRONMENT_INVALID",
-      `${environmentHeader}: metadata is required`,
+      `${environmentHeader}: metadata is missing or not printable ASCII`,
       { field: environmentHeader },
-      [{ field: environmentHeader, description: "metadata is required" }],
+      // gRPC drops a metadata value that is not printable ASCII before it reaches the edge.
+      [{ field: environmentHeader, description: "metadata is missing or not printable ASCII" }],
     );
   }
   if (raw.includes(",")) {

@@ -18,6 +18,7 @@ const codes: Record<ErrorKind, Code> = {
   already_exists: Code.AlreadyExists,
   failed_precondition: Code.FailedPrecondition,
   aborted: Code.Aborted,
+  resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   unimplemented: Code.Unimplemented,
 };

@@ -73,11 +73,22 @@ function serverDefinition(service: DescService): ServiceDefinition {
   return definition;
 }
 
-/** grpc-js metadata as fetch Headers, repeated keys appended, binary values in base64. */
-function headersOf(metadata: Metadata): Headers {
+/**
+ * grpc-js metadata as fetch Headers, repeated keys appended, binary values in
+ * base64. grpc-js does not cap incoming metadata, so the cap is enforced here.
+ */
+function headersOf(metadata: Metadata, maxBytes: number): Headers {
   const headers = new Headers();
+  let size = 0;
   for (const [key, values] of Object.entries(metadata.toJSON())) {
-    for (const value of values) headers.append(key, typeof value === "string" ? value : value.toString("base64"));
+    for (const value of values) {
+      const text = typeof value === "string" ? value : value.toString("base64");
+      size += key.length + text.length;
+      headers.append(key, text);
+    }
+  }
+  if (size > maxBytes) {
+    throw new RoomkeyError("resource_exhausted", "METADATA_TOO_LARGE", `request metadata exceeds ${maxBytes} bytes`);
   }
   return headers;
 }
@@ -98,6 +109,7 @@ export interface GrpcAdapterOptions {
   logger: Logger;
   /** Aborted when the server begins to shut down: streams end, unary calls finish. */
   shutdownSignal: AbortSignal;
+  maxMetadataBytes: number;
 }
 
 /**
@@ -127,7 +139,7 @@ export function grpcService<S extends DescService>(
       protocolName: "grpc",
       requestMethod: "POST",
       url: methodPath(method),
-      requestHeader: headersOf(call.metadata),
+      requestHeader: headersOf(call.metadata, options.maxMetadataBytes),
       timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
       requestSignal: cancelled.signal,
       shutdownSignal: options.shutdownSignal,
@@ -148,9 +160,8 @@ export function grpcService<S extends DescService>(
     const run = fn.bind(impl);
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: ServerUnaryCall<Decoded, Message>, callback: sendUnaryData<Message>) => {
-        const ctx = contextOf(method, call);
         Promise.resolve()
-          .then(() => run(decoded(call), ctx) as Promise<Parameters<typeof create>[1]>)
+          .then(() => run(decoded(call), contextOf(method, call)) as Promise<Parameters<typeof create>[1]>)
           .then(
             (response) => callback(null, create(method.output, response)),
             (error: unknown) => callback(fail(error)),
@@ -158,8 +169,8 @@ export function grpcService<S extends DescService>(
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = (call: ServerWritableStream<Decoded, Message>) => {
-        const ctx = contextOf(method, call);
         const stream = async () => {
+          const ctx = contextOf(method, call);
           for await (const response of run(decoded(call), ctx) as AsyncIterable<Parameters<typeof create>[1]>) {
             if (ctx.signal.aborted) break;
             if (!call.write(create(method.output, response))) {

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -44,7 +45,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<{ ser
     "grpc.keepalive_permit_without_calls": 1,
   });
   for (const binding of options.bindings) {
-    const [definition, handlers] = binding.grpc({ logger: options.logger, shutdownSignal: options.shutdownSignal });
+    const [definition, handlers] = binding.grpc({
+      logger: options.logger,
+      shutdownSignal: options.shutdownSignal,
+      maxMetadataBytes: options.maxMetadataBytes,
+    });
     server.addService(definition, handlers);
   }
   options.health.addToServer(server);
@@ -58,6 +63,30 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<{ ser
     );
   });
   return { server, port };
+}
+
+/**
+ * A request Node's HTTP parser refuses (a header with NUL or another forbidden
+ * character, an oversized header) never reaches a handler. Answer it the way
+ * the Connect protocol answers errors, so clients see INVALID_ARGUMENT (or
+ * RESOURCE_EXHAUSTED) instead of a bare 400.
+ */
+function answerMalformedRequest(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || !error.code?.startsWith("HPE_")) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
+  const body = JSON.stringify({
+    code: tooLarge ? "resource_exhausted" : "invalid_argument",
+    message: tooLarge
+      ? "request headers are larger than this server accepts"
+      : "malformed HTTP request: a header holds a character HTTP forbids (such as NUL) or is malformed",
+  });
+  socket.end(
+    `HTTP/1.1 ${tooLarge ? 431 : 400} ${tooLarge ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 export interface HttpServerOptions {
@@ -80,6 +109,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<{ ser
     shutdownSignal: options.shutdownSignal,
   });
   const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes }, handler);
+  server.on("clientError", answerMalformedRequest);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host, () => {
@@ -88,4 +118,53 @@ export async function startHttpServer(options: HttpServerOptions): Promise<{ ser
     });
   });
   return { server, port: (server.address() as AddressInfo).port };
+}
+
+/** Both transports, closed together. */
+export interface Transports {
+  grpcPort: number;
+  httpPort: number;
+  /**
+   * Stops accepting calls at once, lets calls in flight finish (`idle`), gives
+   * their responses a moment to flush, then closes every connection. Resolves
+   * true when in-flight calls finished within `budgetMs`.
+   */
+  close(idle: () => Promise<void>, budgetMs: number): Promise<boolean>;
+}
+
+function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer));
+}
+
+/** How long closed connections may take to flush after the last call finished. */
+const flushMs = 1_000;
+
+export async function startTransports(
+  grpcOptions: GrpcServerOptions,
+  httpOptions: HttpServerOptions,
+): Promise<Transports> {
+  const grpc = await startGrpcServer(grpcOptions);
+  const http = await startHttpServer(httpOptions);
+  return {
+    grpcPort: grpc.port,
+    httpPort: http.port,
+    async close(idle, budgetMs) {
+      const started = Date.now();
+      const grpcClosed = new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve()));
+      const httpClosed = new Promise<void>((resolve) => http.server.close(() => resolve()));
+      http.server.closeIdleConnections();
+      const drained = await within(idle(), budgetMs);
+      http.server.closeIdleConnections();
+      // Long-lived streams we do not own (health Watch) would hold this open: bounded.
+      const left = Math.max(0, budgetMs - (Date.now() - started));
+      await within(Promise.all([grpcClosed, httpClosed]), Math.min(flushMs, left));
+      grpc.server.forceShutdown();
+      http.server.closeAllConnections();
+      return drained;
+    },
+  };
 }

@@ -1,4 +1,5 @@
 import type {
+  DescMethodBiDiStreaming,
   DescMethodServerStreaming,
   DescMethodUnary,
   DescService,
@@ -10,6 +11,7 @@ import { anyUnpack } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import {
+  type ClientDuplexStream,
   type ClientReadableStream,
   credentials,
   type GrpcObject,
@@ -60,6 +62,12 @@ export function grpcClient<S extends DescService>(service: S, address: string) {
       return method(m.localName).call(client, create(m.input, request), metadata) as ClientReadableStream<
         MessageShape<O>
       >;
+    },
+    bidi<I extends DescMethodBiDiStreaming["input"], O extends DescMethodBiDiStreaming["output"]>(
+      m: DescMethodBiDiStreaming<I, O>,
+      metadata: Metadata = new Metadata(),
+    ): ClientDuplexStream<MessageShape<I>, MessageShape<O>> {
+      return method(m.localName).call(client, metadata) as ClientDuplexStream<MessageShape<I>, MessageShape<O>>;
     },
     close: () => client.close(),
   };

@@ -1,0 +1,196 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { resolve } from "node:path";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { MongoClient } from "mongodb";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Config } from "../../src/config.js";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { grpcClient, metadataFor } from "../helpers/clients.js";
+import { randomEnvironmentName } from "../helpers/names.js";
+import { ownRedis } from "../helpers/own-services.js";
+import { databasesOf, dropDeployment, eventually, redisKeys, startTestServer, testConfig } from "../helpers/server.js";
+
+const root = resolve(import.meta.dirname, "../..");
+const deployments: Config[] = [];
+
+afterAll(async () => {
+  for (const config of deployments) await dropDeployment(config);
+});
+
+function deployment(overrides: Record<string, string> = {}): Config {
+  const config = testConfig(overrides);
+  deployments.push(config);
+  return config;
+}
+
+/** roomkey as a real child process, from source, with its JSON log lines collected. */
+function spawnRoomkey(config: Config, role: string) {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [key, value] of Object.entries(config)) {
+    if (value !== undefined) env[key] = Array.isArray(value) ? value.join(",") : String(value);
+  }
+  env.ROOMKEY_LOG_LEVEL = "info";
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts", role], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: { msg?: string; [key: string]: unknown }[] = [];
+  let buffer = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const parts = buffer.split("\n");
+    buffer = parts.pop() ?? "";
+    for (const part of parts) {
+      try {
+        lines.push(JSON.parse(part));
+      } catch {
+        lines.push({ msg: part });
+      }
+    }
+  });
+  child.stderr?.on("data", () => undefined);
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  return { child, lines, exited, logged: (msg: string) => lines.some((l) => l.msg === msg) };
+}
+
+describe("start-up", () => {
+  it("when two servers start at once on an empty deployment, then the defaults exist exactly once and both serve them", async () => {
+    const config = deployment();
+    const [a, b] = await Promise.all([startTestServer({ ...config }, "api"), startTestServer({ ...config }, "api")]);
+    try {
+      const mongo = new MongoClient(config.MONGODB_URL);
+      const records = await mongo.db(`${config.ROOMKEY_DB_PREFIX}_control`).collection("environments").find().toArray();
+      expect(records.map((r) => r._id).sort()).toEqual(["development", "production", "staging"]);
+      expect(records.every((r) => r.state === "active")).toBe(true);
+      expect((await databasesOf(mongo, config.ROOMKEY_DB_PREFIX)).sort()).toEqual(
+        ["control", "env_development", "env_production", "env_staging"].map((n) => `${config.ROOMKEY_DB_PREFIX}_${n}`),
+      );
+      await mongo.close();
+      for (const server of [a, b]) {
+        const client = grpcClient(EnvironmentService, server.grpcAddress);
+        for (const name of ["development", "staging", "production"]) {
+          const got = await client.unary(
+            EnvironmentService.method.getEnvironment,
+            {},
+            metadataFor(name, server.adminKey),
+          );
+          expect(got.environment?.builtIn).toBe(true);
+        }
+        client.close();
+      }
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it("when a configuration value is bad, then the process stops at once naming the variable", async () => {
+    const config = deployment();
+    const proc = spawnRoomkey({ ...config, ROOMKEY_MASTER_KEY: "short" }, "api");
+    const stderr: string[] = [];
+    proc.child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));
+    expect(await proc.exited).toBe(2);
+    expect(stderr.join("")).toContain("ROOMKEY_MASTER_KEY");
+    expect(stderr.join("")).not.toContain("short");
+  });
+});
+
+describe("workers follow environments", () => {
+  it("when an environment is created or deleted, then a separate worker process starts or stops serving it within 5 seconds", async () => {
+    const config = deployment();
+    const api = await startTestServer({ ...config }, "api");
+    const worker = await startTestServer({ ...config }, "worker");
+    const client = grpcClient(EnvironmentService, api.grpcAddress);
+    const redis = new Redis(config.REDIS_URL);
+    try {
+      expect(worker.app.servedEnvironments()).toEqual(["development", "production", "staging"]);
+      const name = randomEnvironmentName();
+      await client.unary(EnvironmentService.method.createEnvironment, {}, metadataFor(name, api.adminKey));
+      const startedIn = await eventually(() => worker.app.servedEnvironments().includes(name), 5_000, "serving");
+
+      // A job on its handshake queue is taken by the worker (no processor yet: it fails for good, not silently).
+      const queue = new Queue(`${name}.handshake`, { connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
+      const job = await queue.add("unknown-job", {});
+      await eventually(async () => (await job.getState()) === "failed", 5_000, "job taken");
+      expect((await queue.getJob(job.id ?? ""))?.failedReason).toContain("no processor");
+      await queue.close();
+
+      await client.unary(EnvironmentService.method.deleteEnvironment, {}, metadataFor(name, api.adminKey));
+      const stoppedIn = await eventually(() => !worker.app.servedEnvironments().includes(name), 5_000, "stopped");
+      await eventually(
+        async () => (await redisKeys(redis, `${config.ROOMKEY_QUEUE_PREFIX}:${name}.*`)).length === 0,
+        5_000,
+        "queues removed",
+      );
+      console.log(`worker started serving in ${startedIn} ms, stopped in ${stoppedIn} ms`);
+    } finally {
+      client.close();
+      redis.disconnect();
+      await worker.stop();
+      await api.stop();
+    }
+  });
+});
+
+describe("shutdown of real processes", () => {
+  it("when the API process gets SIGTERM, then health turns NOT_SERVING and it exits 0 within the timeout", async () => {
+    const config = deployment({ ROOMKEY_GRPC_PORT: "0" });
+    const proc = spawnRoomkey(config, "api");
+    try {
+      await eventually(() => proc.logged("listening"), 30_000, "listening");
+      const port = proc.lines.find((l) => l.msg === "listening")?.grpcPort;
+      const health = grpcClient(Health, `127.0.0.1:${port}`);
+      await eventually(
+        async () => (await health.unary(Health.method.check, {}, metadataFor(undefined))).status === Serving.SERVING,
+        30_000,
+        "SERVING",
+      );
+      const seen: Serving[] = [];
+      const watch = health.stream(Health.method.watch, {}, metadataFor(undefined));
+      watch.on("data", (r: { status: Serving }) => seen.push(r.status));
+      watch.on("error", () => undefined);
+      await eventually(() => seen.includes(Serving.SERVING), 5_000, "watching");
+      const started = Date.now();
+      proc.child.kill("SIGTERM");
+      const code = await proc.exited;
+      const took = Date.now() - started;
+      expect(code).toBe(0);
+      expect(seen[seen.length - 1]).toBe(Serving.NOT_SERVING);
+      expect(took).toBeLessThan(config.ROOMKEY_SHUTDOWN_TIMEOUT_MS + 2_000);
+      console.log(`api exited ${code} ${took} ms after SIGTERM`);
+      health.close();
+    } finally {
+      proc.child.kill("SIGKILL");
+    }
+  });
+
+  it("when the worker process gets SIGTERM while Redis is down, then it still exits within the timeout", async () => {
+    const redis = await ownRedis();
+    const config = deployment({ REDIS_URL: redis.url });
+    // The API creates the default environments; this worker process then serves them.
+    await (await startTestServer({ ...config }, "api")).stop();
+    const proc = spawnRoomkey(config, "worker");
+    try {
+      await eventually(
+        () => proc.lines.filter((l) => l.msg === "serving environment").length === 3,
+        30_000,
+        "serving the defaults",
+      );
+      await redis.stop();
+      await new Promise((r) => setTimeout(r, 500));
+      const started = Date.now();
+      proc.child.kill("SIGTERM");
+      const code = await proc.exited;
+      const took = Date.now() - started;
+      expect(code === 0 || code === 1).toBe(true);
+      expect(proc.logged("shut down")).toBe(true);
+      expect(took).toBeLessThan(config.ROOMKEY_SHUTDOWN_TIMEOUT_MS + 2_000);
+      console.log(`worker exited ${code} ${took} ms after SIGTERM with Redis down`);
+    } finally {
+      proc.child.kill("SIGKILL");
+      await redis.dispose();
+    }
+  });
+});
