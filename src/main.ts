@@ -30,7 +30,7 @@ import { accountsCollection, createAccountCounter } from "./storage/account-repo
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
 import { createEnvironmentRepository, environmentsCollection } from "./storage/environment-repository.js";
 import { createIntegrationRepository, integrationsCollection } from "./storage/integration-repository.js";
-import { createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
+import { connectWithRetry, createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
 
 /** `all`: API and workers in one process (local runs); production runs `api` and `worker` apart. */
 export type Role = "all" | "api" | "worker";
@@ -90,6 +90,13 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     connection.on("error", (error) => logger.debug({ err: error, connection: name }, "redis connection error"));
     connection.connect().catch((error: unknown) => logger.warn({ err: error, connection: name }, "redis unreachable"));
   }
+
+  let mongoConnected = false;
+  const mongoReady = connectWithRetry(mongo, stopping.signal, (error, attempt) =>
+    logger.warn({ err: error, attempt }, "MongoDB unreachable; retrying"),
+  ).then((connected) => {
+    mongoConnected = connected;
+  });
 
   // Repositories.
   const names = databaseNames(config.ROOMKEY_DB_PREFIX);
@@ -167,7 +174,13 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       health,
       services: serviceNames,
       probes: [
-        { name: "mongodb", check: () => mongo.db("admin").command({ ping: 1 }) },
+        {
+          name: "mongodb",
+          check: async () => {
+            if (!mongoConnected) throw new Error("MongoDB not connected yet");
+            return mongo.db("admin").command({ ping: 1 });
+          },
+        },
         { name: "redis", check: () => redis.ping() },
       ],
       intervalMs: 1_000,
@@ -205,6 +218,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
 
     // Bootstrap in the background, retried until MongoDB answers; health says NOT_SERVING until done.
     apiReady = (async () => {
+      await mongoReady;
       for (let attempt = 1; !stopping.signal.aborted; attempt++) {
         try {
           await ensureCollections(control, [environmentsCollection]);
@@ -257,7 +271,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       const heartbeat = setInterval(beat, 5_000);
       cleanups.push(() => clearInterval(heartbeat));
     }
-    workersReady = supervisor.start();
+    workersReady = mongoReady.then(() => (stopping.signal.aborted ? undefined : supervisor.start()));
     servedEnvironments = () => supervisor.serving();
     closeWorkers = (budgetMs) => supervisor.close(budgetMs);
   }

@@ -63,3 +63,26 @@ export async function ensureCollections(db: Db, specs: readonly CollectionSpec[]
     }
   }
 }
+
+/**
+ * Connects, retrying until MongoDB answers or `signal` aborts. The driver only
+ * reconnects by itself once a first connection succeeded: after a failed first
+ * attempt every operation fails with "Topology is closed" until `connect()` is
+ * called again, so start-up must not rely on implicit connection.
+ */
+export async function connectWithRetry(
+  client: MongoClient,
+  signal: AbortSignal,
+  onRetry: (error: unknown, attempt: number) => void,
+): Promise<boolean> {
+  for (let attempt = 1; !signal.aborted; attempt++) {
+    try {
+      await client.connect();
+      return true;
+    } catch (error) {
+      onRetry(error, attempt);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5_000, 250 * attempt)));
+    }
+  }
+  return false;
+}

@@ -17,6 +17,8 @@ import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../src/
 import { ServerReflection } from "../../src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1Alpha } from "../../src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { createLogger } from "../../src/logger.js";
+import { startRoomkey } from "../../src/main.js";
 import { grpcClient, metadataFor } from "../helpers/clients.js";
 import { type OwnService, ownFerretDb, ownRedis } from "../helpers/own-services.js";
 import { dropDeployment, eventually, startTestServer, type TestServer, testConfig } from "../helpers/server.js";
@@ -130,6 +132,36 @@ describe("health checking against backends this test owns", () => {
     } finally {
       await mongo.start();
       environments.close();
+    }
+  });
+
+  it("when MongoDB is down at start, then the server says NOT_SERVING and recovers once MongoDB is up", async () => {
+    await mongo.stop();
+    const config = testConfig({ REDIS_URL: redis.url, MONGODB_URL: mongo.url });
+    const app = await startRoomkey(config, "all", createLogger("silent"));
+    try {
+      const address = `127.0.0.1:${app.grpcPort}`;
+      const health = grpcClient(Health, address);
+      const check = async () => (await health.unary(Health.method.check, {}, metadataFor(undefined))).status;
+      expect(await check()).toBe(Serving.NOT_SERVING);
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(await check()).toBe(Serving.NOT_SERVING);
+      await mongo.start();
+      const recovered = await eventually(async () => (await check()) === Serving.SERVING, 20_000, "SERVING");
+      await app.ready;
+      expect(app.servedEnvironments()).toEqual(["development", "production", "staging"]);
+      const environments = grpcClient(EnvironmentService, address);
+      const got = await environments.unary(
+        EnvironmentService.method.getEnvironment,
+        {},
+        metadataFor("staging", config.ROOMKEY_ADMIN_KEY),
+      );
+      expect(got.environment?.name).toBe("staging");
+      console.log(`SERVING ${recovered} ms after MongoDB came up`);
+      environments.close();
+      health.close();
+    } finally {
+      await app.shutdown();
     }
   });
 
