@@ -15,7 +15,8 @@ export type ProcessorTable = Partial<Record<QueueKind, Record<string, JobProcess
 export function createJobRouter(table: ProcessorTable, kind: QueueKind, environment: string, logger: Logger) {
   const processors = table[kind] ?? {};
   return async (job: Job): Promise<unknown> => {
-    const processor = processors[job.name];
+    // Own properties only: a job named "toString" or "__proto__" is unknown too.
+    const processor = Object.hasOwn(processors, job.name) ? processors[job.name] : undefined;
     if (!processor) {
       logger.error({ queue: job.queueName, job: job.name, id: job.id }, "no processor for job");
       throw new UnrecoverableError(`no processor for job "${job.name}" on the ${kind} queue`);

@@ -25,10 +25,13 @@ function sleep(ms: number): Promise<"timeout"> {
 
 /** Closes gracefully, then forcibly; never waits longer than `ms` in all (e.g. Redis down). */
 async function closeWithin(worker: RunningWorker, ms: number): Promise<boolean> {
-  const graceful = await Promise.race([worker.close().then(() => "closed" as const), sleep(ms / 2)]);
-  if (graceful === "closed") return true;
-  const forced = await Promise.race([worker.close(true).then(() => "closed" as const), sleep(ms / 2)]);
-  return forced === "closed";
+  const attempt = (force: boolean) =>
+    (force ? worker.close(true) : worker.close()).then(
+      () => "closed" as const,
+      () => "failed" as const,
+    );
+  if ((await Promise.race([attempt(false), sleep(ms / 2)])) === "closed") return true;
+  return (await Promise.race([attempt(true), sleep(ms / 2)])) === "closed";
 }
 
 /**
@@ -56,6 +59,7 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
   async function reconcileOnce(): Promise<void> {
     if (closed) return;
     const records = await listEnvironments();
+    if (closed) return;
     const states = new Map(records.map((r) => [r.name, r.state]));
     for (const { name, state } of records) {
       if (state !== "active" || running.has(name)) continue;
@@ -106,6 +110,8 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     async close(timeoutMs: number): Promise<boolean> {
       closed = true;
       clearTimeout(timer);
+      // A pass in progress may be starting workers: let it settle first.
+      await Promise.race([pass, sleep(timeoutMs / 2)]);
       const workers = [...running.values()].flat();
       running.clear();
       const results = await Promise.all(workers.map((w) => closeWithin(w, timeoutMs)));

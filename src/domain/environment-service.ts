@@ -204,6 +204,7 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
     let env = await store.get(name);
     if (!env) throw notFound(name);
     if (env.state !== "deleting") {
+      const before = env.state;
       if (!force) await refuseIfActiveAccounts(name);
       const marked = await setState(env, "deleting");
       if (!marked) throw new ConcurrentModificationError(`environment "${name}"`);
@@ -214,7 +215,7 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
         try {
           await refuseIfActiveAccounts(name);
         } catch (error) {
-          if (await setState(env, "active")) await events.publish({ type: "updated", name });
+          if (await setState(env, before)) await events.publish({ type: "updated", name });
           throw error;
         }
       }

@@ -36,10 +36,14 @@ export function seal(key: Buffer, plaintext: Buffer | string, binding: string): 
 
 /** Opens what `seal` produced with the same key and binding, or throws DecryptionError. */
 export function open(key: Buffer, sealed: string, binding: string): Buffer {
-  const [v, iv, tag, body] = sealed.split(".");
-  if (v !== version || iv === undefined || tag === undefined || body === undefined) throw new DecryptionError();
+  const parts = sealed.split(".");
+  const [v, iv, tag, body] = parts;
+  if (parts.length !== 4 || v !== version || iv === undefined || tag === undefined || body === undefined) {
+    throw new DecryptionError();
+  }
   try {
-    const decipher = createDecipheriv(algorithm, key, Buffer.from(iv, "base64url"));
+    // A full 128-bit tag: Node would otherwise accept one as short as 32 bits.
+    const decipher = createDecipheriv(algorithm, key, Buffer.from(iv, "base64url"), { authTagLength: 16 });
     decipher.setAAD(Buffer.from(binding, "utf8"));
     decipher.setAuthTag(Buffer.from(tag, "base64url"));
     return Buffer.concat([decipher.update(Buffer.from(body, "base64url")), decipher.final()]);

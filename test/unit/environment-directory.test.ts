@@ -1,0 +1,230 @@
+import { describe, expect, it } from "vitest";
+import type { WrappedDataKey } from "../../src/domain/crypto/envelope.js";
+import { createEnvironmentDirectory, type EnvironmentSource } from "../../src/domain/environment-directory.js";
+import type { Environment } from "../../src/domain/environments.js";
+import { NotFoundError } from "../../src/domain/errors.js";
+import { type Deferred, deferred, fakeClock, rejectionOf, settle } from "./fakes.js";
+
+function environment(name: string, overrides: Partial<Environment> = {}): Environment {
+  const time = new Date(Date.UTC(2029, 11, 31));
+  return {
+    name,
+    displayName: name,
+    description: "",
+    settings: {},
+    builtIn: false,
+    state: "active",
+    dataKey: { wrapped: `wrapped-${name}-1`, masterKeyId: "test-master" },
+    createTime: time,
+    updateTime: time,
+    version: 1,
+    ...overrides,
+  };
+}
+
+class FakeSource implements EnvironmentSource {
+  readonly records = new Map<string, Environment>();
+  readonly gets: string[] = [];
+  listCalls = 0;
+  /** When set, `get` waits for the test to release it. */
+  gate: Deferred<void> | undefined;
+
+  async get(name: string): Promise<Environment | undefined> {
+    this.gets.push(name);
+    if (this.gate) await this.gate.promise;
+    return this.records.get(name);
+  }
+
+  async listActive(): Promise<Environment[]> {
+    this.listCalls++;
+    return [...this.records.values()].filter((env) => env.state === "active");
+  }
+
+  put(env: Environment): void {
+    this.records.set(env.name, env);
+  }
+}
+
+function setup(missTtlMs = 1_000) {
+  const source = new FakeSource();
+  const clock = fakeClock();
+  const unwrapped: string[] = [];
+  const directory = createEnvironmentDirectory({
+    source,
+    clock,
+    missTtlMs,
+    keyring: {
+      unwrap(environment: string, wrapped: WrappedDataKey) {
+        unwrapped.push(`${environment}:${wrapped.wrapped}`);
+        return Buffer.from(`key-of-${wrapped.wrapped}`);
+      },
+    },
+  });
+  return { directory, source, clock, unwrapped };
+}
+
+describe("find", () => {
+  it("when many callers look up an unknown name at once, then the source is asked once", async () => {
+    const { directory, source } = setup();
+    source.put(environment("env-a"));
+    source.gate = deferred<void>();
+
+    const finds = [1, 2, 3, 4, 5].map(() => directory.find("env-a"));
+    await settle();
+    source.gate.resolve();
+    const results = await Promise.all(finds);
+
+    expect(source.gets).toEqual(["env-a"]);
+    for (const result of results) expect(result?.name).toBe("env-a");
+  });
+
+  it("when a name was found once, then later finds do not ask the source again", async () => {
+    const { directory, source } = setup();
+    source.put(environment("env-a"));
+
+    await directory.find("env-a");
+    await directory.find("env-a");
+
+    expect(source.gets).toEqual(["env-a"]);
+    expect(directory.names()).toEqual(["env-a"]);
+  });
+
+  it("when a name is unknown, then the miss is remembered for missTtlMs and then looked up again", async () => {
+    const { directory, source, clock } = setup(1_000);
+
+    expect(await directory.find("env-a")).toBeUndefined();
+    source.put(environment("env-a"));
+    clock.advance(999);
+    expect(await directory.find("env-a")).toBeUndefined();
+    expect(source.gets).toEqual(["env-a"]);
+
+    clock.advance(1);
+    expect((await directory.find("env-a"))?.name).toBe("env-a");
+    expect(source.gets).toEqual(["env-a", "env-a"]);
+  });
+
+  it.each(["creating", "deleting"] as const)("when the record is %s, then find returns undefined", async (state) => {
+    const { directory, source } = setup();
+    source.put(environment("env-a", { state }));
+
+    expect(await directory.find("env-a")).toBeUndefined();
+    expect(directory.names()).toEqual([]);
+  });
+
+  it("when require is asked for an unknown name, then ENVIRONMENT_NOT_FOUND", async () => {
+    const { directory } = setup();
+    const error = await rejectionOf(directory.require("env-a"));
+    expect(error).toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe("apply", () => {
+  it("when a created event arrives for a remembered miss, then the next find sees the environment at once", async () => {
+    const { directory, source } = setup(60_000);
+    expect(await directory.find("env-a")).toBeUndefined();
+    source.put(environment("env-a"));
+
+    await directory.apply({ type: "created", name: "env-a" });
+
+    expect((await directory.find("env-a"))?.name).toBe("env-a");
+    expect(directory.names()).toEqual(["env-a"]);
+  });
+
+  it("when a deleted event arrives, then the environment is evicted and not reloaded within missTtlMs", async () => {
+    const { directory, source } = setup(60_000);
+    source.put(environment("env-a"));
+    await directory.find("env-a");
+
+    await directory.apply({ type: "deleted", name: "env-a" });
+
+    expect(directory.names()).toEqual([]);
+    expect(await directory.find("env-a")).toBeUndefined();
+    expect(source.gets).toEqual(["env-a"]);
+  });
+
+  it("when a deleting event arrives, then the environment is no longer served", async () => {
+    const { directory, source } = setup();
+    source.put(environment("env-a"));
+    await directory.find("env-a");
+
+    await directory.apply({ type: "deleting", name: "env-a" });
+
+    expect(await directory.find("env-a")).toBeUndefined();
+  });
+
+  it("when an updated event arrives, then the new record replaces the cached one", async () => {
+    const { directory, source } = setup();
+    source.put(environment("env-a", { displayName: "Old" }));
+    await directory.find("env-a");
+    source.put(environment("env-a", { displayName: "New", version: 2 }));
+
+    await directory.apply({ type: "updated", name: "env-a" });
+
+    expect((await directory.find("env-a"))?.displayName).toBe("New");
+  });
+});
+
+describe("refresh", () => {
+  it("when refreshed, then the served set becomes exactly the active records", async () => {
+    const { directory, source } = setup();
+    source.put(environment("env-a"));
+    await directory.find("env-a");
+    source.records.clear();
+    source.put(environment("env-b"));
+    source.put(environment("env-c"));
+    source.put(environment("env-d", { state: "deleting" }));
+
+    await directory.refresh();
+
+    expect(directory.names().sort()).toEqual(["env-b", "env-c"]);
+    expect((await directory.find("env-b"))?.name).toBe("env-b");
+    expect(source.gets).toEqual(["env-a"]);
+  });
+
+  it("when an event arrives while a refresh is in flight, then the older refresh result is dropped", async () => {
+    const { directory, source } = setup();
+    source.put(environment("env-a"));
+    const refreshing = directory.refresh();
+    await directory.apply({ type: "deleted", name: "env-a" });
+    await refreshing;
+
+    expect(directory.names()).toEqual([]);
+  });
+});
+
+describe("dataKey", () => {
+  it("when the data key is asked for repeatedly, then it is unwrapped once", async () => {
+    const { directory, source, unwrapped } = setup();
+    source.put(environment("env-a"));
+
+    const first = await directory.dataKey("env-a");
+    const second = await directory.dataKey("env-a");
+    const third = await directory.dataKey("env-a");
+
+    expect(first.toString()).toBe("key-of-wrapped-env-a-1");
+    expect(second.equals(first)).toBe(true);
+    expect(third.equals(first)).toBe(true);
+    expect(unwrapped).toEqual(["env-a:wrapped-env-a-1"]);
+  });
+
+  it("when the wrapped key changes, then the new one is unwrapped", async () => {
+    const { directory, source, unwrapped } = setup();
+    source.put(environment("env-a"));
+    await directory.dataKey("env-a");
+    source.put(
+      environment("env-a", { version: 2, dataKey: { wrapped: "wrapped-env-a-2", masterKeyId: "test-master" } }),
+    );
+    await directory.apply({ type: "updated", name: "env-a" });
+
+    const key = await directory.dataKey("env-a");
+
+    expect(key.toString()).toBe("key-of-wrapped-env-a-2");
+    expect(unwrapped).toEqual(["env-a:wrapped-env-a-1", "env-a:wrapped-env-a-2"]);
+  });
+
+  it("when the environment is unknown, then dataKey fails with not found and unwraps nothing", async () => {
+    const { directory, unwrapped } = setup();
+    expect(await rejectionOf(directory.dataKey("env-a"))).toBeInstanceOf(NotFoundError);
+    expect(unwrapped).toEqual([]);
+  });
+});

@@ -1,0 +1,193 @@
+import { createValidator } from "@bufbuild/protovalidate";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { notFound } from "../../src/domain/environment-service.js";
+import type { Environment, EnvironmentChanges } from "../../src/domain/environments.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
+import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
+import type { Principal } from "../../src/rpc/call-context.js";
+import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
+import { createEnvironmentHandlers, type EnvironmentHandlerDeps } from "../../src/rpc/handlers/environment-handlers.js";
+import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
+
+const adminKey = "a".repeat(40);
+const tokenSecret = "rk_staging_fake";
+
+function environment(name: string): Environment {
+  const time = new Date(Date.UTC(2030, 0, 1));
+  return {
+    name,
+    displayName: name,
+    description: "",
+    settings: {},
+    builtIn: false,
+    state: "active",
+    dataKey: { wrapped: "v1.x.y.z", masterKeyId: "0" },
+    createTime: time,
+    updateTime: time,
+    version: 1,
+  };
+}
+
+/** Handlers behind the real edge, over connect-es's in-memory transport, with a fake domain. */
+function setup(scopes: string[] = []) {
+  const updates: { name: string; changes: EnvironmentChanges }[] = [];
+  const known = new Set(["staging"]);
+  const environments: EnvironmentHandlerDeps["environments"] = {
+    create: async (name) => environment(name),
+    get: async (name) => environment(name),
+    update: async (name, changes) => {
+      updates.push({ name, changes });
+      return { ...environment(name), displayName: changes.displayName ?? name };
+    },
+    list: async () => ({ items: [environment("staging")], nextAfter: undefined }),
+    remove: async () => undefined,
+  };
+  const integrations: EnvironmentHandlerDeps["integrations"] = {
+    put: async () => {
+      throw new Error("not used");
+    },
+    get: async () => {
+      throw new Error("not used");
+    },
+    list: async () => ({ items: [], nextAfter: undefined }),
+    remove: async () => undefined,
+  };
+  const token: Principal = { kind: "token", tokenId: "tok_1", scopes: new Set(scopes), environment: "staging" };
+  const edge = createEdge({
+    authenticator: createAuthenticator({
+      adminKey,
+      tokens: { authenticate: async (secret) => (secret === tokenSecret ? token : undefined) },
+    }),
+    environments: {
+      require: async (name) => {
+        if (!known.has(name)) throw notFound(name);
+        return environment(name);
+      },
+    },
+    validator: createValidator(),
+    logger: pino({ level: "silent" }),
+  });
+  const transport = createRouterTransport((router) => {
+    router.service(
+      EnvironmentService,
+      edge.wrap(EnvironmentService, createEnvironmentHandlers({ environments, integrations })),
+    );
+    router.service(TokenService, edge.wrap(TokenService, unimplementedService(TokenService)));
+  });
+  return {
+    updates,
+    environments: createClient(EnvironmentService, transport),
+    tokens: createClient(TokenService, transport),
+  };
+}
+
+const headers = (secret = adminKey, env = "staging") => ({
+  "roomkey-environment": env,
+  authorization: `Bearer ${secret}`,
+});
+
+async function failure(promise: Promise<unknown>): Promise<ConnectError> {
+  try {
+    await promise;
+  } catch (error) {
+    return ConnectError.from(error);
+  }
+  throw new Error("expected the call to fail");
+}
+
+describe("EnvironmentService handlers behind the edge", () => {
+  it("when UpdateEnvironment names settings.<field>, then only that setting reaches the domain", async () => {
+    const { environments, updates } = setup();
+    await environments.updateEnvironment(
+      {
+        environment: { displayName: "ignored", settings: { oauthRefreshMargin: { seconds: 120n } } },
+        updateMask: { paths: ["settings.oauth_refresh_margin"] },
+      },
+      { headers: headers() },
+    );
+    expect(updates).toEqual([{ name: "staging", changes: { settings: { oauthRefreshMarginMs: 120_000 } } }]);
+  });
+
+  it("when UpdateEnvironment has no environment, then INVALID_ARGUMENT names it before the domain runs", async () => {
+    const { environments, updates } = setup();
+    const error = await failure(
+      environments.updateEnvironment({ updateMask: { paths: ["display_name"] } }, { headers: headers() }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(error.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).toEqual(["environment"]);
+    expect(updates).toEqual([]);
+  });
+
+  it("when a request breaks several rules, then every violation is listed", async () => {
+    const { environments } = setup();
+    const error = await failure(
+      environments.listEnvironments({ pageSize: -1, pageToken: "x".repeat(600) }, { headers: headers() }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(
+      error
+        .findDetails(BadRequestSchema)[0]
+        ?.fieldViolations.map((v) => v.field)
+        .sort(),
+    ).toEqual(["page_size", "page_token"]);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("INVALID_REQUEST");
+  });
+
+  it("when a token lacks the scope, then PERMISSION_DENIED names the scope", async () => {
+    const { environments } = setup(["environment:read"]);
+    const error = await failure(
+      environments.updateEnvironment(
+        { environment: {}, updateMask: { paths: ["display_name"] } },
+        { headers: headers(tokenSecret) },
+      ),
+    );
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.metadata.scope).toBe("environment:write");
+    const got = await environments.getEnvironment({}, { headers: headers(tokenSecret) });
+    expect(got.environment?.name).toBe("staging");
+  });
+
+  it("when a token calls an admin-only method, then PERMISSION_DENIED asks for the admin key", async () => {
+    const { environments } = setup(["environment:read", "environment:write"]);
+    const error = await failure(environments.listEnvironments({}, { headers: headers(tokenSecret) }));
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("ADMIN_KEY_REQUIRED");
+  });
+
+  it("when the environment is unknown, then NOT_FOUND, but CreateEnvironment may name a new one", async () => {
+    const { environments } = setup();
+    const error = await failure(environments.getEnvironment({}, { headers: headers(adminKey, "nowhere") }));
+    expect(error.code).toBe(Code.NotFound);
+    const created = await environments.createEnvironment({}, { headers: headers(adminKey, "nowhere") });
+    expect(created.environment?.name).toBe("nowhere");
+  });
+
+  it("when a domain call throws an unexpected error, then the caller sees a bare INTERNAL without its message", async () => {
+    const { environments } = setup();
+    const error = await failure(
+      environments.putIntegration(
+        {
+          integration: {
+            name: "crm",
+            authType: 1,
+            credentialCheck: { url: "https://x.example" },
+          },
+        },
+        { headers: headers() },
+      ),
+    );
+    expect(error.code).toBe(Code.Internal);
+    expect(error.rawMessage).toBe("internal error");
+  });
+
+  it("when a method of a service that has not landed passes the edge, then UNIMPLEMENTED", async () => {
+    const { tokens } = setup();
+    const error = await failure(tokens.listTokens({}, { headers: headers() }));
+    expect(error.code).toBe(Code.Unimplemented);
+    const invalid = await failure(tokens.listTokens({}, { headers: headers(adminKey, "Bad") }));
+    expect(invalid.code).toBe(Code.InvalidArgument);
+  });
+});

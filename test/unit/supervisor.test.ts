@@ -1,0 +1,247 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { EnvironmentState } from "../../src/domain/environments.js";
+import type { QueueKind } from "../../src/queue/queue-names.js";
+import { createWorkerSupervisor, type RunningWorker } from "../../workers/supervisor.js";
+import { type Deferred, deferred, memoryLogger, settle } from "./fakes.js";
+
+class FakeWorker implements RunningWorker {
+  readonly closeCalls: (boolean | undefined)[] = [];
+  constructor(
+    readonly environment: string,
+    readonly kind: QueueKind,
+    private readonly hangs: boolean,
+  ) {}
+
+  close(force?: boolean): Promise<void> {
+    this.closeCalls.push(force);
+    return this.hangs ? new Promise<void>(() => {}) : Promise.resolve();
+  }
+}
+
+function setup(options: { hangingWorkers?: boolean; reconcileMs?: number } = {}) {
+  let records: { name: string; state: EnvironmentState }[] = [];
+  let pendingList: Deferred<{ name: string; state: EnvironmentState }[]> | undefined;
+  let listCalls = 0;
+  const workers: FakeWorker[] = [];
+  const removed: string[] = [];
+  const { logger } = memoryLogger();
+  const supervisor = createWorkerSupervisor({
+    async listEnvironments() {
+      listCalls++;
+      if (pendingList) return pendingList.promise;
+      return records.map((r) => ({ ...r }));
+    },
+    startWorker(environment, kind) {
+      const worker = new FakeWorker(environment, kind, options.hangingWorkers ?? false);
+      workers.push(worker);
+      return worker;
+    },
+    async removeQueues(environment) {
+      removed.push(environment);
+    },
+    reconcileMs: options.reconcileMs ?? 60_000,
+    logger,
+  });
+  return {
+    supervisor,
+    workers,
+    removed,
+    setRecords(next: { name: string; state: EnvironmentState }[]) {
+      records = next;
+    },
+    listCalls: () => listCalls,
+    holdList() {
+      pendingList = deferred();
+      return pendingList;
+    },
+    releaseList() {
+      pendingList = undefined;
+    },
+  };
+}
+
+const started = (workers: FakeWorker[]) => workers.map((w) => `${w.environment}:${w.kind}`);
+const openWorkers = (workers: FakeWorker[]) => workers.filter((w) => w.closeCalls.length === 0);
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("reconcile", () => {
+  it("when environments are listed, then each active one gets a handshake and a rotation worker", async () => {
+    const { supervisor, workers, setRecords } = setup();
+    setRecords([
+      { name: "env-a", state: "active" },
+      { name: "env-b", state: "active" },
+      { name: "env-c", state: "creating" },
+      { name: "env-d", state: "deleting" },
+    ]);
+
+    await supervisor.reconcile();
+
+    expect(started(workers)).toEqual(["env-a:handshake", "env-a:rotation", "env-b:handshake", "env-b:rotation"]);
+    expect(supervisor.serving()).toEqual(["env-a", "env-b"]);
+  });
+
+  it("when reconciled again with nothing changed, then no worker is started twice", async () => {
+    const { supervisor, workers, setRecords } = setup();
+    setRecords([{ name: "env-a", state: "active" }]);
+
+    await supervisor.reconcile();
+    await supervisor.reconcile();
+
+    expect(workers).toHaveLength(2);
+    expect(openWorkers(workers)).toHaveLength(2);
+  });
+
+  it("when an environment's record disappears, then its workers stop and its queues are removed", async () => {
+    const { supervisor, workers, removed, setRecords } = setup();
+    setRecords([
+      { name: "env-a", state: "active" },
+      { name: "env-b", state: "active" },
+    ]);
+    await supervisor.reconcile();
+
+    setRecords([{ name: "env-b", state: "active" }]);
+    await supervisor.reconcile();
+
+    expect(workers.filter((w) => w.environment === "env-a").every((w) => w.closeCalls.length > 0)).toBe(true);
+    expect(openWorkers(workers).map((w) => w.environment)).toEqual(["env-b", "env-b"]);
+    expect(removed).toEqual(["env-a"]);
+    expect(supervisor.serving()).toEqual(["env-b"]);
+  });
+
+  it("when an environment turns deleting, then its workers stop but its queues stay until the record is gone", async () => {
+    const { supervisor, workers, removed, setRecords } = setup();
+    setRecords([{ name: "env-a", state: "active" }]);
+    await supervisor.reconcile();
+
+    setRecords([{ name: "env-a", state: "deleting" }]);
+    await supervisor.reconcile();
+
+    expect(openWorkers(workers)).toEqual([]);
+    expect(supervisor.serving()).toEqual([]);
+    expect(removed).toEqual([]);
+
+    await supervisor.reconcile();
+    expect(removed).toEqual([]);
+
+    setRecords([]);
+    await supervisor.reconcile();
+    expect(removed).toEqual(["env-a"]);
+
+    await supervisor.reconcile();
+    expect(removed).toEqual(["env-a"]);
+  });
+
+  it("when a deleting environment rolls back to active, then it is served again and its queues are kept", async () => {
+    const { supervisor, workers, removed, setRecords } = setup();
+    setRecords([{ name: "env-a", state: "active" }]);
+    await supervisor.reconcile();
+    setRecords([{ name: "env-a", state: "deleting" }]);
+    await supervisor.reconcile();
+
+    setRecords([{ name: "env-a", state: "active" }]);
+    await supervisor.reconcile();
+    setRecords([]);
+    await supervisor.reconcile();
+
+    expect(workers).toHaveLength(4);
+    expect(removed).toEqual(["env-a"]);
+  });
+
+  it("when listing fails, then reconcile resolves and the next pass works", async () => {
+    const { supervisor, workers, setRecords, holdList, releaseList } = setup();
+    const held = holdList();
+    const failing = supervisor.reconcile();
+    held.reject(new Error("MongoDB unreachable"));
+    await expect(failing).resolves.toBeUndefined();
+    expect(workers).toEqual([]);
+
+    releaseList();
+    setRecords([{ name: "env-a", state: "active" }]);
+    await supervisor.reconcile();
+    expect(supervisor.serving()).toEqual(["env-a"]);
+  });
+});
+
+describe("close", () => {
+  it("when every worker closes, then close resolves true and each worker was closed gracefully", async () => {
+    const { supervisor, workers, setRecords } = setup();
+    setRecords([{ name: "env-a", state: "active" }]);
+    await supervisor.reconcile();
+
+    expect(await supervisor.close(1_000)).toBe(true);
+    expect(workers.map((w) => w.closeCalls)).toEqual([[undefined], [undefined]]);
+    expect(supervisor.serving()).toEqual([]);
+  });
+
+  it("when a worker's close never resolves, then close gives up within its timeout after forcing", async () => {
+    vi.useFakeTimers();
+    const { supervisor, workers, setRecords } = setup({ hangingWorkers: true });
+    setRecords([{ name: "env-a", state: "active" }]);
+    await supervisor.reconcile();
+
+    let result: boolean | undefined;
+    const closing = supervisor.close(1_000).then((r) => {
+      result = r;
+    });
+
+    await vi.advanceTimersByTimeAsync(499);
+    expect(result).toBeUndefined();
+    expect(workers.map((w) => w.closeCalls)).toEqual([[undefined], [undefined]]);
+
+    await vi.advanceTimersByTimeAsync(1);
+    expect(workers.map((w) => w.closeCalls)).toEqual([
+      [undefined, true],
+      [undefined, true],
+    ]);
+
+    await vi.advanceTimersByTimeAsync(500);
+    await closing;
+    expect(result).toBe(false);
+  });
+
+  it("when closed after start, then no further reconcile runs", async () => {
+    vi.useFakeTimers();
+    const { supervisor, workers, setRecords } = setup({ reconcileMs: 1_000 });
+    await supervisor.start();
+    await supervisor.close(100);
+
+    setRecords([{ name: "env-a", state: "active" }]);
+    await vi.advanceTimersByTimeAsync(5_000);
+
+    expect(workers).toEqual([]);
+  });
+
+  it("when started, then a new environment is picked up on the next scheduled pass", async () => {
+    vi.useFakeTimers();
+    const { supervisor, workers, setRecords } = setup({ reconcileMs: 1_000 });
+    await supervisor.start();
+    setRecords([{ name: "env-a", state: "active" }]);
+
+    await vi.advanceTimersByTimeAsync(1_000);
+
+    expect(started(workers)).toEqual(["env-a:handshake", "env-a:rotation"]);
+    await supervisor.close(100);
+  });
+
+  // Known bug: reconcileOnce checks `closed` only before listEnvironments, and
+  // close() does not wait for the running pass, so a pass in flight starts
+  // workers after close() has returned; nobody ever closes them.
+  it("when close is called while a reconcile pass is listing, then no worker is left running", async () => {
+    const { supervisor, workers, setRecords, holdList, listCalls } = setup();
+    setRecords([]);
+    const held = holdList();
+    const pass = supervisor.reconcile();
+    await settle();
+    expect(listCalls()).toBe(1);
+
+    expect(await supervisor.close(1_000)).toBe(true);
+    held.resolve([{ name: "env-a", state: "active" }]);
+    await pass;
+
+    expect(supervisor.serving()).toEqual([]);
+    expect(openWorkers(workers)).toEqual([]);
+  });
+});
