@@ -107,7 +107,7 @@ async function ensureMongo(): Promise<Started> {
     "--telemetry=disable",
     "--debug-addr=-",
     `--state-dir=${state}`,
-    "--log-level=warn",
+    "--log-level=error",
   ];
   if (await postgresDatabase("roomkey_ferretdb")) {
     args.push("--handler=postgresql", "--postgresql-url=postgres://postgres@127.0.0.1:5432/roomkey_ferretdb");
