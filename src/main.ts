@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { realpathSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { createValidator } from "@bufbuild/protovalidate";
@@ -76,6 +77,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     parseEnvironmentName(name, "ROOMKEY_DEFAULT_ENVIRONMENTS"),
   );
   const stopping = new AbortController();
+  // Every call in flight listens for shutdown: many listeners are expected, not a leak.
+  setMaxListeners(0, stopping.signal);
   /** Run in order at shutdown, after the servers stopped taking calls. */
   const cleanups: (() => unknown)[] = [];
 

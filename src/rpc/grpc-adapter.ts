@@ -24,6 +24,8 @@ import { RoomkeyError } from "../domain/errors.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import { statusOf, toConnectError } from "./errors.js";
 
+type HandlerContextController = ReturnType<typeof createHandlerContext>;
+
 /** A request as the server's deserializer hands it over: decoded, or why not. */
 type Decoded = { message: Message } | { error: string };
 
@@ -160,25 +162,34 @@ export function grpcService<S extends DescService>(
     const run = fn.bind(impl);
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: ServerUnaryCall<Decoded, Message>, callback: sendUnaryData<Message>) => {
+        let ctx: HandlerContextController | undefined;
         Promise.resolve()
-          .then(() => run(decoded(call), contextOf(method, call)) as Promise<Parameters<typeof create>[1]>)
+          .then(() => {
+            ctx = contextOf(method, call);
+            return run(decoded(call), ctx) as Promise<Parameters<typeof create>[1]>;
+          })
           .then(
             (response) => callback(null, create(method.output, response)),
             (error: unknown) => callback(fail(error)),
-          );
+          )
+          // Releases the context's listener on the shutdown signal and its deadline timer.
+          .finally(() => ctx?.abort());
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = (call: ServerWritableStream<Decoded, Message>) => {
+        let ctx: HandlerContextController | undefined;
         const stream = async () => {
-          const ctx = contextOf(method, call);
-          for await (const response of run(decoded(call), ctx) as AsyncIterable<Parameters<typeof create>[1]>) {
-            if (ctx.signal.aborted) break;
+          const context = contextOf(method, call);
+          ctx = context;
+          for await (const response of run(decoded(call), context) as AsyncIterable<Parameters<typeof create>[1]>) {
+            if (context.signal.aborted) break;
             if (!call.write(create(method.output, response))) {
-              await once(call, "drain", { signal: ctx.signal });
+              await once(call, "drain", { signal: context.signal });
             }
           }
         };
         const finish = (error?: unknown) => {
+          ctx?.abort();
           if (call.cancelled) return;
           if (options.shutdownSignal.aborted) error = shuttingDown();
           // Emitting `error` sends the status; destroying the call would leave the client hanging.
