@@ -9,12 +9,10 @@
  *   BENCH_SECONDS=10 npm run bench:edge
  */
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { loadConfig } from "../src/config.js";
 import { HealthCheckRequestSchema } from "../src/gen/grpc/health/v1/health_pb.js";
 import {
   GetEnvironmentRequestSchema,
@@ -23,6 +21,7 @@ import {
 import { ListTokensRequestSchema } from "../src/gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "../src/logger.js";
 import { startRoomkey } from "../src/main.js";
+import { dropDeployment, testConfig } from "../test/helpers/server.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = 50;
@@ -51,18 +50,7 @@ async function load(address: string, path: string, request: string, headers: str
   return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Result;
 }
 
-const prefix = `bench${randomBytes(3).toString("hex")}`;
-const config = loadConfig({
-  ...process.env,
-  ROOMKEY_ADMIN_KEY: randomBytes(32).toString("base64url"),
-  ROOMKEY_MASTER_KEY: randomBytes(32).toString("base64"),
-  ROOMKEY_HOST: "127.0.0.1",
-  ROOMKEY_GRPC_PORT: "0",
-  ROOMKEY_HTTP_PORT: "0",
-  ROOMKEY_DB_PREFIX: prefix,
-  ROOMKEY_QUEUE_PREFIX: prefix,
-  ROOMKEY_LOG_LEVEL: "silent",
-});
+const config = testConfig();
 const app = await startRoomkey(config, "api", createLogger("silent"));
 await app.ready;
 const address = `127.0.0.1:${app.grpcPort}`;
@@ -89,11 +77,7 @@ rows.push([
 ]);
 await app.shutdown();
 
-const { MongoClient } = await import("mongodb");
-const mongo = new MongoClient(config.MONGODB_URL);
-const { databases } = await mongo.db("admin").admin().listDatabases({ nameOnly: true });
-for (const db of databases.filter((d) => d.name.startsWith(`${prefix}_`))) await mongo.db(db.name).dropDatabase();
-await mongo.close();
+await dropDeployment(config);
 
 console.log(
   `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}, ${seconds} s per row, ${concurrency} in flight`,

@@ -26,6 +26,9 @@ import { statusOf, toConnectError } from "./errors.js";
 
 type HandlerContextController = ReturnType<typeof createHandlerContext>;
 
+/** The abort reason of a finished call; a shared value spares a DOMException per call. */
+const callEnded = new Error("call ended");
+
 /** A request as the server's deserializer hands it over: decoded, or why not. */
 type Decoded = { message: Message } | { error: string };
 
@@ -173,7 +176,7 @@ export function grpcService<S extends DescService>(
             (error: unknown) => callback(fail(error)),
           )
           // Releases the context's listener on the shutdown signal and its deadline timer.
-          .finally(() => ctx?.abort());
+          .finally(() => ctx?.abort(callEnded));
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = (call: ServerWritableStream<Decoded, Message>) => {
@@ -189,7 +192,7 @@ export function grpcService<S extends DescService>(
           }
         };
         const finish = (error?: unknown) => {
-          ctx?.abort();
+          ctx?.abort(callEnded);
           if (call.cancelled) return;
           if (options.shutdownSignal.aborted) error = shuttingDown();
           // Emitting `error` sends the status; destroying the call would leave the client hanging.

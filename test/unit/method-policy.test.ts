@@ -1,7 +1,9 @@
+import { getOption } from "@bufbuild/protobuf";
+import { field as fieldRules } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { describe, expect, it } from "vitest";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
-import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
+import { CreateTokenRequestSchema, TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { methodPolicies, policyOf, scopes } from "../../src/rpc/method-policy.js";
 
 const services = [EnvironmentService, TokenService, AccountService];
@@ -29,6 +31,13 @@ describe("method policies", () => {
   it("when the table is read, then every entry belongs to a method of the services", () => {
     const known = new Set(methods.map((m) => `${m.parent.typeName}/${m.name}`));
     expect(Object.keys(methodPolicies).filter((key) => !known.has(key))).toEqual([]);
+  });
+
+  it("when the proto's CreateToken rule lists the scopes, then it lists exactly the ones policies use", () => {
+    const rules = getOption(CreateTokenRequestSchema.field.scopes, fieldRules);
+    const items = rules.type.case === "repeated" ? rules.type.value.items?.type : undefined;
+    const allowed = items?.case === "string" ? items.value.in : [];
+    expect([...allowed].sort()).toEqual([...scopes].sort());
   });
 
   it("when CreateEnvironment is called, then it needs the admin key and a new environment", () => {
