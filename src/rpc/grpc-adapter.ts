@@ -8,7 +8,7 @@ import {
   type Message,
   toBinary,
 } from "@bufbuild/protobuf";
-import { type ConnectError, createHandlerContext, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import type { ConnectError, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   Metadata as GrpcMetadata,
   type Metadata,
@@ -23,11 +23,7 @@ import type { Logger } from "pino";
 import { RoomkeyError } from "../domain/errors.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import { statusOf, toConnectError } from "./errors.js";
-
-type HandlerContextController = ReturnType<typeof createHandlerContext>;
-
-/** The abort reason of a finished call; a shared value spares a DOMException per call. */
-const callEnded = new Error("call ended");
+import { createGrpcContext, type GrpcCallContext } from "./grpc-context.js";
 
 /** A request as the server's deserializer hands it over: decoded, or why not. */
 type Decoded = { message: Message } | { error: string };
@@ -133,20 +129,16 @@ export function grpcService<S extends DescService>(
   function contextOf(
     method: DescMethod,
     call: ServerUnaryCall<Decoded, Message> | ServerWritableStream<Decoded, Message>,
-  ) {
-    const cancelled = new AbortController();
-    call.on("cancelled", () => cancelled.abort());
+  ): GrpcCallContext {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-    return createHandlerContext({
+    return createGrpcContext({
       service,
       method,
-      protocolName: "grpc",
-      requestMethod: "POST",
       url: methodPath(method),
       requestHeader: headersOf(call.metadata, options.maxMetadataBytes),
-      timeoutMs: Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : undefined,
-      requestSignal: cancelled.signal,
+      deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
+      call,
       shutdownSignal: options.shutdownSignal,
     });
   }
@@ -165,25 +157,24 @@ export function grpcService<S extends DescService>(
     const run = fn.bind(impl);
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: ServerUnaryCall<Decoded, Message>, callback: sendUnaryData<Message>) => {
-        let ctx: HandlerContextController | undefined;
+        let ctx: GrpcCallContext | undefined;
         Promise.resolve()
           .then(() => {
             ctx = contextOf(method, call);
-            return run(decoded(call), ctx) as Promise<Parameters<typeof create>[1]>;
+            return run(decoded(call), ctx.context) as Promise<Parameters<typeof create>[1]>;
           })
           .then(
             (response) => callback(null, create(method.output, response)),
             (error: unknown) => callback(fail(error)),
           )
-          // Releases the context's listener on the shutdown signal and its deadline timer.
-          .finally(() => ctx?.abort(callEnded));
+          .finally(() => ctx?.end());
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = (call: ServerWritableStream<Decoded, Message>) => {
-        let ctx: HandlerContextController | undefined;
+        let ctx: GrpcCallContext | undefined;
         const stream = async () => {
-          const context = contextOf(method, call);
-          ctx = context;
+          ctx = contextOf(method, call);
+          const { context } = ctx;
           for await (const response of run(decoded(call), context) as AsyncIterable<Parameters<typeof create>[1]>) {
             if (context.signal.aborted) break;
             if (!call.write(create(method.output, response))) {
@@ -192,7 +183,7 @@ export function grpcService<S extends DescService>(
           }
         };
         const finish = (error?: unknown) => {
-          ctx?.abort(callEnded);
+          ctx?.end();
           if (call.cancelled) return;
           if (options.shutdownSignal.aborted) error = shuttingDown();
           // Emitting `error` sends the status; destroying the call would leave the client hanging.
