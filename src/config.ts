@@ -1,6 +1,12 @@
 import { z } from "zod";
+import { isEnvironmentName } from "./domain/environment-name.js";
 
-const port = z.coerce.number().int().min(0).max(65535);
+/** A TCP port; 0 asks the OS for a free one. An empty value is an error, not 0. */
+const port = z
+  .string()
+  .regex(/^\d{1,5}$/, "must be a port number (0-65535)")
+  .transform(Number)
+  .refine((n) => n <= 65535, "must be a port number (0-65535)");
 
 const schema = z.object({
   MONGODB_URL: z
@@ -20,9 +26,10 @@ const schema = z.object({
   ROOMKEY_HOST: z.string().min(1).default("0.0.0.0"),
   ROOMKEY_GRPC_PORT: port.default(50051),
   ROOMKEY_HTTP_PORT: port.default(8080),
+  // No "_": then no deployment's names can start with another's `<prefix>_env_`.
   ROOMKEY_DB_PREFIX: z
     .string()
-    .regex(/^[a-z][a-z0-9_]{0,15}$/, "must match ^[a-z][a-z0-9_]{0,15}$")
+    .regex(/^[a-z][a-z0-9]{0,15}$/, "must match ^[a-z][a-z0-9]{0,15}$")
     .default("roomkey"),
   ROOMKEY_QUEUE_PREFIX: z
     .string()
@@ -37,7 +44,8 @@ const schema = z.object({
         .split(",")
         .map((s) => s.trim())
         .filter((s) => s.length > 0),
-    ),
+    )
+    .refine((names) => names.every(isEnvironmentName), "must be environment names separated by commas"),
   ROOMKEY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   ROOMKEY_MAX_MESSAGE_BYTES: z.coerce
     .number()

@@ -8,13 +8,13 @@ import type { Logger } from "pino";
 import { createWorkerFactory } from "../workers/environment-worker.js";
 import { createOrphanSweeper } from "../workers/orphan-sweeper.js";
 import { createWorkerSupervisor } from "../workers/supervisor.js";
+import { settlesWithin, sleep } from "./async.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { systemClock } from "./domain/clock.js";
 import { createKeyring } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
-import { parseEnvironmentName } from "./domain/environment-name.js";
 import { createEnvironmentService } from "./domain/environment-service.js";
-import type { EnvironmentEvent } from "./domain/environments.js";
+import { isEnvironmentEvent } from "./domain/environments.js";
 import { createIntegrationService } from "./domain/integration-service.js";
 import { createEventBus } from "./events/event-bus.js";
 import { AccountService } from "./gen/roomkey/v1/account_service_pb.js";
@@ -29,7 +29,11 @@ import { createHealthMonitor } from "./rpc/health.js";
 import { bindService, startTransports } from "./rpc/servers.js";
 import { accountsCollection, createAccountCounter } from "./storage/account-repository.js";
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
-import { createEnvironmentRepository, environmentsCollection } from "./storage/environment-repository.js";
+import {
+  createEnvironmentRepository,
+  deploymentCollection,
+  environmentsCollection,
+} from "./storage/environment-repository.js";
 import { createIntegrationRepository, integrationsCollection } from "./storage/integration-repository.js";
 import { connectWithRetry, createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
 
@@ -49,23 +53,8 @@ export interface Roomkey {
 
 const environmentsChannel = "environments";
 
-function isEnvironmentEvent(value: unknown): value is EnvironmentEvent {
-  const event = value as Partial<EnvironmentEvent> | null;
-  return typeof event?.name === "string" && ["created", "updated", "deleting", "deleted"].includes(String(event.type));
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Resolves true when the promise settles within `ms`, false otherwise. */
-function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer));
-}
+/** A `deleting` record untouched for this long was abandoned mid-way; the workers finish it. */
+const abandonedDeleteMs = 60_000;
 
 /**
  * The composition root: config -> clients -> repositories -> services ->
@@ -73,9 +62,6 @@ function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
  */
 export async function startRoomkey(config: Config, role: Role, logger: Logger): Promise<Roomkey> {
   const clock = systemClock;
-  const defaults = config.ROOMKEY_DEFAULT_ENVIRONMENTS.map((name) =>
-    parseEnvironmentName(name, "ROOMKEY_DEFAULT_ENVIRONMENTS"),
-  );
   const stopping = new AbortController();
   // Every call in flight listens for shutdown: many listeners are expected, not a leak.
   setMaxListeners(0, stopping.signal);
@@ -107,25 +93,17 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   const environments = createEnvironmentRepository(control);
   const databases = createEnvironmentDatabases(mongo, names, [integrationsCollection, accountsCollection]);
   const accounts = createAccountCounter(databases);
-  const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
+  const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
   // Services.
   const keyring = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64"));
   const directory = createEnvironmentDirectory({ source: environments, keyring, clock });
-  cleanups.push(
-    bus.subscribe(environmentsChannel, async (payload) => {
-      if (isEnvironmentEvent(payload)) await directory.apply(payload);
-    }),
-  );
-  const refreshTimer = setInterval(() => {
-    directory.refresh().catch((error: unknown) => logger.debug({ err: error }, "environment refresh failed"));
-  }, config.ROOMKEY_ENVIRONMENT_REFRESH_MS);
-  cleanups.push(() => clearInterval(refreshTimer));
 
   const environmentService = createEnvironmentService({
     store: environments,
     resources: {
+      assertQueuesReachable: () => queues.assertReachable(),
       provision: (name) => databases.provision(name),
       dropDatabase: (name) => databases.drop(name),
       removeQueues: (name) => queues.removeEnvironment(name),
@@ -154,6 +132,16 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   let closeTransports = async (_budgetMs: number) => true;
   let apiReady: Promise<void> = Promise.resolve();
   if (role !== "worker") {
+    // The directory follows environments: events from other replicas at once, a full refresh as the fallback.
+    cleanups.push(
+      bus.subscribe(environmentsChannel, async (payload) => {
+        if (isEnvironmentEvent(payload)) await directory.apply(payload);
+      }),
+    );
+    const refreshTimer = setInterval(() => {
+      directory.refresh().catch((error: unknown) => logger.debug({ err: error }, "environment refresh failed"));
+    }, config.ROOMKEY_ENVIRONMENT_REFRESH_MS);
+    cleanups.push(() => clearInterval(refreshTimer));
     const edge = createEdge({
       authenticator: createAuthenticator({ adminKey: config.ROOMKEY_ADMIN_KEY }),
       environments: directory,
@@ -190,32 +178,43 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       timeoutMs: 1_000,
       logger,
     });
-    const transports = await startTransports(
-      {
-        host: config.ROOMKEY_HOST,
-        port: config.ROOMKEY_GRPC_PORT,
-        bindings,
-        health,
-        maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
-        maxMetadataBytes: config.ROOMKEY_MAX_METADATA_BYTES,
-        logger,
-        shutdownSignal: stopping.signal,
-      },
-      {
-        host: config.ROOMKEY_HOST,
-        port: config.ROOMKEY_HTTP_PORT,
-        bindings,
-        maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
-        maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
-        shutdownSignal: stopping.signal,
-      },
-    );
+    let transports: Awaited<ReturnType<typeof startTransports>>;
+    try {
+      transports = await startTransports(
+        {
+          host: config.ROOMKEY_HOST,
+          port: config.ROOMKEY_GRPC_PORT,
+          bindings,
+          health,
+          maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+          maxMetadataBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+          logger,
+          shutdownSignal: stopping.signal,
+        },
+        {
+          host: config.ROOMKEY_HOST,
+          port: config.ROOMKEY_HTTP_PORT,
+          bindings,
+          maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+          maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+          shutdownSignal: stopping.signal,
+        },
+      );
+    } catch (error) {
+      // A port in use, say: release what was opened so the process can exit.
+      stopping.abort();
+      for (const cleanup of cleanups) await cleanup();
+      for (const connection of Object.values(connections)) connection.disconnect();
+      await mongo.close();
+      throw error;
+    }
     grpcPort = transports.grpcPort;
     httpPort = transports.httpPort;
     logger.info({ grpcPort, httpPort, host: config.ROOMKEY_HOST }, "listening");
     await monitor.start();
     closeTransports = (budgetMs) => {
       monitor.markStopping();
+      edge.stop();
       return transports.close(() => edge.idle(), budgetMs);
     };
 
@@ -224,9 +223,10 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       await mongoReady;
       for (let attempt = 1; !stopping.signal.aborted; attempt++) {
         try {
-          await ensureCollections(control, [environmentsCollection]);
-          for (const name of defaults) await environmentService.ensure(name);
-          for (const env of await environments.listActive()) await databases.provision(env.name);
+          await ensureCollections(control, [environmentsCollection, deploymentCollection]);
+          await environmentService.bootstrap(config.ROOMKEY_DEFAULT_ENVIRONMENTS);
+          // Collections and indexes a newer release declares, for environments made before it.
+          await Promise.all((await environments.listActive()).map((env) => databases.provision(env.name)));
           await directory.refresh();
           monitor.markReady();
           return;
@@ -244,7 +244,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   let workersReady: Promise<void> = Promise.resolve();
   if (role !== "api") {
     const supervisor = createWorkerSupervisor({
-      listEnvironments: () => environments.listStates(),
+      listEnvironments: () => environments.listAll(),
       startWorker: createWorkerFactory({
         connection: workerRedis,
         prefix: config.ROOMKEY_QUEUE_PREFIX,
@@ -259,17 +259,30 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     cleanups.push(bus.subscribe(environmentsChannel, () => supervisor.reconcile()));
     const sweep = createOrphanSweeper({
       listDatabases: () => databases.listWithDatabase(),
-      listRecords: async () => (await environments.listStates()).map((r) => r.name),
+      listRecords: async () => (await environments.listAll()).map((r) => r.name),
       dropDatabase: (name) => databases.drop(name),
       logger,
     });
     const sweepTimer = setInterval(() => {
       sweep().catch((error: unknown) => logger.debug({ err: error }, "orphan sweep failed"));
-    }, 60_000);
+      environments
+        .listAll()
+        .then((records) => environmentService.finishAbandonedDeletes(records, abandonedDeleteMs))
+        .then((finished) => {
+          if (finished.length > 0) logger.info({ environments: finished }, "finished abandoned deletes");
+        })
+        .catch((error: unknown) => logger.debug({ err: error }, "finishing abandoned deletes failed"));
+    }, 30_000);
     cleanups.push(() => clearInterval(sweepTimer));
     const heartbeatFile = config.ROOMKEY_WORKER_HEARTBEAT_FILE;
     if (heartbeatFile) {
-      const beat = () => writeFileSync(heartbeatFile, new Date().toISOString());
+      const beat = () => {
+        try {
+          writeFileSync(heartbeatFile, new Date().toISOString());
+        } catch (error) {
+          logger.warn({ err: error, file: heartbeatFile }, "could not write the heartbeat file");
+        }
+      };
       beat();
       const heartbeat = setInterval(beat, 5_000);
       cleanups.push(() => clearInterval(heartbeat));
@@ -286,9 +299,9 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     const drained = await closeTransports(left());
     for (const cleanup of cleanups) await cleanup();
     const workersClosed = await closeWorkers(left());
-    await within(queues.close(), left());
+    await settlesWithin(queues.close(), left());
     for (const connection of Object.values(connections)) connection.disconnect();
-    await within(mongo.close(), left());
+    await settlesWithin(mongo.close(), left());
     logger.info({ drained, workersClosed, ms: Date.now() - started }, "shut down");
     return drained && workersClosed;
   }

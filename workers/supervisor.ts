@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { settlesWithin, sleep } from "../src/async.js";
 import type { EnvironmentState } from "../src/domain/environments.js";
 import { type QueueKind, queueKinds } from "../src/queue/queue-names.js";
 
@@ -19,10 +20,6 @@ export interface WorkerSupervisorDeps {
 
 export type WorkerSupervisor = ReturnType<typeof createWorkerSupervisor>;
 
-function sleep(ms: number): Promise<"timeout"> {
-  return new Promise((resolve) => setTimeout(() => resolve("timeout"), ms).unref());
-}
-
 /** Closes gracefully, then forcibly; never waits longer than `ms` in all (e.g. Redis down). */
 async function closeWithin(worker: RunningWorker, ms: number): Promise<boolean> {
   const attempt = (force: boolean) =>
@@ -30,8 +27,9 @@ async function closeWithin(worker: RunningWorker, ms: number): Promise<boolean> 
       () => "closed" as const,
       () => "failed" as const,
     );
-  if ((await Promise.race([attempt(false), sleep(ms / 2)])) === "closed") return true;
-  return (await Promise.race([attempt(true), sleep(ms / 2)])) === "closed";
+  const timeout = (share: number) => sleep(share, { unref: true }).then(() => "timeout" as const);
+  if ((await Promise.race([attempt(false), timeout(ms / 2)])) === "closed") return true;
+  return (await Promise.race([attempt(true), timeout(ms / 2)])) === "closed";
 }
 
 /**
@@ -110,11 +108,13 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     async close(timeoutMs: number): Promise<boolean> {
       closed = true;
       clearTimeout(timer);
-      // A pass in progress may be starting workers: let it settle first.
-      await Promise.race([pass, sleep(timeoutMs / 2)]);
+      // A pass in progress may be starting workers: let it settle first (a quarter of the budget at most).
+      const started = Date.now();
+      await settlesWithin(pass, timeoutMs / 4);
       const workers = [...running.values()].flat();
       running.clear();
-      const results = await Promise.all(workers.map((w) => closeWithin(w, timeoutMs)));
+      const left = Math.max(0, timeoutMs - (Date.now() - started));
+      const results = await Promise.all(workers.map((w) => closeWithin(w, left)));
       return results.every(Boolean);
     },
   };

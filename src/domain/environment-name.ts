@@ -15,12 +15,20 @@ export const environmentHeader = "roomkey-environment";
  */
 export function parseEnvironmentName(raw: string, source = environmentHeader): string {
   const problem = describeProblem(raw);
-  if (problem !== undefined) {
-    throw new RoomkeyError("invalid_argument", "ENVIRONMENT_INVALID", `${source}: ${problem}`, { field: source }, [
-      { field: source, description: problem },
-    ]);
-  }
+  if (problem !== undefined) throw invalidEnvironment(problem, source);
   return raw;
+}
+
+/** INVALID_ARGUMENT ENVIRONMENT_INVALID, naming where the environment came from. */
+export function invalidEnvironment(problem: string, source = environmentHeader): RoomkeyError {
+  return new RoomkeyError("invalid_argument", "ENVIRONMENT_INVALID", `${source}: ${problem}`, { field: source }, [
+    { field: source, description: problem },
+  ]);
+}
+
+/** Whether a name passes `parseEnvironmentName`. */
+export function isEnvironmentName(raw: string): boolean {
+  return describeProblem(raw) === undefined;
 }
 
 function describeProblem(raw: string): string | undefined {

@@ -15,8 +15,11 @@ export interface EnvironmentStore {
   /** Inserts a new record; false when one with that name exists. */
   insert(environment: Environment): Promise<boolean>;
   get(name: string): Promise<Environment | undefined>;
-  /** Up to `page.size + 1` records after `page.after`, ordered by name. */
+  /** Up to `page.size + 1` active records after `page.after`, ordered by name. */
   list(page: PageRequest): Promise<Environment[]>;
+  /** Whether the default environments were created once already (then they are not again). */
+  isBootstrapped(): Promise<boolean>;
+  markBootstrapped(at: Date): Promise<void>;
   /** Writes the record if its stored version is still `expectedVersion`. */
   replace(environment: Environment, expectedVersion: number): Promise<boolean>;
   remove(name: string): Promise<void>;
@@ -24,6 +27,8 @@ export interface EnvironmentStore {
 
 /** What an environment owns outside its record: its database and its queues. */
 export interface EnvironmentResources {
+  /** Throws an UNAVAILABLE error when the queues cannot be removed now (Redis down). */
+  assertQueuesReachable(): void;
   /** Creates the database, its collections and indexes. Idempotent. */
   provision(name: string): Promise<void>;
   dropDatabase(name: string): Promise<void>;
@@ -91,8 +96,15 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
     };
   }
 
-  /** Provisions the database and flips the record to `active`. Safe to run concurrently. */
-  async function finishCreate(record: Environment): Promise<Environment> {
+  /**
+   * Provisions the database and flips the record to `active`. Safe to run
+   * concurrently. The caller that inserted the record first drops any database
+   * of that name: with no record it belonged to no one (a replica that had not
+   * yet heard of a deletion may have written to it), and must not leak into
+   * the new environment.
+   */
+  async function finishCreate(record: Environment, inserted: boolean): Promise<Environment> {
+    if (inserted) await resources.dropDatabase(record.name);
     await resources.provision(record.name);
     let current: Environment | undefined = record;
     for (let attempt = 0; attempt < maxAttempts && current; attempt++) {
@@ -116,12 +128,12 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
 
   async function create(name: string, changes: EnvironmentChanges): Promise<Environment> {
     const record = newRecord(name, changes, false);
-    if (await store.insert(record)) return finishCreate(record);
+    if (await store.insert(record)) return finishCreate(record, true);
     const existing = await store.get(name);
     if (!existing) throw new ConcurrentModificationError(`environment "${name}"`);
     if (existing.state === "deleting") throw busy(name, "deleted");
     const abandoned = clock.now().getTime() - existing.updateTime.getTime() > staleCreateMs;
-    if (existing.state === "creating" && abandoned) return finishCreate(existing);
+    if (existing.state === "creating" && abandoned) return finishCreate(existing, false);
     throw new AlreadyExistsError(
       "already_exists",
       "ENVIRONMENT_EXISTS",
@@ -132,18 +144,29 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
 
   /**
    * Makes sure a built-in environment exists. Idempotent, and safe when several
-   * replicas start at once: they may all provision, one record wins.
+   * replicas start at once: they may all provision, one record wins. One being
+   * deleted is left alone (undefined).
    */
-  async function ensure(name: string): Promise<Environment> {
+  async function ensure(name: string): Promise<Environment | undefined> {
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const existing = await store.get(name);
       if (existing?.state === "active") return existing;
-      if (existing?.state === "deleting") throw busy(name, "deleted");
-      if (existing) return finishCreate(existing);
+      if (existing?.state === "deleting") return undefined;
+      if (existing) return finishCreate(existing, false);
       const record = newRecord(name, {}, true);
-      if (await store.insert(record)) return finishCreate(record);
+      if (await store.insert(record)) return finishCreate(record, true);
     }
     throw new ConcurrentModificationError(`environment "${name}"`);
+  }
+
+  /**
+   * Creates the default environments on a deployment's first start only: one
+   * an operator deleted later stays deleted across restarts.
+   */
+  async function bootstrap(names: readonly string[]): Promise<void> {
+    if (await store.isBootstrapped()) return;
+    for (const name of names) await ensure(name);
+    await store.markBootstrapped(clock.now());
   }
 
   async function getActive(name: string): Promise<Environment> {
@@ -203,6 +226,7 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
   async function remove(name: string, force: boolean): Promise<void> {
     let env = await store.get(name);
     if (!env) throw notFound(name);
+    resources.assertQueuesReachable();
     if (env.state !== "deleting") {
       const before = env.state;
       if (!force) await refuseIfActiveAccounts(name);
@@ -226,5 +250,16 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
     await events.publish({ type: "deleted", name });
   }
 
-  return { create, ensure, get: getActive, update, list, remove };
+  /** Finishes deletes left half done (by a crash, or Redis going away mid-way) once they are older than `olderThanMs`. */
+  async function finishAbandonedDeletes(records: readonly Environment[], olderThanMs: number): Promise<string[]> {
+    const finished: string[] = [];
+    for (const env of records) {
+      if (env.state !== "deleting" || clock.now().getTime() - env.updateTime.getTime() < olderThanMs) continue;
+      await remove(env.name, true);
+      finished.push(env.name);
+    }
+    return finished;
+  }
+
+  return { create, ensure, bootstrap, get: getActive, update, list, remove, finishAbandonedDeletes };
 }

@@ -1,4 +1,5 @@
 import type { WrappedDataKey } from "./crypto/envelope.js";
+import { isEnvironmentName } from "./environment-name.js";
 
 const minute = 60_000;
 const hour = 60 * minute;
@@ -61,4 +62,12 @@ export interface EnvironmentChanges {
 export interface EnvironmentEvent {
   type: "created" | "updated" | "deleting" | "deleted";
   name: string;
+}
+
+const eventTypes: ReadonlySet<string> = new Set(["created", "updated", "deleting", "deleted"]);
+
+/** Whether a payload from the bus is an EnvironmentEvent with a valid environment name. */
+export function isEnvironmentEvent(value: unknown): value is EnvironmentEvent {
+  const event = value as Partial<EnvironmentEvent> | null;
+  return typeof event?.name === "string" && isEnvironmentName(event.name) && eventTypes.has(String(event.type));
 }

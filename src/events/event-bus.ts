@@ -14,7 +14,6 @@ export interface EventBus {
    * is reachable (ioredis re-subscribes after reconnecting).
    */
   subscribe(channel: string, handler: (payload: unknown) => void | Promise<void>): Unsubscribe;
-  close(): Promise<void>;
 }
 
 export interface EventBusDeps {
@@ -75,9 +74,6 @@ export function createEventBus({ publisher, subscriber, prefix, logger }: EventB
             .catch((error: unknown) => logger.debug({ err: error, channel }, "unsubscribe failed"));
         }
       };
-    },
-    async close() {
-      handlers.clear();
     },
   };
 }

@@ -1,19 +1,29 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import { withTimeout } from "../async.js";
+import { RoomkeyError } from "../domain/errors.js";
 import { type QueueKind, queueKinds, queueName } from "./queue-names.js";
 
 export interface QueueRegistryDeps {
   connection: Redis;
   prefix: string;
+  logger: Logger;
+  /** How long removing one queue may take before it counts as Redis being unavailable. */
+  removeTimeoutMs?: number;
 }
 
 export type QueueRegistry = ReturnType<typeof createQueueRegistry>;
+
+function redisUnavailable(): RoomkeyError {
+  return new RoomkeyError("unavailable", "BACKEND_UNAVAILABLE", "Redis is unavailable; retry later");
+}
 
 /**
  * Producers for every environment's queues: one Queue object per queue per
  * process, sharing one Redis connection, created on first use.
  */
-export function createQueueRegistry({ connection, prefix }: QueueRegistryDeps) {
+export function createQueueRegistry({ connection, prefix, logger, removeTimeoutMs = 15_000 }: QueueRegistryDeps) {
   const queues = new Map<string, Queue>();
 
   function queue(environment: string, kind: QueueKind): Queue {
@@ -21,20 +31,29 @@ export function createQueueRegistry({ connection, prefix }: QueueRegistryDeps) {
     let found = queues.get(name);
     if (!found) {
       found = new Queue(name, { connection, prefix });
+      found.on("error", (error) => logger.warn({ err: error, queue: name }, "queue error"));
       queues.set(name, found);
     }
     return found;
   }
 
+  /** Fails fast instead of waiting for a Redis that is down (BullMQ would wait for it). */
+  function assertReachable(): void {
+    if (connection.status !== "ready") throw redisUnavailable();
+  }
+
   /** Removes the environment's queues and every job on them, even active ones. */
   async function removeEnvironment(environment: string): Promise<void> {
+    assertReachable();
     for (const kind of queueKinds) {
       const q = queue(environment, kind);
       queues.delete(q.name);
       try {
-        await q.obliterate({ force: true });
+        await withTimeout(q.obliterate({ force: true }), removeTimeoutMs, redisUnavailable);
       } finally {
-        await q.close();
+        await withTimeout(q.close(), removeTimeoutMs, redisUnavailable).catch((error: unknown) =>
+          logger.warn({ err: error, queue: q.name }, "could not close a removed queue"),
+        );
       }
     }
   }
@@ -45,5 +64,5 @@ export function createQueueRegistry({ connection, prefix }: QueueRegistryDeps) {
     await Promise.all(all.map((q) => q.close()));
   }
 
-  return { queue, removeEnvironment, close };
+  return { queue, assertReachable, removeEnvironment, close };
 }

@@ -19,11 +19,3 @@ export interface QueueJobs {
 export function queueName(environment: string, kind: QueueKind): string {
   return `${environment}.${kind}`;
 }
-
-/** The environment and kind of a queue name built by `queueName`. */
-export function parseQueueName(name: string): { environment: string; kind: QueueKind } | undefined {
-  const dot = name.lastIndexOf(".");
-  const kind = name.slice(dot + 1);
-  if (dot <= 0 || !(queueKinds as readonly string[]).includes(kind)) return undefined;
-  return { environment: name.slice(0, dot), kind: kind as QueueKind };
-}

@@ -4,7 +4,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import type { Validator } from "@bufbuild/protovalidate";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { environmentHeader, parseEnvironmentName } from "../domain/environment-name.js";
+import { environmentHeader, invalidEnvironment, parseEnvironmentName } from "../domain/environment-name.js";
 import type { Environment } from "../domain/environments.js";
 import { InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
@@ -56,25 +56,10 @@ export interface EdgeDeps {
 
 function readEnvironment(headers: Headers): string {
   const raw = headers.get(environmentHeader);
-  if (raw === null) {
-    throw new RoomkeyError(
-      "invalid_argument",
-      "ENVIRONMENT_INVALID",
-      `${environmentHeader}: metadata is missing or not printable ASCII`,
-      { field: environmentHeader },
-      // gRPC drops a metadata value that is not printable ASCII before it reaches the edge.
-      [{ field: environmentHeader, description: "metadata is missing or not printable ASCII" }],
-    );
-  }
-  if (raw.includes(",")) {
-    throw new RoomkeyError(
-      "invalid_argument",
-      "ENVIRONMENT_INVALID",
-      `${environmentHeader}: must be sent exactly once`,
-      { field: environmentHeader },
-      [{ field: environmentHeader, description: "must be sent exactly once" }],
-    );
-  }
+  // gRPC drops a metadata value that is not printable ASCII before it reaches the edge.
+  if (raw === null) throw invalidEnvironment("metadata is missing or not printable ASCII");
+  // Headers joins repeated values with ", ".
+  if (raw.includes(",")) throw invalidEnvironment("must be sent exactly once");
   return parseEnvironmentName(raw);
 }
 
@@ -115,6 +100,7 @@ function authorize(policy: MethodPolicy, principal: Principal, method: DescMetho
 export function createEdge(deps: EdgeDeps) {
   const { authenticator, environments, validator, logger } = deps;
   let inflight = 0;
+  let stopped = false;
   const idleWaiters: (() => void)[] = [];
 
   function leave(): void {
@@ -138,6 +124,10 @@ export function createEdge(deps: EdgeDeps) {
   }
 
   async function admit(method: DescMethod, ctx: HandlerContext, request: Message): Promise<CallContext> {
+    // A keep-alive HTTP connection can still carry new calls after close(): refuse them.
+    if (stopped) {
+      throw new RoomkeyError("unavailable", "SHUTTING_DOWN", "the server is shutting down; retry on another replica");
+    }
     const policy = policyOf(method);
     const environment = readEnvironment(ctx.requestHeader);
     const principal = await authenticator.authenticate(readBearer(ctx.requestHeader), environment);
@@ -193,5 +183,10 @@ export function createEdge(deps: EdgeDeps) {
     return wrapped as ServiceImpl<S>;
   }
 
-  return { wrap, idle, inflight: () => inflight };
+  /** From now on every call is refused UNAVAILABLE; calls already admitted finish. */
+  function stop(): void {
+    stopped = true;
+  }
+
+  return { wrap, idle, stop };
 }

@@ -74,27 +74,26 @@ function serverDefinition(service: DescService): ServiceDefinition {
   return definition;
 }
 
-/**
- * grpc-js metadata as fetch Headers, repeated keys appended, binary values in
- * base64. grpc-js does not cap incoming metadata, so the cap is enforced here.
- */
-function headersOf(metadata: Metadata, maxBytes: number): Headers {
+/** grpc-js metadata as fetch Headers, repeated keys appended, binary values in base64. */
+function headersOf(metadata: Metadata): Headers {
   const headers = new Headers();
-  let size = 0;
   for (const [key, values] of Object.entries(metadata.toJSON())) {
-    for (const value of values) {
-      const text = typeof value === "string" ? value : value.toString("base64");
-      size += key.length + text.length;
-      headers.append(key, text);
-    }
-  }
-  if (size > maxBytes) {
-    throw new RoomkeyError("resource_exhausted", "METADATA_TOO_LARGE", `request metadata exceeds ${maxBytes} bytes`);
+    for (const value of values) headers.append(key, typeof value === "string" ? value : value.toString("base64"));
   }
   return headers;
 }
 
-function serviceError(error: ConnectError): Partial<StatusObject> {
+/** The size of request metadata as the cap counts it: keys and values, binary values in bytes. */
+export function metadataSize(metadata: Metadata): number {
+  let size = 0;
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const value of values) size += key.length + value.length;
+  }
+  return size;
+}
+
+/** A status for grpc-js, with `grpc-status-details-bin` carrying the error's details. */
+export function serviceError(error: ConnectError): Pick<StatusObject, "code" | "details" | "metadata"> {
   const metadata = new GrpcMetadata();
   metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, statusOf(error))));
   // gRPC and Connect share the numeric status codes.
@@ -110,7 +109,6 @@ export interface GrpcAdapterOptions {
   logger: Logger;
   /** Aborted when the server begins to shut down: streams end, unary calls finish. */
   shutdownSignal: AbortSignal;
-  maxMetadataBytes: number;
 }
 
 /**
@@ -136,7 +134,7 @@ export function grpcService<S extends DescService>(
       service,
       method,
       url: methodPath(method),
-      requestHeader: headersOf(call.metadata, options.maxMetadataBytes),
+      requestHeader: headersOf(call.metadata),
       deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
       call,
       shutdownSignal: options.shutdownSignal,

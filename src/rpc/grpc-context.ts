@@ -20,6 +20,8 @@ export interface GrpcCallContext {
   end(): void;
 }
 
+const maxTimerMs = 2 ** 31 - 1;
+
 /** Shared abort reasons: no DOMException and stack trace per call. */
 const ended = new Error("call ended");
 const cancelled = new ConnectError("the client cancelled the call", Code.Canceled);
@@ -63,10 +65,12 @@ export function createGrpcContext(init: GrpcContextInit): GrpcCallContext {
       abort(shutdownSignal.reason);
     } else {
       shutdownSignal.addEventListener("abort", onShutdown, { once: true });
-      if (deadline !== undefined) {
+      // Node fires a timer of more than 2^31-1 ms at once: a deadline that far away is no deadline.
+      const remaining = deadline === undefined ? undefined : Math.max(0, deadline - Date.now());
+      if (remaining !== undefined && remaining <= maxTimerMs) {
         timer = setTimeout(
           () => abort(new ConnectError("the deadline was exceeded", Code.DeadlineExceeded)),
-          Math.max(0, deadline - Date.now()),
+          remaining,
         );
       }
     }

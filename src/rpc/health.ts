@@ -1,5 +1,6 @@
 import type { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
+import { withTimeout } from "../async.js";
 
 export interface Probe {
   name: string;
@@ -14,14 +15,6 @@ export interface HealthMonitorDeps {
   intervalMs: number;
   timeoutMs: number;
   logger: Logger;
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**
@@ -49,7 +42,11 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
     await Promise.all(
       probes.map(async (probe) => {
         try {
-          await within(probe.check(), timeoutMs, probe.name);
+          await withTimeout(
+            probe.check(),
+            timeoutMs,
+            () => new Error(`${probe.name} did not answer within ${timeoutMs} ms`),
+          );
           failing.delete(probe.name);
         } catch (error) {
           if (!failing.has(probe.name)) logger.warn({ err: error, probe: probe.name }, "backend unreachable");
@@ -84,6 +81,5 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
       clearTimeout(timer);
       publish();
     },
-    isServing: () => serving === true,
   };
 }

@@ -13,23 +13,25 @@ export const scopes = [
 export type Scope = (typeof scopes)[number];
 
 /**
- * Who may call a method, and whether its environment must already exist
- * (every method but CreateEnvironment). The admin key passes every check.
+ * Who may call a method, and whether the edge requires its environment to be
+ * active (`existing`), or leaves that to the method (`any`: CreateEnvironment
+ * makes it, DeleteEnvironment also finishes an interrupted delete). The admin
+ * key passes every access check.
  */
 export interface MethodPolicy {
   access: "admin" | Scope;
-  environment: "existing" | "new";
+  environment: "existing" | "any";
 }
 
 const existing = (access: MethodPolicy["access"]): MethodPolicy => ({ access, environment: "existing" });
 
 /** The scope table (README "Scopes"); keyed by `<service>/<method>`. */
 export const methodPolicies: Readonly<Record<string, MethodPolicy>> = {
-  "roomkey.v1.EnvironmentService/CreateEnvironment": { access: "admin", environment: "new" },
+  "roomkey.v1.EnvironmentService/CreateEnvironment": { access: "admin", environment: "any" },
   "roomkey.v1.EnvironmentService/GetEnvironment": existing("environment:read"),
   "roomkey.v1.EnvironmentService/UpdateEnvironment": existing("environment:write"),
   "roomkey.v1.EnvironmentService/ListEnvironments": existing("admin"),
-  "roomkey.v1.EnvironmentService/DeleteEnvironment": existing("admin"),
+  "roomkey.v1.EnvironmentService/DeleteEnvironment": { access: "admin", environment: "any" },
   "roomkey.v1.EnvironmentService/PutIntegration": existing("environment:write"),
   "roomkey.v1.EnvironmentService/GetIntegration": existing("environment:read"),
   "roomkey.v1.EnvironmentService/ListIntegrations": existing("environment:read"),

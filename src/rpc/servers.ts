@@ -7,7 +7,9 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
+import { settlesWithin } from "../async.js";
 import { type GrpcAdapterOptions, grpcService } from "./grpc-adapter.js";
+import { metadataCap } from "./grpc-interceptors.js";
 import { addReflection } from "./reflection.js";
 
 /** A service with its (edge-wrapped) implementation, ready for either transport. */
@@ -41,15 +43,11 @@ export async function startGrpcServer(options: GrpcServerOptions): Promise<{ ser
   const server = new Server({
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
-    "grpc.max_metadata_size": options.maxMetadataBytes,
     "grpc.keepalive_permit_without_calls": 1,
+    interceptors: [metadataCap(options.maxMetadataBytes, options.logger)],
   });
   for (const binding of options.bindings) {
-    const [definition, handlers] = binding.grpc({
-      logger: options.logger,
-      shutdownSignal: options.shutdownSignal,
-      maxMetadataBytes: options.maxMetadataBytes,
-    });
+    const [definition, handlers] = binding.grpc({ logger: options.logger, shutdownSignal: options.shutdownSignal });
     server.addService(definition, handlers);
   }
   options.health.addToServer(server);
@@ -132,14 +130,6 @@ export interface Transports {
   close(idle: () => Promise<void>, budgetMs: number): Promise<boolean>;
 }
 
-function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  return Promise.race([promise.then(() => true), timeout]).finally(() => clearTimeout(timer));
-}
-
 /** How long closed connections may take to flush after the last call finished. */
 const flushMs = 1_000;
 
@@ -157,11 +147,11 @@ export async function startTransports(
       const grpcClosed = new Promise<void>((resolve) => grpc.server.tryShutdown(() => resolve()));
       const httpClosed = new Promise<void>((resolve) => http.server.close(() => resolve()));
       http.server.closeIdleConnections();
-      const drained = await within(idle(), budgetMs);
+      const drained = await settlesWithin(idle(), budgetMs);
       http.server.closeIdleConnections();
       // Long-lived streams we do not own (health Watch) would hold this open: bounded.
       const left = Math.max(0, budgetMs - (Date.now() - started));
-      await within(Promise.all([grpcClosed, httpClosed]), Math.min(flushMs, left));
+      await settlesWithin(Promise.all([grpcClosed, httpClosed]), Math.min(flushMs, left));
       grpc.server.forceShutdown();
       http.server.closeAllConnections();
       return drained;

@@ -12,6 +12,11 @@ export const environmentsCollection: CollectionSpec = {
   indexes: [{ key: { state: 1 }, name: "state" }],
 };
 
+/** Facts about the deployment as a whole, such as "the defaults were created". */
+export const deploymentCollection: CollectionSpec = { name: "deployment", indexes: [] };
+
+const bootstrapId = "bootstrap";
+
 function toDomain({ _id, ...rest }: EnvironmentDocument): Environment {
   return { name: _id, ...rest, settings: rest.settings ?? {} };
 }
@@ -23,12 +28,13 @@ function toDocument({ name, ...rest }: Environment): EnvironmentDocument {
 /** Environment records in the control database, keyed by name. */
 export type EnvironmentRepository = EnvironmentStore &
   EnvironmentSource & {
-    /** Every record's name and state, for the workers and the orphan sweep. */
-    listStates(): Promise<{ name: string; state: Environment["state"] }[]>;
+    /** Every record, whatever its state: for the workers, the orphan sweep and unfinished deletes. */
+    listAll(): Promise<Environment[]>;
   };
 
 export function createEnvironmentRepository(control: Db): EnvironmentRepository {
   const collection = control.collection<EnvironmentDocument>(environmentsCollection.name);
+  const deployment = control.collection<{ _id: string; at: Date }>(deploymentCollection.name);
   return {
     async insert(environment) {
       try {
@@ -53,9 +59,19 @@ export function createEnvironmentRepository(control: Db): EnvironmentRepository 
         .toArray();
       return docs.map(toDomain);
     },
-    async listStates() {
-      const docs = await collection.find({}, { projection: { _id: 1, state: 1 } }).toArray();
-      return docs.map((doc) => ({ name: doc._id, state: doc.state }));
+    async listAll() {
+      return (await collection.find({}).toArray()).map(toDomain);
+    },
+    async isBootstrapped() {
+      return (await deployment.countDocuments({ _id: bootstrapId }, { limit: 1 })) > 0;
+    },
+    async markBootstrapped(at) {
+      try {
+        await deployment.updateOne({ _id: bootstrapId }, { $setOnInsert: { at } }, { upsert: true });
+      } catch (error) {
+        // Two replicas upserting at once: the other one's insert won, which is the same fact.
+        if (!isDuplicateKey(error)) throw error;
+      }
     },
     async listActive() {
       const docs = await collection.find({ state: "active" }).toArray();

@@ -58,8 +58,9 @@ export function grpcClient<S extends DescService>(service: S, address: string) {
       m: DescMethodServerStreaming<I, O>,
       request: MessageInitShape<I>,
       metadata: Metadata,
+      options: { deadline?: number } = {},
     ): ClientReadableStream<MessageShape<O>> {
-      return method(m.localName).call(client, create(m.input, request), metadata) as ClientReadableStream<
+      return method(m.localName).call(client, create(m.input, request), metadata, options) as ClientReadableStream<
         MessageShape<O>
       >;
     },

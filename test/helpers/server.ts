@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
+import type { Logger } from "pino";
 import { type Config, loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { type Role, type Roomkey, startRoomkey } from "../../src/main.js";
@@ -45,9 +47,25 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
   });
 }
 
+/** A logger whose JSON lines a test can read. */
+export function capturedLogger(level = "info"): { logger: Logger; lines: { level: number; msg: string }[] } {
+  const lines: { level: number; msg: string }[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { logger: createLogger(level, sink), lines };
+}
+
 /** A real roomkey on port 0 against the real FerretDB and Redis. */
-export async function startTestServer(config: Config = testConfig(), role: Role = "all"): Promise<TestServer> {
-  const app = await startRoomkey(config, role, createLogger(config.ROOMKEY_LOG_LEVEL));
+export async function startTestServer(
+  config: Config = testConfig(),
+  role: Role = "all",
+  logger: Logger = createLogger(config.ROOMKEY_LOG_LEVEL),
+): Promise<TestServer> {
+  const app = await startRoomkey(config, role, logger);
   await app.ready;
   return {
     app,

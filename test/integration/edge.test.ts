@@ -1,3 +1,4 @@
+import http from "node:http";
 import http2 from "node:http2";
 import { createConnection } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -112,6 +113,36 @@ function rawGrpcCall(
   });
 }
 
+/**
+ * A Connect unary call (JSON) over HTTP/1.1 with raw header bytes, since
+ * fetch and the Connect client refuse what a hostile client would send.
+ */
+function rawConnectCall(
+  path: string,
+  headers: Record<string, string | string[]>,
+): Promise<{ status: number; body: { code?: string; message?: string } }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(
+      {
+        host: "127.0.0.1",
+        port: server.app.httpPort,
+        method: "POST",
+        path,
+        headers: { "content-type": "application/json", authorization: `Bearer ${server.adminKey}`, ...headers },
+      },
+      (response) => {
+        let data = "";
+        response.on("data", (chunk: Buffer) => {
+          data += chunk.toString();
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: data ? JSON.parse(data) : {} }));
+      },
+    );
+    request.on("error", reject);
+    request.end("{}");
+  });
+}
+
 /** The header value as the UTF-8 bytes a non-JavaScript client would send. */
 const utf8Bytes = (value: string) => Buffer.from(value, "utf8").toString("latin1");
 
@@ -186,6 +217,30 @@ describe("the roomkey-environment metadata", () => {
     });
     expect(reply).toMatch(/^HTTP\/1\.1 400 /);
     expect(JSON.parse(reply.slice(reply.indexOf("\r\n\r\n") + 4)).code).toBe("invalid_argument");
+  });
+
+  for (const [label, name] of Object.entries({ ...asciiHostile, ...byteHostile })) {
+    it(`when it is ${label} on the Connect port, then every service answers invalid_argument`, async () => {
+      for (const path of [
+        "/roomkey.v1.EnvironmentService/CreateEnvironment",
+        "/roomkey.v1.EnvironmentService/GetEnvironment",
+        "/roomkey.v1.TokenService/ListTokens",
+        "/roomkey.v1.AccountService/ListAccounts",
+      ]) {
+        const reply = await rawConnectCall(path, { "roomkey-environment": utf8Bytes(name) });
+        expect(reply.status, `${label} ${path}`).toBe(400);
+        expect(reply.body.code, path).toBe("invalid_argument");
+        expect(reply.body.message, path).toMatch(/^roomkey-environment: /);
+      }
+    });
+  }
+
+  it("when it is sent twice on the Connect port, then invalid_argument says to send it once", async () => {
+    const reply = await rawConnectCall("/roomkey.v1.EnvironmentService/GetEnvironment", {
+      "roomkey-environment": ["development", "staging"],
+    });
+    expect(reply.body.code).toBe("invalid_argument");
+    expect(reply.body.message).toContain("exactly once");
   });
 
   it("when hostile names were tried, then no database and no Redis key exists for any of them", async () => {

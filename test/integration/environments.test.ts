@@ -181,6 +181,34 @@ describe("EnvironmentService over native gRPC", () => {
     expect(grpcDetails(error).errorInfo?.reason).toBe("ENVIRONMENT_NOT_FOUND");
   });
 
+  it("when a delete was interrupted, then calling DeleteEnvironment again finishes it", async () => {
+    const name = await createEnvironment();
+    // As a crash after the first step of a delete leaves it.
+    await mongo
+      .db(`${server.config.ROOMKEY_DB_PREFIX}_control`)
+      .collection<{ _id: string }>("environments")
+      .updateOne({ _id: name }, { $set: { state: "deleting" }, $inc: { version: 1 } });
+    await grpc.unary(m.deleteEnvironment, {}, admin(name));
+    expect(await databasesOf(mongo, server.config.ROOMKEY_DB_PREFIX)).not.toContain(
+      `${server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
+    );
+    const again = await grpcFailure(grpc.unary(m.deleteEnvironment, {}, admin(name)));
+    expect(again.code).toBe(status.NOT_FOUND);
+  });
+
+  it("when a deleted environment is created again, then nothing of the old one comes back", async () => {
+    const name = await createEnvironment();
+    await grpc.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
+    await grpc.unary(m.deleteEnvironment, {}, admin(name));
+    // A replica that had not heard of the deletion writes to the dropped database.
+    await mongo
+      .db(`${server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
+      .collection<{ _id: string }>("integrations")
+      .insertOne({ _id: "stale" });
+    await grpc.unary(m.createEnvironment, {}, admin(name));
+    expect((await grpc.unary(m.listIntegrations, {}, admin(name))).integrations).toEqual([]);
+  });
+
   it("when an environment has an active account, then delete refuses unless forced", async () => {
     const name = await createEnvironment();
     await mongo

@@ -10,7 +10,15 @@ import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service
 import { grpcClient, metadataFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { ownRedis } from "../helpers/own-services.js";
-import { databasesOf, dropDeployment, eventually, redisKeys, startTestServer, testConfig } from "../helpers/server.js";
+import {
+  capturedLogger,
+  databasesOf,
+  dropDeployment,
+  eventually,
+  redisKeys,
+  startTestServer,
+  testConfig,
+} from "../helpers/server.js";
 
 const root = resolve(import.meta.dirname, "../..");
 const deployments: Config[] = [];
@@ -59,7 +67,13 @@ function spawnRoomkey(config: Config, role: string) {
 describe("start-up", () => {
   it("when two servers start at once on an empty deployment, then the defaults exist exactly once and both serve them", async () => {
     const config = deployment();
-    const [a, b] = await Promise.all([startTestServer({ ...config }, "api"), startTestServer({ ...config }, "api")]);
+    const logs = [capturedLogger("warn"), capturedLogger("warn")] as const;
+    const [a, b] = await Promise.all([
+      startTestServer({ ...config }, "api", logs[0].logger),
+      startTestServer({ ...config }, "api", logs[1].logger),
+    ]);
+    // Neither replica needed a retry: losing the race is not an error.
+    expect(logs.flatMap((l) => l.lines).filter((l) => l.msg === "bootstrap failed; retrying")).toEqual([]);
     try {
       const mongo = new MongoClient(config.MONGODB_URL);
       const records = await mongo.db(`${config.ROOMKEY_DB_PREFIX}_control`).collection("environments").find().toArray();
@@ -83,6 +97,29 @@ describe("start-up", () => {
       }
     } finally {
       await Promise.all([a.stop(), b.stop()]);
+    }
+  });
+
+  it("when a default environment was deleted, then restarting does not bring it back", async () => {
+    const config = deployment();
+    const first = await startTestServer({ ...config }, "api");
+    const client = grpcClient(EnvironmentService, first.grpcAddress);
+    await client.unary(EnvironmentService.method.deleteEnvironment, {}, metadataFor("staging", first.adminKey));
+    client.close();
+    await first.stop();
+
+    const second = await startTestServer({ ...config }, "api");
+    const again = grpcClient(EnvironmentService, second.grpcAddress);
+    try {
+      const list = await again.unary(
+        EnvironmentService.method.listEnvironments,
+        {},
+        metadataFor("development", second.adminKey),
+      );
+      expect(list.environments.map((e) => e.name)).toEqual(["development", "production"]);
+    } finally {
+      again.close();
+      await second.stop();
     }
   });
 
@@ -117,8 +154,15 @@ describe("workers follow environments", () => {
       expect((await queue.getJob(job.id ?? ""))?.failedReason).toContain("no processor");
       await queue.close();
 
+      const probe = new Queue(`${name}.rotation`, { connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
+      expect((await probe.getWorkers()).length).toBeGreaterThan(0);
+      const deleted = Date.now();
       await client.unary(EnvironmentService.method.deleteEnvironment, {}, metadataFor(name, api.adminKey));
-      const stoppedIn = await eventually(() => !worker.app.servedEnvironments().includes(name), 5_000, "stopped");
+      // Stopped means the worker processes' connections to its queues are gone, not just bookkeeping.
+      await eventually(async () => (await probe.getWorkers()).length === 0, 5_000, "worker connections closed");
+      const stoppedIn = Date.now() - deleted;
+      await probe.close();
+      expect(worker.app.servedEnvironments()).not.toContain(name);
       await eventually(
         async () => (await redisKeys(redis, `${config.ROOMKEY_QUEUE_PREFIX}:${name}.*`)).length === 0,
         5_000,

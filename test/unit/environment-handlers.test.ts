@@ -79,6 +79,7 @@ function setup(scopes: string[] = []) {
   });
   return {
     updates,
+    edge,
     environments: createClient(EnvironmentService, transport),
     tokens: createClient(TokenService, transport),
   };
@@ -189,5 +190,15 @@ describe("EnvironmentService handlers behind the edge", () => {
     expect(error.code).toBe(Code.Unimplemented);
     const invalid = await failure(tokens.listTokens({}, { headers: headers(adminKey, "Bad") }));
     expect(invalid.code).toBe(Code.InvalidArgument);
+  });
+
+  it("when the edge is stopped for shutdown, then new calls are refused UNAVAILABLE", async () => {
+    const { environments, edge } = setup();
+    expect((await environments.getEnvironment({}, { headers: headers() })).environment?.name).toBe("staging");
+    edge.stop();
+    const error = await failure(environments.getEnvironment({}, { headers: headers() }));
+    expect(error.code).toBe(Code.Unavailable);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("SHUTTING_DOWN");
+    await edge.idle();
   });
 });

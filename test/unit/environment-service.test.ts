@@ -11,6 +11,7 @@ import {
   ConcurrentModificationError,
   FailedPreconditionError,
   NotFoundError,
+  RoomkeyError,
 } from "../../src/domain/errors.js";
 import type { PageRequest } from "../../src/domain/paging.js";
 import { asRoomkeyError, fakeClock, rejectionOf } from "./fakes.js";
@@ -63,6 +64,18 @@ class FakeEnvironmentStore implements EnvironmentStore {
     this.records.delete(name);
   }
 
+  bootstrappedAt: Date | undefined;
+
+  async isBootstrapped(): Promise<boolean> {
+    await tick();
+    return this.bootstrappedAt !== undefined;
+  }
+
+  async markBootstrapped(at: Date): Promise<void> {
+    await tick();
+    this.bootstrappedAt ??= at;
+  }
+
   put(environment: Environment): void {
     this.records.set(environment.name, structuredClone(environment));
   }
@@ -77,6 +90,11 @@ class FakeEnvironmentStore implements EnvironmentStore {
 class FakeResources implements EnvironmentResources {
   readonly calls: string[] = [];
   failDropOnce = false;
+  queuesReachable = true;
+
+  assertQueuesReachable(): void {
+    if (!this.queuesReachable) throw new RoomkeyError("unavailable", "BACKEND_UNAVAILABLE", "Redis is unavailable");
+  }
 
   async provision(name: string): Promise<void> {
     await tick();
@@ -159,7 +177,8 @@ describe("create", () => {
     expect(created.settings).toEqual({ tokenRetentionMs: 5 });
     expect(store.stored("env-a")).toMatchObject({ state: "active", version: created.version });
     expect(created.dataKey).toEqual({ wrapped: "wrapped-env-a-1", masterKeyId: "test-master" });
-    expect(resources.calls).toEqual(["provision:env-a"]);
+    // A database left without a record (a stale replica's write) is dropped before provisioning.
+    expect(resources.calls).toEqual(["dropDatabase:env-a", "provision:env-a"]);
     expect(events).toEqual([{ type: "created", name: "env-a" }]);
   });
 
@@ -224,6 +243,34 @@ describe("create", () => {
   });
 });
 
+describe("bootstrap", () => {
+  it("when a deployment starts for the first time, then the defaults are created and the deployment is marked", async () => {
+    const { service, store } = setup();
+    await service.bootstrap(["development", "staging"]);
+    expect([...store.records.keys()].sort()).toEqual(["development", "staging"]);
+    expect(store.bootstrappedAt).toBeDefined();
+  });
+
+  it("when a default was deleted after the first start, then a restart does not bring it back", async () => {
+    const { service, store } = setup();
+    await service.bootstrap(["development", "staging"]);
+    await service.remove("staging", true);
+    await service.bootstrap(["development", "staging"]);
+    expect([...store.records.keys()]).toEqual(["development"]);
+  });
+
+  it("when a default is being deleted during a first start, then bootstrap leaves it alone and finishes", async () => {
+    const { service, store, resources } = setup();
+    await service.ensure("staging");
+    store.put({ ...store.stored("staging"), state: "deleting" });
+    resources.calls.length = 0;
+    await service.bootstrap(["staging", "production"]);
+    expect(store.stored("staging").state).toBe("deleting");
+    expect(store.stored("production").state).toBe("active");
+    expect(resources.calls).not.toContain("provision:staging");
+  });
+});
+
 describe("ensure", () => {
   it("when several replicas ensure the same environment at once, then one record is written and all get it active", async () => {
     const { service, store, events } = setup();
@@ -234,8 +281,8 @@ describe("ensure", () => {
     expect(store.records.size).toBe(1);
     expect(store.stored("default")).toMatchObject({ state: "active", builtIn: true });
     for (const result of results) {
-      expect(result.state).toBe("active");
-      expect(result.dataKey).toEqual(store.stored("default").dataKey);
+      expect(result?.state).toBe("active");
+      expect(result?.dataKey).toEqual(store.stored("default").dataKey);
     }
     expect(events.filter((e) => e.type === "created")).toEqual([{ type: "created", name: "default" }]);
   });
@@ -388,6 +435,34 @@ describe("remove", () => {
       { type: "deleting", name: "env-a" },
       { type: "deleted", name: "env-a" },
     ]);
+  });
+
+  it("when Redis is unreachable, then remove fails UNAVAILABLE before touching anything", async () => {
+    const { service, store, resources, events } = setup();
+    store.put(record({ name: "env-a" }));
+    resources.queuesReachable = false;
+
+    const error = asRoomkeyError(await rejectionOf(service.remove("env-a", true)));
+
+    expect(error).toBeInstanceOf(RoomkeyError);
+    expect(error.kind).toBe("unavailable");
+    expect(store.stored("env-a").state).toBe("active");
+    expect(resources.calls).toEqual([]);
+    expect(events).toEqual([]);
+  });
+
+  it("when a delete was abandoned long enough ago, then finishAbandonedDeletes finishes it and leaves recent ones", async () => {
+    const { service, store, resources, clock } = setup();
+    store.put(record({ name: "old", state: "deleting", updateTime: clock.now() }));
+    clock.advance(120_000);
+    store.put(record({ name: "recent", state: "deleting", updateTime: clock.now() }));
+    store.put(record({ name: "alive", state: "active", updateTime: new Date(0) }));
+
+    const finished = await service.finishAbandonedDeletes([...store.records.values()], 60_000);
+
+    expect(finished).toEqual(["old"]);
+    expect([...store.records.keys()].sort()).toEqual(["alive", "recent"]);
+    expect(resources.calls).toEqual(["removeQueues:old", "dropDatabase:old"]);
   });
 
   it("when the record is already deleting, then remove resumes without counting accounts", async () => {

@@ -1,11 +1,13 @@
-import { getEventListeners } from "node:events";
-import type { ServiceImpl } from "@connectrpc/connect";
+import { EventEmitter, getEventListeners } from "node:events";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { Server, ServerCredentials, status } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { grpcService } from "../../src/rpc/grpc-adapter.js";
+import { createGrpcContext } from "../../src/rpc/grpc-context.js";
+import { metadataCap } from "../../src/rpc/grpc-interceptors.js";
 import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
 import { grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
 
@@ -20,13 +22,9 @@ afterEach(() => {
 /** The adapter on a real grpc-js server on loopback, with a hand-written implementation. */
 async function serve(impl: Partial<ServiceImpl<typeof AccountService>>, maxMetadataBytes = 16_384) {
   const shutdown = new AbortController();
-  server = new Server();
+  server = new Server({ interceptors: [metadataCap(maxMetadataBytes, logger)] });
   const full = { ...unimplementedService(AccountService), ...impl };
-  const [definition, handlers] = grpcService(AccountService, full, {
-    logger,
-    shutdownSignal: shutdown.signal,
-    maxMetadataBytes,
-  });
+  const [definition, handlers] = grpcService(AccountService, full, { logger, shutdownSignal: shutdown.signal });
   server.addService(definition, handlers);
   const port = await new Promise<number>((resolve, reject) =>
     server?.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, bound) =>
@@ -39,7 +37,9 @@ async function serve(impl: Partial<ServiceImpl<typeof AccountService>>, maxMetad
 describe("the grpc-js adapter", () => {
   it("when unary calls complete, then no listener is left on the shutdown signal", async () => {
     const { client, shutdown } = await serve({
-      async getAccount(request) {
+      async getAccount(request, ctx) {
+        // Reading the signal registers the context's listener on the shutdown signal.
+        if (ctx.signal.aborted) throw new Error("aborted before it ran");
         if (request.id.endsWith("x")) throw new RoomkeyError("not_found", "ACCOUNT_NOT_FOUND", "no such account");
         return { account: { id: request.id } };
       },
@@ -129,5 +129,40 @@ describe("the grpc-js adapter", () => {
     stream.cancel();
     await sawAbort;
     client.close();
+  });
+
+  it("when a call's deadline is weeks away, then its signal is not aborted at once", async () => {
+    // grpc-js clients overflow such a timer themselves, so the context is tested directly.
+    const shutdown = new AbortController();
+    const { context, end } = createGrpcContext({
+      service: AccountService,
+      method: AccountService.method.watchAccounts,
+      url: "/roomkey.v1.AccountService/WatchAccounts",
+      requestHeader: new Headers(),
+      deadline: Date.now() + 40 * 24 * 3600 * 1000,
+      call: new EventEmitter(),
+      shutdownSignal: shutdown.signal,
+    });
+    expect(context.signal.aborted).toBe(false);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(context.signal.aborted).toBe(false);
+    expect(context.timeoutMs()).toBeGreaterThan(39 * 24 * 3600 * 1000);
+    end();
+    expect(context.signal.aborted).toBe(true);
+    expect(getEventListeners(shutdown.signal, "abort")).toHaveLength(0);
+  });
+
+  it("when a call's deadline passes, then its signal aborts with DEADLINE_EXCEEDED", async () => {
+    const { context } = createGrpcContext({
+      service: AccountService,
+      method: AccountService.method.watchAccounts,
+      url: "/roomkey.v1.AccountService/WatchAccounts",
+      requestHeader: new Headers(),
+      deadline: Date.now() + 10,
+      call: new EventEmitter(),
+      shutdownSignal: new AbortController().signal,
+    });
+    await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));
+    expect(ConnectError.from(context.signal.reason).code).toBe(Code.DeadlineExceeded);
   });
 });

@@ -24,7 +24,7 @@ describe("method policies", () => {
     (_name, method) => {
       const policy = policyOf(method);
       expect(policy.access === "admin" || (scopes as readonly string[]).includes(policy.access)).toBe(true);
-      expect(["existing", "new"]).toContain(policy.environment);
+      expect(["existing", "any"]).toContain(policy.environment);
     },
   );
 
@@ -41,15 +41,15 @@ describe("method policies", () => {
   });
 
   it("when CreateEnvironment is called, then it needs the admin key and a new environment", () => {
-    expect(policyOf(methodNamed("CreateEnvironment"))).toEqual({ access: "admin", environment: "new" });
+    expect(policyOf(methodNamed("CreateEnvironment"))).toEqual({ access: "admin", environment: "any" });
   });
 
   it.each(["ListEnvironments", "DeleteEnvironment"])("when %s is called, then it needs the admin key", (name) => {
     expect(policyOf(methodNamed(name)).access).toBe("admin");
   });
 
-  it("when any method but CreateEnvironment is called, then its environment must exist", () => {
-    const fresh = methods.filter((m) => policyOf(m).environment === "new").map((m) => m.name);
-    expect(fresh).toEqual(["CreateEnvironment"]);
+  it("when any method but CreateEnvironment and DeleteEnvironment is called, then its environment must be active", () => {
+    const unchecked = methods.filter((m) => policyOf(m).environment === "any").map((m) => m.name);
+    expect(unchecked).toEqual(["CreateEnvironment", "DeleteEnvironment"]);
   });
 });
