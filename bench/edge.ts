@@ -32,6 +32,8 @@ interface Result {
   calls: number;
   /** Completed calls per gRPC status code. */
   codes: Record<string, number>;
+  clientCpuUs: number;
+  serverCpuUs: number;
   rps: number;
   p50: number;
   p99: number;
@@ -42,12 +44,17 @@ function hex<D extends DescMessage>(schema: D, init: MessageInitShape<D>): strin
 }
 
 async function load(address: string, path: string, request: string, headers: string[]): Promise<Result> {
+  const cpuBefore = process.cpuUsage();
   const { stdout } = await run(
     process.execPath,
     ["--import", "tsx", "bench/load.ts", address, path, request, String(seconds), String(concurrency), ...headers],
     { cwd: root, maxBuffer: 1 << 20 },
   );
-  return JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Result;
+  const cpu = process.cpuUsage(cpuBefore);
+  const result = JSON.parse(stdout.trim().split("\n").pop() ?? "{}") as Result;
+  // Includes the warm-up, which runs at the same rate: an estimate of the server's CPU per call.
+  result.serverCpuUs = (cpu.user + cpu.system) / (result.calls * (1 + Math.min(2, seconds / 2) / seconds));
+  return result;
 }
 
 const config = testConfig();
@@ -88,7 +95,7 @@ console.log(
 );
 for (const [name, r] of rows) {
   console.log(
-    `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   codes ${JSON.stringify(r.codes)}`,
+    `${name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   server ${r.serverCpuUs.toFixed(0).padStart(4)} µs/call   client ${r.clientCpuUs.toFixed(0).padStart(4)} µs/call   codes ${JSON.stringify(r.codes)}`,
   );
 }
 const floor = rows[0]?.[1].rps ?? 1;

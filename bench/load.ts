@@ -52,10 +52,12 @@ async function run(durationMs: number, record: boolean) {
 }
 
 await run(Math.min(2_000, seconds * 500), false);
+const cpuBefore = process.cpuUsage();
 const { latencies, codes, elapsedMs } = await run(seconds * 1_000, true);
+const cpu = process.cpuUsage(cpuBefore);
 latencies.sort((a, b) => a - b);
 const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
 process.stdout.write(
-  `${JSON.stringify({ calls: latencies.length, codes, rps: latencies.length / (elapsedMs / 1000), p50: at(0.5), p99: at(0.99) })}\n`,
+  `${JSON.stringify({ calls: latencies.length, codes, clientCpuUs: (cpu.user + cpu.system) / latencies.length, rps: latencies.length / (elapsedMs / 1000), p50: at(0.5), p99: at(0.99) })}\n`,
 );
 client.close();
