@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createWorkerFactory } from "../workers/environment-worker.js";
 import { createOrphanSweeper } from "../workers/orphan-sweeper.js";
+import { rotationProcessors, tokenSweepEveryMs } from "../workers/rotation.worker.js";
 import { createWorkerSupervisor } from "../workers/supervisor.js";
 import { settlesWithin, sleep } from "./async.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
@@ -14,19 +15,26 @@ import { systemClock } from "./domain/clock.js";
 import { createKeyring } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
 import { createEnvironmentService } from "./domain/environment-service.js";
-import { isEnvironmentEvent } from "./domain/environments.js";
+import { effectiveSettings, isEnvironmentEvent } from "./domain/environments.js";
 import { createIntegrationService } from "./domain/integration-service.js";
+import { createTokenMaintenance } from "./domain/tokens/token-maintenance.js";
+import { createTokenService } from "./domain/tokens/token-service.js";
+import { createTokenVerifier } from "./domain/tokens/token-verifier.js";
+import { createUsageRecorder } from "./domain/tokens/usage-recorder.js";
 import { createEventBus } from "./events/event-bus.js";
 import { AccountService } from "./gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "./gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "./gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "./logger.js";
 import { createQueueRegistry } from "./queue/environment-queues.js";
+import { createJobProducer } from "./queue/job-producer.js";
 import { createAuthenticator, createEdge } from "./rpc/edge.js";
 import { createEnvironmentHandlers } from "./rpc/handlers/environment-handlers.js";
+import { createTokenHandlers } from "./rpc/handlers/token-handlers.js";
 import { unimplementedService } from "./rpc/handlers/unimplemented.js";
 import { createHealthMonitor } from "./rpc/health.js";
 import { bindService, startTransports } from "./rpc/servers.js";
+import { createTokenAuthenticator } from "./rpc/token-authenticator.js";
 import { accountsCollection, createAccountCounter } from "./storage/account-repository.js";
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
 import {
@@ -36,6 +44,7 @@ import {
 } from "./storage/environment-repository.js";
 import { createIntegrationRepository, integrationsCollection } from "./storage/integration-repository.js";
 import { connectWithRetry, createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
+import { createTokenRepository, idempotencyCollection, tokensCollection } from "./storage/token-repository.js";
 
 /** `all`: API and workers in one process (local runs); production runs `api` and `worker` apart. */
 export type Role = "all" | "api" | "worker";
@@ -52,6 +61,12 @@ export interface Roomkey {
 }
 
 const environmentsChannel = "environments";
+const tokensChannel = "tokens";
+
+/** How long a replica trusts a cached token without pub/sub (README: "at most 30 seconds"). */
+const tokenCacheTtlMs = 30_000;
+/** How often last-used times are written (README: "within a minute"). */
+const usageFlushMs = 10_000;
 
 /** A `deleting` record untouched for this long was abandoned mid-way; the workers finish it. */
 const abandonedDeleteMs = 60_000;
@@ -91,7 +106,13 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   const names = databaseNames(config.ROOMKEY_DB_PREFIX);
   const control = mongo.db(names.control);
   const environments = createEnvironmentRepository(control);
-  const databases = createEnvironmentDatabases(mongo, names, [integrationsCollection, accountsCollection]);
+  const databases = createEnvironmentDatabases(mongo, names, [
+    integrationsCollection,
+    accountsCollection,
+    tokensCollection,
+    idempotencyCollection,
+  ]);
+  const tokenRepository = createTokenRepository(databases);
   const accounts = createAccountCounter(databases);
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
@@ -114,9 +135,52 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       async publish(event) {
         // This replica first, then the others.
         await directory.apply(event).catch((error: unknown) => logger.warn({ err: error }, "directory update failed"));
+        if (event.type === "deleting" || event.type === "deleted") verifier.invalidateEnvironment(event.name);
         await bus.publish(environmentsChannel, event);
       },
     },
+    clock,
+  });
+
+  // Tokens: verification from an in-process cache, invalidated on every replica through pub/sub.
+  const environmentExists = async (name: string) => (await directory.find(name)) !== undefined;
+  const usage = createUsageRecorder({ writer: tokenRepository, environmentExists, logger });
+  const verifier = createTokenVerifier({
+    lookup: tokenRepository,
+    environmentExists,
+    usage,
+    clock,
+    ttlMs: tokenCacheTtlMs,
+    negativeTtlMs: 5_000,
+    maxEntries: 100_000,
+  });
+  const invalidations = {
+    async publish(environment: string, hash: string) {
+      verifier.invalidate(hash);
+      await bus.publish(tokensChannel, { environment, hash });
+    },
+  };
+  const jobs = createJobProducer(queues);
+  const tokenService = createTokenService({
+    store: tokenRepository,
+    invalidations,
+    retirements: {
+      async retireAt(environment, tokenId, at) {
+        await jobs.add(
+          environment,
+          "rotation",
+          "retire-token",
+          { tokenId },
+          {
+            delay: Math.max(0, at.getTime() - clock.now().getTime()),
+            jobId: `retire-${tokenId}`,
+            removeOnComplete: 1_000,
+            removeOnFail: 1_000,
+          },
+        );
+      },
+    },
+    defaultLifetimeMs: async (name) => (await directory.require(name)).settings.defaultTokenLifetimeMs,
     clock,
   });
   const integrationService = createIntegrationService({
@@ -135,15 +199,35 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     // The directory follows environments: events from other replicas at once, a full refresh as the fallback.
     cleanups.push(
       bus.subscribe(environmentsChannel, async (payload) => {
-        if (isEnvironmentEvent(payload)) await directory.apply(payload);
+        if (!isEnvironmentEvent(payload)) return;
+        if (payload.type === "deleting" || payload.type === "deleted") verifier.invalidateEnvironment(payload.name);
+        await directory.apply(payload);
       }),
+      bus.subscribe(tokensChannel, (payload) => {
+        const hash = (payload as { hash?: unknown } | null)?.hash;
+        if (typeof hash === "string") verifier.invalidate(hash);
+      }),
+    );
+    // Invalidations sent while the subscriber was disconnected are lost: forget everything it may have missed.
+    const onResubscribed = () => verifier.clear();
+    subscriber.on("ready", onResubscribed);
+    cleanups.push(() => subscriber.off("ready", onResubscribed));
+    const usageTimer = setInterval(() => {
+      usage.flush().catch((error: unknown) => logger.warn({ err: error }, "usage flush failed"));
+    }, usageFlushMs);
+    cleanups.push(
+      () => clearInterval(usageTimer),
+      () => usage.flush(),
     );
     const refreshTimer = setInterval(() => {
       directory.refresh().catch((error: unknown) => logger.debug({ err: error }, "environment refresh failed"));
     }, config.ROOMKEY_ENVIRONMENT_REFRESH_MS);
     cleanups.push(() => clearInterval(refreshTimer));
     const edge = createEdge({
-      authenticator: createAuthenticator({ adminKey: config.ROOMKEY_ADMIN_KEY }),
+      authenticator: createAuthenticator({
+        adminKey: config.ROOMKEY_ADMIN_KEY,
+        tokens: createTokenAuthenticator(verifier),
+      }),
       environments: directory,
       validator: createValidator(),
       logger,
@@ -156,7 +240,13 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
           createEnvironmentHandlers({ environments: environmentService, integrations: integrationService }),
         ),
       ),
-      bindService(TokenService, edge.wrap(TokenService, unimplementedService(TokenService))),
+      bindService(
+        TokenService,
+        edge.wrap(
+          TokenService,
+          createTokenHandlers({ tokens: tokenService, verifier, now: () => clock.now().getTime() }),
+        ),
+      ),
       bindService(AccountService, edge.wrap(AccountService, unimplementedService(AccountService))),
     ];
     const serviceNames = bindings.map((b) => b.service.typeName);
@@ -248,7 +338,20 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       startWorker: createWorkerFactory({
         connection: workerRedis,
         prefix: config.ROOMKEY_QUEUE_PREFIX,
-        processors: {},
+        processors: {
+          rotation: rotationProcessors({
+            tokens: createTokenMaintenance({
+              store: tokenRepository,
+              invalidations,
+              retentionMs: async (name) =>
+                effectiveSettings((await environments.get(name))?.settings ?? {}).tokenRetentionMs,
+              clock,
+            }),
+            logger,
+          }),
+        },
+        schedules: { rotation: [{ name: "sweep-tokens", everyMs: tokenSweepEveryMs }] },
+        queues,
         concurrency: { handshake: 10, rotation: 10 },
         logger,
       }),

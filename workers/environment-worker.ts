@@ -1,7 +1,8 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { type QueueKind, queueName } from "../src/queue/queue-names.js";
+import type { QueueRegistry } from "../src/queue/environment-queues.js";
+import { type JobName, type QueueKind, queueName } from "../src/queue/queue-names.js";
 import { createJobRouter, type ProcessorTable } from "./job-router.js";
 import type { RunningWorker } from "./supervisor.js";
 
@@ -11,6 +12,9 @@ export interface WorkerFactoryDeps {
   prefix: string;
   processors: ProcessorTable;
   concurrency: Record<QueueKind, number>;
+  /** Repeating jobs each environment's queue runs (BullMQ job schedulers, upserted at start). */
+  schedules: { [K in QueueKind]?: { name: JobName<K>; everyMs: number }[] };
+  queues: Pick<QueueRegistry, "queue">;
   logger: Logger;
 }
 
@@ -28,6 +32,20 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
     worker.on("failed", (job, error) =>
       logger.warn({ err: error, job: job?.name, id: job?.id, attempts: job?.attemptsMade }, "job failed"),
     );
+    for (const schedule of deps.schedules[kind] ?? []) {
+      // Idempotent: every worker process upserts the same scheduler id. Retried while Redis is away.
+      const upsert = () => {
+        if (worker.closing) return;
+        deps.queues
+          .queue(environment, kind)
+          .upsertJobScheduler(schedule.name, { every: schedule.everyMs }, { name: schedule.name, data: {} })
+          .catch((error: unknown) => {
+            logger.warn({ err: error, schedule: schedule.name }, "could not schedule a job; retrying");
+            setTimeout(upsert, 5_000).unref();
+          });
+      };
+      upsert();
+    }
     return worker;
   };
 }

@@ -4,13 +4,20 @@ export type QueueKind = (typeof queueKinds)[number];
 
 /**
  * Job names and payloads per queue. The environment is never part of a
- * payload: it comes from the queue the job is on. Processors and payloads
- * arrive with the token and account features.
+ * payload: it comes from the queue the job is on.
  */
 export interface QueueJobs {
   handshake: Record<never, never>;
-  rotation: Record<never, never>;
+  rotation: {
+    /** Retire a rotated token whose grace period has ended. */
+    "retire-token": { tokenId: string };
+    /** Mark expired tokens, retire what a lost job did not, purge what ended long ago. */
+    "sweep-tokens": Record<string, never>;
+  };
 }
+
+export type JobName<K extends QueueKind> = keyof QueueJobs[K] & string;
+export type JobData<K extends QueueKind, N extends JobName<K>> = QueueJobs[K][N];
 
 /**
  * The one place that builds a queue name: `<environment>.<kind>`. Environment

@@ -17,9 +17,9 @@ export interface Authenticator {
   authenticate(secret: string, environment: string): Promise<Principal>;
 }
 
-/** Environment API tokens; arrives with the token feature. */
+/** Environment API tokens: a principal, or a thrown UNAUTHENTICATED / PERMISSION_DENIED error. */
 export interface TokenAuthenticator {
-  authenticate(secret: string, environment: string): Promise<Principal | undefined>;
+  authenticate(secret: string, environment: string): Promise<Principal>;
 }
 
 function digest(value: string): Buffer {
@@ -40,9 +40,8 @@ export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuth
   return {
     async authenticate(secret, environment) {
       if (timingSafeEqual(digest(secret), adminDigest)) return { kind: "admin" };
-      const principal = await deps.tokens?.authenticate(secret, environment);
-      if (!principal) throw invalidCredentials();
-      return principal;
+      if (!deps.tokens) throw invalidCredentials();
+      return deps.tokens.authenticate(secret, environment);
     },
   };
 }

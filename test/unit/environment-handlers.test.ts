@@ -4,6 +4,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { notFound } from "../../src/domain/environment-service.js";
 import type { Environment, EnvironmentChanges } from "../../src/domain/environments.js";
+import { RoomkeyError } from "../../src/domain/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
@@ -59,7 +60,12 @@ function setup(scopes: string[] = []) {
   const edge = createEdge({
     authenticator: createAuthenticator({
       adminKey,
-      tokens: { authenticate: async (secret) => (secret === tokenSecret ? token : undefined) },
+      tokens: {
+        authenticate: async (secret) => {
+          if (secret !== tokenSecret) throw new RoomkeyError("unauthenticated", "CREDENTIALS_INVALID", "unknown token");
+          return token;
+        },
+      },
     }),
     environments: {
       require: async (name) => {

@@ -1,0 +1,70 @@
+import type { Clock } from "../clock.js";
+import type { TokenInvalidations } from "./token-service.js";
+import { idempotencyWindowMs } from "./token-service.js";
+import type { Token } from "./tokens.js";
+
+/** What the rotation worker's token jobs need of storage. */
+export interface TokenMaintenanceStore {
+  get(environment: string, id: string): Promise<Token | undefined>;
+  /** Marks a rotated token whose grace has ended as retired; false when it was already (or is not due). */
+  retire(environment: string, id: string, now: Date): Promise<boolean>;
+  /** Rotated tokens whose grace ended before `now` and that are not retired yet. */
+  dueForRetirement(environment: string, now: Date): Promise<Token[]>;
+  /** Stores state `expired` on tokens past expiry; returns those it changed. */
+  markExpired(environment: string, now: Date): Promise<Token[]>;
+  /** Deletes revoked, expired and retired tokens that ended before `before`; returns how many. */
+  purgeEnded(environment: string, before: Date): Promise<number>;
+  /** Deletes idempotency records created before `before`. */
+  purgeIdempotency(environment: string, before: Date): Promise<number>;
+}
+
+export interface TokenMaintenanceDeps {
+  store: TokenMaintenanceStore;
+  invalidations: TokenInvalidations;
+  /** The environment's retention for ended tokens. */
+  retentionMs(environment: string): Promise<number>;
+  clock: Clock;
+}
+
+export type TokenMaintenance = ReturnType<typeof createTokenMaintenance>;
+
+/**
+ * The rotation worker's token jobs. Each one reads the state it acts on and
+ * changes only what is still due, so running a job twice does no harm.
+ */
+export function createTokenMaintenance(deps: TokenMaintenanceDeps) {
+  const { store, invalidations, clock } = deps;
+
+  /**
+   * Retires a rotated token whose grace has ended: every replica forgets it.
+   * Returns when to try again if the grace has not ended yet.
+   */
+  async function retire(environment: string, tokenId: string): Promise<{ retryAt?: Date }> {
+    const token = await store.get(environment, tokenId);
+    if (!token?.rotateTime || !token.graceExpireTime) return {};
+    const now = clock.now();
+    if (token.graceExpireTime > now) return { retryAt: token.graceExpireTime };
+    if (await store.retire(environment, tokenId, now)) await invalidations.publish(environment, token.hash);
+    return {};
+  }
+
+  /** The periodic sweep: mark expired tokens, retire what a lost job did not, purge what ended long ago. */
+  async function sweep(environment: string): Promise<{ expired: number; retired: number; purged: number }> {
+    const now = clock.now();
+    const expired = await store.markExpired(environment, now);
+    for (const token of expired) await invalidations.publish(environment, token.hash);
+    let retired = 0;
+    for (const token of await store.dueForRetirement(environment, now)) {
+      if (await store.retire(environment, token.id, now)) {
+        retired++;
+        await invalidations.publish(environment, token.hash);
+      }
+    }
+    const retention = await deps.retentionMs(environment);
+    const purged = await store.purgeEnded(environment, new Date(now.getTime() - retention));
+    await store.purgeIdempotency(environment, new Date(now.getTime() - idempotencyWindowMs));
+    return { expired: expired.length, retired, purged };
+  }
+
+  return { retire, sweep };
+}

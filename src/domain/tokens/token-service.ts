@@ -1,0 +1,261 @@
+import { createHash } from "node:crypto";
+import type { Clock } from "../clock.js";
+import { FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.js";
+import { newId } from "../ids.js";
+import { type Page, type PageRequest, toPage } from "../paging.js";
+import { displayPrefix, generateSecret, hashSecret } from "./token-secret.js";
+import { stateAt, type Token, type TokenState } from "./tokens.js";
+
+const hour = 3_600_000;
+export const defaultGraceMs = 24 * hour;
+export const maxGraceMs = 7 * 24 * hour;
+/** How long an idempotency key answers with the token it first created. */
+export const idempotencyWindowMs = 24 * hour;
+
+/** What CreateToken remembers of a request under its idempotency key. */
+export interface IdempotencyRecord {
+  tokenId: string;
+  /** Digest of the request, so a key reused for another request is refused. */
+  fingerprint: string;
+  createTime: Date;
+}
+
+export interface TokenStore {
+  /** False when a token with that id exists. */
+  insert(environment: string, token: Token): Promise<boolean>;
+  get(environment: string, id: string): Promise<Token | undefined>;
+  /** Up to `page.size + 1` tokens in `state` at `now` (any state if unset), newest first, after `page.after`. */
+  list(environment: string, filter: { state?: TokenState; now: Date }, page: PageRequest): Promise<Token[]>;
+  /** Sets the revoke time unless revoked already; the token as it is afterwards, or undefined if absent. */
+  revoke(environment: string, id: string, at: Date): Promise<Token | undefined>;
+  /** Marks the token rotated if it still has `expectedVersion`; the updated token, or undefined. */
+  markRotated(
+    environment: string,
+    id: string,
+    expectedVersion: number,
+    rotation: { rotateTime: Date; graceExpireTime: Date; successorId: string },
+  ): Promise<Token | undefined>;
+  remove(environment: string, id: string): Promise<void>;
+  /** Records `record` under `key` unless one is there: then returns the one that is. */
+  claimIdempotency(environment: string, key: string, record: IdempotencyRecord): Promise<IdempotencyRecord | undefined>;
+  /** Replaces the record under `key` if it is still the one created at `expectedCreateTime`. */
+  replaceIdempotency(
+    environment: string,
+    key: string,
+    expectedCreateTime: Date,
+    record: IdempotencyRecord,
+  ): Promise<boolean>;
+}
+
+/** Tells every replica to forget a token it may have cached. */
+export interface TokenInvalidations {
+  publish(environment: string, hash: string): Promise<void>;
+}
+
+/** Schedules the job that retires a rotated token when its grace period ends. */
+export interface RetirementScheduler {
+  retireAt(environment: string, tokenId: string, at: Date): Promise<void>;
+}
+
+/** Who asks: the admin key, or a token with its scopes. */
+export type Caller = { kind: "admin" } | { kind: "token"; tokenId: string; scopes: ReadonlySet<string> };
+
+export interface CreateTokenInput {
+  name: string;
+  scopes: string[];
+  ttlMs?: number;
+  idempotencyKey?: string;
+}
+
+export interface TokenServiceDeps {
+  store: TokenStore;
+  invalidations: TokenInvalidations;
+  retirements: RetirementScheduler;
+  /** The environment's default token lifetime, if it has one. */
+  defaultLifetimeMs(environment: string): Promise<number | undefined>;
+  clock: Clock;
+}
+
+export type TokenService = ReturnType<typeof createTokenService>;
+
+export function tokenNotFound(environment: string, id: string): NotFoundError {
+  return new NotFoundError(
+    "not_found",
+    "TOKEN_NOT_FOUND",
+    `token "${id}" does not exist in environment "${environment}"`,
+    {
+      environment,
+      token: id,
+    },
+  );
+}
+
+function notActive(token: Token, state: TokenState): FailedPreconditionError {
+  const detail = state === "rotated" && token.successorId ? `; its successor is ${token.successorId}` : "";
+  return new FailedPreconditionError(
+    "failed_precondition",
+    "TOKEN_NOT_ACTIVE",
+    `token "${token.id}" is ${state}${detail}`,
+    { token: token.id, state },
+  );
+}
+
+function fingerprintOf(caller: Caller, input: CreateTokenInput): string {
+  const who = caller.kind === "admin" ? "admin" : caller.tokenId;
+  const what = JSON.stringify([who, input.name, [...input.scopes].sort(), input.ttlMs ?? null]);
+  return createHash("sha256").update(what).digest("hex");
+}
+
+/** API tokens of an environment: issue, read, list, revoke, rotate. */
+export function createTokenService(deps: TokenServiceDeps) {
+  const { store, invalidations, retirements, clock } = deps;
+
+  function newToken(
+    environment: string,
+    id: string,
+    fields: Pick<Token, "name" | "scopes" | "createdBy" | "expireTime" | "predecessorId">,
+  ): { token: Token; secret: string } {
+    const secret = generateSecret(environment);
+    const token: Token = {
+      id,
+      environment,
+      name: fields.name,
+      scopes: fields.scopes,
+      hash: hashSecret(secret),
+      displayPrefix: displayPrefix(secret, environment),
+      createTime: clock.now(),
+      createdBy: fields.createdBy,
+      state: "active",
+      version: 1,
+    };
+    if (fields.expireTime) token.expireTime = fields.expireTime;
+    if (fields.predecessorId) token.predecessorId = fields.predecessorId;
+    return { token, secret };
+  }
+
+  async function get(environment: string, id: string): Promise<Token> {
+    const token = await store.get(environment, id);
+    if (!token) throw tokenNotFound(environment, id);
+    return token;
+  }
+
+  /** A token may only hand out scopes it has itself. */
+  function checkScopes(caller: Caller, scopes: readonly string[]): void {
+    if (caller.kind === "admin") return;
+    const missing = scopes.find((scope) => !caller.scopes.has(scope));
+    if (missing !== undefined) {
+      throw new RoomkeyError(
+        "permission_denied",
+        "SCOPE_MISSING",
+        `a token cannot grant scope ${missing}, which it lacks itself`,
+        { scope: missing },
+      );
+    }
+  }
+
+  /**
+   * Creates a token and returns its secret, once. With an idempotency key, a
+   * repeat within 24 hours returns the first token's metadata and no secret.
+   */
+  async function create(
+    environment: string,
+    caller: Caller,
+    input: CreateTokenInput,
+  ): Promise<{ token: Token; secret?: string; replayed: boolean }> {
+    checkScopes(caller, input.scopes);
+    const now = clock.now();
+    let id = newId("tok", now);
+    if (input.idempotencyKey) {
+      const key = `create-token:${input.idempotencyKey}`;
+      const record: IdempotencyRecord = { tokenId: id, fingerprint: fingerprintOf(caller, input), createTime: now };
+      const existing = await store.claimIdempotency(environment, key, record);
+      if (existing) {
+        const stale = now.getTime() - existing.createTime.getTime() >= idempotencyWindowMs;
+        if (stale && (await store.replaceIdempotency(environment, key, existing.createTime, record))) {
+          // The key is free again: a new token under it.
+        } else if (existing.fingerprint !== record.fingerprint) {
+          throw new FailedPreconditionError(
+            "failed_precondition",
+            "IDEMPOTENCY_KEY_REUSED",
+            "idempotency_key: was used within 24 hours for a different request",
+            { field: "idempotency_key" },
+          );
+        } else {
+          const first = await store.get(environment, existing.tokenId);
+          if (first) return { token: first, replayed: true };
+          // The first request stopped before it wrote its token: finish it, under the same id.
+          id = existing.tokenId;
+        }
+      }
+    }
+    const lifetime = input.ttlMs ?? (await deps.defaultLifetimeMs(environment));
+    const { token, secret } = newToken(environment, id, {
+      name: input.name,
+      scopes: [...input.scopes],
+      createdBy: caller.kind === "admin" ? "admin" : caller.tokenId,
+      expireTime: lifetime === undefined ? undefined : new Date(now.getTime() + lifetime),
+      predecessorId: undefined,
+    });
+    if (await store.insert(environment, token)) return { token, secret, replayed: false };
+    // A concurrent request with the same key wrote it first.
+    return { token: await get(environment, id), replayed: true };
+  }
+
+  async function list(environment: string, state: TokenState | undefined, page: PageRequest): Promise<Page<Token>> {
+    const filter = state === undefined ? { now: clock.now() } : { state, now: clock.now() };
+    const items = await store.list(environment, filter, page);
+    return toPage(items, page.size, (t) => t.id);
+  }
+
+  /**
+   * Revokes a token (again: no change). Every replica has dropped it from its
+   * cache once this returns, or drops it within a second.
+   */
+  async function revoke(environment: string, id: string): Promise<Token> {
+    const token = await store.revoke(environment, id, clock.now());
+    if (!token) throw tokenNotFound(environment, id);
+    await invalidations.publish(environment, token.hash);
+    return token;
+  }
+
+  /**
+   * Issues a successor with a new secret; the old one keeps working for a grace
+   * period (default 24 hours, at most 7 days, never past its own expiry). Of
+   * concurrent rotations of one token exactly one succeeds.
+   */
+  async function rotate(
+    environment: string,
+    id: string,
+    graceMs: number = defaultGraceMs,
+  ): Promise<{ token: Token; secret: string; previous: Token }> {
+    const old = await get(environment, id);
+    const now = clock.now();
+    const state = stateAt(old, now.getTime());
+    if (state !== "active") throw notActive(old, state);
+    const graceEnd = Math.min(now.getTime() + Math.min(graceMs, maxGraceMs), old.expireTime?.getTime() ?? Infinity);
+    const { token, secret } = newToken(environment, newId("tok", now), {
+      name: old.name,
+      scopes: old.scopes,
+      createdBy: old.createdBy,
+      expireTime: old.expireTime,
+      predecessorId: old.id,
+    });
+    // The successor first: a rotation cut short leaves a spare token, never a rotated token without successor.
+    await store.insert(environment, token);
+    const previous = await store.markRotated(environment, old.id, old.version, {
+      rotateTime: now,
+      graceExpireTime: new Date(graceEnd),
+      successorId: token.id,
+    });
+    if (!previous) {
+      await store.remove(environment, token.id);
+      const current = await get(environment, id);
+      throw notActive(current, stateAt(current, clock.now().getTime()));
+    }
+    await invalidations.publish(environment, old.hash);
+    await retirements.retireAt(environment, old.id, new Date(graceEnd));
+    return { token, secret, previous };
+  }
+
+  return { create, get, list, revoke, rotate };
+}

@@ -1,0 +1,115 @@
+import { timingSafeEqual } from "node:crypto";
+import type { Clock } from "../clock.js";
+import { hashSecret, inspectSecret } from "./token-secret.js";
+import { factsOf, statusAt, type Token, type TokenFacts, type Verification } from "./tokens.js";
+
+export interface TokenLookup {
+  findByHash(environment: string, hash: string): Promise<Token | undefined>;
+}
+
+/** Where successful uses go, to be written as `last_used_time` in batches. */
+export interface UsageSink {
+  record(environment: string, tokenId: string, at: number): void;
+}
+
+export interface TokenVerifierDeps {
+  lookup: TokenLookup;
+  /** Whether the environment exists now (in memory: the environment directory). */
+  environmentExists(name: string): Promise<boolean>;
+  usage: UsageSink;
+  clock: Clock;
+  /** How long a looked-up token is trusted without asking again; bounds staleness when pub/sub is down. */
+  ttlMs: number;
+  /** How long "no such token" is remembered, so random well-formed secrets cannot flood the database. */
+  negativeTtlMs: number;
+  maxEntries: number;
+}
+
+interface Entry {
+  facts: TokenFacts | undefined;
+  expiresAt: number;
+}
+
+export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
+
+/**
+ * Verification on the hot path. A secret's shape, checksum and environment are
+ * checked with no I/O; a well-formed secret is looked up once by its SHA-256
+ * and then answered from a bounded in-process cache. Revocation and rotation
+ * invalidate the cache on every replica through `invalidate`; when that
+ * message is lost, an entry still lives at most `ttlMs`.
+ */
+export function createTokenVerifier(deps: TokenVerifierDeps) {
+  const { lookup, environmentExists, usage, clock, ttlMs, negativeTtlMs, maxEntries } = deps;
+  const cache = new Map<string, Entry>();
+  const loading = new Map<string, Promise<TokenFacts | undefined>>();
+  /** Bumped by every invalidation: a lookup that started before it must not repopulate the cache. */
+  let epoch = 0;
+
+  function remember(hash: string, facts: TokenFacts | undefined, now: number): void {
+    if (cache.size >= maxEntries) {
+      const oldest = cache.keys().next();
+      if (!oldest.done) cache.delete(oldest.value);
+    }
+    cache.set(hash, { facts, expiresAt: now + (facts ? ttlMs : negativeTtlMs) });
+  }
+
+  async function load(environment: string, hash: string): Promise<TokenFacts | undefined> {
+    const started = epoch;
+    const token = await lookup.findByHash(environment, hash);
+    // The index found it by hash; compare again in constant time all the same.
+    const facts =
+      token && timingSafeEqual(Buffer.from(token.hash, "hex"), Buffer.from(hash, "hex")) ? factsOf(token) : undefined;
+    if (started === epoch) remember(hash, facts, clock.now().getTime());
+    return facts;
+  }
+
+  async function known(environment: string, hash: string, now: number): Promise<TokenFacts | undefined> {
+    const hit = cache.get(hash);
+    if (hit && hit.expiresAt > now) return hit.facts;
+    if (!(await environmentExists(environment))) return undefined;
+    let pending = loading.get(hash);
+    if (!pending) {
+      pending = load(environment, hash).finally(() => loading.delete(hash));
+      loading.set(hash, pending);
+    }
+    return pending;
+  }
+
+  /** Verifies `secret` for `environment`; expected outcomes are values, not exceptions. */
+  async function verify(secret: string, environment: string): Promise<Verification> {
+    const shape = inspectSecret(secret);
+    if (shape.kind === "malformed") return { status: "malformed", inGrace: false };
+    if (shape.kind === "bad_checksum")
+      return { status: "bad_checksum", environment: shape.environment, inGrace: false };
+    if (shape.environment !== environment) {
+      return { status: "wrong_environment", environment: shape.environment, inGrace: false };
+    }
+    const now = clock.now().getTime();
+    const facts = await known(environment, hashSecret(secret), now);
+    if (!facts) return { status: "unknown", environment, inGrace: false };
+    const { status, inGrace } = statusAt(facts, now);
+    if (status === "valid") usage.record(environment, facts.id, now);
+    return { status, environment, token: facts, inGrace };
+  }
+
+  return {
+    verify,
+    /** Forgets one token (revoked, rotated, retired): it is looked up again on next use. */
+    invalidate(hash: string): void {
+      epoch++;
+      cache.delete(hash);
+    },
+    /** Forgets every token of an environment (deleted). */
+    invalidateEnvironment(environment: string): void {
+      epoch++;
+      for (const [hash, entry] of cache) if (entry.facts?.environment === environment) cache.delete(hash);
+    },
+    /** Forgets everything: after pub/sub was down, invalidations may have been missed. */
+    clear(): void {
+      epoch++;
+      cache.clear();
+    },
+    size: () => cache.size,
+  };
+}

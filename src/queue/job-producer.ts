@@ -1,0 +1,22 @@
+import type { JobsOptions } from "bullmq";
+import type { QueueRegistry } from "./environment-queues.js";
+import type { JobData, JobName, QueueKind } from "./queue-names.js";
+
+export type JobProducer = ReturnType<typeof createJobProducer>;
+
+/** Typed enqueueing onto an environment's queues; a job that was not added is an error, never silence. */
+export function createJobProducer(queues: Pick<QueueRegistry, "queue">) {
+  return {
+    async add<K extends QueueKind, N extends JobName<K>>(
+      environment: string,
+      kind: K,
+      name: N,
+      data: JobData<K, N>,
+      options: JobsOptions = {},
+    ): Promise<string> {
+      const job = await queues.queue(environment, kind).add(name, data, options);
+      if (!job.id) throw new Error(`the ${kind} queue of ${environment} did not accept job ${name}`);
+      return job.id;
+    },
+  };
+}
