@@ -60,6 +60,10 @@ const schema = z.object({
     .max(1024 * 1024)
     .default(16 * 1024),
   ROOMKEY_WORKER_HEARTBEAT_FILE: z.string().optional(),
+  /** How long a replica trusts a cached token when no invalidation arrives (pub/sub down). */
+  ROOMKEY_TOKEN_CACHE_TTL_MS: z.coerce.number().int().min(100).max(30_000).default(30_000),
+  /** How often last-used times are written. */
+  ROOMKEY_USAGE_FLUSH_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   ROOMKEY_ENVIRONMENT_REFRESH_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
 });
 

@@ -44,7 +44,13 @@ import {
 } from "./storage/environment-repository.js";
 import { createIntegrationRepository, integrationsCollection } from "./storage/integration-repository.js";
 import { connectWithRetry, createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
-import { createTokenRepository, idempotencyCollection, tokensCollection } from "./storage/token-repository.js";
+import {
+  createTokenRepository,
+  idempotencyCollection,
+  tokensCollection,
+  tokenUsageCollection,
+} from "./storage/token-repository.js";
+import { purgeTransitions, transitionsCollection } from "./storage/versioned.js";
 
 /** `all`: API and workers in one process (local runs); production runs `api` and `worker` apart. */
 export type Role = "all" | "api" | "worker";
@@ -62,11 +68,6 @@ export interface Roomkey {
 
 const environmentsChannel = "environments";
 const tokensChannel = "tokens";
-
-/** How long a replica trusts a cached token without pub/sub (README: "at most 30 seconds"). */
-const tokenCacheTtlMs = 30_000;
-/** How often last-used times are written (README: "within a minute"). */
-const usageFlushMs = 10_000;
 
 /** A `deleting` record untouched for this long was abandoned mid-way; the workers finish it. */
 const abandonedDeleteMs = 60_000;
@@ -111,6 +112,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     accountsCollection,
     tokensCollection,
     idempotencyCollection,
+    tokenUsageCollection,
+    transitionsCollection,
   ]);
   const tokenRepository = createTokenRepository(databases);
   const accounts = createAccountCounter(databases);
@@ -150,7 +153,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     environmentExists,
     usage,
     clock,
-    ttlMs: tokenCacheTtlMs,
+    ttlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
     negativeTtlMs: 5_000,
     maxEntries: 100_000,
   });
@@ -214,7 +217,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     cleanups.push(() => subscriber.off("ready", onResubscribed));
     const usageTimer = setInterval(() => {
       usage.flush().catch((error: unknown) => logger.warn({ err: error }, "usage flush failed"));
-    }, usageFlushMs);
+    }, config.ROOMKEY_USAGE_FLUSH_MS);
     cleanups.push(
       () => clearInterval(usageTimer),
       () => usage.flush(),
@@ -313,7 +316,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       await mongoReady;
       for (let attempt = 1; !stopping.signal.aborted; attempt++) {
         try {
-          await ensureCollections(control, [environmentsCollection, deploymentCollection]);
+          await ensureCollections(control, [environmentsCollection, deploymentCollection, transitionsCollection]);
           await environmentService.bootstrap(config.ROOMKEY_DEFAULT_ENVIRONMENTS);
           // Collections and indexes a newer release declares, for environments made before it.
           await Promise.all((await environments.listActive()).map((env) => databases.provision(env.name)));
@@ -368,6 +371,9 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     });
     const sweepTimer = setInterval(() => {
       sweep().catch((error: unknown) => logger.debug({ err: error }, "orphan sweep failed"));
+      purgeTransitions(control, new Date(Date.now() - 86_400_000)).catch((error: unknown) =>
+        logger.debug({ err: error }, "purging transition claims failed"),
+      );
       environments
         .listAll()
         .then((records) => environmentService.finishAbandonedDeletes(records, abandonedDeleteMs))

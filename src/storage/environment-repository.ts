@@ -4,6 +4,7 @@ import type { EnvironmentStore } from "../domain/environment-service.js";
 import type { Environment } from "../domain/environments.js";
 import type { PageRequest } from "../domain/paging.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
+import { compareAndSet } from "./versioned.js";
 
 type EnvironmentDocument = Omit<Environment, "name"> & { _id: string };
 
@@ -78,11 +79,9 @@ export function createEnvironmentRepository(control: Db): EnvironmentRepository 
       return docs.map(toDomain);
     },
     async replace(environment, expectedVersion) {
-      const result = await collection.replaceOne(
-        { _id: environment.name, version: expectedVersion },
-        toDocument(environment),
-      );
-      return result.matchedCount === 1;
+      const { _id, ...fields } = toDocument(environment);
+      const target = { id: _id, incarnation: String(environment.createTime.getTime()) };
+      return compareAndSet(control, environmentsCollection.name, target, expectedVersion, fields);
     },
     async remove(name) {
       await collection.deleteOne({ _id: name });

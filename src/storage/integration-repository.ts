@@ -2,6 +2,7 @@ import type { IntegrationStore } from "../domain/integration-service.js";
 import type { Integration } from "../domain/integrations.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
+import { compareAndSet } from "./versioned.js";
 
 type IntegrationDocument = Omit<Integration, "name"> & { _id: string };
 
@@ -34,11 +35,17 @@ export function createIntegrationRepository(databases: Pick<EnvironmentDatabases
       }
     },
     async replace(environment, integration, expectedVersion) {
-      const result = await collection(environment).replaceOne(
-        { _id: integration.name, version: expectedVersion },
-        toDocument(integration),
+      const { _id, ...fields } = toDocument(integration);
+      const unset = "oauth2" in fields ? [] : ["oauth2"];
+      const target = { id: _id, incarnation: String(integration.createTime.getTime()) };
+      return compareAndSet(
+        databases.db(environment),
+        integrationsCollection.name,
+        target,
+        expectedVersion,
+        fields,
+        unset,
       );
-      return result.matchedCount === 1;
     },
     async list(environment, page) {
       const filter = page.after === undefined ? {} : { _id: { $gt: page.after } };

@@ -1,4 +1,5 @@
 import type { Collection, Filter } from "mongodb";
+import { ConcurrentModificationError } from "../domain/errors.js";
 import type { PageRequest } from "../domain/paging.js";
 import type { TokenMaintenanceStore } from "../domain/tokens/token-maintenance.js";
 import type { IdempotencyRecord, TokenStore } from "../domain/tokens/token-service.js";
@@ -7,9 +8,10 @@ import type { Token, TokenState } from "../domain/tokens/tokens.js";
 import type { UsageWriter } from "../domain/tokens/usage-recorder.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
+import { compareAndSet, purgeTransitions } from "./versioned.js";
 
 type TokenDocument = Omit<Token, "id" | "environment"> & { _id: string };
-type IdempotencyDocument = IdempotencyRecord & { _id: string };
+type IdempotencyDocument = IdempotencyRecord & { _id: string; version: number };
 
 export const tokensCollection: CollectionSpec = {
   name: "tokens",
@@ -22,6 +24,14 @@ export const tokensCollection: CollectionSpec = {
 
 /** Idempotency keys of the environment's create calls, purged after 24 hours by the rotation worker. */
 export const idempotencyCollection: CollectionSpec = { name: "idempotency", indexes: [] };
+
+/**
+ * Last-used times, apart from the tokens: written in batches while tokens
+ * change, and FerretDB rewrites whole documents, so sharing one would lose writes.
+ */
+export const tokenUsageCollection: CollectionSpec = { name: "token_usage", indexes: [] };
+
+type UsageDocument = { _id: string; lastUsedTime: Date };
 
 function toDomain(environment: string, { _id, ...rest }: TokenDocument): Token {
   return { id: _id, environment, ...rest };
@@ -50,13 +60,44 @@ function stateFilter(state: TokenState, now: Date): Filter<TokenDocument> {
 
 export type TokenRepository = TokenStore & TokenLookup & UsageWriter & TokenMaintenanceStore;
 
+const maxAttempts = 5;
+
 /** API tokens and idempotency keys, in each environment's own database. */
 export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db">): TokenRepository {
   const tokens = (environment: string): Collection<TokenDocument> =>
     databases.db(environment).collection<TokenDocument>(tokensCollection.name);
   const keys = (environment: string): Collection<IdempotencyDocument> =>
     databases.db(environment).collection<IdempotencyDocument>(idempotencyCollection.name);
-  const found = (environment: string, doc: TokenDocument | null) => (doc ? toDomain(environment, doc) : undefined);
+  const usage = (environment: string): Collection<UsageDocument> =>
+    databases.db(environment).collection<UsageDocument>(tokenUsageCollection.name);
+
+  /** Tokens with their last-used times, read from their own collection. */
+  async function withUsage(environment: string, docs: TokenDocument[]): Promise<Token[]> {
+    if (docs.length === 0) return [];
+    const uses = await usage(environment)
+      .find({ _id: { $in: docs.map((doc) => doc._id) } })
+      .toArray();
+    const lastUsed = new Map(uses.map((u) => [u._id, u.lastUsedTime]));
+    return docs.map((doc) => {
+      const token = toDomain(environment, doc);
+      const at = lastUsed.get(doc._id);
+      if (at) token.lastUsedTime = at;
+      return token;
+    });
+  }
+
+  async function readOne(environment: string, id: string): Promise<Token | undefined> {
+    const doc = await tokens(environment).findOne({ _id: id });
+    return doc ? (await withUsage(environment, [doc]))[0] : undefined;
+  }
+
+  /** A version-checked change of one token (see compareAndSet): the token afterwards, or undefined if it lost. */
+  async function change(environment: string, token: Token, set: Partial<TokenDocument>): Promise<Token | undefined> {
+    // Token ids are never reused: the id is its own incarnation.
+    const target = { id: token.id, incarnation: "" };
+    const won = await compareAndSet(databases.db(environment), tokensCollection.name, target, token.version, set);
+    return won ? { ...token, ...set, version: token.version + 1 } : undefined;
+  }
 
   return {
     async insert(environment, token) {
@@ -68,11 +109,10 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
         throw error;
       }
     },
-    async get(environment, id) {
-      return found(environment, await tokens(environment).findOne({ _id: id }));
-    },
+    get: readOne,
     async findByHash(environment, hash) {
-      return found(environment, await tokens(environment).findOne({ hash }));
+      const doc = await tokens(environment).findOne({ hash });
+      return doc ? toDomain(environment, doc) : undefined;
     },
     async list(environment, filter, page: PageRequest) {
       const query: Filter<TokenDocument> = filter.state ? stateFilter(filter.state, filter.now) : {};
@@ -82,58 +122,67 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
         .sort({ _id: -1 })
         .limit(page.size + 1)
         .toArray();
-      return docs.map((doc) => toDomain(environment, doc));
+      return withUsage(environment, docs);
     },
     async revoke(environment, id, at) {
-      const updated = await tokens(environment).findOneAndUpdate(
-        { _id: id, ...notRevoked },
-        { $set: { revokeTime: at, state: "revoked" }, $inc: { version: 1 } },
-        { returnDocument: "after" },
-      );
-      return found(environment, updated ?? (await tokens(environment).findOne({ _id: id })));
+      for (let attempt = 0; attempt < maxAttempts; attempt++) {
+        const token = await readOne(environment, id);
+        if (!token || token.revokeTime) return token;
+        const revoked = await change(environment, token, { revokeTime: at, state: "revoked" });
+        if (revoked) return revoked;
+      }
+      throw new ConcurrentModificationError(`token "${id}"`);
     },
     async markRotated(environment, id, expectedVersion, rotation) {
-      const updated = await tokens(environment).findOneAndUpdate(
-        { _id: id, version: expectedVersion, ...notRevoked, ...notRotated },
-        { $set: { ...rotation, state: "rotated" }, $inc: { version: 1 } },
-        { returnDocument: "after" },
-      );
-      return found(environment, updated);
+      const token = await readOne(environment, id);
+      if (!token || token.version !== expectedVersion || token.revokeTime || token.rotateTime) return undefined;
+      return change(environment, token, { ...rotation, state: "rotated" });
     },
     async remove(environment, id) {
       await tokens(environment).deleteOne({ _id: id });
     },
     async claimIdempotency(environment, key, record) {
-      try {
-        await keys(environment).insertOne({ _id: key, ...record });
-        return undefined;
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
+      for (let attempt = 0; attempt < maxAttempts; attempt++) {
+        try {
+          await keys(environment).insertOne({ _id: key, ...record, version: 1 });
+          return undefined;
+        } catch (error) {
+          if (!isDuplicateKey(error)) throw error;
+        }
+        const existing = await keys(environment).findOne({ _id: key });
+        if (existing)
+          return { tokenId: existing.tokenId, fingerprint: existing.fingerprint, createTime: existing.createTime };
       }
-      const existing = await keys(environment).findOne({ _id: key });
-      if (!existing) return this.claimIdempotency(environment, key, record);
-      const { _id, ...rest } = existing;
-      return rest;
+      throw new ConcurrentModificationError(`idempotency key "${key}"`);
     },
     async replaceIdempotency(environment, key, expectedCreateTime, record) {
-      const result = await keys(environment).replaceOne({ _id: key, createTime: expectedCreateTime }, record);
-      return result.modifiedCount === 1;
+      const existing = await keys(environment).findOne({ _id: key });
+      if (!existing || existing.createTime.getTime() !== expectedCreateTime.getTime()) return false;
+      const target = { id: key, incarnation: String(existing.createTime.getTime()) };
+      return compareAndSet(databases.db(environment), idempotencyCollection.name, target, existing.version, {
+        ...record,
+      });
     },
     async recordUsage(environment, lastUsed) {
       if (lastUsed.size === 0) return;
-      await tokens(environment).bulkWrite(
-        [...lastUsed].map(([id, at]) => ({
-          updateOne: { filter: { _id: id }, update: { $max: { lastUsedTime: at } } },
-        })),
-        { ordered: false },
-      );
+      try {
+        await usage(environment).bulkWrite(
+          [...lastUsed].map(([id, at]) => ({
+            updateOne: { filter: { _id: id }, update: { $max: { lastUsedTime: at } }, upsert: true },
+          })),
+          { ordered: false },
+        );
+      } catch (error) {
+        // Another replica inserted the same token's first use at once: its time is as good.
+        if (!isDuplicateKey(error)) throw error;
+      }
     },
     async retire(environment, id, now) {
-      const result = await tokens(environment).updateOne(
-        { _id: id, rotateTime: { $exists: true }, graceExpireTime: { $lte: now }, retireTime: { $exists: false } },
-        { $set: { retireTime: now }, $inc: { version: 1 } },
+      const token = await readOne(environment, id);
+      const due = token?.rotateTime && token.graceExpireTime && token.graceExpireTime <= now && !token.retireTime;
+      return (
+        token !== undefined && Boolean(due) && (await change(environment, token, { retireTime: now })) !== undefined
       );
-      return result.modifiedCount === 1;
     },
     async dueForRetirement(environment, now) {
       const docs = await tokens(environment)
@@ -150,21 +199,31 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
       const due = await tokens(environment)
         .find({ state: "active", ...notRevoked, ...notRotated, expireTime: { $lte: now } })
         .toArray();
-      if (due.length === 0) return [];
-      await tokens(environment).updateMany(
-        { _id: { $in: due.map((doc) => doc._id) }, state: "active" },
-        { $set: { state: "expired" }, $inc: { version: 1 } },
-      );
-      return due.map((doc) => toDomain(environment, doc));
+      const marked: Token[] = [];
+      for (const doc of due) {
+        const expired = await change(environment, toDomain(environment, doc), { state: "expired" });
+        if (expired) marked.push(expired);
+      }
+      return marked;
     },
     async purgeEnded(environment, before) {
-      const result = await tokens(environment).deleteMany({
-        $or: [
-          { revokeTime: { $lt: before } },
-          { ...notRevoked, ...notRotated, expireTime: { $lt: before } },
-          { ...notRevoked, retireTime: { $exists: true }, graceExpireTime: { $lt: before } },
-        ],
-      });
+      await purgeTransitions(databases.db(environment), new Date(Date.now() - 86_400_000));
+      const ended = await tokens(environment)
+        .find(
+          {
+            $or: [
+              { revokeTime: { $lt: before } },
+              { ...notRevoked, ...notRotated, expireTime: { $lt: before } },
+              { ...notRevoked, retireTime: { $exists: true }, graceExpireTime: { $lt: before } },
+            ],
+          },
+          { projection: { _id: 1 } },
+        )
+        .toArray();
+      if (ended.length === 0) return 0;
+      const ids = ended.map((doc) => doc._id);
+      const result = await tokens(environment).deleteMany({ _id: { $in: ids } });
+      await usage(environment).deleteMany({ _id: { $in: ids } });
       return result.deletedCount;
     },
     async purgeIdempotency(environment, before) {

@@ -43,6 +43,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ROOMKEY_LOG_LEVEL: process.env.ROOMKEY_TEST_LOG_LEVEL ?? "silent",
     ROOMKEY_ENVIRONMENT_REFRESH_MS: "1000",
     ROOMKEY_SHUTDOWN_TIMEOUT_MS: "5000",
+    ROOMKEY_USAGE_FLUSH_MS: "500",
     ...overrides,
   });
 }

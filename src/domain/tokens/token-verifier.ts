@@ -47,7 +47,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
   let epoch = 0;
 
   function remember(hash: string, facts: TokenFacts | undefined, now: number): void {
-    if (cache.size >= maxEntries) {
+    if (!cache.has(hash) && cache.size >= maxEntries) {
       const oldest = cache.keys().next();
       if (!oldest.done) cache.delete(oldest.value);
     }
@@ -70,8 +70,12 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     if (!(await environmentExists(environment))) return undefined;
     let pending = loading.get(hash);
     if (!pending) {
-      pending = load(environment, hash).finally(() => loading.delete(hash));
-      loading.set(hash, pending);
+      const started = load(environment, hash).finally(() => {
+        // Only its own entry: an invalidation may have made way for a newer lookup.
+        if (loading.get(hash) === started) loading.delete(hash);
+      });
+      pending = started;
+      loading.set(hash, started);
     }
     return pending;
   }
@@ -99,16 +103,20 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     invalidate(hash: string): void {
       epoch++;
       cache.delete(hash);
+      // A lookup already running may have read the old state: later verifies must not join it.
+      loading.delete(hash);
     },
     /** Forgets every token of an environment (deleted). */
     invalidateEnvironment(environment: string): void {
       epoch++;
       for (const [hash, entry] of cache) if (entry.facts?.environment === environment) cache.delete(hash);
+      loading.clear();
     },
     /** Forgets everything: after pub/sub was down, invalidations may have been missed. */
     clear(): void {
       epoch++;
       cache.clear();
+      loading.clear();
     },
     size: () => cache.size,
   };

@@ -35,8 +35,8 @@ export function createUsageRecorder({ writer, environmentExists, logger }: Usage
     const batch = pending;
     pending = new Map();
     for (const [environment, uses] of batch) {
-      if (!(await environmentExists(environment))) continue;
       try {
+        if (!(await environmentExists(environment))) continue;
         await writer.recordUsage(environment, new Map([...uses].map(([id, at]) => [id, new Date(at)])));
       } catch (error) {
         logger.warn({ err: error, environment }, "could not write last-used times; retrying with the next batch");

@@ -1,0 +1,91 @@
+import type { Db, Document } from "mongodb";
+import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
+
+/**
+ * Claims of version transitions: `<collection>/<id>@<incarnation>/<version>`,
+ * one per transition, with the change that makes it. Purged after a day by
+ * the workers.
+ */
+export const transitionsCollection: CollectionSpec = { name: "transitions", indexes: [] };
+
+/**
+ * The document to change. `incarnation` tells apart documents that reuse an id
+ * after a delete (an environment or integration created again): its creation
+ * time serves.
+ */
+export interface VersionedTarget {
+  id: string;
+  incarnation: string;
+}
+
+interface Versioned {
+  _id: string;
+  version: number;
+}
+
+interface TransitionClaim {
+  _id: string;
+  set: Document;
+  unset: string[];
+  at: Date;
+}
+
+/** A claim older than this whose change is not in its document was left by a crash: anyone finishes it. */
+const abandonedAfterMs = 5_000;
+
+/**
+ * Moves a document from `expectedVersion` to the next with `set`, or reports
+ * that someone else moved it first. Correct on MongoDB and on FerretDB alike.
+ *
+ * FerretDB 1.24 applies an update as read, change in Go, write back, with no
+ * lock in between: two updates filtered on the same version both match and
+ * both write (measured: 20 of 20 rounds of four concurrent findOneAndUpdate
+ * calls had several winners). A unique `_id` on insert is atomic on both, so
+ * the winner is whoever inserts the claim for this transition. The claim
+ * carries the change, so a transition whose winner stopped before writing it
+ * is finished by the next writer that finds it.
+ *
+ * Every write to a versioned document must come through here: FerretDB
+ * rewrites whole documents, so any other concurrent write may be lost.
+ */
+export async function compareAndSet(
+  db: Db,
+  collection: string,
+  target: VersionedTarget,
+  expectedVersion: number,
+  set: Document,
+  unset: readonly string[] = [],
+): Promise<boolean> {
+  const { id } = target;
+  const claims = db.collection<TransitionClaim>(transitionsCollection.name);
+  const claimId = `${collection}/${id}@${target.incarnation}/${expectedVersion}`;
+  const claim: TransitionClaim = {
+    _id: claimId,
+    set: { ...set, version: expectedVersion + 1 },
+    unset: [...unset],
+    at: new Date(),
+  };
+  try {
+    await claims.insertOne(claim);
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+    const existing = await claims.findOne({ _id: claimId });
+    if (existing && Date.now() - existing.at.getTime() > abandonedAfterMs) await apply(db, collection, id, existing);
+    return false;
+  }
+  return apply(db, collection, id, claim);
+}
+
+async function apply(db: Db, collection: string, id: string, claim: TransitionClaim): Promise<boolean> {
+  const update: Document = { $set: claim.set };
+  if (claim.unset.length > 0) update.$unset = Object.fromEntries(claim.unset.map((field) => [field, ""]));
+  const expectedVersion = Number(claim.set.version) - 1;
+  const result = await db.collection<Versioned>(collection).updateOne({ _id: id, version: expectedVersion }, update);
+  return result.matchedCount === 1;
+}
+
+/** Removes transition claims older than `before` (they only matter for seconds). */
+export async function purgeTransitions(db: Db, before: Date): Promise<number> {
+  return (await db.collection<TransitionClaim>(transitionsCollection.name).deleteMany({ at: { $lt: before } }))
+    .deletedCount;
+}

@@ -1,0 +1,79 @@
+import { MongoClient } from "mongodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { compareAndSet, transitionsCollection } from "../../src/storage/versioned.js";
+import { randomPrefix } from "../helpers/names.js";
+import { backendUrls } from "../helpers/server.js";
+
+const clients: MongoClient[] = [];
+const dbName = `${randomPrefix()}_versioned`;
+
+beforeAll(async () => {
+  for (let i = 0; i < 4; i++) {
+    const client = new MongoClient(backendUrls().mongodbUrl);
+    await client.connect();
+    clients.push(client);
+  }
+});
+
+afterAll(async () => {
+  await clients[0]?.db(dbName).dropDatabase();
+  for (const client of clients) await client.close();
+});
+
+const db = (i: number) => {
+  const client = clients[i % clients.length];
+  if (!client) throw new Error("no client");
+  return client.db(dbName);
+};
+
+describe("compareAndSet on the real database", () => {
+  it("when four connections race to move one version, then exactly one wins, every round", async () => {
+    const rounds = 20;
+    for (let round = 0; round < rounds; round++) {
+      const id = `doc-${round}`;
+      await db(0).collection<{ _id: string; version: number }>("docs").insertOne({ _id: id, version: 1 });
+      const results = await Promise.all(
+        [0, 1, 2, 3].map((i) => compareAndSet(db(i), "docs", { id, incarnation: "x" }, 1, { winner: i })),
+      );
+      expect(results.filter(Boolean), `round ${round}`).toHaveLength(1);
+      const doc = await db(0)
+        .collection<{ _id: string; version: number; winner?: number }>("docs")
+        .findOne({ _id: id });
+      expect(doc?.version).toBe(2);
+      expect(doc?.winner).toBe(results.indexOf(true));
+    }
+  });
+
+  it("when a winner stopped between its claim and its write, then the next writer finishes its change", async () => {
+    const docs = db(0).collection<{ _id: string; version: number; state?: string }>("docs");
+    await docs.insertOne({ _id: "stuck", version: 3 });
+    // The claim as a crashed winner left it, older than the abandonment threshold.
+    await db(0)
+      .collection<{ _id: string; set: object; unset: string[]; at: Date }>(transitionsCollection.name)
+      .insertOne({
+        _id: "docs/stuck@x/3",
+        set: { state: "claimed", version: 4 },
+        unset: [],
+        at: new Date(Date.now() - 60_000),
+      });
+    expect(await compareAndSet(db(1), "docs", { id: "stuck", incarnation: "x" }, 3, { state: "late" })).toBe(false);
+    expect(await docs.findOne({ _id: "stuck" })).toEqual({ _id: "stuck", version: 4, state: "claimed" });
+    expect(await compareAndSet(db(1), "docs", { id: "stuck", incarnation: "x" }, 4, { state: "next" })).toBe(true);
+  });
+
+  it("when a document is deleted and made again under its id, then its versions are claimed afresh", async () => {
+    const docs = db(0).collection<{ _id: string; version: number }>("docs");
+    await docs.insertOne({ _id: "again", version: 1 });
+    expect(await compareAndSet(db(0), "docs", { id: "again", incarnation: "first" }, 1, {})).toBe(true);
+    await docs.deleteOne({ _id: "again" });
+    await docs.insertOne({ _id: "again", version: 1 });
+    expect(await compareAndSet(db(0), "docs", { id: "again", incarnation: "second" }, 1, {})).toBe(true);
+  });
+
+  it("when a field is unset, then it is gone", async () => {
+    const docs = db(0).collection<{ _id: string; version: number; oauth2?: object }>("docs");
+    await docs.insertOne({ _id: "unset", version: 1, oauth2: { a: 1 } });
+    expect(await compareAndSet(db(0), "docs", { id: "unset", incarnation: "x" }, 1, {}, ["oauth2"])).toBe(true);
+    expect(await docs.findOne({ _id: "unset" })).toEqual({ _id: "unset", version: 2 });
+  });
+});
