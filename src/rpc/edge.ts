@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import type { Validator } from "@bufbuild/protovalidate";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { environmentHeader, invalidEnvironment, parseEnvironmentName } from "../domain/environment-name.js";
 import type { Environment } from "../domain/environments.js";
@@ -138,18 +138,39 @@ export function createEdge(deps: EdgeDeps) {
     return call;
   }
 
+  /** An access log line per call at debug level (never the request, never a credential). */
+  const accessLog = logger.isLevelEnabled("debug");
+
+  function logCall(method: DescMethod, ctx: HandlerContext, started: number, error: ConnectError | undefined): void {
+    const call = ctx.values.get(callContextKey);
+    logger.debug(
+      {
+        method: `${method.parent.typeName}/${method.name}`,
+        environment: call?.environment,
+        principal: call ? (call.principal.kind === "admin" ? "admin" : call.principal.tokenId) : undefined,
+        code: error ? Code[error.code] : "OK",
+        ms: Date.now() - started,
+      },
+      "call",
+    );
+  }
+
   function wrapMethod(method: DescMethod, impl: (req: Message, ctx: HandlerContext) => unknown) {
     policyOf(method);
     const fail = (error: unknown) => toConnectError(error, logger.child({ method: method.name }));
     if (method.methodKind === "unary") {
       return async (request: Message, ctx: HandlerContext) => {
         inflight++;
+        const started = Date.now();
+        let failure: ConnectError | undefined;
         try {
           await admit(method, ctx, request);
           return await (impl(request, ctx) as Promise<unknown>);
         } catch (error) {
-          throw fail(error);
+          failure = fail(error);
+          throw failure;
         } finally {
+          if (accessLog) logCall(method, ctx, started, failure);
           leave();
         }
       };
@@ -157,12 +178,16 @@ export function createEdge(deps: EdgeDeps) {
     if (method.methodKind === "server_streaming") {
       return async function* (request: Message, ctx: HandlerContext) {
         inflight++;
+        const started = Date.now();
+        let failure: ConnectError | undefined;
         try {
           await admit(method, ctx, request);
           yield* impl(request, ctx) as AsyncIterable<unknown>;
         } catch (error) {
-          throw fail(error);
+          failure = fail(error);
+          throw failure;
         } finally {
+          if (accessLog) logCall(method, ctx, started, failure);
           leave();
         }
       };

@@ -1,0 +1,209 @@
+import { status } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateSecret } from "../../src/domain/tokens/token-secret.js";
+import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { TokenService, VerifyStatus } from "../../src/gen/roomkey/v1/token_service_pb.js";
+import { grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
+import { type CountingProxy, countingProxy } from "../helpers/counting-proxy.js";
+import { randomEnvironmentName } from "../helpers/names.js";
+import { type OwnService, ownRedis } from "../helpers/own-services.js";
+import { backendUrls, dropDeployment, startTestServer, type TestServer, testConfig } from "../helpers/server.js";
+
+const t = TokenService.method;
+
+/** Commands every client sends on its own (health probes, driver heartbeats, connection set-up). */
+const mongoBackground = ["ping", "hello", "ismaster", "endsessions", "buildinfo"];
+const redisBackground = ["ping", "info", "client", "select", "subscribe", "quit"];
+
+async function issue(server: TestServer, environment: string, scopes: string[]) {
+  const client = grpcClient(TokenService, server.grpcAddress);
+  try {
+    const created = await client.unary(
+      t.createToken,
+      { name: "hot", scopes },
+      metadataFor(environment, server.adminKey),
+    );
+    return { id: created.token?.id ?? "", secret: created.secret };
+  } finally {
+    client.close();
+  }
+}
+
+describe("the hot path makes no round trip per call", () => {
+  let mongo: CountingProxy;
+  let redis: CountingProxy;
+  let server: TestServer;
+  let tokens: ReturnType<typeof grpcClient<typeof TokenService>>;
+  let environment: string;
+
+  beforeAll(async () => {
+    const urls = backendUrls();
+    const mongoUrl = new URL(urls.mongodbUrl);
+    const redisUrl = new URL(urls.redisUrl);
+    mongo = await countingProxy({ host: mongoUrl.hostname, port: Number(mongoUrl.port || 27017) }, "mongodb");
+    redis = await countingProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) }, "redis");
+    server = await startTestServer(
+      testConfig({
+        MONGODB_URL: mongo.url,
+        REDIS_URL: redis.url,
+        // No periodic reads during the measurement.
+        ROOMKEY_ENVIRONMENT_REFRESH_MS: "60000",
+        ROOMKEY_USAGE_FLUSH_MS: "60000",
+      }),
+      "api",
+    );
+    tokens = grpcClient(TokenService, server.grpcAddress);
+    environment = randomEnvironmentName();
+    const environments = grpcClient(EnvironmentService, server.grpcAddress);
+    await environments.unary(
+      EnvironmentService.method.createEnvironment,
+      {},
+      metadataFor(environment, server.adminKey),
+    );
+    environments.close();
+  });
+
+  afterAll(async () => {
+    tokens.close();
+    await server.stop();
+    await dropDeployment(server.config);
+    await Promise.all([mongo.close(), redis.close()]);
+  });
+
+  /** Mongo and Redis commands that `work` causes, background traffic aside. */
+  async function roundTrips(work: () => Promise<unknown>) {
+    const before = { mongo: mongo.total(mongoBackground), redis: redis.total(redisBackground) };
+    await work();
+    return { mongo: mongo.total(mongoBackground) - before.mongo, redis: redis.total(redisBackground) - before.redis };
+  }
+
+  it("when a valid token is verified 200 times in steady state, then MongoDB and Redis see nothing", async () => {
+    const caller = await issue(server, environment, ["tokens:verify"]);
+    const target = await issue(server, environment, ["accounts:read"]);
+    const metadata = metadataFor(environment, caller.secret);
+    const warm = await tokens.unary(t.verifyToken, { token: target.secret }, metadata);
+    expect(warm.status).toBe(VerifyStatus.VALID);
+    const trips = await roundTrips(async () => {
+      for (let i = 0; i < 200; i++) {
+        const answer = await tokens.unary(t.verifyToken, { token: target.secret }, metadata);
+        expect(answer.valid).toBe(true);
+      }
+    });
+    expect(trips).toEqual({ mongo: 0, redis: 0 });
+  });
+
+  it("when secrets are malformed or fail their checksum, then they are refused with no round trip at all", async () => {
+    const caller = await issue(server, environment, ["tokens:verify"]);
+    const metadata = metadataFor(environment, caller.secret);
+    await tokens.unary(t.verifyToken, { token: "warm-up" }, metadata);
+    const good = generateSecret(environment);
+    const badChecksum = `${good.slice(0, -1)}${good.endsWith("a") ? "b" : "a"}`;
+    const malformed = ["rk_nope", `rk_${environment}_short`, "Bearer-ish", `rk_Prod_${"a".repeat(50)}`];
+    const trips = await roundTrips(async () => {
+      for (let i = 0; i < 25; i++) {
+        for (const secret of [badChecksum, ...malformed]) {
+          const answer = await tokens.unary(t.verifyToken, { token: secret }, metadata);
+          expect([VerifyStatus.MALFORMED, VerifyStatus.BAD_CHECKSUM]).toContain(answer.status);
+          const refused = await grpcFailure(
+            tokens.unary(t.verifyToken, { token: good }, metadataFor(environment, secret)),
+          );
+          expect(refused.code).toBe(status.UNAUTHENTICATED);
+        }
+      }
+    });
+    expect(trips).toEqual({ mongo: 0, redis: 0 });
+  });
+
+  it("when a well-formed token is new to the replica, then one lookup is counted (the counter works)", async () => {
+    const caller = await issue(server, environment, ["tokens:verify"]);
+    const metadata = metadataFor(environment, caller.secret);
+    await tokens.unary(t.verifyToken, { token: "warm-up" }, metadata);
+    const unknown = generateSecret(environment);
+    const trips = await roundTrips(() => tokens.unary(t.verifyToken, { token: unknown }, metadata));
+    expect(trips.mongo).toBe(1);
+    expect(mongo.counts().get("find")).toBeGreaterThan(0);
+  });
+});
+
+describe("revocation reaches every replica", () => {
+  const servers: TestServer[] = [];
+
+  afterAll(async () => {
+    for (const server of servers) await server.stop();
+    const [first] = servers;
+    if (first) await dropDeployment(first.config);
+  });
+
+  it("when a token is revoked on one replica, then another rejects it within a second", async () => {
+    const config = testConfig();
+    const [a, b] = await Promise.all([startTestServer({ ...config }, "api"), startTestServer({ ...config }, "api")]);
+    servers.push(a, b);
+    const token = await issue(a, "staging", ["environment:read"]);
+    const onB = grpcClient(EnvironmentService, b.grpcAddress);
+    const get = () => onB.unary(EnvironmentService.method.getEnvironment, {}, metadataFor("staging", token.secret));
+    await get();
+    await get();
+    const tokensOnA = grpcClient(TokenService, a.grpcAddress);
+    await tokensOnA.unary(t.revokeToken, { id: token.id }, metadataFor("staging", a.adminKey));
+    const revoked = Date.now();
+    let refusedAfter = -1;
+    while (Date.now() - revoked < 5_000) {
+      const outcome = await get().then(
+        () => undefined,
+        (error) => error,
+      );
+      if (outcome) {
+        expect(grpcDetails(outcome).errorInfo?.reason).toBe("TOKEN_REVOKED");
+        refusedAfter = Date.now() - revoked;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    console.log(`replica B refused the revoked token ${refusedAfter} ms after RevokeToken returned on A`);
+    expect(refusedAfter).toBeGreaterThanOrEqual(0);
+    expect(refusedAfter).toBeLessThan(1_000);
+    onB.close();
+    tokensOnA.close();
+  });
+
+  it("when pub/sub cannot reach a replica, then its cached token still dies within the cache lifetime", async () => {
+    const own: OwnService = await ownRedis();
+    try {
+      const config = testConfig({ ROOMKEY_TOKEN_CACHE_TTL_MS: "2000" });
+      const a = await startTestServer({ ...config }, "api");
+      // B shares the database but not Redis: it never hears A's invalidations.
+      const b = await startTestServer({ ...config, REDIS_URL: own.url }, "api");
+      servers.push(a, b);
+      const token = await issue(a, "staging", ["environment:read"]);
+      const onB = grpcClient(EnvironmentService, b.grpcAddress);
+      const get = () => onB.unary(EnvironmentService.method.getEnvironment, {}, metadataFor("staging", token.secret));
+      await get();
+      const tokensOnA = grpcClient(TokenService, a.grpcAddress);
+      await tokensOnA.unary(t.revokeToken, { id: token.id }, metadataFor("staging", a.adminKey));
+      const revoked = Date.now();
+      // Without the message B still trusts its cache for a while...
+      await get();
+      let refusedAfter = -1;
+      while (Date.now() - revoked < 10_000) {
+        const error = await get().then(
+          () => undefined,
+          (e) => e,
+        );
+        if (error) {
+          refusedAfter = Date.now() - revoked;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      console.log(
+        `without pub/sub, replica B refused the revoked token ${refusedAfter} ms after revocation (cache 2000 ms)`,
+      );
+      expect(refusedAfter).toBeGreaterThan(0);
+      expect(refusedAfter).toBeLessThanOrEqual(2_000 + 300);
+      onB.close();
+      tokensOnA.close();
+    } finally {
+      await own.dispose();
+    }
+  });
+});
