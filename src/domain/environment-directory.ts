@@ -68,10 +68,14 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
     return load(name);
   }
 
-  async function require(name: string): Promise<Environment> {
-    const env = await find(name);
-    if (!env) throw notFound(name);
-    return env;
+  /** The active environment; at once when it is in memory (every call asks). */
+  function require(name: string): Environment | Promise<Environment> {
+    const hit = active.get(name);
+    if (hit) return hit;
+    return find(name).then((env) => {
+      if (!env) throw notFound(name);
+      return env;
+    });
   }
 
   /** Applies a change announced on the bus. */

@@ -16,6 +16,19 @@ export function randomBase62(length: number): string {
   return out;
 }
 
+const digitValues = new Map([...base62Alphabet].map((char, value) => [char.charCodeAt(0), value]));
+
+/** The number that base62 `text` spells, or -1 if a character is not base62. */
+export function base62Value(text: string): number {
+  let value = 0;
+  for (let i = 0; i < text.length; i++) {
+    const digit = digitValues.get(text.charCodeAt(i));
+    if (digit === undefined) return -1;
+    value = value * 62 + digit;
+  }
+  return value;
+}
+
 /** A non-negative integer as exactly `width` base62 characters. */
 export function base62Fixed(value: number, width: number): string {
   let out = "";

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { hash, timingSafeEqual } from "node:crypto";
 import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import type { Validator } from "@bufbuild/protovalidate";
@@ -11,19 +11,22 @@ import { type CallContext, callContextKey, type Principal } from "./call-context
 import { toConnectError } from "./errors.js";
 import { type MethodPolicy, policyOf } from "./method-policy.js";
 
-/** Turns a bearer secret into a principal of the call's environment. */
+/**
+ * Turns a bearer secret into a principal of the call's environment. Answers
+ * without a promise when it can (a cached token): this runs on every call.
+ */
 export interface Authenticator {
   /** Throws UNAUTHENTICATED or PERMISSION_DENIED errors; never returns for a bad secret. */
-  authenticate(secret: string, environment: string): Promise<Principal>;
+  authenticate(secret: string, environment: string): Principal | Promise<Principal>;
 }
 
 /** Environment API tokens: a principal, or a thrown UNAUTHENTICATED / PERMISSION_DENIED error. */
 export interface TokenAuthenticator {
-  authenticate(secret: string, environment: string): Promise<Principal>;
+  authenticate(secret: string, environment: string): Principal | Promise<Principal>;
 }
 
 function digest(value: string): Buffer {
-  return createHash("sha256").update(value, "utf8").digest();
+  return hash("sha256", value, "buffer");
 }
 
 function invalidCredentials(): RoomkeyError {
@@ -37,9 +40,13 @@ function invalidCredentials(): RoomkeyError {
 /** The admin key (constant-time comparison of digests), then environment tokens. */
 export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuthenticator }): Authenticator {
   const adminDigest = digest(deps.adminKey);
+  // Token secrets start with "rk_": unless the admin key does too, they need no admin comparison.
+  const adminLooksLikeToken = deps.adminKey.startsWith("rk_");
   return {
-    async authenticate(secret, environment) {
-      if (timingSafeEqual(digest(secret), adminDigest)) return { kind: "admin" };
+    authenticate(secret, environment) {
+      if ((adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest)) {
+        return { kind: "admin" };
+      }
       if (!deps.tokens) throw invalidCredentials();
       return deps.tokens.authenticate(secret, environment);
     },
@@ -48,7 +55,7 @@ export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuth
 
 export interface EdgeDeps {
   authenticator: Authenticator;
-  environments: { require(name: string): Promise<Environment> };
+  environments: { require(name: string): Environment | Promise<Environment> };
   validator: Validator;
   logger: Logger;
 }
@@ -62,17 +69,20 @@ function readEnvironment(headers: Headers): string {
   return parseEnvironmentName(raw);
 }
 
+const bearerSecret = /^[\x21-\x7e]+$/;
+
 function readBearer(headers: Headers): string {
   const value = headers.get("authorization");
-  const match = value === null ? null : /^Bearer ([\x21-\x7e]+)$/i.exec(value);
-  if (!match?.[1]) {
+  const secret =
+    value !== null && value.length > 7 && value.slice(0, 7).toLowerCase() === "bearer " ? value.slice(7) : "";
+  if (!bearerSecret.test(secret)) {
     throw new RoomkeyError(
       "unauthenticated",
       "CREDENTIALS_MISSING",
       "authorization: metadata `authorization: Bearer <admin key or API token>` is required",
     );
   }
-  return match[1];
+  return secret;
 }
 
 function authorize(policy: MethodPolicy, principal: Principal, method: DescMethod): void {
@@ -122,20 +132,34 @@ export function createEdge(deps: EdgeDeps) {
     throw new InvalidArgumentError(`invalid request: ${first?.field}: ${first?.description}${more}`, violations);
   }
 
-  async function admit(method: DescMethod, ctx: HandlerContext, request: Message): Promise<CallContext> {
+  /**
+   * Admits a call, or throws why not. Answers without a promise when nothing
+   * needs I/O (a cached token, a known environment): every call passes here.
+   */
+  function admit(
+    method: DescMethod,
+    policy: MethodPolicy,
+    ctx: HandlerContext,
+    request: Message,
+  ): CallContext | Promise<CallContext> {
     // A keep-alive HTTP connection can still carry new calls after close(): refuse them.
     if (stopped) {
       throw new RoomkeyError("unavailable", "SHUTTING_DOWN", "the server is shutting down; retry on another replica");
     }
-    const policy = policyOf(method);
     const environment = readEnvironment(ctx.requestHeader);
-    const principal = await authenticator.authenticate(readBearer(ctx.requestHeader), environment);
-    authorize(policy, principal, method);
-    if (policy.environment === "existing") await environments.require(environment);
-    validate(method, request);
-    const call: CallContext = { environment, principal };
-    ctx.values.set(callContextKey, call);
-    return call;
+    const authenticated = authenticator.authenticate(readBearer(ctx.requestHeader), environment);
+    const admitted = (principal: Principal): CallContext | Promise<CallContext> => {
+      authorize(policy, principal, method);
+      const found = policy.environment === "existing" ? environments.require(environment) : undefined;
+      const finish = (): CallContext => {
+        validate(method, request);
+        const call: CallContext = { environment, principal };
+        ctx.values.set(callContextKey, call);
+        return call;
+      };
+      return found instanceof Promise ? found.then(finish) : finish();
+    };
+    return authenticated instanceof Promise ? authenticated.then(admitted) : admitted(authenticated);
   }
 
   /** An access log line per call at debug level (never the request, never a credential). */
@@ -156,22 +180,35 @@ export function createEdge(deps: EdgeDeps) {
   }
 
   function wrapMethod(method: DescMethod, impl: (req: Message, ctx: HandlerContext) => unknown) {
-    policyOf(method);
+    const policy = policyOf(method);
     const fail = (error: unknown) => toConnectError(error, logger.child({ method: method.name }));
     if (method.methodKind === "unary") {
-      return async (request: Message, ctx: HandlerContext) => {
+      // Not async: a call that needs no I/O completes without a promise or a microtask of its own.
+      return (request: Message, ctx: HandlerContext): unknown => {
         inflight++;
-        const started = Date.now();
-        let failure: ConnectError | undefined;
-        try {
-          await admit(method, ctx, request);
-          return await (impl(request, ctx) as Promise<unknown>);
-        } catch (error) {
-          failure = fail(error);
-          throw failure;
-        } finally {
+        const started = accessLog ? Date.now() : 0;
+        const done = (failure?: ConnectError) => {
           if (accessLog) logCall(method, ctx, started, failure);
           leave();
+        };
+        const failed = (error: unknown): never => {
+          const failure = fail(error);
+          done(failure);
+          throw failure;
+        };
+        try {
+          const admitted = admit(method, policy, ctx, request);
+          const result = admitted instanceof Promise ? admitted.then(() => impl(request, ctx)) : impl(request, ctx);
+          if (!(result instanceof Promise)) {
+            done();
+            return result;
+          }
+          return result.then((response: unknown) => {
+            done();
+            return response;
+          }, failed);
+        } catch (error) {
+          return failed(error);
         }
       };
     }
@@ -181,7 +218,8 @@ export function createEdge(deps: EdgeDeps) {
         const started = Date.now();
         let failure: ConnectError | undefined;
         try {
-          await admit(method, ctx, request);
+          const admitted = admit(method, policy, ctx, request);
+          if (admitted instanceof Promise) await admitted;
           yield* impl(request, ctx) as AsyncIterable<unknown>;
         } catch (error) {
           failure = fail(error);

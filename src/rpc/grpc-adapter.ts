@@ -24,6 +24,7 @@ import { RoomkeyError } from "../domain/errors.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
 import { statusOf, toConnectError } from "./errors.js";
 import { createGrpcContext, type GrpcCallContext } from "./grpc-context.js";
+import { MetadataHeaders } from "./metadata-headers.js";
 
 /** A request as the server's deserializer hands it over: decoded, or why not. */
 type Decoded = { message: Message } | { error: string };
@@ -32,8 +33,19 @@ function methodPath(method: DescMethod): string {
   return `/${method.parent.typeName}/${method.name}`;
 }
 
+/** Encodings of frozen messages: a handler that answers with the same frozen message pays for it once. */
+const encoded = new WeakMap<Message, Buffer>();
+
 function serialize(desc: DescMessage) {
-  return (message: Message) => Buffer.from(toBinary(desc, message));
+  return (message: Message) => {
+    if (!Object.isFrozen(message)) return Buffer.from(toBinary(desc, message));
+    let bytes = encoded.get(message);
+    if (!bytes) {
+      bytes = Buffer.from(toBinary(desc, message));
+      encoded.set(message, bytes);
+    }
+    return bytes;
+  };
 }
 
 /** grpc-js method definitions for clients: protobuf-es messages in and out. */
@@ -72,15 +84,6 @@ function serverDefinition(service: DescService): ServiceDefinition {
     };
   }
   return definition;
-}
-
-/** grpc-js metadata as fetch Headers, repeated keys appended, binary values in base64. */
-function headersOf(metadata: Metadata): Headers {
-  const headers = new Headers();
-  for (const [key, values] of Object.entries(metadata.toJSON())) {
-    for (const value of values) headers.append(key, typeof value === "string" ? value : value.toString("base64"));
-  }
-  return headers;
 }
 
 /** The size of request metadata as the cap counts it: keys and values, binary values in bytes. */
@@ -134,7 +137,7 @@ export function grpcService<S extends DescService>(
       service,
       method,
       url: methodPath(method),
-      requestHeader: headersOf(call.metadata),
+      requestHeader: new MetadataHeaders(call.metadata),
       deadline: Number.isFinite(deadlineMs) ? deadlineMs : undefined,
       call,
       shutdownSignal: options.shutdownSignal,
@@ -156,16 +159,30 @@ export function grpcService<S extends DescService>(
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: ServerUnaryCall<Decoded, Message>, callback: sendUnaryData<Message>) => {
         let ctx: GrpcCallContext | undefined;
-        Promise.resolve()
-          .then(() => {
-            ctx = contextOf(method, call);
-            return run(decoded(call), ctx.context) as Promise<Parameters<typeof create>[1]>;
-          })
-          .then(
-            (response) => callback(null, create(method.output, response)),
-            (error: unknown) => callback(fail(error)),
-          )
-          .finally(() => ctx?.end());
+        const succeed = (response: unknown) => {
+          let message: Message;
+          try {
+            message = create(method.output, response as Parameters<typeof create>[1]);
+          } catch (error) {
+            failed(error);
+            return;
+          }
+          callback(null, message);
+          ctx?.end();
+        };
+        const failed = (error: unknown) => {
+          callback(fail(error));
+          ctx?.end();
+        };
+        try {
+          ctx = contextOf(method, call);
+          const result = run(decoded(call), ctx.context);
+          // A handler that answered without I/O is answered at once.
+          if (result instanceof Promise) result.then(succeed, failed);
+          else succeed(result);
+        } catch (error) {
+          failed(error);
+        }
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = (call: ServerWritableStream<Decoded, Message>) => {

@@ -1,6 +1,6 @@
 import { RoomkeyError } from "../domain/errors.js";
 import type { TokenVerifier } from "../domain/tokens/token-verifier.js";
-import type { VerifyStatus } from "../domain/tokens/tokens.js";
+import type { TokenFacts, Verification, VerifyStatus } from "../domain/tokens/tokens.js";
 import type { Principal } from "./call-context.js";
 import type { TokenAuthenticator } from "./edge.js";
 
@@ -21,23 +21,38 @@ const refusals: Record<Exclude<VerifyStatus, "valid" | "wrong_environment">, [re
  */
 export function createTokenAuthenticator(verifier: Pick<TokenVerifier, "verify">): TokenAuthenticator {
   return {
-    async authenticate(secret, environment): Promise<Principal> {
-      const verification = await verifier.verify(secret, environment);
-      const { status, token } = verification;
-      if (status === "valid" && token) {
-        return { kind: "token", tokenId: token.id, scopes: token.scopes, environment: token.environment };
-      }
-      if (status === "wrong_environment") {
-        const owner = verification.environment ?? "";
-        throw new RoomkeyError(
-          "permission_denied",
-          "TOKEN_WRONG_ENVIRONMENT",
-          `authorization: this token belongs to ${owner}, not ${environment}`,
-          { token_environment: owner, requested_environment: environment },
-        );
-      }
-      const [reason, message] = refusals[status === "valid" ? "unknown" : status];
-      throw new RoomkeyError("unauthenticated", reason, `authorization: ${message}`);
+    authenticate(secret, environment) {
+      const verification = verifier.verify(secret, environment);
+      return verification instanceof Promise
+        ? verification.then((v) => principalOf(v, environment))
+        : principalOf(verification, environment);
     },
   };
+}
+
+/** One principal per known token, made once. */
+const principals = new WeakMap<TokenFacts, Principal>();
+
+/** The principal of a valid token, or the error that says why not. */
+function principalOf(verification: Verification, environment: string): Principal {
+  const { status, token } = verification;
+  if (status === "valid" && token) {
+    let principal = principals.get(token);
+    if (!principal) {
+      principal = { kind: "token", tokenId: token.id, scopes: token.scopes, environment: token.environment };
+      principals.set(token, principal);
+    }
+    return principal;
+  }
+  if (status === "wrong_environment") {
+    const owner = verification.environment ?? "";
+    throw new RoomkeyError(
+      "permission_denied",
+      "TOKEN_WRONG_ENVIRONMENT",
+      `authorization: this token belongs to ${owner}, not ${environment}`,
+      { token_environment: owner, requested_environment: environment },
+    );
+  }
+  const [reason, message] = refusals[status === "valid" ? "unknown" : status];
+  throw new RoomkeyError("unauthenticated", reason, `authorization: ${message}`);
 }

@@ -113,7 +113,7 @@ describe("find", () => {
 
   it("when require is asked for an unknown name, then ENVIRONMENT_NOT_FOUND", async () => {
     const { directory } = setup();
-    const error = await rejectionOf(directory.require("env-a"));
+    const error = await rejectionOf(Promise.resolve().then(() => directory.require("env-a")));
     expect(error).toBeInstanceOf(NotFoundError);
   });
 });

@@ -134,20 +134,21 @@ describe("the grpc-js adapter", () => {
   it("when a call's deadline is weeks away, then its signal is not aborted at once", async () => {
     // grpc-js clients overflow such a timer themselves, so the context is tested directly.
     const shutdown = new AbortController();
-    const { context, end } = createGrpcContext({
+    const call = createGrpcContext({
       service: AccountService,
       method: AccountService.method.watchAccounts,
       url: "/roomkey.v1.AccountService/WatchAccounts",
       requestHeader: new Headers(),
       deadline: Date.now() + 40 * 24 * 3600 * 1000,
-      call: new EventEmitter(),
+      call: Object.assign(new EventEmitter(), { cancelled: false }),
       shutdownSignal: shutdown.signal,
     });
+    const { context } = call;
     expect(context.signal.aborted).toBe(false);
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(context.signal.aborted).toBe(false);
     expect(context.timeoutMs()).toBeGreaterThan(39 * 24 * 3600 * 1000);
-    end();
+    call.end();
     expect(context.signal.aborted).toBe(true);
     expect(getEventListeners(shutdown.signal, "abort")).toHaveLength(0);
   });
@@ -159,7 +160,7 @@ describe("the grpc-js adapter", () => {
       url: "/roomkey.v1.AccountService/WatchAccounts",
       requestHeader: new Headers(),
       deadline: Date.now() + 10,
-      call: new EventEmitter(),
+      call: Object.assign(new EventEmitter(), { cancelled: false }),
       shutdownSignal: new AbortController().signal,
     });
     await new Promise((resolve) => context.signal.addEventListener("abort", resolve, { once: true }));

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { hashSecret, inspectSecret } from "./token-secret.js";
-import { factsOf, statusAt, type Token, type TokenFacts, type Verification } from "./tokens.js";
+import { factsOf, statusAt, type Token, type TokenFacts, type Verification, type VerifyStatus } from "./tokens.js";
 
 export interface TokenLookup {
   findByHash(environment: string, hash: string): Promise<Token | undefined>;
@@ -64,9 +64,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     return facts;
   }
 
-  async function known(environment: string, hash: string, now: number): Promise<TokenFacts | undefined> {
-    const hit = cache.get(hash);
-    if (hit && hit.expiresAt > now) return hit.facts;
+  async function lookupOnce(environment: string, hash: string): Promise<TokenFacts | undefined> {
     if (!(await environmentExists(environment))) return undefined;
     let pending = loading.get(hash);
     if (!pending) {
@@ -80,8 +78,33 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     return pending;
   }
 
-  /** Verifies `secret` for `environment`; expected outcomes are values, not exceptions. */
-  async function verify(secret: string, environment: string): Promise<Verification> {
+  /** One frozen verdict per token and status, made once: the steady state allocates nothing here. */
+  const verdicts = new WeakMap<TokenFacts, Map<VerifyStatus, Verification>>();
+
+  function verdict(environment: string, facts: TokenFacts | undefined, now: number): Verification {
+    if (!facts) return { status: "unknown", environment, inGrace: false };
+    const status = statusAt(facts, now);
+    if (status === "valid") usage.record(environment, facts.id, now);
+    let byStatus = verdicts.get(facts);
+    if (!byStatus) {
+      byStatus = new Map();
+      verdicts.set(facts, byStatus);
+    }
+    let found = byStatus.get(status);
+    if (!found) {
+      const inGrace = status === "valid" && facts.graceExpireTime !== undefined;
+      found = Object.freeze({ status, environment, token: facts, inGrace });
+      byStatus.set(status, found);
+    }
+    return found;
+  }
+
+  /**
+   * Verifies `secret` for `environment`; expected outcomes are values, not
+   * exceptions. Answers without a promise when no lookup is needed (the
+   * steady state): it runs on every call.
+   */
+  function verify(secret: string, environment: string): Verification | Promise<Verification> {
     const shape = inspectSecret(secret);
     if (shape.kind === "malformed") return { status: "malformed", inGrace: false };
     if (shape.kind === "bad_checksum")
@@ -90,11 +113,10 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
       return { status: "wrong_environment", environment: shape.environment, inGrace: false };
     }
     const now = clock.now().getTime();
-    const facts = await known(environment, hashSecret(secret), now);
-    if (!facts) return { status: "unknown", environment, inGrace: false };
-    const { status, inGrace } = statusAt(facts, now);
-    if (status === "valid") usage.record(environment, facts.id, now);
-    return { status, environment, token: facts, inGrace };
+    const hash = hashSecret(secret);
+    const hit = cache.get(hash);
+    if (hit && hit.expiresAt > now) return verdict(environment, hit.facts, now);
+    return lookupOnce(environment, hash).then((facts) => verdict(environment, facts, clock.now().getTime()));
   }
 
   return {

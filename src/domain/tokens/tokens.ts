@@ -74,14 +74,15 @@ export function factsOf(token: Token): TokenFacts {
   };
 }
 
-/** The verdict on a token known here, at `now`. */
-export function statusAt(facts: TokenFacts, now: number): { status: VerifyStatus; inGrace: boolean } {
-  if (facts.revoked) return { status: "revoked", inGrace: false };
-  if (facts.graceExpireTime !== undefined) {
-    return facts.graceExpireTime > now ? { status: "valid", inGrace: true } : { status: "rotated", inGrace: false };
-  }
-  if (facts.expireTime !== undefined && facts.expireTime <= now) return { status: "expired", inGrace: false };
-  return { status: "valid", inGrace: false };
+/**
+ * The verdict on a token known here, at `now`. A valid token with a grace end
+ * is a rotated one within its grace period.
+ */
+export function statusAt(facts: TokenFacts, now: number): VerifyStatus {
+  if (facts.revoked) return "revoked";
+  if (facts.graceExpireTime !== undefined) return facts.graceExpireTime > now ? "valid" : "rotated";
+  if (facts.expireTime !== undefined && facts.expireTime <= now) return "expired";
+  return "valid";
 }
 
 /** The outcome of verifying a secret in an environment. */

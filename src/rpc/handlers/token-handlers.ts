@@ -55,8 +55,12 @@ export function createTokenHandlers({ tokens, verifier, now }: TokenHandlerDeps)
       const result = await tokens.rotate(callContext(ctx).environment, req.id, fromDuration(req.gracePeriod));
       return { token: view(result.token), secret: result.secret, previous: view(result.previous) };
     },
-    async verifyToken(req, ctx) {
-      return verificationToProto(await verifier.verify(req.token, callContext(ctx).environment));
+    // Not async: a cached token is answered without a promise.
+    verifyToken(req, ctx) {
+      const verification = verifier.verify(req.token, callContext(ctx).environment);
+      return verification instanceof Promise
+        ? verification.then(verificationToProto)
+        : verificationToProto(verification);
     },
   };
 }

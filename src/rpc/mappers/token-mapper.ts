@@ -1,4 +1,4 @@
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type {
   TokenState as DomainTokenState,
   VerifyStatus as DomainVerifyStatus,
@@ -9,7 +9,8 @@ import {
   type TokenSchema,
   TokenState,
   VerifyStatus,
-  type VerifyTokenResponseSchema,
+  type VerifyTokenResponse,
+  VerifyTokenResponseSchema,
 } from "../../gen/roomkey/v1/token_service_pb.js";
 import { toTimestamp } from "./time.js";
 
@@ -61,11 +62,11 @@ export function tokenToProto(token: Token, state: DomainTokenState): MessageInit
   };
 }
 
-export function verificationToProto(verification: Verification): MessageInitShape<typeof VerifyTokenResponseSchema> {
+function buildVerification(verification: Verification): VerifyTokenResponse {
   const { status, token, inGrace } = verification;
   const valid = status === "valid";
   const expireTime = inGrace ? token?.graceExpireTime : token?.expireTime;
-  return {
+  return create(VerifyTokenResponseSchema, {
     valid,
     status: verifyStatuses[status],
     tokenId: token?.id ?? "",
@@ -73,5 +74,23 @@ export function verificationToProto(verification: Verification): MessageInitShap
     expireTime: valid && expireTime !== undefined ? toTimestamp(new Date(expireTime)) : undefined,
     environment: verification.environment ?? "",
     inGracePeriod: inGrace,
-  };
+  });
+}
+
+/**
+ * Answers for a known token, one per verdict, made once while its cached facts
+ * live: VerifyToken answers the same token over and over. Frozen, so the
+ * transport encodes each once too.
+ */
+const answers = new WeakMap<Verification, VerifyTokenResponse>();
+
+export function verificationToProto(verification: Verification): VerifyTokenResponse {
+  // Verdicts on known tokens are frozen and shared (see the verifier): answer each once.
+  if (!Object.isFrozen(verification)) return buildVerification(verification);
+  let answer = answers.get(verification);
+  if (!answer) {
+    answer = Object.freeze(buildVerification(verification));
+    answers.set(verification, answer);
+  }
+  return answer;
 }
