@@ -31,6 +31,8 @@ import { grpcClientDefinition } from "../../src/rpc/grpc-adapter.js";
 
 type GenericClient = InstanceType<ReturnType<typeof makeGenericClientConstructor>> & GrpcObject;
 
+export type GrpcClient<S extends DescService> = ReturnType<typeof grpcClient<S>>;
+
 /** A typed promise wrapper around a grpc-js client built from a protobuf-es service. */
 export function grpcClient<S extends DescService>(service: S, address: string) {
   const Ctor = makeGenericClientConstructor(grpcClientDefinition(service), service.name);

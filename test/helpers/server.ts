@@ -1,11 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
+import type { Metadata } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
 import type { Logger } from "pino";
 import { type Config, loadConfig } from "../../src/config.js";
+import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
+import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "../../src/logger.js";
 import { type Role, type Roomkey, startRoomkey } from "../../src/main.js";
+import { type GrpcClient, grpcClient, metadataFor } from "./clients.js";
 import { randomPrefix } from "./names.js";
 
 /** The real services the test command brought up (scripts/services.ts). */
@@ -135,4 +140,38 @@ export async function eventually(
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${what}: not within ${timeoutMs} ms`);
+}
+
+/** A test file's own deployment: a real server, a gRPC client per service, and direct database and Redis access. */
+export interface Deployment {
+  server: TestServer;
+  environments: GrpcClient<typeof EnvironmentService>;
+  tokens: GrpcClient<typeof TokenService>;
+  accounts: GrpcClient<typeof AccountService>;
+  mongo: MongoClient;
+  redis: Redis;
+  /** Metadata for a call to `environment` with the admin key. */
+  admin(environment: string): Metadata;
+  stop(): Promise<void>;
+}
+
+export async function startDeployment(config: Config = testConfig(), role: Role = "all"): Promise<Deployment> {
+  const server = await startTestServer(config, role);
+  const deployment: Deployment = {
+    server,
+    environments: grpcClient(EnvironmentService, server.grpcAddress),
+    tokens: grpcClient(TokenService, server.grpcAddress),
+    accounts: grpcClient(AccountService, server.grpcAddress),
+    mongo: new MongoClient(config.MONGODB_URL),
+    redis: new Redis(config.REDIS_URL),
+    admin: (environment) => metadataFor(environment, server.adminKey),
+    async stop() {
+      for (const client of [deployment.environments, deployment.tokens, deployment.accounts]) client.close();
+      await server.stop();
+      await deployment.mongo.close();
+      deployment.redis.disconnect();
+      await dropDeployment(config);
+    },
+  };
+  return deployment;
 }

@@ -3,40 +3,22 @@ import http2 from "node:http2";
 import { createConnection } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Metadata, status } from "@grpc/grpc-js";
-import { Redis } from "ioredis";
-import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
-import { connectClient, grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
+import { connectClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
-import { databasesOf, dropDeployment, redisKeys, startTestServer, type TestServer } from "../helpers/server.js";
+import { type Deployment, databasesOf, redisKeys, startDeployment } from "../helpers/server.js";
 
-let server: TestServer;
-let environments: ReturnType<typeof grpcClient<typeof EnvironmentService>>;
-let tokens: ReturnType<typeof grpcClient<typeof TokenService>>;
-let accounts: ReturnType<typeof grpcClient<typeof AccountService>>;
-let mongo: MongoClient;
-let redis: Redis;
+let d: Deployment;
 
 beforeAll(async () => {
-  server = await startTestServer();
-  environments = grpcClient(EnvironmentService, server.grpcAddress);
-  tokens = grpcClient(TokenService, server.grpcAddress);
-  accounts = grpcClient(AccountService, server.grpcAddress);
-  mongo = new MongoClient(server.config.MONGODB_URL);
-  redis = new Redis(server.config.REDIS_URL);
+  d = await startDeployment();
 });
 
-afterAll(async () => {
-  for (const client of [environments, tokens, accounts]) client.close();
-  await server.stop();
-  await mongo.close();
-  redis.disconnect();
-  await dropDeployment(server.config);
-});
+afterAll(() => d.stop());
 
 /** Names a grpc-js client can put in metadata (printable ASCII). */
 const asciiHostile: Record<string, string> = {
@@ -69,10 +51,10 @@ const byteHostile: Record<string, string> = {
 /** One call per service, CreateEnvironment first: the call that would create a database. */
 function callsFor(metadata: Metadata): [string, () => Promise<unknown>][] {
   return [
-    ["CreateEnvironment", () => environments.unary(EnvironmentService.method.createEnvironment, {}, metadata)],
-    ["GetEnvironment", () => environments.unary(EnvironmentService.method.getEnvironment, {}, metadata)],
-    ["ListTokens", () => tokens.unary(TokenService.method.listTokens, {}, metadata)],
-    ["ListAccounts", () => accounts.unary(AccountService.method.listAccounts, {}, metadata)],
+    ["CreateEnvironment", () => d.environments.unary(EnvironmentService.method.createEnvironment, {}, metadata)],
+    ["GetEnvironment", () => d.environments.unary(EnvironmentService.method.getEnvironment, {}, metadata)],
+    ["ListTokens", () => d.tokens.unary(TokenService.method.listTokens, {}, metadata)],
+    ["ListAccounts", () => d.accounts.unary(AccountService.method.listAccounts, {}, metadata)],
   ];
 }
 
@@ -83,7 +65,7 @@ function rawGrpcCall(
   body: Buffer = Buffer.from([0, 0, 0, 0, 0]),
 ): Promise<{ status?: string; message?: string; error?: string }> {
   return new Promise((resolve) => {
-    const session = http2.connect(`http://${server.grpcAddress}`);
+    const session = http2.connect(`http://${d.server.grpcAddress}`);
     session.on("error", () => undefined);
     const request = session.request({
       ":method": "POST",
@@ -125,10 +107,10 @@ function rawConnectCall(
     const request = http.request(
       {
         host: "127.0.0.1",
-        port: server.app.httpPort,
+        port: d.server.app.httpPort,
         method: "POST",
         path,
-        headers: { "content-type": "application/json", authorization: `Bearer ${server.adminKey}`, ...headers },
+        headers: { "content-type": "application/json", authorization: `Bearer ${d.server.adminKey}`, ...headers },
       },
       (response) => {
         let data = "";
@@ -149,7 +131,7 @@ const utf8Bytes = (value: string) => Buffer.from(value, "utf8").toString("latin1
 describe("the roomkey-environment metadata", () => {
   for (const [label, name] of Object.entries(asciiHostile)) {
     it(`when it is ${label}, then every service answers INVALID_ARGUMENT naming the header`, async () => {
-      for (const [method, call] of callsFor(metadataFor(name, server.adminKey))) {
+      for (const [method, call] of callsFor(metadataFor(name, d.server.adminKey))) {
         const error = await grpcFailure(call());
         expect(error.code, method).toBe(status.INVALID_ARGUMENT);
         const { errorInfo, badRequest } = grpcDetails(error);
@@ -168,7 +150,7 @@ describe("the roomkey-environment metadata", () => {
       ]) {
         const result = await rawGrpcCall(path, {
           "roomkey-environment": utf8Bytes(name),
-          authorization: `Bearer ${server.adminKey}`,
+          authorization: `Bearer ${d.server.adminKey}`,
         });
         expect(result.status, `${label} ${path}`).toBe(String(status.INVALID_ARGUMENT));
         expect(decodeURIComponent(result.message ?? ""), path).toMatch(/^roomkey-environment: /);
@@ -177,7 +159,7 @@ describe("the roomkey-environment metadata", () => {
   }
 
   it("when it is sent twice with different values, then INVALID_ARGUMENT says to send it once", async () => {
-    for (const [method, call] of callsFor(metadataFor(["development", "staging"], server.adminKey))) {
+    for (const [method, call] of callsFor(metadataFor(["development", "staging"], d.server.adminKey))) {
       const error = await grpcFailure(call());
       expect(error.code, method).toBe(status.INVALID_ARGUMENT);
       expect(error.details, method).toContain("exactly once");
@@ -186,7 +168,7 @@ describe("the roomkey-environment metadata", () => {
 
   it("when it is missing, then INVALID_ARGUMENT comes before authentication", async () => {
     const error = await grpcFailure(
-      environments.unary(EnvironmentService.method.getEnvironment, {}, metadataFor(undefined)),
+      d.environments.unary(EnvironmentService.method.getEnvironment, {}, metadataFor(undefined)),
     );
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(grpcDetails(error).errorInfo?.reason).toBe("ENVIRONMENT_INVALID");
@@ -196,14 +178,14 @@ describe("the roomkey-environment metadata", () => {
     // RFC 9113 forbids NUL in field values: Node's HTTP/2 layer resets the stream before any handler runs.
     const grpcResult = await rawGrpcCall("/roomkey.v1.EnvironmentService/CreateEnvironment", {
       "roomkey-environment": "ab\u0000cd",
-      authorization: `Bearer ${server.adminKey}`,
+      authorization: `Bearer ${d.server.adminKey}`,
     });
     expect(grpcResult.status).toBeUndefined();
     expect(grpcResult.error).toBeDefined();
 
     // On the Connect port the parser refuses it; the answer is a Connect error body.
     const reply = await new Promise<string>((resolve, reject) => {
-      const socket = createConnection({ host: "127.0.0.1", port: server.app.httpPort });
+      const socket = createConnection({ host: "127.0.0.1", port: d.server.app.httpPort });
       let data = "";
       socket.on("data", (chunk) => {
         data += chunk.toString();
@@ -212,7 +194,7 @@ describe("the roomkey-environment metadata", () => {
       socket.on("error", reject);
       socket.write(
         "POST /roomkey.v1.EnvironmentService/CreateEnvironment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
-          `roomkey-environment: ab\u0000cd\r\nAuthorization: Bearer ${server.adminKey}\r\nContent-Length: 2\r\n\r\n{}`,
+          `roomkey-environment: ab\u0000cd\r\nAuthorization: Bearer ${d.server.adminKey}\r\nContent-Length: 2\r\n\r\n{}`,
       );
     });
     expect(reply).toMatch(/^HTTP\/1\.1 400 /);
@@ -244,11 +226,11 @@ describe("the roomkey-environment metadata", () => {
   });
 
   it("when hostile names were tried, then no database and no Redis key exists for any of them", async () => {
-    const prefix = server.config.ROOMKEY_DB_PREFIX;
+    const prefix = d.server.config.ROOMKEY_DB_PREFIX;
     const known = new Set(["development", "staging", "production"]);
-    const dbs = await databasesOf(mongo, prefix);
+    const dbs = await databasesOf(d.mongo, prefix);
     expect(dbs.sort()).toEqual([`${prefix}_control`, ...[...known].map((name) => `${prefix}_env_${name}`)].sort());
-    for (const key of await redisKeys(redis, `${server.config.ROOMKEY_QUEUE_PREFIX}:*`)) {
+    for (const key of await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:*`)) {
       const environment = key.split(":")[1]?.split(".")[0];
       expect(known.has(environment ?? ""), key).toBe(true);
     }
@@ -265,7 +247,7 @@ describe("authentication", () => {
   });
 
   it("when the key is wrong, then UNAUTHENTICATED with CREDENTIALS_INVALID and no hint of the key", async () => {
-    const wrong = `${server.adminKey.slice(0, -1)}x`;
+    const wrong = `${d.server.adminKey.slice(0, -1)}x`;
     for (const [method, call] of callsFor(metadataFor("development", wrong))) {
       const error = await grpcFailure(call());
       expect(error.code, method).toBe(status.UNAUTHENTICATED);
@@ -276,14 +258,14 @@ describe("authentication", () => {
 
   it("when the scheme is not Bearer, then UNAUTHENTICATED", async () => {
     const metadata = metadataFor("development");
-    metadata.set("authorization", `Basic ${server.adminKey}`);
-    const error = await grpcFailure(environments.unary(EnvironmentService.method.getEnvironment, {}, metadata));
+    metadata.set("authorization", `Basic ${d.server.adminKey}`);
+    const error = await grpcFailure(d.environments.unary(EnvironmentService.method.getEnvironment, {}, metadata));
     expect(error.code).toBe(status.UNAUTHENTICATED);
   });
 
   it("when the admin key names an unknown environment, then NOT_FOUND for every service", async () => {
     const name = randomEnvironmentName();
-    for (const [method, call] of callsFor(metadataFor(name, server.adminKey)).slice(1)) {
+    for (const [method, call] of callsFor(metadataFor(name, d.server.adminKey)).slice(1)) {
       const error = await grpcFailure(call());
       expect(error.code, method).toBe(status.NOT_FOUND);
       expect(grpcDetails(error).errorInfo?.reason, method).toBe("ENVIRONMENT_NOT_FOUND");
@@ -291,7 +273,7 @@ describe("authentication", () => {
   });
 
   it("when the Connect client sends a wrong key, then it sees UNAUTHENTICATED with ErrorInfo", async () => {
-    const client = connectClient(EnvironmentService, server.app.httpPort);
+    const client = connectClient(EnvironmentService, d.server.app.httpPort);
     const error = await client
       .getEnvironment({}, { headers: { "roomkey-environment": "development", authorization: "Bearer nope" } })
       .catch((e: unknown) => e);
@@ -303,7 +285,7 @@ describe("authentication", () => {
 
 describe("services whose features have not landed", () => {
   it("when an AccountService method passes the edge, then it answers UNIMPLEMENTED", async () => {
-    const metadata = metadataFor("development", server.adminKey);
+    const metadata = metadataFor("development", d.server.adminKey);
     for (const [method, call] of callsFor(metadata).slice(3)) {
       const error = await grpcFailure(call());
       expect(error.code, method).toBe(status.UNIMPLEMENTED);
@@ -312,10 +294,10 @@ describe("services whose features have not landed", () => {
   });
 
   it("when WatchAccounts is called, then the stream ends with UNIMPLEMENTED instead of hanging", async () => {
-    const stream = accounts.stream(
+    const stream = d.accounts.stream(
       AccountService.method.watchAccounts,
       {},
-      metadataFor("development", server.adminKey),
+      metadataFor("development", d.server.adminKey),
     );
     const error = await new Promise<{ code: number }>((resolve) => {
       stream.on("error", resolve);
@@ -325,7 +307,7 @@ describe("services whose features have not landed", () => {
   });
 
   it("when WatchAccounts names a hostile environment, then the stream ends with INVALID_ARGUMENT", async () => {
-    const stream = accounts.stream(AccountService.method.watchAccounts, {}, metadataFor("Prod", server.adminKey));
+    const stream = d.accounts.stream(AccountService.method.watchAccounts, {}, metadataFor("Prod", d.server.adminKey));
     const error = await new Promise<{ code: number }>((resolve) => {
       stream.on("error", resolve);
       stream.on("data", () => undefined);
@@ -340,7 +322,7 @@ describe("limits and malformed input", () => {
     const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, garbage.length]), garbage]);
     const result = await rawGrpcCall(
       "/roomkey.v1.EnvironmentService/GetIntegration",
-      { "roomkey-environment": "development", authorization: `Bearer ${server.adminKey}` },
+      { "roomkey-environment": "development", authorization: `Bearer ${d.server.adminKey}` },
       frame,
     );
     expect(result.status).toBe(String(status.INVALID_ARGUMENT));
@@ -348,19 +330,19 @@ describe("limits and malformed input", () => {
 
   it("when a message is larger than the cap, then RESOURCE_EXHAUSTED", async () => {
     const error = await grpcFailure(
-      environments.unary(
+      d.environments.unary(
         EnvironmentService.method.createEnvironment,
-        { description: "x".repeat(server.config.ROOMKEY_MAX_MESSAGE_BYTES + 1) },
-        metadataFor(randomEnvironmentName(), server.adminKey),
+        { description: "x".repeat(d.server.config.ROOMKEY_MAX_MESSAGE_BYTES + 1) },
+        metadataFor(randomEnvironmentName(), d.server.adminKey),
       ),
     );
     expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
   });
 
   it("when metadata is larger than the cap, then the call is refused", async () => {
-    const metadata = metadataFor("development", server.adminKey);
-    metadata.set("x-padding", "p".repeat(server.config.ROOMKEY_MAX_METADATA_BYTES + 1));
-    const error = await grpcFailure(environments.unary(EnvironmentService.method.getEnvironment, {}, metadata));
+    const metadata = metadataFor("development", d.server.adminKey);
+    metadata.set("x-padding", "p".repeat(d.server.config.ROOMKEY_MAX_METADATA_BYTES + 1));
+    const error = await grpcFailure(d.environments.unary(EnvironmentService.method.getEnvironment, {}, metadata));
     expect(error.code).toBe(status.RESOURCE_EXHAUSTED);
   });
 });

@@ -1,39 +1,25 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { status } from "@grpc/grpc-js";
-import { Redis } from "ioredis";
-import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
-import { connectClient, grpcClient, grpcDetails, grpcFailure, headersFor, metadataFor } from "../helpers/clients.js";
+import { connectClient, grpcDetails, grpcFailure, headersFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
-import { databasesOf, dropDeployment, redisKeys, startTestServer, type TestServer } from "../helpers/server.js";
+import { type Deployment, databasesOf, redisKeys, startDeployment } from "../helpers/server.js";
 
-let server: TestServer;
-let grpc: ReturnType<typeof grpcClient<typeof EnvironmentService>>;
-let mongo: MongoClient;
-let redis: Redis;
+let d: Deployment;
 
 beforeAll(async () => {
-  server = await startTestServer();
-  grpc = grpcClient(EnvironmentService, server.grpcAddress);
-  mongo = new MongoClient(server.config.MONGODB_URL);
-  redis = new Redis(server.config.REDIS_URL);
+  d = await startDeployment();
 });
 
-afterAll(async () => {
-  grpc.close();
-  await server.stop();
-  await mongo.close();
-  redis.disconnect();
-  await dropDeployment(server.config);
-});
+afterAll(() => d.stop());
 
-const admin = (env: string) => metadataFor(env, server.adminKey);
+const admin = (env: string) => d.admin(env);
 const m = EnvironmentService.method;
 
 async function createEnvironment(name = randomEnvironmentName()) {
-  await grpc.unary(m.createEnvironment, { displayName: `Test ${name}` }, admin(name));
+  await d.environments.unary(m.createEnvironment, { displayName: `Test ${name}` }, admin(name));
   return name;
 }
 
@@ -48,43 +34,43 @@ function apiKeyIntegration(name: string, url = "https://provider.example/v1/me")
 
 describe("EnvironmentService over native gRPC", () => {
   it("when the server starts, then the three default environments exist with their databases", async () => {
-    const list = await grpc.unary(m.listEnvironments, {}, admin("development"));
+    const list = await d.environments.unary(m.listEnvironments, {}, admin("development"));
     expect(list.environments.map((e) => e.name)).toEqual(["development", "production", "staging"]);
     expect(list.environments.every((e) => e.builtIn)).toBe(true);
-    const dbs = await databasesOf(mongo, server.config.ROOMKEY_DB_PREFIX);
+    const dbs = await databasesOf(d.mongo, d.server.config.ROOMKEY_DB_PREFIX);
     for (const name of ["development", "staging", "production"]) {
-      expect(dbs).toContain(`${server.config.ROOMKEY_DB_PREFIX}_env_${name}`);
+      expect(dbs).toContain(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`);
     }
   });
 
   it("when an environment is created, then it can be read with defaults filled in and has its database", async () => {
     const name = randomEnvironmentName();
-    const created = await grpc.unary(
+    const created = await d.environments.unary(
       m.createEnvironment,
       { displayName: "QA", description: "for the QA team", settings: { oauthRefreshMargin: { seconds: 300n } } },
       admin(name),
     );
     expect(created.environment?.name).toBe(name);
-    const got = await grpc.unary(m.getEnvironment, {}, admin(name));
+    const got = await d.environments.unary(m.getEnvironment, {}, admin(name));
     expect(got.environment?.displayName).toBe("QA");
     expect(got.environment?.settings?.oauthRefreshMargin?.seconds).toBe(300n);
     expect(got.environment?.settings?.tokenRetention?.seconds).toBe(30n * 86400n);
     expect(got.environment?.builtIn).toBe(false);
-    expect(await databasesOf(mongo, server.config.ROOMKEY_DB_PREFIX)).toContain(
-      `${server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
+    expect(await databasesOf(d.mongo, d.server.config.ROOMKEY_DB_PREFIX)).toContain(
+      `${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
     );
   });
 
   it("when an environment is created twice, then the second is ALREADY_EXISTS", async () => {
     const name = await createEnvironment();
-    const error = await grpcFailure(grpc.unary(m.createEnvironment, {}, admin(name)));
+    const error = await grpcFailure(d.environments.unary(m.createEnvironment, {}, admin(name)));
     expect(error.code).toBe(status.ALREADY_EXISTS);
     expect(grpcDetails(error).errorInfo?.reason).toBe("ENVIRONMENT_EXISTS");
   });
 
   it("when an environment is updated with a field mask, then only the named fields change", async () => {
     const name = await createEnvironment();
-    const updated = await grpc.unary(
+    const updated = await d.environments.unary(
       m.updateEnvironment,
       {
         environment: {
@@ -100,7 +86,7 @@ describe("EnvironmentService over native gRPC", () => {
     expect(updated.environment?.description).toBe("");
     expect(updated.environment?.settings?.tokenRetention?.seconds).toBe(7200n);
     expect(updated.environment?.settings?.oauthRefreshMargin?.seconds).toBe(600n);
-    const reread = await grpc.unary(m.getEnvironment, {}, admin(name));
+    const reread = await d.environments.unary(m.getEnvironment, {}, admin(name));
     expect(reread.environment?.displayName).toBe("Renamed");
   });
 
@@ -108,7 +94,7 @@ describe("EnvironmentService over native gRPC", () => {
     const name = await createEnvironment();
     for (const paths of [["name"], [], ["settings.nope"]]) {
       const error = await grpcFailure(
-        grpc.unary(m.updateEnvironment, { environment: {}, updateMask: { paths } }, admin(name)),
+        d.environments.unary(m.updateEnvironment, { environment: {}, updateMask: { paths } }, admin(name)),
       );
       expect(error.code).toBe(status.INVALID_ARGUMENT);
       expect(grpcDetails(error).badRequest?.fieldViolations[0]?.field).toBe("update_mask");
@@ -117,7 +103,7 @@ describe("EnvironmentService over native gRPC", () => {
 
   it("when a setting is out of range, then INVALID_ARGUMENT names the field", async () => {
     const error = await grpcFailure(
-      grpc.unary(
+      d.environments.unary(
         m.createEnvironment,
         { settings: { oauthRefreshMargin: { seconds: 5n } } },
         admin(randomEnvironmentName()),
@@ -135,7 +121,7 @@ describe("EnvironmentService over native gRPC", () => {
     let pageToken = "";
     let pages = 0;
     do {
-      const page = await grpc.unary(m.listEnvironments, { pageSize: 2, pageToken }, admin("development"));
+      const page = await d.environments.unary(m.listEnvironments, { pageSize: 2, pageToken }, admin("development"));
       expect(page.environments.length).toBeLessThanOrEqual(2);
       seen.push(...page.environments.map((e) => e.name));
       pageToken = page.nextPageToken;
@@ -147,36 +133,38 @@ describe("EnvironmentService over native gRPC", () => {
   });
 
   it("when a page token is forged, then INVALID_ARGUMENT names page_token", async () => {
-    const error = await grpcFailure(grpc.unary(m.listEnvironments, { pageToken: "bm9wZQ" }, admin("development")));
+    const error = await grpcFailure(
+      d.environments.unary(m.listEnvironments, { pageToken: "bm9wZQ" }, admin("development")),
+    );
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(grpcDetails(error).badRequest?.fieldViolations[0]?.field).toBe("page_token");
   });
 
   it("when an environment is deleted, then its database, queues and record are gone", async () => {
     const name = await createEnvironment();
-    await grpc.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
+    await d.environments.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
     // A job on each of its queues, as the workers would have.
     const { Queue } = await import("bullmq");
     for (const kind of ["handshake", "rotation"]) {
-      const queue = new Queue(`${name}.${kind}`, { connection: redis, prefix: server.config.ROOMKEY_QUEUE_PREFIX });
+      const queue = new Queue(`${name}.${kind}`, { connection: d.redis, prefix: d.server.config.ROOMKEY_QUEUE_PREFIX });
       await queue.add("probe", {}, { delay: 60_000 });
       await queue.close();
     }
-    const before = await redisKeys(redis, `${server.config.ROOMKEY_QUEUE_PREFIX}:${name}.*`);
+    const before = await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:${name}.*`);
     expect(before.length).toBeGreaterThan(0);
 
-    await grpc.unary(m.deleteEnvironment, {}, admin(name));
+    await d.environments.unary(m.deleteEnvironment, {}, admin(name));
 
-    expect(await databasesOf(mongo, server.config.ROOMKEY_DB_PREFIX)).not.toContain(
-      `${server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
+    expect(await databasesOf(d.mongo, d.server.config.ROOMKEY_DB_PREFIX)).not.toContain(
+      `${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
     );
-    expect(await redisKeys(redis, `${server.config.ROOMKEY_QUEUE_PREFIX}:${name}.*`)).toEqual([]);
-    const record = await mongo
-      .db(`${server.config.ROOMKEY_DB_PREFIX}_control`)
+    expect(await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:${name}.*`)).toEqual([]);
+    const record = await d.mongo
+      .db(`${d.server.config.ROOMKEY_DB_PREFIX}_control`)
       .collection("environments")
       .findOne({ _id: name as never });
     expect(record).toBeNull();
-    const error = await grpcFailure(grpc.unary(m.getEnvironment, {}, admin(name)));
+    const error = await grpcFailure(d.environments.unary(m.getEnvironment, {}, admin(name)));
     expect(error.code).toBe(status.NOT_FOUND);
     expect(grpcDetails(error).errorInfo?.reason).toBe("ENVIRONMENT_NOT_FOUND");
   });
@@ -184,46 +172,46 @@ describe("EnvironmentService over native gRPC", () => {
   it("when a delete was interrupted, then calling DeleteEnvironment again finishes it", async () => {
     const name = await createEnvironment();
     // As a crash after the first step of a delete leaves it.
-    await mongo
-      .db(`${server.config.ROOMKEY_DB_PREFIX}_control`)
+    await d.mongo
+      .db(`${d.server.config.ROOMKEY_DB_PREFIX}_control`)
       .collection<{ _id: string }>("environments")
       .updateOne({ _id: name }, { $set: { state: "deleting" }, $inc: { version: 1 } });
-    await grpc.unary(m.deleteEnvironment, {}, admin(name));
-    expect(await databasesOf(mongo, server.config.ROOMKEY_DB_PREFIX)).not.toContain(
-      `${server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
+    await d.environments.unary(m.deleteEnvironment, {}, admin(name));
+    expect(await databasesOf(d.mongo, d.server.config.ROOMKEY_DB_PREFIX)).not.toContain(
+      `${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
     );
-    const again = await grpcFailure(grpc.unary(m.deleteEnvironment, {}, admin(name)));
+    const again = await grpcFailure(d.environments.unary(m.deleteEnvironment, {}, admin(name)));
     expect(again.code).toBe(status.NOT_FOUND);
   });
 
   it("when a deleted environment is created again, then nothing of the old one comes back", async () => {
     const name = await createEnvironment();
-    await grpc.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
-    await grpc.unary(m.deleteEnvironment, {}, admin(name));
+    await d.environments.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
+    await d.environments.unary(m.deleteEnvironment, {}, admin(name));
     // A replica that had not heard of the deletion writes to the dropped database.
-    await mongo
-      .db(`${server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
+    await d.mongo
+      .db(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
       .collection<{ _id: string }>("integrations")
       .insertOne({ _id: "stale" });
-    await grpc.unary(m.createEnvironment, {}, admin(name));
-    expect((await grpc.unary(m.listIntegrations, {}, admin(name))).integrations).toEqual([]);
+    await d.environments.unary(m.createEnvironment, {}, admin(name));
+    expect((await d.environments.unary(m.listIntegrations, {}, admin(name))).integrations).toEqual([]);
   });
 
   it("when an environment has an active account, then delete refuses unless forced", async () => {
     const name = await createEnvironment();
-    await mongo
-      .db(`${server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
+    await d.mongo
+      .db(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
       .collection("accounts")
       .insertOne({ integration: "crm", status: "active" });
-    const error = await grpcFailure(grpc.unary(m.deleteEnvironment, {}, admin(name)));
+    const error = await grpcFailure(d.environments.unary(m.deleteEnvironment, {}, admin(name)));
     expect(error.code).toBe(status.FAILED_PRECONDITION);
     const info = grpcDetails(error).errorInfo;
     expect(info?.reason).toBe("ENVIRONMENT_HAS_ACTIVE_ACCOUNTS");
     expect(info?.metadata.active_accounts).toBe("1");
-    expect((await grpc.unary(m.getEnvironment, {}, admin(name))).environment?.name).toBe(name);
+    expect((await d.environments.unary(m.getEnvironment, {}, admin(name))).environment?.name).toBe(name);
 
-    await grpc.unary(m.deleteEnvironment, { force: true }, admin(name));
-    expect((await grpcFailure(grpc.unary(m.getEnvironment, {}, admin(name)))).code).toBe(status.NOT_FOUND);
+    await d.environments.unary(m.deleteEnvironment, { force: true }, admin(name));
+    expect((await grpcFailure(d.environments.unary(m.getEnvironment, {}, admin(name)))).code).toBe(status.NOT_FOUND);
   });
 });
 
@@ -231,7 +219,7 @@ describe("integrations", () => {
   it("when an OAuth2 integration is put, then its client secret is stored encrypted and never returned", async () => {
     const name = await createEnvironment();
     const secret = "super-secret-client-value-123";
-    const put = await grpc.unary(
+    const put = await d.environments.unary(
       m.putIntegration,
       {
         integration: {
@@ -253,12 +241,12 @@ describe("integrations", () => {
     expect(put.created).toBe(true);
     expect(put.integration?.oauth2?.clientSecret).toBe("");
     expect(put.integration?.oauth2?.clientSecretSet).toBe(true);
-    const got = await grpc.unary(m.getIntegration, { name: "hubspot" }, admin(name));
+    const got = await d.environments.unary(m.getIntegration, { name: "hubspot" }, admin(name));
     expect(got.integration?.oauth2?.clientSecret).toBe("");
     expect(got.integration?.oauth2?.pkce).toBe(true);
 
-    const raw = await mongo
-      .db(`${server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
+    const raw = await d.mongo
+      .db(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
       .collection("integrations")
       .findOne({ _id: "hubspot" as never });
     expect(JSON.stringify(raw)).not.toContain(secret);
@@ -269,7 +257,7 @@ describe("integrations", () => {
     if (!stored?.oauth2) throw new Error("the integration was not returned");
     stored.displayName = "HubSpot";
     stored.oauth2.clientSecret = "";
-    const again = await grpc.unary(m.putIntegration, { integration: stored }, admin(name));
+    const again = await d.environments.unary(m.putIntegration, { integration: stored }, admin(name));
     expect(again.created).toBe(false);
     expect(again.integration?.displayName).toBe("HubSpot");
     expect(again.integration?.oauth2?.clientSecretSet).toBe(true);
@@ -278,39 +266,43 @@ describe("integrations", () => {
   it("when integrations are listed, got and deleted, then each answers as expected", async () => {
     const name = await createEnvironment();
     for (const integration of ["a-crm", "b-crm", "c-crm"]) {
-      await grpc.unary(m.putIntegration, { integration: apiKeyIntegration(integration) }, admin(name));
+      await d.environments.unary(m.putIntegration, { integration: apiKeyIntegration(integration) }, admin(name));
     }
-    const first = await grpc.unary(m.listIntegrations, { pageSize: 2 }, admin(name));
+    const first = await d.environments.unary(m.listIntegrations, { pageSize: 2 }, admin(name));
     expect(first.integrations.map((i) => i.name)).toEqual(["a-crm", "b-crm"]);
-    const second = await grpc.unary(m.listIntegrations, { pageSize: 2, pageToken: first.nextPageToken }, admin(name));
+    const second = await d.environments.unary(
+      m.listIntegrations,
+      { pageSize: 2, pageToken: first.nextPageToken },
+      admin(name),
+    );
     expect(second.integrations.map((i) => i.name)).toEqual(["c-crm"]);
     expect(second.nextPageToken).toBe("");
 
-    await grpc.unary(m.deleteIntegration, { name: "b-crm" }, admin(name));
-    const missing = await grpcFailure(grpc.unary(m.getIntegration, { name: "b-crm" }, admin(name)));
+    await d.environments.unary(m.deleteIntegration, { name: "b-crm" }, admin(name));
+    const missing = await grpcFailure(d.environments.unary(m.getIntegration, { name: "b-crm" }, admin(name)));
     expect(missing.code).toBe(status.NOT_FOUND);
     expect(grpcDetails(missing).errorInfo?.reason).toBe("INTEGRATION_NOT_FOUND");
-    const again = await grpcFailure(grpc.unary(m.deleteIntegration, { name: "b-crm" }, admin(name)));
+    const again = await grpcFailure(d.environments.unary(m.deleteIntegration, { name: "b-crm" }, admin(name)));
     expect(again.code).toBe(status.NOT_FOUND);
   });
 
   it("when an integration has active accounts, then delete refuses unless forced", async () => {
     const name = await createEnvironment();
-    await grpc.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
-    await mongo
-      .db(`${server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
+    await d.environments.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
+    await d.mongo
+      .db(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`)
       .collection("accounts")
       .insertOne({ integration: "crm", status: "active" });
-    const error = await grpcFailure(grpc.unary(m.deleteIntegration, { name: "crm" }, admin(name)));
+    const error = await grpcFailure(d.environments.unary(m.deleteIntegration, { name: "crm" }, admin(name)));
     expect(error.code).toBe(status.FAILED_PRECONDITION);
     expect(grpcDetails(error).errorInfo?.reason).toBe("INTEGRATION_HAS_ACTIVE_ACCOUNTS");
-    await grpc.unary(m.deleteIntegration, { name: "crm", force: true }, admin(name));
+    await d.environments.unary(m.deleteIntegration, { name: "crm", force: true }, admin(name));
   });
 
   it("when an integration is invalid, then INVALID_ARGUMENT lists every offending field", async () => {
     const name = await createEnvironment();
     const error = await grpcFailure(
-      grpc.unary(
+      d.environments.unary(
         m.putIntegration,
         {
           integration: {
@@ -332,7 +324,7 @@ describe("integrations", () => {
   it("when HEADER placement has no parameter name, then INVALID_ARGUMENT names it", async () => {
     const name = await createEnvironment();
     const error = await grpcFailure(
-      grpc.unary(
+      d.environments.unary(
         m.putIntegration,
         {
           integration: {
@@ -353,13 +345,13 @@ describe("integrations", () => {
 describe("EnvironmentService over Connect and gRPC-Web", () => {
   for (const protocol of ["connect", "grpc-web"] as const) {
     it(`when called over ${protocol}, then the same handlers answer, errors included`, async () => {
-      const client = connectClient(EnvironmentService, server.app.httpPort, protocol);
+      const client = connectClient(EnvironmentService, d.server.app.httpPort, protocol);
       const name = randomEnvironmentName();
-      await client.createEnvironment({ displayName: protocol }, { headers: headersFor(name, server.adminKey) });
-      const got = await client.getEnvironment({}, { headers: headersFor(name, server.adminKey) });
+      await client.createEnvironment({ displayName: protocol }, { headers: headersFor(name, d.server.adminKey) });
+      const got = await client.getEnvironment({}, { headers: headersFor(name, d.server.adminKey) });
       expect(got.environment?.displayName).toBe(protocol);
       const error = await client
-        .getIntegration({ name: "nope" }, { headers: headersFor(name, server.adminKey) })
+        .getIntegration({ name: "nope" }, { headers: headersFor(name, d.server.adminKey) })
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConnectError);
       expect((error as ConnectError).code).toBe(Code.NotFound);

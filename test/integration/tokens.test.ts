@@ -3,56 +3,38 @@ import type { DescMethod, DescMethodServerStreaming, DescMethodUnary } from "@bu
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { type Metadata, type ServiceError, status } from "@grpc/grpc-js";
 import { Queue } from "bullmq";
-import { Redis } from "ioredis";
-import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret } from "../../src/domain/tokens/token-secret.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService, TokenState, VerifyStatus } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { scopes as allScopes, methodPolicies } from "../../src/rpc/method-policy.js";
-import { grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
+import { grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
-import { dropDeployment, eventually, startTestServer, type TestServer } from "../helpers/server.js";
+import { type Deployment, eventually, startDeployment } from "../helpers/server.js";
 
-let server: TestServer;
-let environments: ReturnType<typeof grpcClient<typeof EnvironmentService>>;
-let tokens: ReturnType<typeof grpcClient<typeof TokenService>>;
-let accounts: ReturnType<typeof grpcClient<typeof AccountService>>;
-let mongo: MongoClient;
-let redis: Redis;
+let d: Deployment;
 let env: string;
 
 beforeAll(async () => {
-  server = await startTestServer();
-  environments = grpcClient(EnvironmentService, server.grpcAddress);
-  tokens = grpcClient(TokenService, server.grpcAddress);
-  accounts = grpcClient(AccountService, server.grpcAddress);
-  mongo = new MongoClient(server.config.MONGODB_URL);
-  redis = new Redis(server.config.REDIS_URL);
+  d = await startDeployment();
   env = await newEnvironment();
 });
 
-afterAll(async () => {
-  for (const client of [environments, tokens, accounts]) client.close();
-  await server.stop();
-  await mongo.close();
-  redis.disconnect();
-  await dropDeployment(server.config);
-});
+afterAll(() => d.stop());
 
-const admin = (environment: string) => metadataFor(environment, server.adminKey);
+const admin = (environment: string) => d.admin(environment);
 const bearer = (environment: string, secret: string) => metadataFor(environment, secret);
 const t = TokenService.method;
 
 async function newEnvironment(): Promise<string> {
   const name = randomEnvironmentName();
-  await environments.unary(EnvironmentService.method.createEnvironment, {}, admin(name));
+  await d.environments.unary(EnvironmentService.method.createEnvironment, {}, admin(name));
   return name;
 }
 
 async function issue(environment: string, scopes: string[] = [...allScopes], extra: { ttlSeconds?: number } = {}) {
-  const response = await tokens.unary(
+  const response = await d.tokens.unary(
     t.createToken,
     {
       name: "test",
@@ -66,8 +48,8 @@ async function issue(environment: string, scopes: string[] = [...allScopes], ext
 }
 
 function tokensOf(environment: string) {
-  return mongo
-    .db(`${server.config.ROOMKEY_DB_PREFIX}_env_${environment}`)
+  return d.mongo
+    .db(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${environment}`)
     .collection<{ _id: string; [field: string]: unknown }>("tokens");
 }
 
@@ -78,12 +60,12 @@ async function expire(environment: string, id: string): Promise<void> {
 
 describe("TokenService", () => {
   it("when a token is created, then its secret is returned once and only its hash is stored", async () => {
-    const created = await tokens.unary(t.createToken, { name: "billing", scopes: ["tokens:verify"] }, admin(env));
+    const created = await d.tokens.unary(t.createToken, { name: "billing", scopes: ["tokens:verify"] }, admin(env));
     expect(created.secret).toMatch(new RegExp(`^rk_${env}_[0-9A-Za-z]{50}$`));
     expect(created.token?.displayPrefix).toBe(`${created.secret.slice(0, `rk_${env}_`.length + 4)}…`);
     expect(created.token?.state).toBe(TokenState.ACTIVE);
     expect(created.token?.createdBy).toBe("admin");
-    const got = await tokens.unary(t.getToken, { id: created.token?.id ?? "" }, admin(env));
+    const got = await d.tokens.unary(t.getToken, { id: created.token?.id ?? "" }, admin(env));
     expect(JSON.stringify(got, (_k, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain(created.secret);
     const stored = await tokensOf(env).findOne({ _id: created.token?.id ?? "" });
     expect(stored?.hash).toBe(createHash("sha256").update(created.secret).digest("hex"));
@@ -94,14 +76,14 @@ describe("TokenService", () => {
     const name = await newEnvironment();
     const made = [];
     for (let i = 0; i < 5; i++) made.push(await issue(name, ["tokens:read"]));
-    await tokens.unary(t.revokeToken, { id: made[0]?.id ?? "" }, admin(name));
-    await tokens.unary(t.rotateToken, { id: made[1]?.id ?? "" }, admin(name));
+    await d.tokens.unary(t.revokeToken, { id: made[0]?.id ?? "" }, admin(name));
+    await d.tokens.unary(t.rotateToken, { id: made[1]?.id ?? "" }, admin(name));
     await expire(name, made[2]?.id ?? "");
 
     const all: string[] = [];
     let pageToken = "";
     do {
-      const page = await tokens.unary(t.listTokens, { pageSize: 2, pageToken }, admin(name));
+      const page = await d.tokens.unary(t.listTokens, { pageSize: 2, pageToken }, admin(name));
       all.push(...page.tokens.map((token) => token.id));
       pageToken = page.nextPageToken;
     } while (pageToken);
@@ -109,7 +91,7 @@ describe("TokenService", () => {
     expect([...all].sort().reverse()).toEqual(all);
 
     const ids = async (state: TokenState) =>
-      (await tokens.unary(t.listTokens, { state }, admin(name))).tokens.map((token) => token.id);
+      (await d.tokens.unary(t.listTokens, { state }, admin(name))).tokens.map((token) => token.id);
     expect(await ids(TokenState.REVOKED)).toEqual([made[0]?.id]);
     expect(await ids(TokenState.ROTATED)).toEqual([made[1]?.id]);
     expect(await ids(TokenState.EXPIRED)).toEqual([made[2]?.id]);
@@ -118,12 +100,12 @@ describe("TokenService", () => {
 
   it("when CreateToken repeats an idempotency key, then the first token comes back without its secret", async () => {
     const request = { name: "once", scopes: ["tokens:read"], idempotencyKey: `key-${Date.now()}` };
-    const first = await tokens.unary(t.createToken, request, admin(env));
-    const again = await tokens.unary(t.createToken, request, admin(env));
+    const first = await d.tokens.unary(t.createToken, request, admin(env));
+    const again = await d.tokens.unary(t.createToken, request, admin(env));
     expect(again.token?.id).toBe(first.token?.id);
     expect(again.replayed).toBe(true);
     expect(again.secret).toBe("");
-    const different = await grpcFailure(tokens.unary(t.createToken, { ...request, name: "other" }, admin(env)));
+    const different = await grpcFailure(d.tokens.unary(t.createToken, { ...request, name: "other" }, admin(env)));
     expect(different.code).toBe(status.FAILED_PRECONDITION);
     expect(grpcDetails(different).errorInfo?.reason).toBe("IDEMPOTENCY_KEY_REUSED");
   });
@@ -131,7 +113,7 @@ describe("TokenService", () => {
   it("when five CreateToken calls share a new key at once, then one token exists", async () => {
     const name = await newEnvironment();
     const request = { name: "race", scopes: ["tokens:read"], idempotencyKey: "same-key" };
-    const results = await Promise.all([1, 2, 3, 4, 5].map(() => tokens.unary(t.createToken, request, admin(name))));
+    const results = await Promise.all([1, 2, 3, 4, 5].map(() => d.tokens.unary(t.createToken, request, admin(name))));
     expect(new Set(results.map((r) => r.token?.id)).size).toBe(1);
     expect(results.filter((r) => r.secret !== "").length).toBe(1);
     expect(await tokensOf(name).countDocuments({})).toBe(1);
@@ -140,7 +122,7 @@ describe("TokenService", () => {
   it("when a token creates a token, then it may grant only scopes it has", async () => {
     const parent = await issue(env, ["tokens:write", "tokens:read"]);
     const denied = await grpcFailure(
-      tokens.unary(
+      d.tokens.unary(
         t.createToken,
         { name: "child", scopes: ["tokens:read", "accounts:credentials"] },
         bearer(env, parent.secret),
@@ -148,7 +130,7 @@ describe("TokenService", () => {
     );
     expect(denied.code).toBe(status.PERMISSION_DENIED);
     expect(grpcDetails(denied).errorInfo?.metadata.scope).toBe("accounts:credentials");
-    const child = await tokens.unary(
+    const child = await d.tokens.unary(
       t.createToken,
       { name: "child", scopes: ["tokens:read"] },
       bearer(env, parent.secret),
@@ -160,7 +142,7 @@ describe("TokenService", () => {
     const name = await newEnvironment();
     const original = await issue(name, ["tokens:read"]);
     const outcomes = await Promise.allSettled(
-      [1, 2, 3].map(() => tokens.unary(t.rotateToken, { id: original.id }, admin(name))),
+      [1, 2, 3].map(() => d.tokens.unary(t.rotateToken, { id: original.id }, admin(name))),
     );
     expect(outcomes.filter((o) => o.status === "fulfilled")).toHaveLength(1);
     for (const failed of outcomes.filter((o) => o.status === "rejected")) {
@@ -178,7 +160,7 @@ describe("every token state, through authentication and VerifyToken", () => {
   });
 
   async function verify(environment: string, token: string) {
-    return tokens.unary(
+    return d.tokens.unary(
       t.verifyToken,
       { token },
       environment === env ? bearer(env, verifierSecret) : admin(environment),
@@ -186,7 +168,7 @@ describe("every token state, through authentication and VerifyToken", () => {
   }
 
   async function authenticate(environment: string, secret: string) {
-    return environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(environment, secret));
+    return d.environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(environment, secret));
   }
 
   async function refusal(environment: string, secret: string) {
@@ -217,14 +199,14 @@ describe("every token state, through authentication and VerifyToken", () => {
   it("when the token was revoked, then UNAUTHENTICATED TOKEN_REVOKED and REVOKED", async () => {
     const { id, secret } = await issue(env, ["environment:read"]);
     await authenticate(env, secret);
-    await tokens.unary(t.revokeToken, { id }, admin(env));
+    await d.tokens.unary(t.revokeToken, { id }, admin(env));
     expect(await refusal(env, secret)).toMatchObject({ code: status.UNAUTHENTICATED, reason: "TOKEN_REVOKED" });
     expect(await verify(env, secret)).toMatchObject({ valid: false, status: VerifyStatus.REVOKED });
   });
 
   it("when the token was rotated and is within its grace, then both secrets work and VALID says in grace", async () => {
     const { id, secret } = await issue(env, ["environment:read"]);
-    const rotated = await tokens.unary(t.rotateToken, { id }, admin(env));
+    const rotated = await d.tokens.unary(t.rotateToken, { id }, admin(env));
     expect(rotated.previous?.state).toBe(TokenState.ROTATED);
     expect(rotated.previous?.successorId).toBe(rotated.token?.id);
     await authenticate(env, secret);
@@ -238,7 +220,7 @@ describe("every token state, through authentication and VerifyToken", () => {
 
   it("when the token was rotated and its grace has ended, then UNAUTHENTICATED TOKEN_ROTATED and ROTATED", async () => {
     const { id, secret } = await issue(env, ["environment:read"]);
-    const rotated = await tokens.unary(t.rotateToken, { id, gracePeriod: { seconds: 0n } }, admin(env));
+    const rotated = await d.tokens.unary(t.rotateToken, { id, gracePeriod: { seconds: 0n } }, admin(env));
     expect(await refusal(env, secret)).toMatchObject({ code: status.UNAUTHENTICATED, reason: "TOKEN_ROTATED" });
     expect(await verify(env, secret)).toMatchObject({ valid: false, status: VerifyStatus.ROTATED });
     await authenticate(env, rotated.secret);
@@ -286,15 +268,15 @@ describe("every token state, through authentication and VerifyToken", () => {
     const doomed = await newEnvironment();
     const { secret } = await issue(doomed, ["environment:read", "tokens:verify"]);
     await authenticate(doomed, secret);
-    await environments.unary(EnvironmentService.method.deleteEnvironment, {}, admin(doomed));
+    await d.environments.unary(EnvironmentService.method.deleteEnvironment, {}, admin(doomed));
     expect(await refusal(doomed, secret)).toMatchObject({
       code: status.UNAUTHENTICATED,
       reason: "CREDENTIALS_INVALID",
     });
-    const missing = await grpcFailure(tokens.unary(t.verifyToken, { token: secret }, admin(doomed)));
+    const missing = await grpcFailure(d.tokens.unary(t.verifyToken, { token: secret }, admin(doomed)));
     expect(missing.code).toBe(status.NOT_FOUND);
     expect(await verify(env, secret)).toMatchObject({ valid: false, status: VerifyStatus.WRONG_ENVIRONMENT });
-    await environments.unary(EnvironmentService.method.createEnvironment, {}, admin(doomed));
+    await d.environments.unary(EnvironmentService.method.createEnvironment, {}, admin(doomed));
     expect(await refusal(doomed, secret)).toMatchObject({
       code: status.UNAUTHENTICATED,
       reason: "CREDENTIALS_INVALID",
@@ -306,7 +288,7 @@ describe("every token state, through authentication and VerifyToken", () => {
 const allMethods: DescMethod[] = [EnvironmentService, TokenService, AccountService].flatMap((s) => s.methods);
 
 function clientFor(method: DescMethod) {
-  return method.parent === EnvironmentService ? environments : method.parent === TokenService ? tokens : accounts;
+  return method.parent === EnvironmentService ? d.environments : method.parent === TokenService ? d.tokens : d.accounts;
 }
 
 const isServerStreaming = (m: DescMethod): m is DescMethodServerStreaming => m.methodKind === "server_streaming";
@@ -383,17 +365,17 @@ describe("the scope table, one test per RPC", () => {
 describe("last_used_time", () => {
   it("when a token is used, then GetToken shows it within seconds (written in batches)", async () => {
     const { id, secret } = await issue(env, ["environment:read"]);
-    const before = await tokens.unary(t.getToken, { id }, admin(env));
+    const before = await d.tokens.unary(t.getToken, { id }, admin(env));
     expect(before.token?.lastUsedTime).toBeUndefined();
     const used = Date.now();
     for (let i = 0; i < 20; i++)
-      await environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(env, secret));
+      await d.environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(env, secret));
     const took = await eventually(
-      async () => (await tokens.unary(t.getToken, { id }, admin(env))).token?.lastUsedTime !== undefined,
+      async () => (await d.tokens.unary(t.getToken, { id }, admin(env))).token?.lastUsedTime !== undefined,
       10_000,
       "last_used_time",
     );
-    const after = await tokens.unary(t.getToken, { id }, admin(env));
+    const after = await d.tokens.unary(t.getToken, { id }, admin(env));
     expect(Number(after.token?.lastUsedTime?.seconds) * 1000).toBeGreaterThanOrEqual(Math.floor(used / 1000) * 1000);
     console.log(`last_used_time visible ${took} ms after use`);
   });
@@ -401,21 +383,21 @@ describe("last_used_time", () => {
 
 describe("the rotation worker", () => {
   function rotationQueue(environment: string) {
-    return new Queue(`${environment}.rotation`, { connection: redis, prefix: server.config.ROOMKEY_QUEUE_PREFIX });
+    return new Queue(`${environment}.rotation`, { connection: d.redis, prefix: d.server.config.ROOMKEY_QUEUE_PREFIX });
   }
 
   it("when a rotated token's grace ends, then the delayed job retires it", async () => {
     const name = await newEnvironment();
     const { id, secret } = await issue(name, ["environment:read"]);
-    await tokens.unary(t.rotateToken, { id, gracePeriod: { seconds: 1n } }, admin(name));
-    await environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(name, secret));
+    await d.tokens.unary(t.rotateToken, { id, gracePeriod: { seconds: 1n } }, admin(name));
+    await d.environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(name, secret));
     await eventually(
       async () => (await tokensOf(name).findOne({ _id: id }))?.retireTime !== undefined,
       10_000,
       "retired",
     );
     const error = await grpcFailure(
-      environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(name, secret)),
+      d.environments.unary(EnvironmentService.method.getEnvironment, {}, bearer(name, secret)),
     );
     expect(grpcDetails(error).errorInfo?.reason).toBe("TOKEN_ROTATED");
   });
