@@ -23,15 +23,19 @@ interface Versioned {
   version: number;
 }
 
-interface TransitionClaim {
+export interface TransitionClaim {
   _id: string;
   set: Document;
   unset: string[];
   at: Date;
 }
 
-/** A claim older than this whose change is not in its document was left by a crash: anyone finishes it. */
-const abandonedAfterMs = 5_000;
+/**
+ * A claim older than this whose change is not in its document was left by a
+ * crash: anyone finishes it. Generous, so that a slow writer or clocks apart
+ * between replicas (the claim's time is its writer's) do not look like one.
+ */
+export const abandonedAfterMs = 60_000;
 
 /**
  * Moves a document from `expectedVersion` to the next with `set`, or reports
@@ -55,6 +59,7 @@ export async function compareAndSet(
   expectedVersion: number,
   set: Document,
   unset: readonly string[] = [],
+  options: { abandonedAfterMs?: number } = {},
 ): Promise<boolean> {
   const { id } = target;
   const claims = db.collection<TransitionClaim>(transitionsCollection.name);
@@ -70,10 +75,23 @@ export async function compareAndSet(
   } catch (error) {
     if (!isDuplicateKey(error)) throw error;
     const existing = await claims.findOne({ _id: claimId });
-    if (existing && Date.now() - existing.at.getTime() > abandonedAfterMs) await apply(db, collection, id, existing);
+    const threshold = options.abandonedAfterMs ?? abandonedAfterMs;
+    if (existing && Date.now() - existing.at.getTime() > threshold) await apply(db, collection, id, existing);
     return false;
   }
-  return apply(db, collection, id, claim);
+  return finishClaim(db, collection, id, claim);
+}
+
+/**
+ * The winner's half: writes its claimed change. If the write matches nothing
+ * because another writer already finished this claim for it (it looked
+ * abandoned), the transition is still the winner's: only its claim can move
+ * this version.
+ */
+export async function finishClaim(db: Db, collection: string, id: string, claim: TransitionClaim): Promise<boolean> {
+  if (await apply(db, collection, id, claim)) return true;
+  const now = await db.collection<Versioned>(collection).findOne({ _id: id }, { projection: { version: 1 } });
+  return now !== null && now.version >= Number(claim.set.version);
 }
 
 async function apply(db: Db, collection: string, id: string, claim: TransitionClaim): Promise<boolean> {

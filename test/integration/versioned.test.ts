@@ -1,6 +1,6 @@
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compareAndSet, transitionsCollection } from "../../src/storage/versioned.js";
+import { compareAndSet, finishClaim, transitionsCollection } from "../../src/storage/versioned.js";
 import { randomPrefix } from "../helpers/names.js";
 import { backendUrls } from "../helpers/server.js";
 
@@ -68,6 +68,23 @@ describe("compareAndSet on the real database", () => {
     await docs.deleteOne({ _id: "again" });
     await docs.insertOne({ _id: "again", version: 1 });
     expect(await compareAndSet(db(0), "docs", { id: "again", incarnation: "second" }, 1, {})).toBe(true);
+  });
+
+  it("when a slow winner's claim was finished by another writer, then the winner still reports its win", async () => {
+    const docs = db(0).collection<{ _id: string; version: number; state?: string }>("docs");
+    await docs.insertOne({ _id: "slow", version: 1 });
+    const claim = { _id: "docs/slow@x/1", set: { state: "mine", version: 2 }, unset: [], at: new Date() };
+    // The winner inserted its claim, then stalled...
+    await db(0).collection<typeof claim>(transitionsCollection.name).insertOne(claim);
+    // ...long enough that another writer found it abandoned and finished it.
+    expect(
+      await compareAndSet(db(1), "docs", { id: "slow", incarnation: "x" }, 1, { state: "other" }, [], {
+        abandonedAfterMs: -1,
+      }),
+    ).toBe(false);
+    expect(await docs.findOne({ _id: "slow" })).toEqual({ _id: "slow", version: 2, state: "mine" });
+    // The winner resumes: its write matches nothing, yet the transition is its own.
+    expect(await finishClaim(db(0), "docs", "slow", claim)).toBe(true);
   });
 
   it("when a field is unset, then it is gone", async () => {
