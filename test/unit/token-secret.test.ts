@@ -4,7 +4,7 @@ import { base62Alphabet, base62Fixed, newId, randomBase62 } from "../../src/doma
 import { displayPrefix, generateSecret, hashSecret, inspectSecret } from "../../src/domain/tokens/token-secret.js";
 import { errorOf } from "./fakes.js";
 
-const secretShape = (environment: string) => new RegExp(`^rk_${environment}_[0-9A-Za-z]{50}$`);
+const secretShape = (environment: string) => new RegExp(`^rk_${environment}_[0-9A-Za-z]{54}$`);
 
 /** The inverse of base62Fixed, written independently of it. */
 function decodeBase62(text: string): number {
@@ -23,7 +23,7 @@ function withCharAt(secret: string, index: number, char: string): string {
 }
 
 describe("generateSecret", () => {
-  it("when a secret is generated, then it reads rk_<environment>_ and 50 base62 characters", () => {
+  it("when a secret is generated, then it reads rk_<environment>_ and 54 base62 characters", () => {
     for (const environment of ["staging", "my-env-2", "ab", "a234567890123456789012z4"]) {
       expect(generateSecret(environment)).toMatch(secretShape(environment));
     }
@@ -35,21 +35,21 @@ describe("generateSecret", () => {
     expect(decodeBase62(secret.slice(-6))).toBe(crc32(body));
   });
 
-  it("when many secrets are generated, then each of the 44 random positions varies, carrying at least 256 bits", () => {
+  it("when many secrets are generated, then each of the 48 random positions varies, carrying at least 256 bits beyond the displayed four", () => {
     const environment = "staging";
     const start = `rk_${environment}_`.length;
-    const seen = Array.from({ length: 44 }, () => new Set<string>());
+    const seen = Array.from({ length: 48 }, () => new Set<string>());
     const randomParts = new Set<string>();
     for (let i = 0; i < 2_000; i++) {
-      const random = generateSecret(environment).slice(start, start + 44);
+      const random = generateSecret(environment).slice(start, start + 48);
       randomParts.add(random);
-      for (let position = 0; position < 44; position++) seen[position]?.add(random.charAt(position));
+      for (let position = 0; position < 48; position++) seen[position]?.add(random.charAt(position));
     }
 
     expect(randomParts.size).toBe(2_000);
     // 2,000 uniform draws from 62 characters miss one with probability ~ 62 * e^-32: every position shows nearly all.
     for (const chars of seen) expect(chars.size).toBeGreaterThanOrEqual(60);
-    expect(44 * Math.log2(62)).toBeGreaterThanOrEqual(256);
+    expect((48 - 4) * Math.log2(62)).toBeGreaterThanOrEqual(256);
   });
 });
 
@@ -60,7 +60,7 @@ describe("inspectSecret", () => {
     }
   });
 
-  it("when any one of the 50 random or checksum characters is changed to any other base62 character, then bad_checksum", () => {
+  it("when any one of the 54 random or checksum characters is changed to any other base62 character, then bad_checksum", () => {
     const secret = generateSecret("staging");
     const start = "rk_staging_".length;
     const accepted: string[] = [];
@@ -74,7 +74,7 @@ describe("inspectSecret", () => {
         if (shape.kind !== "bad_checksum" || shape.environment !== "staging") accepted.push(changed);
       }
     }
-    expect(tried).toBe(50 * 61);
+    expect(tried).toBe(54 * 61);
     expect(accepted).toEqual([]);
   });
 

@@ -2,18 +2,21 @@ import { hash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { base62Fixed, base62Value, randomBase62 } from "../ids.js";
 
-/** 44 base62 characters carry 261 bits; the last 6 are a CRC32 checksum. */
-const entropyLength = 44;
+/**
+ * 48 random base62 characters carry 285 bits, 262 of them beyond the four a
+ * display prefix shows; then 6 characters of CRC32 checksum.
+ */
+const entropyLength = 48;
 const checksumLength = 6;
 /** Tested, never executed: every authenticated call passes here, so nothing is allocated for a match. */
-const shape = /^rk_[a-z][a-z0-9-]{0,22}[a-z0-9]_[0-9A-Za-z]{50}$/;
+const shape = /^rk_[a-z][a-z0-9-]{0,22}[a-z0-9]_[0-9A-Za-z]{54}$/;
 const randomLength = entropyLength + checksumLength;
 
 function checksum(body: string): string {
   return base62Fixed(crc32(body), checksumLength);
 }
 
-/** A new secret for an environment: `rk_<environment>_<44 random><6 checksum>`. */
+/** A new secret for an environment: `rk_<environment>_<48 random><6 checksum>`. */
 export function generateSecret(environment: string): string {
   const body = `rk_${environment}_${randomBase62(entropyLength)}`;
   return body + checksum(body);
@@ -39,7 +42,7 @@ export function inspectSecret(secret: string): SecretShape {
   return { kind: "token", environment };
 }
 
-/** The stored form of a secret: its SHA-256, hex. Secrets have 261 bits: no salt or stretching needed. */
+/** The stored form of a secret: its SHA-256, hex. Secrets carry 285 random bits: no salt or stretching needed. */
 export function hashSecret(secret: string): string {
   return hash("sha256", secret, "hex");
 }
