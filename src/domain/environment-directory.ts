@@ -15,6 +15,12 @@ export interface EnvironmentDirectoryDeps {
   /** How long "no such environment" is remembered, so unknown names cannot flood the database. */
   missTtlMs?: number;
   maxMisses?: number;
+  /**
+   * Told when an environment stops being what it was: deleted, or deleted and
+   * made again under its name (seen by its creation time). What was cached for
+   * it must go, even when the bus lost the message.
+   */
+  onGone?: (name: string) => void;
 }
 
 export type EnvironmentDirectory = ReturnType<typeof createEnvironmentDirectory>;
@@ -83,6 +89,7 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
     generation++;
     if (event.type === "deleting" || event.type === "deleted") {
       store(undefined, event.name);
+      deps.onGone?.(event.name);
       return;
     }
     misses.delete(event.name);
@@ -93,7 +100,12 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
     const started = ++generation;
     const envs = await source.listActive();
     if (started !== generation) return;
+    const previous = active;
     active = new Map(envs.map((env) => [env.name, env]));
+    for (const [name, env] of previous) {
+      const now = active.get(name);
+      if (!now || now.createTime.getTime() !== env.createTime.getTime()) deps.onGone?.(name);
+    }
     for (const name of keys.keys()) if (!active.has(name)) keys.delete(name);
   }
 

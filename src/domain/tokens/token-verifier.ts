@@ -1,4 +1,3 @@
-import { timingSafeEqual } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { hashSecret, inspectSecret } from "./token-secret.js";
 import { factsOf, statusAt, type Token, type TokenFacts, type Verification, type VerifyStatus } from "./tokens.js";
@@ -20,13 +19,18 @@ export interface TokenVerifierDeps {
   clock: Clock;
   /** How long a looked-up token is trusted without asking again; bounds staleness when pub/sub is down. */
   ttlMs: number;
-  /** How long "no such token" is remembered, so random well-formed secrets cannot flood the database. */
+  /**
+   * How long "no such token" is remembered, so a secret tried again and again
+   * costs one lookup. Each new well-formed secret still costs one (the
+   * checksum is no secret): see the README.
+   */
   negativeTtlMs: number;
+  /** Bounds each cache, known tokens and unknown secrets apart: unknown ones never push out real ones. */
   maxEntries: number;
 }
 
 interface Entry {
-  facts: TokenFacts | undefined;
+  facts: TokenFacts;
   expiresAt: number;
 }
 
@@ -42,24 +46,32 @@ export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
 export function createTokenVerifier(deps: TokenVerifierDeps) {
   const { lookup, environmentExists, usage, clock, ttlMs, negativeTtlMs, maxEntries } = deps;
   const cache = new Map<string, Entry>();
+  const unknown = new Map<string, number>();
   const loading = new Map<string, Promise<TokenFacts | undefined>>();
   /** Bumped by every invalidation: a lookup that started before it must not repopulate the cache. */
   let epoch = 0;
 
   function remember(hash: string, facts: TokenFacts | undefined, now: number): void {
+    if (!facts) {
+      if (!unknown.has(hash) && unknown.size >= maxEntries) {
+        const oldest = unknown.keys().next();
+        if (!oldest.done) unknown.delete(oldest.value);
+      }
+      unknown.set(hash, now + negativeTtlMs);
+      return;
+    }
     if (!cache.has(hash) && cache.size >= maxEntries) {
       const oldest = cache.keys().next();
       if (!oldest.done) cache.delete(oldest.value);
     }
-    cache.set(hash, { facts, expiresAt: now + (facts ? ttlMs : negativeTtlMs) });
+    cache.set(hash, { facts, expiresAt: now + ttlMs });
   }
 
   async function load(environment: string, hash: string): Promise<TokenFacts | undefined> {
     const started = epoch;
+    // Found by the SHA-256 of the secret: the secret itself is never compared, so there is nothing to time.
     const token = await lookup.findByHash(environment, hash);
-    // The index found it by hash; compare again in constant time all the same.
-    const facts =
-      token && timingSafeEqual(Buffer.from(token.hash, "hex"), Buffer.from(hash, "hex")) ? factsOf(token) : undefined;
+    const facts = token ? factsOf(token) : undefined;
     if (started === epoch) remember(hash, facts, clock.now().getTime());
     return facts;
   }
@@ -116,6 +128,8 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     const hash = hashSecret(secret);
     const hit = cache.get(hash);
     if (hit && hit.expiresAt > now) return verdict(environment, hit.facts, now);
+    const missUntil = unknown.get(hash);
+    if (missUntil !== undefined && missUntil > now) return verdict(environment, undefined, now);
     return lookupOnce(environment, hash).then((facts) => verdict(environment, facts, clock.now().getTime()));
   }
 
@@ -125,21 +139,23 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     invalidate(hash: string): void {
       epoch++;
       cache.delete(hash);
+      unknown.delete(hash);
       // A lookup already running may have read the old state: later verifies must not join it.
       loading.delete(hash);
     },
     /** Forgets every token of an environment (deleted). */
     invalidateEnvironment(environment: string): void {
       epoch++;
-      for (const [hash, entry] of cache) if (entry.facts?.environment === environment) cache.delete(hash);
+      for (const [hash, entry] of cache) if (entry.facts.environment === environment) cache.delete(hash);
       loading.clear();
     },
     /** Forgets everything: after pub/sub was down, invalidations may have been missed. */
     clear(): void {
       epoch++;
       cache.clear();
+      unknown.clear();
       loading.clear();
     },
-    size: () => cache.size,
+    size: () => cache.size + unknown.size,
   };
 }
