@@ -122,7 +122,13 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
 
   // Services.
   const keyring = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64"));
-  const directory = createEnvironmentDirectory({ source: environments, keyring, clock });
+  // Tokens cached for an environment go with it (`verifier` is made below; called only later).
+  const directory = createEnvironmentDirectory({
+    source: environments,
+    keyring,
+    clock,
+    onGone: (name) => verifier.invalidateEnvironment(name),
+  });
 
   const environmentService = createEnvironmentService({
     store: environments,
@@ -138,7 +144,6 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       async publish(event) {
         // This replica first, then the others.
         await directory.apply(event).catch((error: unknown) => logger.warn({ err: error }, "directory update failed"));
-        if (event.type === "deleting" || event.type === "deleted") verifier.invalidateEnvironment(event.name);
         await bus.publish(environmentsChannel, event);
       },
     },
@@ -160,7 +165,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   const invalidations = {
     async publish(environment: string, hash: string) {
       verifier.invalidate(hash);
-      await bus.publish(tokensChannel, { environment, hash });
+      return bus.publish(tokensChannel, { environment, hash });
     },
   };
   const jobs = createJobProducer(queues);
@@ -169,6 +174,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     invalidations,
     retirements: {
       async retireAt(environment, tokenId, at) {
+        // BullMQ would wait for a Redis that is down: fail at once instead (the sweep retires it).
+        queues.assertReachable();
         await jobs.add(
           environment,
           "rotation",
@@ -184,7 +191,9 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       },
     },
     defaultLifetimeMs: async (name) => (await directory.require(name)).settings.defaultTokenLifetimeMs,
+    cacheTtlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
     clock,
+    warn: (message, details) => logger.warn(details, message),
   });
   const integrationService = createIntegrationService({
     store: createIntegrationRepository(databases),
@@ -202,9 +211,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     // The directory follows environments: events from other replicas at once, a full refresh as the fallback.
     cleanups.push(
       bus.subscribe(environmentsChannel, async (payload) => {
-        if (!isEnvironmentEvent(payload)) return;
-        if (payload.type === "deleting" || payload.type === "deleted") verifier.invalidateEnvironment(payload.name);
-        await directory.apply(payload);
+        if (isEnvironmentEvent(payload)) await directory.apply(payload);
       }),
       bus.subscribe(tokensChannel, (payload) => {
         const hash = (payload as { hash?: unknown } | null)?.hash;

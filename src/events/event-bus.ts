@@ -8,7 +8,8 @@ export type Unsubscribe = () => void;
  * consumer also polls, so a lost message only delays a change.
  */
 export interface EventBus {
-  publish(channel: string, payload: unknown): Promise<void>;
+  /** Resolves false (and logs) when the message could not be sent. */
+  publish(channel: string, payload: unknown): Promise<boolean>;
   /**
    * Registers a handler at once; the SUBSCRIBE itself completes whenever Redis
    * is reachable (ioredis re-subscribes after reconnecting).
@@ -51,8 +52,10 @@ export function createEventBus({ publisher, subscriber, prefix, logger }: EventB
     async publish(channel, payload) {
       try {
         await publisher.publish(full(channel), JSON.stringify(payload));
+        return true;
       } catch (error) {
-        logger.warn({ err: error, channel }, "could not publish an event; consumers will catch up by polling");
+        logger.warn({ err: error, channel }, "could not publish an event");
+        return false;
       }
     },
     subscribe(channel, handler) {

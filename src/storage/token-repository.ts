@@ -224,6 +224,8 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
       const ids = ended.map((doc) => doc._id);
       const result = await tokens(environment).deleteMany({ _id: { $in: ids } });
       await usage(environment).deleteMany({ _id: { $in: ids } });
+      // An idempotency key goes with its token: a repeat after the purge is a new request, never the old id again.
+      await keys(environment).deleteMany({ tokenId: { $in: ids } });
       return result.deletedCount;
     },
     async purgeIdempotency(environment, before) {

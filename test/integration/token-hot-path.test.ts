@@ -15,6 +15,18 @@ const t = TokenService.method;
 const mongoBackground = ["ping", "hello", "ismaster", "endsessions", "buildinfo"];
 const redisBackground = ["ping", "info", "client", "select", "subscribe", "quit"];
 
+/** Retries a call for a moment: a fresh environment reaches a replica's directory within a refresh. */
+async function eventuallyOk<T>(call: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt > 50) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 async function issue(server: TestServer, environment: string, scopes: string[]) {
   const client = grpcClient(TokenService, server.grpcAddress);
   try {
@@ -130,8 +142,9 @@ describe("revocation reaches every replica", () => {
 
   afterAll(async () => {
     for (const server of servers) await server.stop();
-    const [first] = servers;
-    if (first) await dropDeployment(first.config);
+    // Replicas share a deployment: drop each one once.
+    const deployments = new Map(servers.map((server) => [server.config.ROOMKEY_DB_PREFIX, server.config]));
+    for (const config of deployments.values()) await dropDeployment(config);
   });
 
   it("when a token is revoked on one replica, then another rejects it within a second", async () => {
@@ -204,6 +217,78 @@ describe("revocation reaches every replica", () => {
       tokensOnA.close();
     } finally {
       await own.dispose();
+    }
+  });
+
+  it("when an environment is deleted and made again while a replica hears no pub/sub, then its refresh drops the old tokens", async () => {
+    const own: OwnService = await ownRedis();
+    try {
+      const config = testConfig({ ROOMKEY_ENVIRONMENT_REFRESH_MS: "500" });
+      const a = await startTestServer({ ...config }, "api");
+      const b = await startTestServer({ ...config, REDIS_URL: own.url }, "api");
+      servers.push(a, b);
+      const environment = randomEnvironmentName();
+      const environmentsOnA = grpcClient(EnvironmentService, a.grpcAddress);
+      const admin = metadataFor(environment, a.adminKey);
+      await environmentsOnA.unary(EnvironmentService.method.createEnvironment, {}, admin);
+      const token = await issue(a, environment, ["environment:read"]);
+      const onB = grpcClient(EnvironmentService, b.grpcAddress);
+      const get = () => onB.unary(EnvironmentService.method.getEnvironment, {}, metadataFor(environment, token.secret));
+      await eventuallyOk(get);
+      await environmentsOnA.unary(EnvironmentService.method.deleteEnvironment, {}, admin);
+      await environmentsOnA.unary(EnvironmentService.method.createEnvironment, {}, admin);
+      const recreated = Date.now();
+      let refusedAfter = -1;
+      while (Date.now() - recreated < 10_000) {
+        const error = await get().then(
+          () => undefined,
+          (e) => e,
+        );
+        if (error) {
+          refusedAfter = Date.now() - recreated;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      console.log(
+        `without pub/sub, replica B refused a token of the deleted environment ${refusedAfter} ms after it was made again`,
+      );
+      expect(refusedAfter).toBeGreaterThanOrEqual(0);
+      expect(refusedAfter).toBeLessThan(2_000);
+      onB.close();
+      environmentsOnA.close();
+    } finally {
+      await own.dispose();
+    }
+  });
+});
+
+describe("tokens while Redis is down", () => {
+  it("when RotateToken runs, then it returns the new secret at once; RevokeToken keeps the revocation and says replicas were not told", async () => {
+    const own: OwnService = await ownRedis();
+    const server = await startTestServer(testConfig({ REDIS_URL: own.url }), "api");
+    try {
+      const token = await issue(server, "staging", ["environment:read"]);
+      const victim = await issue(server, "staging", ["environment:read"]);
+      await own.stop();
+      const tokens = grpcClient(TokenService, server.grpcAddress);
+      const admin = metadataFor("staging", server.adminKey);
+      const started = Date.now();
+      const rotated = await tokens.unary(t.rotateToken, { id: token.id }, admin, { deadlineMs: 10_000 });
+      const rotateMs = Date.now() - started;
+      expect(rotated.secret).toMatch(/^rk_staging_/);
+      expect(rotateMs).toBeLessThan(3_000);
+      const refused = await grpcFailure(tokens.unary(t.revokeToken, { id: victim.id }, admin, { deadlineMs: 10_000 }));
+      expect(refused.code).toBe(status.UNAVAILABLE);
+      expect(refused.details).toContain("is revoked, but other replicas could not be told");
+      const got = await tokens.unary(t.getToken, { id: victim.id }, admin);
+      expect(got.token?.revokeTime).toBeDefined();
+      console.log(`RotateToken with Redis down answered in ${rotateMs} ms`);
+      tokens.close();
+    } finally {
+      await server.stop();
+      await own.dispose();
+      await dropDeployment(server.config);
     }
   });
 });

@@ -61,7 +61,7 @@ async function expire(environment: string, id: string): Promise<void> {
 describe("TokenService", () => {
   it("when a token is created, then its secret is returned once and only its hash is stored", async () => {
     const created = await d.tokens.unary(t.createToken, { name: "billing", scopes: ["tokens:verify"] }, admin(env));
-    expect(created.secret).toMatch(new RegExp(`^rk_${env}_[0-9A-Za-z]{50}$`));
+    expect(created.secret).toMatch(new RegExp(`^rk_${env}_[0-9A-Za-z]{54}$`));
     expect(created.token?.displayPrefix).toBe(`${created.secret.slice(0, `rk_${env}_`.length + 4)}…`);
     expect(created.token?.state).toBe(TokenState.ACTIVE);
     expect(created.token?.createdBy).toBe("admin");
@@ -105,6 +105,7 @@ describe("TokenService", () => {
     expect(again.token?.id).toBe(first.token?.id);
     expect(again.replayed).toBe(true);
     expect(again.secret).toBe("");
+    expect(again.notice).toContain("is not shown again");
     const different = await grpcFailure(d.tokens.unary(t.createToken, { ...request, name: "other" }, admin(env)));
     expect(different.code).toBe(status.FAILED_PRECONDITION);
     expect(grpcDetails(different).errorInfo?.reason).toBe("IDEMPOTENCY_KEY_REUSED");
@@ -136,6 +137,35 @@ describe("TokenService", () => {
       bearer(env, parent.secret),
     );
     expect(child.token?.createdBy).toBe(parent.id);
+  });
+
+  it("when a token tries to rotate a token with scopes it lacks, then PERMISSION_DENIED and no new secret", async () => {
+    const strong = await issue(env, ["accounts:credentials", "environment:write"]);
+    const weak = await issue(env, ["tokens:write"]);
+    const denied = await grpcFailure(d.tokens.unary(t.rotateToken, { id: strong.id }, bearer(env, weak.secret)));
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    expect(grpcDetails(denied).errorInfo?.metadata.scope).toBe("accounts:credentials");
+    expect((await d.tokens.unary(t.getToken, { id: strong.id }, admin(env))).token?.state).toBe(TokenState.ACTIVE);
+  });
+
+  it("when an idempotency key's token was purged, then repeating the request makes a new token, never the old id", async () => {
+    const name = await newEnvironment();
+    const request = { name: "purged", scopes: ["tokens:read"], idempotencyKey: "purge-me" };
+    const first = await d.tokens.unary(t.createToken, request, admin(name));
+    const id = first.token?.id ?? "";
+    await d.tokens.unary(t.revokeToken, { id }, admin(name));
+    await tokensOf(name).updateOne({ _id: id }, { $set: { revokeTime: new Date(Date.now() - 400 * 86_400_000) } });
+    const queue = new Queue(`${name}.rotation`, { connection: d.redis, prefix: d.server.config.ROOMKEY_QUEUE_PREFIX });
+    const job = await queue.add("sweep-tokens", {});
+    await eventually(async () => (await job.getState()) === "completed", 10_000, "sweep done");
+    await queue.close();
+    expect(await tokensOf(name).findOne({ _id: id })).toBeNull();
+    const again = await d.tokens.unary(t.createToken, request, admin(name));
+    expect(again.token?.id).not.toBe(id);
+    expect(again.replayed).toBe(false);
+    expect((await d.tokens.unary(t.verifyToken, { token: first.secret }, admin(name))).status).toBe(
+      VerifyStatus.UNKNOWN,
+    );
   });
 
   it("when two RotateToken calls race on one token, then exactly one successor exists", async () => {

@@ -93,6 +93,7 @@ function setup(options: { retentionMs?: number } = {}) {
     invalidations: {
       async publish(environment, hash) {
         published.push({ environment, hash });
+        return true;
       },
     },
     async retentionMs(environment) {

@@ -156,11 +156,14 @@ function setup(options: { defaultLifetimeMs?: number } = {}) {
   const published: { environment: string; hash: string }[] = [];
   const retirements: { environment: string; tokenId: string; at: Date }[] = [];
   const lifetimeAsked: string[] = [];
+  let delivered = true;
   const invalidations: TokenInvalidations = {
     async publish(environment, hash) {
       published.push({ environment, hash });
+      return delivered;
     },
   };
+  const warnings: string[] = [];
   const scheduler: RetirementScheduler = {
     async retireAt(environment, tokenId, at) {
       retirements.push({ environment, tokenId, at });
@@ -170,13 +173,18 @@ function setup(options: { defaultLifetimeMs?: number } = {}) {
     store,
     invalidations,
     retirements: scheduler,
+    cacheTtlMs: 30_000,
+    warn: (message) => warnings.push(message),
     async defaultLifetimeMs(environment) {
       lifetimeAsked.push(environment);
       return options.defaultLifetimeMs;
     },
     clock,
   });
-  return { service, store, clock, published, retirements, lifetimeAsked };
+  const undelivered = () => {
+    delivered = false;
+  };
+  return { service, store, clock, published, retirements, lifetimeAsked, warnings, undelivered };
 }
 
 const admin: Caller = { kind: "admin" };
@@ -434,7 +442,7 @@ describe("rotate", () => {
     const old = record({ name: "deploy", scopes: ["x.y"], expireTime, createdBy: "tok_parent" });
     store.put(old);
 
-    const { token, secret, previous } = await service.rotate("staging", old.id);
+    const { token, secret, previous } = await service.rotate("staging", admin, old.id);
 
     expect(token.id).not.toBe(old.id);
     expect(hashSecret(secret)).toBe(token.hash);
@@ -446,7 +454,8 @@ describe("rotate", () => {
       scopes: ["x.y"],
       expireTime,
       predecessorId: old.id,
-      createdBy: "tok_parent",
+      // A successor is created by whoever rotated: here the admin.
+      createdBy: "admin",
       state: "active",
     });
     expect(previous).toEqual(store.stored("staging", old.id));
@@ -458,7 +467,7 @@ describe("rotate", () => {
     store.put(old);
     const graceEnd = new Date(clock.now().getTime() + day);
 
-    const { token } = await service.rotate("staging", old.id);
+    const { token } = await service.rotate("staging", admin, old.id);
 
     expect(store.stored("staging", old.id)).toMatchObject({
       rotateTime: clock.now(),
@@ -475,7 +484,7 @@ describe("rotate", () => {
     const old = record();
     store.put(old);
 
-    await service.rotate("staging", old.id, 30 * day);
+    await service.rotate("staging", admin, old.id, 30 * day);
 
     const capped = new Date(clock.now().getTime() + 7 * day);
     expect(store.stored("staging", old.id).graceExpireTime).toEqual(capped);
@@ -487,7 +496,7 @@ describe("rotate", () => {
     const old = record();
     store.put(old);
 
-    await service.rotate("staging", old.id, hour);
+    await service.rotate("staging", admin, old.id, hour);
 
     expect(store.stored("staging", old.id).graceExpireTime).toEqual(new Date(clock.now().getTime() + hour));
   });
@@ -498,7 +507,7 @@ describe("rotate", () => {
     const old = record({ expireTime });
     store.put(old);
 
-    await service.rotate("staging", old.id);
+    await service.rotate("staging", admin, old.id);
 
     expect(store.stored("staging", old.id).graceExpireTime).toEqual(expireTime);
     expect(retirements.map((r) => r.at)).toEqual([expireTime]);
@@ -524,7 +533,7 @@ describe("rotate", () => {
     const before = structuredClone(store.all("staging"));
 
     for (const [token, state] of cases) {
-      const error = await rejectionOf(service.rotate("staging", token.id));
+      const error = await rejectionOf(service.rotate("staging", admin, token.id));
       expect(error).toBeInstanceOf(FailedPreconditionError);
       expect(asRoomkeyError(error)).toMatchObject({
         kind: "failed_precondition",
@@ -541,7 +550,9 @@ describe("rotate", () => {
 
   it("when the token does not exist, then NOT_FOUND TOKEN_NOT_FOUND", async () => {
     const { service } = setup();
-    expect(asRoomkeyError(await rejectionOf(service.rotate("staging", "tok_missing"))).reason).toBe("TOKEN_NOT_FOUND");
+    expect(asRoomkeyError(await rejectionOf(service.rotate("staging", admin, "tok_missing"))).reason).toBe(
+      "TOKEN_NOT_FOUND",
+    );
   });
 
   it("when one token is rotated twice at once, then exactly one successor is stored and the other call fails", async () => {
@@ -549,7 +560,10 @@ describe("rotate", () => {
     const old = record();
     store.put(old);
 
-    const results = await Promise.allSettled([service.rotate("staging", old.id), service.rotate("staging", old.id)]);
+    const results = await Promise.allSettled([
+      service.rotate("staging", admin, old.id),
+      service.rotate("staging", admin, old.id),
+    ]);
 
     const won = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
     const lost = results.flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
@@ -610,5 +624,43 @@ describe("get", () => {
     const error = await rejectionOf(service.get("staging", "tok_missing"));
     expect(error).toBeInstanceOf(RoomkeyError);
     expect(asRoomkeyError(error).reason).toBe("TOKEN_NOT_FOUND");
+  });
+});
+
+describe("rotate, revoke and a Redis that cannot be reached", () => {
+  it("when a token rotates a token with scopes it lacks, then PERMISSION_DENIED names the scope and nothing changes", async () => {
+    const { service, store } = setup();
+    const strong = await service.create("staging", admin, {
+      name: "strong",
+      scopes: ["accounts:credentials", "tokens:read"],
+    });
+    const weak = tokenCaller(["tokens:write", "tokens:read"], "tok_weak");
+    const error = asRoomkeyError(await rejectionOf(service.rotate("staging", weak, strong.token.id)));
+    expect(error).toMatchObject({ kind: "permission_denied", reason: "SCOPE_MISSING" });
+    expect(error.metadata.scope).toBe("accounts:credentials");
+    expect(store.tokens.get("staging")?.size).toBe(1);
+    const own = await service.create("staging", admin, { name: "own", scopes: ["tokens:read"] });
+    const rotated = await service.rotate("staging", weak, own.token.id);
+    expect(rotated.token.createdBy).toBe("tok_weak");
+  });
+
+  it("when the rotation's messages cannot be sent, then the new secret is still returned and the problem logged", async () => {
+    const { service, undelivered, warnings } = setup();
+    const old = await service.create("staging", admin, { name: "t", scopes: ["tokens:read"] });
+    undelivered();
+    const rotated = await service.rotate("staging", admin, old.token.id);
+    expect(rotated.secret).toMatch(/^rk_staging_/);
+    expect(warnings).toContain("replicas were not told of a rotation");
+  });
+
+  it("when a revocation cannot be announced, then it is kept but the call says UNAVAILABLE, and a retry announces it", async () => {
+    const { service, store, undelivered, published } = setup();
+    const token = await service.create("staging", admin, { name: "t", scopes: ["tokens:read"] });
+    undelivered();
+    const error = asRoomkeyError(await rejectionOf(service.revoke("staging", token.token.id)));
+    expect(error).toMatchObject({ kind: "unavailable", reason: "BACKEND_UNAVAILABLE" });
+    expect(error.message).not.toContain(token.secret ?? "no secret");
+    expect(store.tokens.get("staging")?.get(token.token.id)?.revokeTime).toBeDefined();
+    expect(published).toHaveLength(1);
   });
 });

@@ -51,6 +51,7 @@ export function createTokenMaintenance(deps: TokenMaintenanceDeps) {
   /** The periodic sweep: mark expired tokens, retire what a lost job did not, purge what ended long ago. */
   async function sweep(environment: string): Promise<{ expired: number; retired: number; purged: number }> {
     const now = clock.now();
+    // Lost messages matter little here: verification checks expiry and grace itself.
     const expired = await store.markExpired(environment, now);
     for (const token of expired) await invalidations.publish(environment, token.hash);
     let retired = 0;

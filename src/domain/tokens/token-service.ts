@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.js";
-import { FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.js";
+import { ConcurrentModificationError, FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.js";
 import { newId } from "../ids.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
 import { displayPrefix, generateSecret, hashSecret } from "./token-secret.js";
@@ -47,12 +47,19 @@ export interface TokenStore {
   ): Promise<boolean>;
 }
 
-/** Tells every replica to forget a token it may have cached. */
+/**
+ * Tells every replica to forget a token it may have cached. Resolves false
+ * when the message could not be sent (Redis down): replicas then drop the
+ * token only when their cache entry ends.
+ */
 export interface TokenInvalidations {
-  publish(environment: string, hash: string): Promise<void>;
+  publish(environment: string, hash: string): Promise<boolean>;
 }
 
-/** Schedules the job that retires a rotated token when its grace period ends. */
+/**
+ * Schedules the job that retires a rotated token when its grace period ends.
+ * Best effort: the rotation worker's sweep retires what a lost job did not.
+ */
 export interface RetirementScheduler {
   retireAt(environment: string, tokenId: string, at: Date): Promise<void>;
 }
@@ -73,7 +80,11 @@ export interface TokenServiceDeps {
   retirements: RetirementScheduler;
   /** The environment's default token lifetime, if it has one. */
   defaultLifetimeMs(environment: string): Promise<number | undefined>;
+  /** How long replicas may keep a token cached without hearing of a change (ms). */
+  cacheTtlMs: number;
   clock: Clock;
+  /** For what happens after a change is committed and cannot fail the call any more. */
+  warn(message: string, details: Record<string, unknown>): void;
 }
 
 export type TokenService = ReturnType<typeof createTokenService>;
@@ -139,15 +150,15 @@ export function createTokenService(deps: TokenServiceDeps) {
     return token;
   }
 
-  /** A token may only hand out scopes it has itself. */
-  function checkScopes(caller: Caller, scopes: readonly string[]): void {
+  /** A token may only hand out (create, or rotate into a new secret) scopes it has itself. */
+  function checkScopes(caller: Caller, scopes: readonly string[], doing: string): void {
     if (caller.kind === "admin") return;
     const missing = scopes.find((scope) => !caller.scopes.has(scope));
     if (missing !== undefined) {
       throw new RoomkeyError(
         "permission_denied",
         "SCOPE_MISSING",
-        `a token cannot grant scope ${missing}, which it lacks itself`,
+        `a token cannot ${doing} with scope ${missing}, which it lacks itself`,
         { scope: missing },
       );
     }
@@ -162,30 +173,36 @@ export function createTokenService(deps: TokenServiceDeps) {
     caller: Caller,
     input: CreateTokenInput,
   ): Promise<{ token: Token; secret?: string; replayed: boolean }> {
-    checkScopes(caller, input.scopes);
+    checkScopes(caller, input.scopes, "create a token");
     const now = clock.now();
     let id = newId("tok", now);
     if (input.idempotencyKey) {
       const key = `create-token:${input.idempotencyKey}`;
       const record: IdempotencyRecord = { tokenId: id, fingerprint: fingerprintOf(caller, input), createTime: now };
-      const existing = await store.claimIdempotency(environment, key, record);
-      if (existing) {
+      for (let attempt = 0; ; attempt++) {
+        const existing = await store.claimIdempotency(environment, key, record);
+        if (!existing) break;
         const stale = now.getTime() - existing.createTime.getTime() >= idempotencyWindowMs;
-        if (stale && (await store.replaceIdempotency(environment, key, existing.createTime, record))) {
-          // The key is free again: a new token under it.
-        } else if (existing.fingerprint !== record.fingerprint) {
+        if (stale) {
+          // The key is free again: a new token under it, unless another request took it first.
+          if (await store.replaceIdempotency(environment, key, existing.createTime, record)) break;
+          if (attempt < 3) continue;
+          throw new ConcurrentModificationError(`idempotency key "${input.idempotencyKey}"`);
+        }
+        if (existing.fingerprint !== record.fingerprint) {
           throw new FailedPreconditionError(
             "failed_precondition",
             "IDEMPOTENCY_KEY_REUSED",
             "idempotency_key: was used within 24 hours for a different request",
             { field: "idempotency_key" },
           );
-        } else {
-          const first = await store.get(environment, existing.tokenId);
-          if (first) return { token: first, replayed: true };
-          // The first request stopped before it wrote its token: finish it, under the same id.
-          id = existing.tokenId;
         }
+        const first = await store.get(environment, existing.tokenId);
+        if (first) return { token: first, replayed: true };
+        // The first request stopped before it wrote its token (a purge removes the key with its
+        // token, so this is not a purged one): finish it, under the same id.
+        id = existing.tokenId;
+        break;
       }
     }
     const lifetime = input.ttlMs ?? (await deps.defaultLifetimeMs(environment));
@@ -214,7 +231,16 @@ export function createTokenService(deps: TokenServiceDeps) {
   async function revoke(environment: string, id: string): Promise<Token> {
     const token = await store.revoke(environment, id, clock.now());
     if (!token) throw tokenNotFound(environment, id);
-    await invalidations.publish(environment, token.hash);
+    if (!(await invalidations.publish(environment, token.hash))) {
+      // Revoked for good, but replicas that cached it were not told: say so; a retry tells them.
+      throw new RoomkeyError(
+        "unavailable",
+        "BACKEND_UNAVAILABLE",
+        `token "${id}" is revoked, but other replicas could not be told (Redis is unavailable) and may accept it ` +
+          `for up to ${Math.ceil(deps.cacheTtlMs / 1000)} s; call RevokeToken again once Redis is back`,
+        { token: id },
+      );
+    }
     return token;
   }
 
@@ -225,10 +251,13 @@ export function createTokenService(deps: TokenServiceDeps) {
    */
   async function rotate(
     environment: string,
+    caller: Caller,
     id: string,
     graceMs: number = defaultGraceMs,
   ): Promise<{ token: Token; secret: string; previous: Token }> {
     const old = await get(environment, id);
+    // A new secret for a token is as good as creating it: only with scopes the caller has.
+    checkScopes(caller, old.scopes, "rotate a token");
     const now = clock.now();
     const state = stateAt(old, now.getTime());
     if (state !== "active") throw notActive(old, state);
@@ -236,7 +265,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     const { token, secret } = newToken(environment, newId("tok", now), {
       name: old.name,
       scopes: old.scopes,
-      createdBy: old.createdBy,
+      createdBy: caller.kind === "admin" ? "admin" : caller.tokenId,
       expireTime: old.expireTime,
       predecessorId: old.id,
     });
@@ -252,8 +281,21 @@ export function createTokenService(deps: TokenServiceDeps) {
       const current = await get(environment, id);
       throw notActive(current, stateAt(current, clock.now().getTime()));
     }
-    await invalidations.publish(environment, old.hash);
-    await retirements.retireAt(environment, old.id, new Date(graceEnd));
+    // Committed: the caller must get the new secret whatever follows. Both steps are best effort:
+    // replicas that miss the message hold the old token at most a cache lifetime past its grace,
+    // and the sweep retires what the job does not.
+    if (!(await invalidations.publish(environment, old.hash))) {
+      deps.warn("replicas were not told of a rotation", { environment, token: old.id });
+    }
+    try {
+      await retirements.retireAt(environment, old.id, new Date(graceEnd));
+    } catch (error) {
+      deps.warn("could not schedule the retirement of a rotated token; the sweep will", {
+        environment,
+        token: old.id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
     return { token, secret, previous };
   }
 

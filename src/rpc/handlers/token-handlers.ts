@@ -32,7 +32,14 @@ export function createTokenHandlers({ tokens, verifier, now }: TokenHandlerDeps)
         ttlMs: fromDuration(req.ttl),
         idempotencyKey: req.idempotencyKey || undefined,
       });
-      return { token: view(result.token), secret: result.secret ?? "", replayed: result.replayed };
+      return {
+        token: view(result.token),
+        secret: result.secret ?? "",
+        replayed: result.replayed,
+        notice: result.replayed
+          ? `this idempotency key created token ${result.token.id} earlier; its secret was returned then and is not shown again`
+          : "",
+      };
     },
     async getToken(req, ctx) {
       return { token: view(await tokens.get(callContext(ctx).environment, req.id)) };
@@ -52,7 +59,8 @@ export function createTokenHandlers({ tokens, verifier, now }: TokenHandlerDeps)
       return { token: view(await tokens.revoke(callContext(ctx).environment, req.id)) };
     },
     async rotateToken(req, ctx) {
-      const result = await tokens.rotate(callContext(ctx).environment, req.id, fromDuration(req.gracePeriod));
+      const call = callContext(ctx);
+      const result = await tokens.rotate(call.environment, callerOf(call), req.id, fromDuration(req.gracePeriod));
       return { token: view(result.token), secret: result.secret, previous: view(result.previous) };
     },
     // Not async: a cached token is answered without a promise.
