@@ -3,8 +3,9 @@
  * another (bench/load.ts), and one line of figures per row.
  */
 import { execFile } from "node:child_process";
-import { cpus } from "node:os";
-import { resolve } from "node:path";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import type { Config } from "../src/config.js";
@@ -38,6 +39,13 @@ export function hex<D extends DescMessage>(schema: D, init: MessageInitShape<D>)
 
 /** One slice: `concurrency` calls in flight for `sliceSeconds` from a separate process; this process's CPU too. */
 async function slice(address: string, row: Row, sliceSeconds: number): Promise<Result & { elapsedS: number }> {
+  // Long request lists go through a file: a command line has a size limit.
+  let request = row.request;
+  if (request.length > 64 * 1024) {
+    const file = join(mkdtempSync(join(tmpdir(), "roomkey-bench-")), "requests");
+    writeFileSync(file, request);
+    request = `@${file}`;
+  }
   const cpuBefore = process.cpuUsage();
   const { stdout } = await run(
     process.execPath,
@@ -47,7 +55,7 @@ async function slice(address: string, row: Row, sliceSeconds: number): Promise<R
       "bench/load.ts",
       address,
       row.path,
-      row.request,
+      request,
       String(sliceSeconds),
       String(concurrency),
       ...row.headers,

@@ -3,8 +3,11 @@
  * CPU: keeps `concurrency` unary calls in flight on one grpc-js channel for
  * `seconds` (after a warm-up) and prints one JSON line with what it measured.
  *
- *   tsx bench/load.ts <address> <path> <request-hex> <seconds> <concurrency> [header=value ...]
+ *   tsx bench/load.ts <address> <path> <request-hex[,request-hex...]> <seconds> <concurrency> [header=value ...]
+ *
+ * Several requests are sent in turn, call after call; `@<file>` reads them from a file.
  */
+import { readFileSync } from "node:fs";
 import { Client, credentials, Metadata } from "@grpc/grpc-js";
 
 const [address, path, requestHex, secondsArg, concurrencyArg, ...headerArgs] = process.argv.slice(2);
@@ -12,7 +15,9 @@ if (!address || !path || requestHex === undefined || !secondsArg || !concurrency
   process.stderr.write("usage: load.ts <address> <path> <request-hex> <seconds> <concurrency> [header=value ...]\n");
   process.exit(2);
 }
-const request = Buffer.from(requestHex, "hex");
+const requestList = requestHex.startsWith("@") ? readFileSync(requestHex.slice(1), "utf8").trim() : requestHex;
+const requests = requestList.split(",").map((hex) => Buffer.from(hex, "hex"));
+let next = 0;
 const seconds = Number(secondsArg);
 const concurrency = Number(concurrencyArg);
 const metadata = new Metadata();
@@ -28,6 +33,7 @@ const identity = (bytes: Buffer) => bytes;
 function call(): Promise<{ ms: number; code: number }> {
   const started = process.hrtime.bigint();
   return new Promise((resolve) => {
+    const request = requests[next++ % requests.length] ?? Buffer.alloc(0);
     client.makeUnaryRequest(path ?? "", identity, identity, request, metadata, {}, (error) => {
       resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, code: error?.code ?? 0 });
     });

@@ -28,6 +28,16 @@ const caller = await tokens.createToken(
 );
 const verified = await tokens.createToken({ name: "bench-verified", scopes: ["accounts:read"] }, { headers });
 const auth = ["roomkey-environment=staging", `authorization=Bearer ${caller.secret}`];
+// Many tokens too, so that answers are not all the same one: 1,000 different ones, verified in turn.
+const many: string[] = [];
+for (let batch = 0; batch < 20; batch++) {
+  const made = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      tokens.createToken({ name: `bench-${batch}-${i}`, scopes: ["accounts:read"] }, { headers }),
+    ),
+  );
+  many.push(...made.map((m) => hex(VerifyTokenRequestSchema, { token: m.secret })));
+}
 
 const rows = await measure(server.address, [
   {
@@ -43,6 +53,12 @@ const rows = await measure(server.address, [
     headers: auth,
   },
   {
+    name: "VerifyToken, 1,000 tokens",
+    path: "/roomkey.v1.TokenService/VerifyToken",
+    request: many.join(","),
+    headers: auth,
+  },
+  {
     name: "GetToken (authenticated)",
     path: "/roomkey.v1.TokenService/GetToken",
     request: hex(GetTokenRequestSchema, { id: verified.token?.id ?? "" }),
@@ -52,5 +68,8 @@ const rows = await measure(server.address, [
 await server.stop();
 
 printRows(rows);
-console.log(`get-token/check ratio: ${ratio(rows, 2)}`);
+console.log(`get-token/check ratio: ${ratio(rows, 3)}`);
+console.log(`verify-1000/check ratio: ${ratio(rows, 2)}`);
+const cpu = (row: number) => rows[row]?.[1].serverCpuUs ?? 0;
+console.log(`verify/check server CPU per call: ${(cpu(0) / cpu(1)).toFixed(3)} (inverse cost: 1 = as cheap as Check)`);
 console.log(`verify/check ratio: ${ratio(rows, 1)}`);
