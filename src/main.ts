@@ -223,6 +223,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     subscriber.on("ready", onResubscribed);
     cleanups.push(() => subscriber.off("ready", onResubscribed));
     const usageTimer = setInterval(() => {
+      if (usage.busy()) return;
       usage.flush().catch((error: unknown) => logger.warn({ err: error }, "usage flush failed"));
     }, config.ROOMKEY_USAGE_FLUSH_MS);
     cleanups.push(

@@ -62,6 +62,18 @@ export type TokenRepository = TokenStore & TokenLookup & UsageWriter & TokenMain
 
 const maxAttempts = 5;
 
+/**
+ * Updates sent in one `update` command. FerretDB 1.24 (PostgreSQL) holds a
+ * pooled connection for each update of a command that matched a document
+ * until the whole command ends (msg_update.go closes each update's query in
+ * a `defer` inside its loop), and its pool has 50: measured, one bulk write
+ * of 1,000 last-used times for existing usage documents took every
+ * connection and hung that FerretDB for good. Small commands keep a flush,
+ * even from several replicas at once, far from that limit, at a cost MongoDB
+ * does not notice (one round trip per 16 tokens used in a flush interval).
+ */
+const usageWritesPerCommand = 16;
+
 /** API tokens and idempotency keys, in each environment's own database. */
 export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db">): TokenRepository {
   const tokens = (environment: string): Collection<TokenDocument> =>
@@ -164,17 +176,17 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
       });
     },
     async recordUsage(environment, lastUsed) {
-      if (lastUsed.size === 0) return;
-      try {
-        await usage(environment).bulkWrite(
-          [...lastUsed].map(([id, at]) => ({
-            updateOne: { filter: { _id: id }, update: { $max: { lastUsedTime: at } }, upsert: true },
-          })),
-          { ordered: false },
-        );
-      } catch (error) {
-        // Another replica inserted the same token's first use at once: its time is as good.
-        if (!isDuplicateKey(error)) throw error;
+      const updates = [...lastUsed].map(([id, at]) => ({
+        updateOne: { filter: { _id: id }, update: { $max: { lastUsedTime: at } }, upsert: true },
+      }));
+      // A few updates per command, one command at a time: see usageWritesPerCommand.
+      for (let start = 0; start < updates.length; start += usageWritesPerCommand) {
+        try {
+          await usage(environment).bulkWrite(updates.slice(start, start + usageWritesPerCommand), { ordered: false });
+        } catch (error) {
+          // Another replica inserted the same token's first use at once: its time is as good.
+          if (!isDuplicateKey(error)) throw error;
+        }
       }
     },
     async retire(environment, id, now) {

@@ -7,7 +7,19 @@ class FakeWriter implements UsageWriter {
   /** Environments whose next write fails. */
   readonly failNext = new Set<string>();
 
+  /** While set, writes wait for it (a slow database). */
+  gate: Promise<void> | undefined;
+  inFlight = 0;
+  maxInFlight = 0;
+
   async recordUsage(environment: string, lastUsed: ReadonlyMap<string, Date>): Promise<void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await this.gate;
+    } finally {
+      this.inFlight--;
+    }
     if (this.failNext.delete(environment)) throw new Error("MongoDB went away");
     this.writes.push({
       environment,
@@ -81,6 +93,30 @@ describe("createUsageRecorder", () => {
 
     expect(writer.writes).toEqual([{ environment: "production", lastUsed: { tok_b: 2_000 } }]);
     expect(recorder.pendingCount()).toBe(0);
+  });
+
+  it("when a flush is called while one is still writing, then it waits for it and writes only what came after", async () => {
+    const { recorder, writer } = setup();
+    let open = () => {};
+    writer.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    recorder.record("staging", "tok_a", 1_000);
+    const first = recorder.flush();
+    await Promise.resolve();
+    expect(recorder.busy()).toBe(true);
+    recorder.record("staging", "tok_b", 2_000);
+    const second = recorder.flush();
+
+    open();
+    await Promise.all([first, second]);
+
+    expect(writer.maxInFlight).toBe(1);
+    expect(writer.writes).toEqual([
+      { environment: "staging", lastUsed: { tok_a: 1_000 } },
+      { environment: "staging", lastUsed: { tok_b: 2_000 } },
+    ]);
+    expect(recorder.busy()).toBe(false);
   });
 
   it("when nothing was used, then flush writes nothing", async () => {

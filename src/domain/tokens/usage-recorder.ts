@@ -31,7 +31,18 @@ export function createUsageRecorder({ writer, environmentExists, logger }: Usage
     if ((uses.get(tokenId) ?? 0) < at) uses.set(tokenId, at);
   }
 
+  let writing: Promise<void> | undefined;
+
+  /** Writes what was noted so far, after any write still under way (flushes never overlap). */
   async function flush(): Promise<void> {
+    while (writing) await writing;
+    writing = write().finally(() => {
+      writing = undefined;
+    });
+    return writing;
+  }
+
+  async function write(): Promise<void> {
     const batch = pending;
     pending = new Map();
     for (const [environment, uses] of batch) {
@@ -45,5 +56,11 @@ export function createUsageRecorder({ writer, environmentExists, logger }: Usage
     }
   }
 
-  return { record, flush, pendingCount: () => [...pending.values()].reduce((n, uses) => n + uses.size, 0) };
+  return {
+    record,
+    flush,
+    /** True while a flush writes: a timer skips its turn rather than queue behind a slow database. */
+    busy: () => writing !== undefined,
+    pendingCount: () => [...pending.values()].reduce((n, uses) => n + uses.size, 0),
+  };
 }
