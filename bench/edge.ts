@@ -2,14 +2,15 @@
  * What the edge costs, against the health Check RPC on the same server in the
  * same run (the floor of the stack), over native gRPC with 50 calls in flight
  * from a separate process: the edge alone (environment metadata, admin key,
- * environment lookup, validation; ListAccounts then answers UNIMPLEMENTED)
+ * environment lookup, validation; GetAccount with a malformed id is refused
+ * INVALID_ARGUMENT by the validator, so no handler runs)
  * and two EnvironmentService reads that go to the database.
  *
  *   npm run bench:edge            (brings up FerretDB and Redis like the tests)
  *   BENCH_SECONDS=10 npm run bench:edge
  */
 import { HealthCheckRequestSchema } from "../src/gen/grpc/health/v1/health_pb.js";
-import { ListAccountsRequestSchema } from "../src/gen/roomkey/v1/account_service_pb.js";
+import { GetAccountRequestSchema } from "../src/gen/roomkey/v1/account_service_pb.js";
 import {
   GetEnvironmentRequestSchema,
   GetIntegrationRequestSchema,
@@ -27,9 +28,9 @@ const rows = await measure(server.address, [
     headers: auth,
   },
   {
-    name: "edge only (ListAccounts)",
-    path: "/roomkey.v1.AccountService/ListAccounts",
-    request: hex(ListAccountsRequestSchema, {}),
+    name: "edge only (GetAccount, bad id)",
+    path: "/roomkey.v1.AccountService/GetAccount",
+    request: hex(GetAccountRequestSchema, { id: "not-an-id" }),
     headers: auth,
   },
   {

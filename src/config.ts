@@ -65,6 +65,14 @@ const schema = z.object({
   /** How often last-used times are written. */
   ROOMKEY_USAGE_FLUSH_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   ROOMKEY_ENVIRONMENT_REFRESH_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),
+  /** A job's lock; a dead worker's jobs run again within about twice this. */
+  ROOMKEY_JOB_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+  /** How often each environment's connecting sweep runs (accounts CONNECTING without a live job). */
+  ROOMKEY_HANDSHAKE_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
+  /** How long one provider request (credential check, token exchange) may take. */
+  ROOMKEY_PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /** Base delay of handshake retries (doubling, up to a minute). */
+  ROOMKEY_PROVIDER_RETRY_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
 });
 
 /** Validated process configuration. */

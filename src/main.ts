@@ -6,11 +6,19 @@ import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createWorkerFactory } from "../workers/environment-worker.js";
+import {
+  handshakeAttempts,
+  handshakeProcessors,
+  providerBackoff,
+  providerBackoffMs,
+} from "../workers/handshake.worker.js";
 import { createOrphanSweeper } from "../workers/orphan-sweeper.js";
 import { rotationProcessors, tokenSweepEveryMs } from "../workers/rotation.worker.js";
 import { createWorkerSupervisor } from "../workers/supervisor.js";
 import { settlesWithin, sleep } from "./async.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
+import { accountIdempotencyWindowMs, createAccountService } from "./domain/accounts/account-service.js";
+import { createConnectingSweep, createHandshakes } from "./domain/accounts/handshake.js";
 import { systemClock } from "./domain/clock.js";
 import { createKeyring } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
@@ -21,21 +29,29 @@ import { createTokenMaintenance } from "./domain/tokens/token-maintenance.js";
 import { createTokenService } from "./domain/tokens/token-service.js";
 import { createTokenVerifier } from "./domain/tokens/token-verifier.js";
 import { createUsageRecorder } from "./domain/tokens/usage-recorder.js";
+import { createAccountWatch } from "./events/account-watch.js";
 import { createEventBus } from "./events/event-bus.js";
 import { AccountService } from "./gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "./gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "./gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "./logger.js";
+import { createHttpCredentialChecker } from "./providers/http-credential-checker.js";
 import { createQueueRegistry } from "./queue/environment-queues.js";
 import { createJobProducer } from "./queue/job-producer.js";
+import { handshakeJobId } from "./queue/queue-names.js";
 import { createAuthenticator, createEdge } from "./rpc/edge.js";
+import { createAccountHandlers } from "./rpc/handlers/account-handlers.js";
 import { createEnvironmentHandlers } from "./rpc/handlers/environment-handlers.js";
 import { createTokenHandlers } from "./rpc/handlers/token-handlers.js";
-import { unimplementedService } from "./rpc/handlers/unimplemented.js";
 import { createHealthMonitor } from "./rpc/health.js";
 import { bindService, startTransports } from "./rpc/servers.js";
 import { createTokenAuthenticator } from "./rpc/token-authenticator.js";
-import { accountsCollection, createAccountCounter } from "./storage/account-repository.js";
+import {
+  accountKeysCollection,
+  accountsCollection,
+  createAccountCounter,
+  createAccountRepository,
+} from "./storage/account-repository.js";
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
 import {
   createEnvironmentRepository,
@@ -110,6 +126,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   const databases = createEnvironmentDatabases(mongo, names, [
     integrationsCollection,
     accountsCollection,
+    accountKeysCollection,
     tokensCollection,
     idempotencyCollection,
     tokenUsageCollection,
@@ -117,6 +134,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   ]);
   const tokenRepository = createTokenRepository(databases);
   const accounts = createAccountCounter(databases);
+  const accountRepository = createAccountRepository(databases);
+  const integrationRepository = createIntegrationRepository(databases);
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
@@ -196,10 +215,41 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     warn: (message, details) => logger.warn(details, message),
   });
   const integrationService = createIntegrationService({
-    store: createIntegrationRepository(databases),
+    store: integrationRepository,
     accounts,
     keys: { dataKey: (name) => directory.dataKey(name) },
     clock,
+  });
+
+  // Accounts: handshakes on the environment's queue, status changes over pub/sub.
+  const accountWatch = createAccountWatch({ bus, maxBacklog: 1_000 });
+  const handshakeQueue = {
+    async enqueue(environment: string, accountId: string, attempt: number) {
+      // BullMQ would wait for a Redis that is down: fail at once instead (the connecting sweep queues it).
+      queues.assertReachable();
+      await jobs.add(
+        environment,
+        "handshake",
+        "connect",
+        { accountId, attempt },
+        {
+          jobId: handshakeJobId(accountId, attempt),
+          attempts: handshakeAttempts,
+          backoff: { type: providerBackoff },
+          removeOnComplete: { age: 3_600, count: 1_000 },
+          removeOnFail: { age: 7 * 86_400, count: 10_000 },
+        },
+      );
+    },
+  };
+  const accountService = createAccountService({
+    store: accountRepository,
+    integrations: integrationRepository,
+    keys: directory,
+    events: accountWatch.events,
+    handshakes: handshakeQueue,
+    clock,
+    warn: (message, details) => logger.warn(details, message),
   });
 
   // Transports (api, all).
@@ -258,7 +308,10 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
           createTokenHandlers({ tokens: tokenService, verifier, now: () => clock.now().getTime() }),
         ),
       ),
-      bindService(AccountService, edge.wrap(AccountService, unimplementedService(AccountService))),
+      bindService(
+        AccountService,
+        edge.wrap(AccountService, createAccountHandlers({ accounts: accountService, watch: accountWatch.watch })),
+      ),
     ];
     const serviceNames = bindings.map((b) => b.service.typeName);
     const health = new HealthImplementation(Object.fromEntries(["", ...serviceNames].map((s) => [s, "NOT_SERVING"])));
@@ -344,12 +397,65 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   let closeWorkers = async (_budgetMs: number) => true;
   let workersReady: Promise<void> = Promise.resolve();
   if (role !== "api") {
+    if (role === "worker") {
+      // Workers read data keys through the directory: keep it current as the API role does.
+      cleanups.push(
+        bus.subscribe(environmentsChannel, async (payload) => {
+          if (isEnvironmentEvent(payload)) await directory.apply(payload);
+        }),
+      );
+      const refreshTimer = setInterval(() => {
+        directory.refresh().catch((error: unknown) => logger.debug({ err: error }, "environment refresh failed"));
+      }, config.ROOMKEY_ENVIRONMENT_REFRESH_MS);
+      cleanups.push(() => clearInterval(refreshTimer));
+    }
+    const handshakes = createHandshakes({
+      store: accountRepository,
+      integrations: integrationRepository,
+      keys: directory,
+      checker: createHttpCredentialChecker({
+        timeoutMs: config.ROOMKEY_PROVIDER_TIMEOUT_MS,
+        maxRetryAfterMs: 5 * 60_000,
+      }),
+      events: accountWatch.events,
+      clock,
+    });
+    const sweepConnecting = createConnectingSweep({
+      listConnecting: (environment, before) => accountRepository.listConnecting(environment, before),
+      async jobState(environment, accountId, attempt) {
+        const state = await queues.queue(environment, "handshake").getJobState(handshakeJobId(accountId, attempt));
+        if (state === "unknown") return "missing";
+        if (state === "completed" || state === "failed") return state;
+        return "live";
+      },
+      async requeue(environment, accountId, attempt) {
+        await queues.queue(environment, "handshake").remove(handshakeJobId(accountId, attempt));
+        await handshakeQueue.enqueue(environment, accountId, attempt);
+      },
+      failStuck: (environment, accountId, attempt, reason) =>
+        handshakes.abandon(environment, accountId, attempt, reason),
+      clock,
+      graceMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
+    });
     const supervisor = createWorkerSupervisor({
       listEnvironments: () => environments.listAll(),
       startWorker: createWorkerFactory({
         connection: workerRedis,
         prefix: config.ROOMKEY_QUEUE_PREFIX,
         processors: {
+          handshake: handshakeProcessors({
+            handshakes,
+            async sweep(environment) {
+              const result = await sweepConnecting(environment);
+              const purged = await accountRepository.purgeKeys(
+                environment,
+                new Date(clock.now().getTime() - accountIdempotencyWindowMs),
+              );
+              if (result.requeued + result.failed > 0) logger.info({ environment, ...result }, "connecting sweep");
+              return { ...result, purgedKeys: purged };
+            },
+            logger,
+          }),
           rotation: rotationProcessors({
             tokens: createTokenMaintenance({
               store: tokenRepository,
@@ -361,7 +467,13 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
             logger,
           }),
         },
-        schedules: { rotation: [{ name: "sweep-tokens", everyMs: tokenSweepEveryMs }] },
+        schedules: {
+          handshake: [{ name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS }],
+          rotation: [{ name: "sweep-tokens", everyMs: tokenSweepEveryMs }],
+        },
+        backoffStrategy: (attemptsMade, _type, error) =>
+          providerBackoffMs(attemptsMade, error, config.ROOMKEY_PROVIDER_RETRY_MS),
+        lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
         queues,
         concurrency: { handshake: 10, rotation: 10 },
         logger,

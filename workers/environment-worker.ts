@@ -15,6 +15,13 @@ export interface WorkerFactoryDeps {
   /** Repeating jobs each environment's queue runs (BullMQ job schedulers, upserted at start). */
   schedules: { [K in QueueKind]?: { name: JobName<K>; everyMs: number }[] };
   queues: Pick<QueueRegistry, "queue">;
+  /** Delay before a job's next attempt, for jobs whose backoff type is not one of BullMQ's own. */
+  backoffStrategy?: (attemptsMade: number, type: string | undefined, error: Error | undefined) => number;
+  /**
+   * How long a job's lock lasts without renewal: a worker that died (SIGKILL) has its active
+   * jobs run again once their locks lapse and the stalled check (as often) finds them.
+   */
+  lockDurationMs: number;
   logger: Logger;
 }
 
@@ -27,6 +34,9 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency[kind],
+      lockDuration: deps.lockDurationMs,
+      stalledInterval: deps.lockDurationMs,
+      ...(deps.backoffStrategy ? { settings: { backoffStrategy: deps.backoffStrategy } } : {}),
     });
     worker.on("error", (error) => logger.error({ err: error }, "worker error"));
     worker.on("failed", (job, error) =>

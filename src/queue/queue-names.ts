@@ -7,7 +7,12 @@ export type QueueKind = (typeof queueKinds)[number];
  * payload: it comes from the queue the job is on.
  */
 export interface QueueJobs {
-  handshake: Record<never, never>;
+  handshake: {
+    /** Check an account's credential with the provider: attempt `attempt` of its handshakes. */
+    connect: { accountId: string; attempt: number };
+    /** Queue again the handshakes of accounts CONNECTING without a live job; purge old idempotency keys. */
+    "sweep-connecting": Record<string, never>;
+  };
   rotation: {
     /** Retire a rotated token whose grace period has ended. */
     "retire-token": { tokenId: string };
@@ -25,4 +30,9 @@ export type JobData<K extends QueueKind, N extends JobName<K>> = QueueJobs[K][N]
  */
 export function queueName(environment: string, kind: QueueKind): string {
   return `${environment}.${kind}`;
+}
+
+/** The one job id of an account's handshake attempt: adding it twice queues it once. */
+export function handshakeJobId(accountId: string, attempt: number): string {
+  return `connect-${accountId}-${attempt}`;
 }

@@ -1,5 +1,12 @@
+import type { Collection, Filter } from "mongodb";
+import type { AccountIdempotencyRecord, AccountStore } from "../domain/accounts/account-service.js";
+import type { Account } from "../domain/accounts/accounts.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
-import type { CollectionSpec } from "./mongo.js";
+import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
+import { compareAndSet } from "./versioned.js";
+
+type AccountDocument = Omit<Account, "id"> & { _id: string };
+type IdempotencyDocument = AccountIdempotencyRecord & { _id: string };
 
 /** Integrated accounts, in each environment's own database. */
 export const accountsCollection: CollectionSpec = {
@@ -9,6 +16,102 @@ export const accountsCollection: CollectionSpec = {
     { key: { tenantId: 1 }, name: "tenant" },
   ],
 };
+
+/** ConnectAccount idempotency keys (`_id` is the key). */
+export const accountKeysCollection: CollectionSpec = { name: "account_keys", indexes: [] };
+
+function toDomain({ _id, ...rest }: AccountDocument): Account {
+  return { id: _id, ...rest };
+}
+
+/** Accounts of each environment in its own database; every change is version-checked. */
+export function createAccountRepository(databases: Pick<EnvironmentDatabases, "db">) {
+  const accounts = (environment: string): Collection<AccountDocument> =>
+    databases.db(environment).collection<AccountDocument>(accountsCollection.name);
+  const keys = (environment: string): Collection<IdempotencyDocument> =>
+    databases.db(environment).collection<IdempotencyDocument>(accountKeysCollection.name);
+
+  const store: AccountStore = {
+    async insert(environment, account) {
+      const { id, ...rest } = account;
+      await accounts(environment).insertOne({ _id: id, ...rest });
+    },
+    async get(environment, id) {
+      const doc = await accounts(environment).findOne({ _id: id });
+      return doc ? toDomain(doc) : undefined;
+    },
+    async list(environment, filter, page) {
+      const query: Filter<AccountDocument> = {};
+      if (filter.integration !== undefined) query.integration = filter.integration;
+      if (filter.status !== undefined) query.status = filter.status;
+      if (filter.tenantId !== undefined) query.tenantId = filter.tenantId;
+      // Ids begin with their creation time: descending ids are newest first.
+      if (page.after !== undefined) query._id = { $lt: page.after };
+      const docs = await accounts(environment)
+        .find(query)
+        .sort({ _id: -1 })
+        .limit(page.size + 1)
+        .toArray();
+      return docs.map(toDomain);
+    },
+    async update(environment, account, changes, unset = []) {
+      // Account ids are never reused: the id is its own incarnation.
+      const { id: _id, version: _version, ...set } = changes;
+      const won = await compareAndSet(
+        databases.db(environment),
+        accountsCollection.name,
+        { id: account.id, incarnation: "" },
+        account.version,
+        set,
+        unset,
+      );
+      if (!won) return undefined;
+      const after: Account = { ...account, ...set, version: account.version + 1 };
+      for (const field of unset) delete after[field];
+      return after;
+    },
+    async claimIdempotency(environment, key, record) {
+      try {
+        await keys(environment).insertOne({ _id: key, ...record });
+        return undefined;
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+        const existing = await keys(environment).findOne({ _id: key });
+        if (!existing) return store.claimIdempotency(environment, key, record);
+        const { _id, ...found } = existing;
+        return found;
+      }
+    },
+    async replaceIdempotency(environment, key, expectedCreateTime, record) {
+      // A stale key is taken over by one writer: the delete of the old record decides who.
+      const removed = await keys(environment).deleteOne({ _id: key, createTime: expectedCreateTime });
+      if (removed.deletedCount !== 1) return false;
+      try {
+        await keys(environment).insertOne({ _id: key, ...record });
+        return true;
+      } catch (error) {
+        if (isDuplicateKey(error)) return false;
+        throw error;
+      }
+    },
+  };
+
+  return {
+    ...store,
+    /** Accounts CONNECTING that have not changed since `updatedBefore`, for the connecting sweep. */
+    async listConnecting(environment: string, updatedBefore: Date): Promise<Account[]> {
+      const docs = await accounts(environment)
+        .find({ status: "connecting", updateTime: { $lt: updatedBefore } })
+        .limit(1_000)
+        .toArray();
+      return docs.map(toDomain);
+    },
+    /** Removes ConnectAccount idempotency keys older than `before`. */
+    async purgeKeys(environment: string, before: Date): Promise<number> {
+      return (await keys(environment).deleteMany({ createTime: { $lt: before } })).deletedCount;
+    },
+  };
+}
 
 /** The account queries environments and integrations need before they may be deleted. */
 export function createAccountCounter(databases: Pick<EnvironmentDatabases, "db">) {

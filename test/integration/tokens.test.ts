@@ -336,7 +336,8 @@ async function callWith(
   };
   if (isServerStreaming(method)) {
     return new Promise((resolve) => {
-      const stream = client.stream(method, {}, metadata);
+      // A stream that passed the edge stays open (WatchAccounts): the deadline ends it.
+      const stream = client.stream(method, {}, metadata, { deadline: Date.now() + 1_500 });
       stream.on("data", () => undefined);
       stream.on("error", (error: ServiceError) => resolve(refused(error)));
       stream.on("end", () => resolve({ code: 0 }));

@@ -38,6 +38,11 @@ function reverse<K, V>(map: Map<K, V>): Map<V, K> {
 }
 
 const authTypesBack = reverse(authTypes);
+
+/** A domain auth type as its proto enum value. */
+export function authTypeToProto(authType: DomainAuthType): AuthType {
+  return authTypesBack.get(authType) ?? AuthType.UNSPECIFIED;
+}
 const placementsBack = reverse(placements);
 const clientAuthMethodsBack = reverse(clientAuthMethods);
 

@@ -1,0 +1,123 @@
+import type { CheckCredential, CheckOutcome, CredentialChecker } from "../domain/accounts/credential-check.js";
+import type { CredentialCheck } from "../domain/integrations.js";
+
+export interface HttpCredentialCheckerOptions {
+  /** How long one check request may take before it counts as the provider being unavailable. */
+  timeoutMs: number;
+  /** The longest `Retry-After` honoured; a provider asking for more is retried after this. */
+  maxRetryAfterMs: number;
+  fetch?: typeof fetch;
+}
+
+/** A value at a dot-separated path of parsed JSON, as a string; undefined if absent or not a scalar. */
+export function valueAt(body: unknown, path: string): string | undefined {
+  if (path === "") return undefined;
+  let value: unknown = body;
+  for (const part of path.split(".")) {
+    if (value === null || typeof value !== "object" || !Object.hasOwn(value, part)) return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  if (typeof value === "string") return value;
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return undefined;
+}
+
+/** `Retry-After` in seconds or as an HTTP date, in milliseconds from now; undefined if absent or unreadable. */
+export function retryAfterMs(header: string | null, now: number): number | undefined {
+  if (header === null || header.trim() === "") return undefined;
+  const seconds = Number(header.trim());
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(header);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** What the provider said, cut short and with the credential masked, fit for a status reason. */
+function summary(status: number, text: string, secrets: string[]): string {
+  let said = text;
+  try {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    const message = [body.error_description, body.message, body.error].find((v) => typeof v === "string");
+    if (typeof message === "string") said = message;
+  } catch {
+    // Not JSON: the text as it is.
+  }
+  for (const secret of secrets) if (secret.length >= 4) said = said.split(secret).join("***");
+  said = said.replace(/\s+/g, " ").trim().slice(0, 200);
+  return said === "" ? `the provider answered ${status}` : `the provider answered ${status}: ${said}`;
+}
+
+function secretsOf(credential: CheckCredential): string[] {
+  switch (credential.kind) {
+    case "api_key":
+      return [credential.apiKey];
+    case "basic":
+      return [credential.username, credential.password];
+    case "access_token":
+      return [credential.accessToken];
+  }
+}
+
+/** Checks credentials against the provider over HTTP(S) with the integration's verify request. */
+export function createHttpCredentialChecker(options: HttpCredentialCheckerOptions): CredentialChecker {
+  const doFetch = options.fetch ?? fetch;
+  return {
+    async check(check: CredentialCheck, credential: CheckCredential): Promise<CheckOutcome> {
+      const url = new URL(check.url);
+      const headers: Record<string, string> = { accept: "application/json" };
+      if (credential.kind === "basic") {
+        headers.authorization = `Basic ${Buffer.from(`${credential.username}:${credential.password}`).toString("base64")}`;
+      } else {
+        const secret = credential.kind === "api_key" ? credential.apiKey : credential.accessToken;
+        if (check.placement === "header") headers[check.parameterName.toLowerCase()] = secret;
+        else if (check.placement === "query") url.searchParams.set(check.parameterName, secret);
+        else headers.authorization = `Bearer ${secret}`;
+      }
+      let response: Response;
+      let text: string;
+      try {
+        response = await doFetch(url, {
+          method: check.method,
+          headers,
+          redirect: "manual",
+          signal: AbortSignal.timeout(options.timeoutMs),
+        });
+        text = await response.text();
+      } catch (error) {
+        const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
+        const cause = (error as { cause?: { code?: unknown } }).cause?.code;
+        const detail = timedOut
+          ? `no answer within ${options.timeoutMs} ms`
+          : typeof cause === "string"
+            ? cause
+            : "network error";
+        return { kind: "unavailable", reason: `the provider could not be reached (${url.host}): ${detail}` };
+      }
+      const secrets = secretsOf(credential);
+      if (response.status === 429 || response.status >= 500) {
+        const after = retryAfterMs(response.headers.get("retry-after"), Date.now());
+        return {
+          kind: "unavailable",
+          reason: summary(response.status, text, secrets),
+          ...(after === undefined ? {} : { retryAfterMs: Math.min(after, options.maxRetryAfterMs) }),
+        };
+      }
+      if (response.status < 200 || response.status >= 300) {
+        return { kind: "refused", reason: summary(response.status, text, secrets) };
+      }
+      let body: unknown;
+      try {
+        body = text === "" ? {} : JSON.parse(text);
+      } catch {
+        return { kind: "refused", reason: `the provider answered ${response.status} with a body that is not JSON` };
+      }
+      const remoteId = valueAt(body, check.accountIdPath);
+      if (check.accountIdPath !== "" && remoteId === undefined) {
+        return {
+          kind: "refused",
+          reason: `the provider's answer has no "${check.accountIdPath}" (credential_check.account_id_path)`,
+        };
+      }
+      return { kind: "ok", remoteId: remoteId ?? "", remoteName: valueAt(body, check.accountNamePath) ?? "" };
+    },
+  };
+}

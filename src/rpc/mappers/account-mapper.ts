@@ -1,0 +1,83 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type {
+  AccountEvent,
+  AccountView,
+  Credential,
+  AccountStatus as DomainAccountStatus,
+} from "../../domain/accounts/accounts.js";
+import { invalidField } from "../../domain/errors.js";
+import {
+  type AccountSchema,
+  AccountStatus,
+  type ConnectAccountRequest,
+  type GetAccountCredentialsResponseSchema,
+  type WatchAccountsResponseSchema,
+} from "../../gen/roomkey/v1/account_service_pb.js";
+import { authTypeToProto } from "./integration-mapper.js";
+import { toTimestamp } from "./time.js";
+
+const statuses: Record<DomainAccountStatus, AccountStatus> = {
+  connecting: AccountStatus.CONNECTING,
+  active: AccountStatus.ACTIVE,
+  failed: AccountStatus.FAILED,
+  needs_reauth: AccountStatus.NEEDS_REAUTH,
+  disconnected: AccountStatus.DISCONNECTED,
+};
+
+const statusesBack = new Map<AccountStatus, DomainAccountStatus>(
+  Object.entries(statuses).map(([domain, proto]) => [proto, domain as DomainAccountStatus]),
+);
+
+/** A ListAccounts status filter; UNSPECIFIED means any status. */
+export function accountStatusFromProto(status: AccountStatus): DomainAccountStatus | undefined {
+  return statusesBack.get(status);
+}
+
+export function accountToProto(account: AccountView): MessageInitShape<typeof AccountSchema> {
+  return {
+    id: account.id,
+    integration: account.integration,
+    tenantId: account.tenantId,
+    labels: account.labels,
+    status: statuses[account.status],
+    statusReason: account.statusReason,
+    authType: authTypeToProto(account.authType),
+    remoteId: account.remoteId ?? "",
+    remoteName: account.remoteName ?? "",
+    createTime: toTimestamp(account.createTime),
+    updateTime: toTimestamp(account.updateTime),
+    credentialsExpireTime: toTimestamp(account.credentialsExpireTime),
+    lastRefreshTime: toTimestamp(account.lastRefreshTime),
+  };
+}
+
+export function accountEventToProto(event: AccountEvent): MessageInitShape<typeof WatchAccountsResponseSchema> {
+  return {
+    account: accountToProto(event.account),
+    previousStatus:
+      event.account.status === event.previousStatus ? AccountStatus.UNSPECIFIED : statuses[event.previousStatus],
+    eventTime: toTimestamp(event.eventTime),
+  };
+}
+
+/** The credential of a ConnectAccount request (validation made sure one is set). */
+export function credentialFromProto(request: ConnectAccountRequest): Credential {
+  const { credential } = request;
+  if (credential.case === "apiKey") return { kind: "api_key", apiKey: credential.value.apiKey };
+  if (credential.case === "basic") {
+    return { kind: "basic", username: credential.value.username, password: credential.value.password };
+  }
+  throw invalidField("credential", "is required: set api_key or basic");
+}
+
+export function credentialToProto(
+  accountId: string,
+  credential: Credential,
+): MessageInitShape<typeof GetAccountCredentialsResponseSchema> {
+  return credential.kind === "api_key"
+    ? { accountId, credential: { case: "apiKey", value: { apiKey: credential.apiKey } } }
+    : {
+        accountId,
+        credential: { case: "basic", value: { username: credential.username, password: credential.password } },
+      };
+}

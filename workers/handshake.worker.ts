@@ -1,0 +1,53 @@
+import { UnrecoverableError } from "bullmq";
+import type { Logger } from "pino";
+import type { Handshakes } from "../src/domain/accounts/handshake.js";
+import { ProviderUnavailableError } from "../src/domain/accounts/handshake.js";
+import type { JobName } from "../src/queue/queue-names.js";
+import type { JobProcessor } from "./job-router.js";
+
+const accountIdPattern = /^acc_[0-9A-Za-z]{22}$/;
+
+/** Attempts of one handshake job: with the backoff below, about 8 minutes of trying. */
+export const handshakeAttempts = 8;
+/** The backoff type of handshake jobs: exponential, or the provider's `Retry-After`. */
+export const providerBackoff = "provider";
+
+/**
+ * Delay before the next attempt: what the provider asked for (429
+ * `Retry-After`), else 1 s doubling per attempt up to a minute, with jitter
+ * so that many accounts of one provider do not retry in step.
+ */
+export function providerBackoffMs(attemptsMade: number, error: unknown, baseMs = 1_000): number {
+  if (error instanceof ProviderUnavailableError && error.retryAfterMs !== undefined) return error.retryAfterMs;
+  const exponential = Math.min(60_000, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  return Math.round(exponential * (0.75 + Math.random() * 0.5));
+}
+
+/** The handshake queue's processors; they only call the domain. */
+export function handshakeProcessors(deps: {
+  handshakes: Pick<Handshakes, "run">;
+  sweep(environment: string): Promise<unknown>;
+  logger: Logger;
+}): Record<JobName<"handshake">, JobProcessor> {
+  return {
+    async connect(job, environment) {
+      const data = job.data as { accountId?: unknown; attempt?: unknown } | null;
+      const accountId = data?.accountId;
+      const attempt = data?.attempt;
+      if (typeof accountId !== "string" || !accountIdPattern.test(accountId)) {
+        throw new UnrecoverableError("connect: data.accountId is not an account id");
+      }
+      if (typeof attempt !== "number" || !Number.isInteger(attempt) || attempt < 1) {
+        throw new UnrecoverableError("connect: data.attempt is not a positive integer");
+      }
+      const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const result = await deps.handshakes.run(environment, accountId, attempt, { lastTry });
+      if (result.outcome === "skipped")
+        deps.logger.debug({ environment, accountId, why: result.why }, "handshake skipped");
+      return result;
+    },
+    async "sweep-connecting"(_job, environment) {
+      return deps.sweep(environment);
+    },
+  };
+}
