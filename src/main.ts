@@ -19,6 +19,7 @@ import { settlesWithin, sleep } from "./async.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import { accountIdempotencyWindowMs, createAccountService } from "./domain/accounts/account-service.js";
 import { createConnectingSweep, createHandshakes } from "./domain/accounts/handshake.js";
+import { createRefresher, createRefreshSweep } from "./domain/accounts/refresher.js";
 import { systemClock } from "./domain/clock.js";
 import { createKeyring } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
@@ -36,9 +37,10 @@ import { EnvironmentService } from "./gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "./gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "./logger.js";
 import { createHttpCredentialChecker } from "./providers/http-credential-checker.js";
+import { createHttpOAuthClient } from "./providers/http-oauth-client.js";
 import { createQueueRegistry } from "./queue/environment-queues.js";
 import { createJobProducer } from "./queue/job-producer.js";
-import { handshakeJobId } from "./queue/queue-names.js";
+import { handshakeJobId, refreshJobId } from "./queue/queue-names.js";
 import { createAuthenticator, createEdge } from "./rpc/edge.js";
 import { createAccountHandlers } from "./rpc/handlers/account-handlers.js";
 import { createEnvironmentHandlers } from "./rpc/handlers/environment-handlers.js";
@@ -51,6 +53,7 @@ import {
   accountsCollection,
   createAccountCounter,
   createAccountRepository,
+  oauthStatesCollection,
 } from "./storage/account-repository.js";
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
 import {
@@ -127,6 +130,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     integrationsCollection,
     accountsCollection,
     accountKeysCollection,
+    oauthStatesCollection,
     tokensCollection,
     idempotencyCollection,
     tokenUsageCollection,
@@ -242,12 +246,43 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       );
     },
   };
+  const refreshQueue = {
+    async request(environment: string, accountId: string) {
+      queues.assertReachable();
+      // Removed when done, so that the job id only holds back refreshes while one is queued or running.
+      await jobs.add(
+        environment,
+        "rotation",
+        "refresh-account",
+        { accountId },
+        {
+          jobId: refreshJobId(accountId),
+          attempts: 5,
+          backoff: { type: providerBackoff },
+          removeOnComplete: true,
+          removeOnFail: true,
+        },
+      );
+    },
+  };
+  const accountSettings = async (name: string) => {
+    const settings = effectiveSettings((await directory.require(name)).settings);
+    return {
+      refreshMarginMs: settings.oauthRefreshMarginMs,
+      refreshTokenKeepaliveMs: settings.refreshTokenKeepaliveMs,
+    };
+  };
+  const providerOptions = { timeoutMs: config.ROOMKEY_PROVIDER_TIMEOUT_MS, maxRetryAfterMs: 5 * 60_000 };
+  const oauthClient = createHttpOAuthClient(providerOptions);
   const accountService = createAccountService({
     store: accountRepository,
     integrations: integrationRepository,
     keys: directory,
     events: accountWatch.events,
     handshakes: handshakeQueue,
+    refreshes: refreshQueue,
+    refreshMarginMs: async (name) => (await accountSettings(name)).refreshMarginMs,
+    refreshWaitMs: Math.max(15_000, 2 * config.ROOMKEY_PROVIDER_TIMEOUT_MS),
     clock,
     warn: (message, details) => logger.warn(details, message),
   });
@@ -413,11 +448,24 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       store: accountRepository,
       integrations: integrationRepository,
       keys: directory,
-      checker: createHttpCredentialChecker({
-        timeoutMs: config.ROOMKEY_PROVIDER_TIMEOUT_MS,
-        maxRetryAfterMs: 5 * 60_000,
-      }),
+      checker: createHttpCredentialChecker(providerOptions),
+      oauth: oauthClient,
       events: accountWatch.events,
+      clock,
+    });
+    const refresher = createRefresher({
+      store: accountRepository,
+      integrations: integrationRepository,
+      keys: directory,
+      oauth: oauthClient,
+      events: accountWatch.events,
+      clock,
+    });
+    const sweepRefreshes = createRefreshSweep({
+      listDueForRefresh: (environment, expiringBefore, idleSince) =>
+        accountRepository.listDueForRefresh(environment, expiringBefore, idleSince),
+      refreshes: refreshQueue,
+      settings: accountSettings,
       clock,
     });
     const sweepConnecting = createConnectingSweep({
@@ -447,12 +495,11 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
             handshakes,
             async sweep(environment) {
               const result = await sweepConnecting(environment);
-              const purged = await accountRepository.purgeKeys(
-                environment,
-                new Date(clock.now().getTime() - accountIdempotencyWindowMs),
-              );
+              const now = clock.now().getTime();
+              const purged = await accountRepository.purgeKeys(environment, new Date(now - accountIdempotencyWindowMs));
+              const purgedStates = await accountRepository.purgeStates(environment, new Date(now));
               if (result.requeued + result.failed > 0) logger.info({ environment, ...result }, "connecting sweep");
-              return { ...result, purgedKeys: purged };
+              return { ...result, purgedKeys: purged, purgedStates };
             },
             logger,
           }),
@@ -464,12 +511,17 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
                 effectiveSettings((await environments.get(name))?.settings ?? {}).tokenRetentionMs,
               clock,
             }),
+            refresher,
+            sweepAccounts: sweepRefreshes,
             logger,
           }),
         },
         schedules: {
           handshake: [{ name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS }],
-          rotation: [{ name: "sweep-tokens", everyMs: tokenSweepEveryMs }],
+          rotation: [
+            { name: "sweep-tokens", everyMs: tokenSweepEveryMs },
+            { name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
+          ],
         },
         backoffStrategy: (attemptsMade, _type, error) =>
           providerBackoffMs(attemptsMade, error, config.ROOMKEY_PROVIDER_RETRY_MS),

@@ -1,10 +1,12 @@
 import { UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
+import type { Refresher } from "../src/domain/accounts/refresher.js";
 import type { TokenMaintenance } from "../src/domain/tokens/token-maintenance.js";
 import type { JobName } from "../src/queue/queue-names.js";
 import type { JobProcessor } from "./job-router.js";
 
 const tokenIdPattern = /^tok_[0-9A-Za-z]{22}$/;
+const accountIdPattern = /^acc_[0-9A-Za-z]{22}$/;
 
 /** How often each environment's token sweep runs. */
 export const tokenSweepEveryMs = 60_000;
@@ -12,6 +14,8 @@ export const tokenSweepEveryMs = 60_000;
 /** The rotation queue's processors; they only call the domain. */
 export function rotationProcessors(deps: {
   tokens: Pick<TokenMaintenance, "retire" | "sweep">;
+  refresher: Pick<Refresher, "refresh">;
+  sweepAccounts(environment: string): Promise<unknown>;
   logger: Logger;
 }): Record<JobName<"rotation">, JobProcessor> {
   return {
@@ -27,6 +31,21 @@ export function rotationProcessors(deps: {
     },
     async "sweep-tokens"(_job, environment) {
       return deps.tokens.sweep(environment);
+    },
+    async "refresh-account"(job, environment) {
+      const accountId = (job.data as { accountId?: unknown } | null)?.accountId;
+      if (typeof accountId !== "string" || !accountIdPattern.test(accountId)) {
+        throw new UnrecoverableError("refresh-account: data.accountId is not an account id");
+      }
+      const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const result = await deps.refresher.refresh(environment, accountId, { lastTry });
+      if (result.outcome === "gave_up" || result.outcome === "needs_reauth") {
+        deps.logger.warn({ environment, accountId, ...result }, "OAuth refresh did not succeed");
+      }
+      return result;
+    },
+    async "sweep-accounts"(_job, environment) {
+      return deps.sweepAccounts(environment);
     },
   };
 }

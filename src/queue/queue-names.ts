@@ -18,6 +18,10 @@ export interface QueueJobs {
     "retire-token": { tokenId: string };
     /** Mark expired tokens, retire what a lost job did not, purge what ended long ago. */
     "sweep-tokens": Record<string, never>;
+    /** Refresh one OAuth account's tokens (job id `refresh-<account>`: one at a time per account). */
+    "refresh-account": { accountId: string };
+    /** Queue refreshes for OAuth accounts whose tokens expire within the margin or sit idle. */
+    "sweep-accounts": Record<string, never>;
   };
 }
 
@@ -30,6 +34,11 @@ export type JobData<K extends QueueKind, N extends JobName<K>> = QueueJobs[K][N]
  */
 export function queueName(environment: string, kind: QueueKind): string {
   return `${environment}.${kind}`;
+}
+
+/** The one job id of an account's refresh: while one is queued or running, adding another changes nothing. */
+export function refreshJobId(accountId: string): string {
+  return `refresh-${accountId}`;
 }
 
 /** The one job id of an account's handshake attempt: adding it twice queues it once. */

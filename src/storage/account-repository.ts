@@ -1,12 +1,13 @@
 import type { Collection, Filter } from "mongodb";
 import type { AccountIdempotencyRecord, AccountStore } from "../domain/accounts/account-service.js";
-import type { Account } from "../domain/accounts/accounts.js";
+import type { Account, OAuthState } from "../domain/accounts/accounts.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 import { compareAndSet } from "./versioned.js";
 
 type AccountDocument = Omit<Account, "id"> & { _id: string };
 type IdempotencyDocument = AccountIdempotencyRecord & { _id: string };
+type StateDocument = Omit<OAuthState, "hash"> & { _id: string };
 
 /** Integrated accounts, in each environment's own database. */
 export const accountsCollection: CollectionSpec = {
@@ -20,6 +21,9 @@ export const accountsCollection: CollectionSpec = {
 /** ConnectAccount idempotency keys (`_id` is the key). */
 export const accountKeysCollection: CollectionSpec = { name: "account_keys", indexes: [] };
 
+/** Pending OAuth connections (`_id` is the SHA-256 of the state); expired ones are purged by the sweep. */
+export const oauthStatesCollection: CollectionSpec = { name: "oauth_states", indexes: [] };
+
 function toDomain({ _id, ...rest }: AccountDocument): Account {
   return { id: _id, ...rest };
 }
@@ -30,6 +34,8 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
     databases.db(environment).collection<AccountDocument>(accountsCollection.name);
   const keys = (environment: string): Collection<IdempotencyDocument> =>
     databases.db(environment).collection<IdempotencyDocument>(accountKeysCollection.name);
+  const states = (environment: string): Collection<StateDocument> =>
+    databases.db(environment).collection<StateDocument>(oauthStatesCollection.name);
 
   const store: AccountStore = {
     async insert(environment, account) {
@@ -82,6 +88,25 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
         return found;
       }
     },
+    async insertState(environment, state) {
+      const { hash, ...rest } = state;
+      await states(environment).insertOne({ _id: hash, ...rest });
+    },
+    async getState(environment, hash) {
+      const doc = await states(environment).findOne({ _id: hash });
+      if (!doc) return undefined;
+      const { _id, ...rest } = doc;
+      return { hash: _id, ...rest };
+    },
+    async useState(environment, state, usedWith) {
+      return compareAndSet(
+        databases.db(environment),
+        oauthStatesCollection.name,
+        { id: state.hash, incarnation: "" },
+        state.version,
+        { usedWith },
+      );
+    },
     async replaceIdempotency(environment, key, expectedCreateTime, record) {
       // A stale key is taken over by one writer: the delete of the old record decides who.
       const removed = await keys(environment).deleteOne({ _id: key, createTime: expectedCreateTime });
@@ -109,6 +134,25 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
     /** Removes ConnectAccount idempotency keys older than `before`. */
     async purgeKeys(environment: string, before: Date): Promise<number> {
       return (await keys(environment).deleteMany({ createTime: { $lt: before } })).deletedCount;
+    },
+    /** Removes OAuth states that expired before `before`. */
+    async purgeStates(environment: string, before: Date): Promise<number> {
+      return (await states(environment).deleteMany({ expireTime: { $lt: before } })).deletedCount;
+    },
+    /**
+     * Active OAuth accounts whose access token expires before `expiringBefore`
+     * or that were last refreshed before `idleSince`, for the refresh sweep.
+     */
+    async listDueForRefresh(environment: string, expiringBefore: Date, idleSince: Date): Promise<Account[]> {
+      const docs = await accounts(environment)
+        .find({
+          status: "active",
+          authType: "oauth2",
+          $or: [{ credentialsExpireTime: { $lt: expiringBefore } }, { lastRefreshTime: { $lt: idleSince } }],
+        })
+        .limit(10_000)
+        .toArray();
+      return docs.map(toDomain);
     },
   };
 }

@@ -283,36 +283,7 @@ describe("authentication", () => {
   });
 });
 
-describe("AccountService methods whose features have not landed", () => {
-  it("when an OAuth or refresh method passes the edge, then it answers UNIMPLEMENTED", async () => {
-    const metadata = metadataFor("development", d.server.adminKey);
-    const id = "acc_0000000000000000000000";
-    const calls: [string, () => Promise<unknown>][] = [
-      [
-        "StartOAuthConnection",
-        () =>
-          d.accounts.unary(
-            AccountService.method.startOAuthConnection,
-            { integration: "crm", tenantId: "t1", redirectUri: "https://app.example/callback" },
-            metadata,
-          ),
-      ],
-      [
-        "CompleteOAuthConnection",
-        () => d.accounts.unary(AccountService.method.completeOAuthConnection, { state: "s", code: "c" }, metadata),
-      ],
-      [
-        "RefreshAccountCredentials",
-        () => d.accounts.unary(AccountService.method.refreshAccountCredentials, { id }, metadata),
-      ],
-    ];
-    for (const [method, call] of calls) {
-      const error = await grpcFailure(call());
-      expect(error.code, method).toBe(status.UNIMPLEMENTED);
-      expect(grpcDetails(error).errorInfo?.reason).toBe("NOT_IMPLEMENTED");
-    }
-  });
-
+describe("WatchAccounts at the edge", () => {
   it("when WatchAccounts names a hostile environment, then the stream ends with INVALID_ARGUMENT", async () => {
     const stream = d.accounts.stream(AccountService.method.watchAccounts, {}, metadataFor("Prod", d.server.adminKey));
     const error = await new Promise<{ code: number }>((resolve) => {

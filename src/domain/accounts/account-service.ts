@@ -1,7 +1,13 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.js";
-import { open, seal } from "../crypto/envelope.js";
-import { ConcurrentModificationError, FailedPreconditionError, invalidField, NotFoundError } from "../errors.js";
+import { bindingFor, open, seal } from "../crypto/envelope.js";
+import {
+  ConcurrentModificationError,
+  FailedPreconditionError,
+  invalidField,
+  NotFoundError,
+  RoomkeyError,
+} from "../errors.js";
 import { newId } from "../ids.js";
 import type { DataKeySource } from "../integration-service.js";
 import { integrationNotFound } from "../integration-service.js";
@@ -15,9 +21,12 @@ import {
   type Credential,
   type CredentialField,
   credentialBinding,
+  type KeyCredential,
+  type OAuthState,
   type SealedCredentials,
   toAccountView,
 } from "./accounts.js";
+import { authorizationUrl, hashState, newPkce, newState } from "./oauth.js";
 
 const hour = 3_600_000;
 /** How long a ConnectAccount idempotency key answers with the account it first created. */
@@ -59,6 +68,10 @@ export interface AccountStore {
     key: string,
     record: AccountIdempotencyRecord,
   ): Promise<AccountIdempotencyRecord | undefined>;
+  insertState(environment: string, state: OAuthState): Promise<void>;
+  getState(environment: string, hash: string): Promise<OAuthState | undefined>;
+  /** Marks the state used with a code (by its hash) if it is still at its version: false if another call did first. */
+  useState(environment: string, state: OAuthState, usedWith: string): Promise<boolean>;
   /** Replaces the record under `key` if it is still the one created at `expectedCreateTime`. */
   replaceIdempotency(
     environment: string,
@@ -78,21 +91,44 @@ export interface HandshakeQueue {
   enqueue(environment: string, accountId: string, attempt: number): Promise<void>;
 }
 
+/** Asks the rotation queue to refresh an account now (one job per account: a refresh already queued is it). */
+export interface RefreshQueue {
+  request(environment: string, accountId: string): Promise<void>;
+}
+
+/** How long an OAuth state from StartOAuthConnection is accepted. */
+export const oauthStateLifetimeMs = 10 * 60_000;
+
 export interface AccountServiceDeps {
   store: AccountStore;
   integrations: { get(environment: string, name: string): Promise<Integration | undefined> };
   keys: DataKeySource;
   events: AccountEvents;
   handshakes: HandshakeQueue;
+  refreshes: RefreshQueue;
+  /** The environment's OAuth refresh margin. */
+  refreshMarginMs(environment: string): Promise<number>;
+  /** How long a caller waits for a refresh it asked for. */
+  refreshWaitMs: number;
+  /** Pause between reads while waiting for a refresh. */
+  pollMs?: number;
   clock: Clock;
   warn(message: string, details: Record<string, unknown>): void;
+}
+
+export interface StartOAuthInput {
+  integration: string;
+  tenantId: string;
+  labels: Record<string, string>;
+  redirectUri: string;
+  accountId?: string;
 }
 
 export interface ConnectAccountInput {
   integration: string;
   tenantId: string;
   labels: Record<string, string>;
-  credential: Credential;
+  credential: KeyCredential;
   idempotencyKey?: string;
 }
 
@@ -132,7 +168,7 @@ export function openCredential(
   return open(key, sealed, credentialBinding(environment, accountId, field)).toString("utf8");
 }
 
-function fieldsOf(credential: Credential): Partial<Record<CredentialField, string>> {
+function fieldsOf(credential: KeyCredential): Partial<Record<CredentialField, string>> {
   return credential.kind === "api_key"
     ? { api_key: credential.apiKey }
     : { username: credential.username, password: credential.password };
@@ -307,41 +343,262 @@ export function createAccountService(deps: AccountServiceDeps) {
     return toAccountView(after);
   }
 
-  /** The decrypted credential of an ACTIVE account. */
-  async function credentials(environment: string, id: string): Promise<Credential> {
-    const account = await read(environment, id);
-    if (account.status !== "active") {
-      throw new FailedPreconditionError(
-        "failed_precondition",
-        "ACCOUNT_NOT_ACTIVE",
-        `account "${id}" is ${account.status}; only an active account has usable credentials`,
-        { account: id, status: account.status },
-      );
+  /** An account's integration, which must use OAuth 2.0. */
+  async function oauthIntegration(environment: string, name: string): Promise<Integration> {
+    const integration = await integrations.get(environment, name);
+    if (!integration) throw integrationNotFound(environment, name);
+    if (integration.authType !== "oauth2" || !integration.oauth2) {
+      throw invalidField("integration", `integration "${name}" does not use OAuth 2.0: connect with ConnectAccount`);
     }
-    const key = await keys.dataKey(environment);
-    const opened = (field: CredentialField): string => {
-      const sealed = account.credentials[field];
-      if (sealed === undefined) {
-        throw new FailedPreconditionError(
-          "failed_precondition",
-          "ACCOUNT_NOT_ACTIVE",
-          `account "${id}" has no stored ${field}`,
-          { account: id },
-        );
+    return integration;
+  }
+
+  /**
+   * Begins an OAuth connection (or a re-authorization of `accountId`): the
+   * provider's authorization URL and a state that CompleteOAuthConnection
+   * accepts for 10 minutes. Nothing is created until then.
+   */
+  async function startOAuth(
+    environment: string,
+    input: StartOAuthInput,
+  ): Promise<{ authorizationUrl: string; state: string; stateExpireTime: Date }> {
+    let integrationName = input.integration;
+    let tenantId = input.tenantId;
+    if (input.accountId) {
+      const account = await read(environment, input.accountId);
+      if (account.authType !== "oauth2") {
+        throw invalidField("account_id", `account "${account.id}" does not use OAuth 2.0`);
       }
-      return openCredential(key, environment, id, field, sealed);
-    };
-    if (account.authType === "api_key") return { kind: "api_key", apiKey: opened("api_key") };
-    if (account.authType === "basic") {
-      return { kind: "basic", username: opened("username"), password: opened("password") };
+      if (input.integration !== "" && input.integration !== account.integration) {
+        throw invalidField("integration", `account "${account.id}" belongs to integration "${account.integration}"`);
+      }
+      integrationName = account.integration;
+      tenantId = account.tenantId;
     }
-    throw new FailedPreconditionError(
+    const integration = await oauthIntegration(environment, integrationName);
+    const settings = integration.oauth2 as NonNullable<Integration["oauth2"]>;
+    const now = clock.now();
+    const state = newState();
+    const hash = hashState(state);
+    const pkce = settings.pkce ? newPkce() : undefined;
+    const record: OAuthState = {
+      hash,
+      integration: integration.name,
+      tenantId,
+      labels: { ...input.labels },
+      redirectUri: input.redirectUri,
+      accountId: input.accountId ?? newId("acc", now),
+      reauthorize: input.accountId !== undefined,
+      createTime: now,
+      expireTime: new Date(now.getTime() + oauthStateLifetimeMs),
+      version: 1,
+    };
+    if (pkce)
+      record.sealedVerifier = seal(await keys.dataKey(environment), pkce.verifier, stateBinding(environment, hash));
+    await store.insertState(environment, record);
+    return {
+      authorizationUrl: authorizationUrl(settings, {
+        redirectUri: input.redirectUri,
+        state,
+        ...(pkce ? { codeChallenge: pkce.challenge } : {}),
+      }),
+      state,
+      stateExpireTime: record.expireTime,
+    };
+  }
+
+  /**
+   * Finishes an OAuth connection: the account (new, or the one re-authorized)
+   * becomes CONNECTING with the code sealed, and the handshake worker
+   * exchanges it. A retry with the same state and code returns the same
+   * account; a state is good for one code only.
+   */
+  async function completeOAuth(environment: string, stateValue: string, code: string): Promise<AccountView> {
+    const hash = hashState(stateValue);
+    const codeHash = createHash("sha256").update(code).digest("hex");
+    const invalidState = (why: string) => invalidField("state", why);
+    let state = await store.getState(environment, hash);
+    if (!state || state.expireTime.getTime() <= clock.now().getTime()) {
+      throw invalidState("is unknown or has expired; start the connection again");
+    }
+    if (state.usedWith === undefined && !(await store.useState(environment, state, codeHash))) {
+      state = await store.getState(environment, hash);
+      if (!state) throw invalidState("is unknown or has expired; start the connection again");
+    }
+    if (state.usedWith !== undefined && state.usedWith !== codeHash) {
+      throw invalidState("was completed already with another code; start the connection again");
+    }
+    const pending = state;
+    const key = await keys.dataKey(environment);
+    const verifier =
+      pending.sealedVerifier === undefined
+        ? undefined
+        : open(key, pending.sealedVerifier, stateBinding(environment, hash)).toString("utf8");
+    const now = clock.now();
+    const credentials = sealCredentials(key, environment, pending.accountId, {
+      authorization_code: code,
+      ...(verifier === undefined ? {} : { code_verifier: verifier }),
+    });
+
+    if (!pending.reauthorize) {
+      const existing = await store.get(environment, pending.accountId);
+      // A retry of a completion that already made its account.
+      if (existing) return toAccountView(existing);
+      const account: Account = {
+        id: pending.accountId,
+        integration: pending.integration,
+        tenantId: pending.tenantId,
+        labels: { ...pending.labels },
+        status: "connecting",
+        statusReason: "",
+        authType: "oauth2",
+        createTime: now,
+        updateTime: now,
+        credentials,
+        credentialsVersion: 1,
+        handshake: { attempt: 1, startTime: now, redirectUri: pending.redirectUri },
+        version: 1,
+      };
+      try {
+        await store.insert(environment, account);
+      } catch (error) {
+        const first = await store.get(environment, account.id);
+        if (first) return toAccountView(first);
+        throw error;
+      }
+      await startHandshake(environment, account);
+      await announce(environment, account, undefined);
+      return toAccountView(account);
+    }
+
+    const { before, after } = await change(environment, pending.accountId, (account) =>
+      // Already moved by this state (a retry): its handshake began after the state was made.
+      account.handshake.startTime.getTime() >= pending.createTime.getTime() && account.status !== "disconnected"
+        ? undefined
+        : {
+            changes: {
+              status: "connecting",
+              statusReason: "",
+              credentials,
+              credentialsVersion: account.credentialsVersion + 1,
+              handshake: { attempt: account.handshake.attempt + 1, startTime: now, redirectUri: pending.redirectUri },
+              updateTime: now,
+              ...(Object.keys(pending.labels).length > 0 ? { labels: { ...pending.labels } } : {}),
+            },
+            unset: ["credentialsExpireTime"],
+          },
+    );
+    if (before !== after) {
+      await startHandshake(environment, after);
+      await announce(environment, after, before.status);
+    }
+    return toAccountView(after);
+  }
+
+  const refreshing = new Map<string, Promise<Account>>();
+
+  /**
+   * Has the account's credentials refreshed by the rotation worker and waits
+   * for the new ones. Concurrent callers on this replica share one wait, and
+   * the job id per account makes callers on every replica share one refresh.
+   */
+  function refreshNow(environment: string, account: Account): Promise<Account> {
+    const key = `${environment}/${account.id}`;
+    let pending = refreshing.get(key);
+    if (!pending) {
+      pending = (async () => {
+        await deps.refreshes.request(environment, account.id);
+        const deadline = Date.now() + deps.refreshWaitMs;
+        while (Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, deps.pollMs ?? 50));
+          const now = await read(environment, account.id);
+          if (now.credentialsVersion !== account.credentialsVersion || now.status !== account.status) return now;
+        }
+        throw new RoomkeyError(
+          "unavailable",
+          "PROVIDER_UNAVAILABLE",
+          `the credentials of account "${account.id}" could not be refreshed within ${deps.refreshWaitMs} ms; retry`,
+          { account: account.id },
+        );
+      })().finally(() => refreshing.delete(key));
+      refreshing.set(key, pending);
+    }
+    return pending;
+  }
+
+  function notActive(account: Account): FailedPreconditionError {
+    const why = account.statusReason ? ` (${account.statusReason})` : "";
+    return new FailedPreconditionError(
       "failed_precondition",
       "ACCOUNT_NOT_ACTIVE",
-      `account "${id}" uses OAuth 2.0, which this server cannot hand out yet`,
-      { account: id },
+      `account "${account.id}" is ${account.status}${why}; only an active account has usable credentials`,
+      { account: account.id, status: account.status },
     );
   }
 
-  return { connect, get, list, updateLabels, disconnect, credentials };
+  /** RefreshAccountCredentials: an OAuth account's access token is refreshed now. */
+  async function refresh(environment: string, id: string): Promise<AccountView> {
+    const account = await read(environment, id);
+    if (account.authType !== "oauth2") {
+      throw invalidField("id", `account "${id}" does not use OAuth 2.0; only OAuth credentials are refreshed`);
+    }
+    if (account.status !== "active") throw notActive(account);
+    const after = await refreshNow(environment, account);
+    if (after.status !== "active") throw notActive(after);
+    return toAccountView(after);
+  }
+
+  /**
+   * The decrypted credential of an ACTIVE account. An OAuth access token that
+   * expires within the environment's refresh margin is refreshed first.
+   */
+  async function credentials(environment: string, id: string): Promise<Credential> {
+    let account = await read(environment, id);
+    if (account.status !== "active") throw notActive(account);
+    if (account.authType === "oauth2" && account.credentialsExpireTime !== undefined) {
+      const margin = await deps.refreshMarginMs(environment);
+      if (account.credentialsExpireTime.getTime() - clock.now().getTime() <= margin) {
+        account = await refreshNow(environment, account);
+        if (account.status !== "active") throw notActive(account);
+      }
+    }
+    const key = await keys.dataKey(environment);
+    const current = account;
+    const opened = (field: CredentialField): string => {
+      const sealed = current.credentials[field];
+      if (sealed === undefined) throw notActive(current);
+      return openCredential(key, environment, id, field, sealed);
+    };
+    switch (account.authType) {
+      case "api_key":
+        return { kind: "api_key", apiKey: opened("api_key") };
+      case "basic":
+        return { kind: "basic", username: opened("username"), password: opened("password") };
+      case "oauth2":
+        return {
+          kind: "oauth2",
+          accessToken: opened("access_token"),
+          tokenType: account.tokenType ?? "Bearer",
+          ...(account.credentialsExpireTime ? { expireTime: account.credentialsExpireTime } : {}),
+          scopes: account.scopes ?? [],
+        };
+    }
+  }
+
+  return {
+    connect,
+    get,
+    list,
+    updateLabels,
+    disconnect,
+    credentials,
+    startOAuth,
+    completeOAuth,
+    refresh,
+  };
+}
+
+/** Where a pending OAuth connection's sealed PKCE verifier belongs. */
+function stateBinding(environment: string, stateHash: string): string {
+  return bindingFor(environment, "oauth_state", stateHash, "code_verifier");
 }

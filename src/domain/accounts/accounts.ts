@@ -9,19 +9,34 @@ import type { AuthType } from "../integrations.js";
 export type AccountStatus = "connecting" | "active" | "failed" | "needs_reauth" | "disconnected";
 
 /** Credential fields, each sealed on its own under the environment's data key. */
-export type CredentialField = "api_key" | "username" | "password" | "access_token" | "refresh_token";
+export type CredentialField =
+  | "api_key"
+  | "username"
+  | "password"
+  | "access_token"
+  | "refresh_token"
+  /** An OAuth code waiting for its exchange, and its PKCE verifier: gone once exchanged. */
+  | "authorization_code"
+  | "code_verifier";
 
 /** Sealed credential fields (see `credentialBinding`); never leaves roomkey in this form. */
 export type SealedCredentials = Partial<Record<CredentialField, string>>;
 
 /** A credential in the clear: only inside one call or one job, never stored or logged. */
-export type Credential = { kind: "api_key"; apiKey: string } | { kind: "basic"; username: string; password: string };
+export type KeyCredential = { kind: "api_key"; apiKey: string } | { kind: "basic"; username: string; password: string };
+
+/** What GetAccountCredentials hands out: a key credential, or an OAuth access token (never the refresh token). */
+export type Credential =
+  | KeyCredential
+  | { kind: "oauth2"; accessToken: string; tokenType: string; expireTime?: Date; scopes: string[] };
 
 /** What a handshake in progress works on; it belongs to one attempt. */
 export interface Handshake {
   /** Counts handshakes of this account: a job of an older attempt changes nothing. */
   attempt: number;
   startTime: Date;
+  /** OAuth: the redirect URI the code was issued for (the token request repeats it). */
+  redirectUri?: string;
 }
 
 /** A third-party account of one environment, as stored. */
@@ -39,6 +54,9 @@ export interface Account {
   updateTime: Date;
   credentialsExpireTime?: Date;
   lastRefreshTime?: Date;
+  /** OAuth: the access token's type and the scopes granted. */
+  tokenType?: string;
+  scopes?: string[];
   credentials: SealedCredentials;
   /** Bumped by every change of the credentials: a refresh writes only over the version it read. */
   credentialsVersion: number;
@@ -47,10 +65,21 @@ export interface Account {
 }
 
 /** An account as callers see it: no credentials, sealed or not. */
-export type AccountView = Omit<Account, "credentials" | "credentialsVersion" | "handshake" | "version">;
+export type AccountView = Omit<
+  Account,
+  "credentials" | "credentialsVersion" | "handshake" | "version" | "tokenType" | "scopes"
+>;
 
 export function toAccountView(account: Account): AccountView {
-  const { credentials: _c, credentialsVersion: _v, handshake: _h, version: _version, ...view } = account;
+  const {
+    credentials: _c,
+    credentialsVersion: _v,
+    handshake: _h,
+    version: _version,
+    tokenType: _t,
+    scopes: _s,
+    ...view
+  } = account;
   return view;
 }
 
@@ -67,4 +96,24 @@ export interface AccountEvent {
   account: AccountView;
   previousStatus: AccountStatus;
   eventTime: Date;
+}
+
+/** A pending OAuth connection: what StartOAuthConnection began and CompleteOAuthConnection finishes. */
+export interface OAuthState {
+  /** SHA-256 of the state handed to the caller; the state itself is not stored. */
+  hash: string;
+  integration: string;
+  tenantId: string;
+  labels: Record<string, string>;
+  redirectUri: string;
+  /** The account it connects: made up front for a new one, or the one re-authorized. */
+  accountId: string;
+  reauthorize: boolean;
+  /** The PKCE verifier, sealed (bound to this state), when the integration uses PKCE. */
+  sealedVerifier?: string;
+  createTime: Date;
+  expireTime: Date;
+  /** SHA-256 of the code it was completed with: a retry with the same code gets the same account. */
+  usedWith?: string;
+  version: number;
 }

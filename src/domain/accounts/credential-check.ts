@@ -1,5 +1,5 @@
 import type { CredentialCheck } from "../integrations.js";
-import type { Credential } from "./accounts.js";
+import type { KeyCredential } from "./accounts.js";
 
 /** What the provider said of a credential. */
 export type CheckOutcome =
@@ -10,7 +10,7 @@ export type CheckOutcome =
   | { kind: "unavailable"; reason: string; retryAfterMs?: number };
 
 /** The credential as the check request sends it: an account's own, or an OAuth access token. */
-export type CheckCredential = Credential | { kind: "access_token"; accessToken: string };
+export type CheckCredential = KeyCredential | { kind: "access_token"; accessToken: string };
 
 /** Calls an integration's verify request with a credential and reads the remote account. */
 export interface CredentialChecker {

@@ -1,12 +1,13 @@
 import type { Clock } from "../clock.js";
-import { DecryptionError } from "../crypto/envelope.js";
+import { DecryptionError, open } from "../crypto/envelope.js";
 import { RoomkeyError } from "../errors.js";
-import type { DataKeySource } from "../integration-service.js";
+import { clientSecretBinding, type DataKeySource } from "../integration-service.js";
 import type { Integration } from "../integrations.js";
 import type { AccountEvents, AccountStore } from "./account-service.js";
-import { openCredential } from "./account-service.js";
-import { type Account, type Credential, toAccountView } from "./accounts.js";
-import type { CheckOutcome, CredentialChecker } from "./credential-check.js";
+import { openCredential, sealCredentials } from "./account-service.js";
+import { type Account, type CredentialField, toAccountView } from "./accounts.js";
+import type { CheckCredential, CheckOutcome, CredentialChecker } from "./credential-check.js";
+import type { OAuthClient, OAuthTokens } from "./oauth.js";
 
 /**
  * The provider cannot answer now: the job is retried with backoff, after
@@ -27,6 +28,7 @@ export interface HandshakeDeps {
   integrations: { get(environment: string, name: string): Promise<Integration | undefined> };
   keys: DataKeySource;
   checker: CredentialChecker;
+  oauth: OAuthClient;
   events: AccountEvents;
   clock: Clock;
 }
@@ -38,40 +40,79 @@ export type HandshakeResult =
 
 export type Handshakes = ReturnType<typeof createHandshakes>;
 
+/** Sealed OAuth tokens as stored with an account, and the fields that go with them. */
+export function tokenChanges(
+  key: Buffer,
+  environment: string,
+  account: Account,
+  tokens: OAuthTokens,
+  now: Date,
+  fallback: { scopes: string[]; refreshToken?: string },
+): { changes: Partial<Account>; unset: (keyof Account)[] } {
+  const refreshToken = tokens.refreshToken ?? fallback.refreshToken;
+  const changes: Partial<Account> = {
+    credentials: sealCredentials(key, environment, account.id, {
+      access_token: tokens.accessToken,
+      ...(refreshToken === undefined ? {} : { refresh_token: refreshToken }),
+    }),
+    credentialsVersion: account.credentialsVersion + 1,
+    tokenType: tokens.tokenType,
+    scopes: tokens.scopes ?? fallback.scopes,
+    lastRefreshTime: now,
+  };
+  if (tokens.expiresInMs === undefined) return { changes, unset: ["credentialsExpireTime"] };
+  changes.credentialsExpireTime = new Date(now.getTime() + tokens.expiresInMs);
+  return { changes, unset: [] };
+}
+
 /**
  * The handshake worker's domain: checks an account's credential with the
- * provider and moves it from CONNECTING to ACTIVE or FAILED exactly once (a
- * version-checked write; a second run finds it no longer connecting).
+ * provider (exchanging an OAuth code first) and moves it from CONNECTING to
+ * ACTIVE or FAILED exactly once (a version-checked write; a second run finds
+ * it no longer connecting).
  */
 export function createHandshakes(deps: HandshakeDeps) {
-  const { store, integrations, keys, checker, events, clock } = deps;
+  const { store, integrations, keys, checker, oauth, events, clock } = deps;
 
-  /** Writes the outcome over the account as it is now: a concurrent label change must not lose it. */
-  async function finish(
+  /**
+   * Writes `changes` over the account as it is now, as long as it is still
+   * CONNECTING in the same attempt: a concurrent label change must not lose
+   * them. Undefined if another writer ended this handshake.
+   */
+  async function writeOwn(
     environment: string,
     read: Account,
     changes: Partial<Account>,
     unset: (keyof Account)[] = [],
-  ): Promise<HandshakeResult> {
+  ): Promise<Account | undefined> {
     let account: Account | undefined = read;
     for (let tries = 0; tries < 5 && account; tries++) {
-      if (account.status !== "connecting" || account.handshake.attempt !== read.handshake.attempt) break;
+      if (account.status !== "connecting" || account.handshake.attempt !== read.handshake.attempt) return undefined;
       const after = await store.update(environment, account, { ...changes, updateTime: clock.now() }, unset);
-      if (after) {
-        await events.publish(environment, {
-          account: toAccountView(after),
-          previousStatus: account.status,
-          eventTime: after.updateTime,
-        });
-        return { outcome: after.status === "active" ? "active" : "failed" };
-      }
+      if (after) return after;
       account = await store.get(environment, read.id);
     }
     if (account && account.status === "connecting" && account.handshake.attempt === read.handshake.attempt) {
       // Still ours but always changed under us: let BullMQ run the job again.
       throw new ProviderUnavailableError("the account kept changing during its handshake");
     }
-    return { outcome: "skipped", why: "another writer ended this handshake first" };
+    return undefined;
+  }
+
+  async function finish(
+    environment: string,
+    read: Account,
+    changes: Partial<Account>,
+    unset: (keyof Account)[] = [],
+  ): Promise<HandshakeResult> {
+    const after = await writeOwn(environment, read, changes, unset);
+    if (!after) return { outcome: "skipped", why: "another writer ended this handshake first" };
+    await events.publish(environment, {
+      account: toAccountView(after),
+      previousStatus: read.status,
+      eventTime: after.updateTime,
+    });
+    return { outcome: after.status === "active" ? "active" : "failed" };
   }
 
   function fail(environment: string, account: Account, reason: string): Promise<HandshakeResult> {
@@ -79,16 +120,53 @@ export function createHandshakes(deps: HandshakeDeps) {
     return finish(environment, account, { status: "failed", statusReason: reason, credentials: {} });
   }
 
-  async function credentialOf(environment: string, account: Account): Promise<Credential> {
-    const key = await keys.dataKey(environment);
-    const opened = (field: "api_key" | "username" | "password") => {
+  function opener(key: Buffer, environment: string, account: Account) {
+    return (field: CredentialField): string => {
       const sealed = account.credentials[field];
       if (sealed === undefined) throw new DecryptionError();
       return openCredential(key, environment, account.id, field, sealed);
     };
-    return account.authType === "basic"
-      ? { kind: "basic", username: opened("username"), password: opened("password") }
-      : { kind: "api_key", apiKey: opened("api_key") };
+  }
+
+  /**
+   * OAuth: exchanges the pending code and saves the tokens before anything
+   * else, so a run cut short after the exchange never exchanges the code
+   * again (the provider would refuse it). A run after that finds tokens.
+   */
+  async function exchangeIfPending(
+    environment: string,
+    account: Account,
+    integration: Integration,
+    options: { lastTry: boolean },
+  ): Promise<{ account: Account } | { result: HandshakeResult }> {
+    if (account.credentials.authorization_code === undefined) return { account };
+    const settings = integration.oauth2;
+    if (!settings?.sealedClientSecret) {
+      return { result: await fail(environment, account, `integration "${integration.name}" has no client secret`) };
+    }
+    const key = await keys.dataKey(environment);
+    const opened = opener(key, environment, account);
+    const clientSecret = open(
+      key,
+      settings.sealedClientSecret,
+      clientSecretBinding(environment, integration.name),
+    ).toString("utf8");
+    const outcome = await oauth.exchangeCode(settings, clientSecret, {
+      code: opened("authorization_code"),
+      redirectUri: account.handshake.redirectUri ?? "",
+      ...(account.credentials.code_verifier === undefined ? {} : { codeVerifier: opened("code_verifier") }),
+    });
+    if (outcome.kind === "refused") return { result: await fail(environment, account, outcome.reason) };
+    if (outcome.kind === "unavailable") {
+      if (options.lastTry) return { result: await fail(environment, account, `gave up: ${outcome.reason}`) };
+      throw new ProviderUnavailableError(outcome.reason, outcome.retryAfterMs);
+    }
+    const { changes, unset } = tokenChanges(key, environment, account, outcome.tokens, clock.now(), {
+      scopes: settings.scopes,
+    });
+    const saved = await writeOwn(environment, account, changes, unset);
+    if (!saved) return { result: { outcome: "skipped", why: "another writer ended this handshake first" } };
+    return { account: saved };
   }
 
   /**
@@ -102,10 +180,11 @@ export function createHandshakes(deps: HandshakeDeps) {
     attempt: number,
     options: { lastTry: boolean },
   ): Promise<HandshakeResult> {
-    const account = await store.get(environment, accountId);
+    let account = await store.get(environment, accountId);
     if (!account) return { outcome: "skipped", why: "no such account in this environment" };
-    if (account.handshake.attempt !== attempt)
+    if (account.handshake.attempt !== attempt) {
       return { outcome: "skipped", why: "a newer handshake replaced this one" };
+    }
     if (account.status !== "connecting") return { outcome: "skipped", why: `the account is ${account.status}` };
 
     const integration = await integrations.get(environment, account.integration);
@@ -113,9 +192,21 @@ export function createHandshakes(deps: HandshakeDeps) {
     if (integration.authType !== account.authType) {
       return fail(environment, account, `integration "${account.integration}" now uses another auth type`);
     }
-    let credential: Credential;
+    let credential: CheckCredential;
     try {
-      credential = await credentialOf(environment, account);
+      if (account.authType === "oauth2") {
+        const exchanged = await exchangeIfPending(environment, account, integration, options);
+        if ("result" in exchanged) return exchanged.result;
+        account = exchanged.account;
+        const opened = opener(await keys.dataKey(environment), environment, account);
+        credential = { kind: "access_token", accessToken: opened("access_token") };
+      } else {
+        const opened = opener(await keys.dataKey(environment), environment, account);
+        credential =
+          account.authType === "basic"
+            ? { kind: "basic", username: opened("username"), password: opened("password") }
+            : { kind: "api_key", apiKey: opened("api_key") };
+      }
     } catch (error) {
       if (error instanceof DecryptionError) return fail(environment, account, "the stored credential does not open");
       throw error;

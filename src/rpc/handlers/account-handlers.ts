@@ -1,7 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccountFilter, AccountService as Accounts } from "../../domain/accounts/account-service.js";
 import type { AccountEvent } from "../../domain/accounts/accounts.js";
-import { invalidField, RoomkeyError } from "../../domain/errors.js";
+import { invalidField } from "../../domain/errors.js";
 import { encodePageToken, parsePageRequest } from "../../domain/paging.js";
 import type { AccountService } from "../../gen/roomkey/v1/account_service_pb.js";
 import { callContext } from "../call-context.js";
@@ -13,18 +13,22 @@ import {
   credentialToProto,
 } from "../mappers/account-mapper.js";
 import { present } from "../mappers/present.js";
+import { toTimestamp } from "../mappers/time.js";
 
 export interface AccountHandlerDeps {
-  accounts: Pick<Accounts, "connect" | "get" | "list" | "updateLabels" | "disconnect" | "credentials">;
+  accounts: Pick<
+    Accounts,
+    | "connect"
+    | "get"
+    | "list"
+    | "updateLabels"
+    | "disconnect"
+    | "credentials"
+    | "startOAuth"
+    | "completeOAuth"
+    | "refresh"
+  >;
   watch(environment: string, signal: AbortSignal): AsyncIterable<AccountEvent>;
-}
-
-function notYet(method: string): RoomkeyError {
-  return new RoomkeyError(
-    "unimplemented",
-    "NOT_IMPLEMENTED",
-    `roomkey.v1.AccountService/${method} is not available yet`,
-  );
 }
 
 /** AccountService: maps requests to the domain and results back. */
@@ -40,11 +44,24 @@ export function createAccountHandlers({ accounts, watch }: AccountHandlerDeps): 
       });
       return { account: accountToProto(result.account) };
     },
-    async startOAuthConnection() {
-      throw notYet("StartOAuthConnection");
+    async startOAuthConnection(req, ctx) {
+      const started = await accounts.startOAuth(callContext(ctx).environment, {
+        integration: req.integration,
+        tenantId: req.tenantId,
+        labels: { ...req.labels },
+        redirectUri: req.redirectUri,
+        ...(req.accountId === "" ? {} : { accountId: req.accountId }),
+      });
+      return {
+        authorizationUrl: started.authorizationUrl,
+        state: started.state,
+        stateExpireTime: toTimestamp(started.stateExpireTime),
+      };
     },
-    async completeOAuthConnection() {
-      throw notYet("CompleteOAuthConnection");
+    async completeOAuthConnection(req, ctx) {
+      return {
+        account: accountToProto(await accounts.completeOAuth(callContext(ctx).environment, req.state, req.code)),
+      };
     },
     async getAccount(req, ctx) {
       return { account: accountToProto(await accounts.get(callContext(ctx).environment, req.id)) };
@@ -84,8 +101,8 @@ export function createAccountHandlers({ accounts, watch }: AccountHandlerDeps): 
     async deleteAccount(req, ctx) {
       return { account: accountToProto(await accounts.disconnect(callContext(ctx).environment, req.id)) };
     },
-    async refreshAccountCredentials() {
-      throw notYet("RefreshAccountCredentials");
+    async refreshAccountCredentials(req, ctx) {
+      return { account: accountToProto(await accounts.refresh(callContext(ctx).environment, req.id)) };
     },
     async getAccountCredentials(req, ctx) {
       return credentialToProto(req.id, await accounts.credentials(callContext(ctx).environment, req.id));

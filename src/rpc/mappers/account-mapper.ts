@@ -4,6 +4,7 @@ import type {
   AccountView,
   Credential,
   AccountStatus as DomainAccountStatus,
+  KeyCredential,
 } from "../../domain/accounts/accounts.js";
 import { invalidField } from "../../domain/errors.js";
 import {
@@ -61,7 +62,7 @@ export function accountEventToProto(event: AccountEvent): MessageInitShape<typeo
 }
 
 /** The credential of a ConnectAccount request (validation made sure one is set). */
-export function credentialFromProto(request: ConnectAccountRequest): Credential {
+export function credentialFromProto(request: ConnectAccountRequest): KeyCredential {
   const { credential } = request;
   if (credential.case === "apiKey") return { kind: "api_key", apiKey: credential.value.apiKey };
   if (credential.case === "basic") {
@@ -74,10 +75,26 @@ export function credentialToProto(
   accountId: string,
   credential: Credential,
 ): MessageInitShape<typeof GetAccountCredentialsResponseSchema> {
-  return credential.kind === "api_key"
-    ? { accountId, credential: { case: "apiKey", value: { apiKey: credential.apiKey } } }
-    : {
+  switch (credential.kind) {
+    case "api_key":
+      return { accountId, credential: { case: "apiKey", value: { apiKey: credential.apiKey } } };
+    case "basic":
+      return {
         accountId,
         credential: { case: "basic", value: { username: credential.username, password: credential.password } },
       };
+    case "oauth2":
+      return {
+        accountId,
+        credential: {
+          case: "oauth2",
+          value: {
+            accessToken: credential.accessToken,
+            tokenType: credential.tokenType,
+            expireTime: toTimestamp(credential.expireTime),
+            scopes: credential.scopes,
+          },
+        },
+      };
+  }
 }

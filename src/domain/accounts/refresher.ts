@@ -1,0 +1,146 @@
+import type { Clock } from "../clock.js";
+import { open } from "../crypto/envelope.js";
+import { clientSecretBinding, type DataKeySource } from "../integration-service.js";
+import type { Integration } from "../integrations.js";
+import type { AccountEvents, AccountStore, RefreshQueue } from "./account-service.js";
+import { openCredential } from "./account-service.js";
+import { type Account, toAccountView } from "./accounts.js";
+import { ProviderUnavailableError, tokenChanges } from "./handshake.js";
+import type { OAuthClient } from "./oauth.js";
+
+export interface RefresherDeps {
+  store: Pick<AccountStore, "get" | "update">;
+  integrations: { get(environment: string, name: string): Promise<Integration | undefined> };
+  keys: DataKeySource;
+  oauth: OAuthClient;
+  events: AccountEvents;
+  clock: Clock;
+}
+
+export type RefreshResult =
+  | { outcome: "refreshed"; credentialsVersion: number }
+  | { outcome: "needs_reauth"; reason: string }
+  /** Nothing done: not an active OAuth account, no refresh token, or someone else refreshed it. */
+  | { outcome: "skipped"; why: string }
+  /** The provider stayed unavailable through every attempt; the account keeps its current token. */
+  | { outcome: "gave_up"; reason: string };
+
+export type Refresher = ReturnType<typeof createRefresher>;
+
+/**
+ * OAuth refreshes, run by the rotation worker with one job id per account so
+ * refreshes of one account never overlap. The new tokens are written only
+ * over the credentials version that was read; a refused refresh re-reads
+ * before it declares NEEDS_REAUTH, since someone else may have refreshed.
+ */
+export function createRefresher(deps: RefresherDeps) {
+  const { store, integrations, keys, oauth, events, clock } = deps;
+
+  /** Declares NEEDS_REAUTH over `current`, unless the credentials moved past `expectedVersion` meanwhile. */
+  async function needsReauth(
+    environment: string,
+    current: Account | undefined,
+    expectedVersion: number,
+    reason: string,
+  ): Promise<RefreshResult> {
+    let account = current;
+    for (let tries = 0; tries < 5 && account; tries++) {
+      // Someone refreshed (or re-authorized, or deleted) meanwhile: their credentials stand.
+      if (account.credentialsVersion !== expectedVersion || account.status !== "active") {
+        return { outcome: "skipped", why: "the credentials changed while the refresh ran" };
+      }
+      const after = await store.update(environment, account, {
+        status: "needs_reauth",
+        statusReason: reason,
+        updateTime: clock.now(),
+      });
+      if (after) {
+        await events.publish(environment, {
+          account: toAccountView(after),
+          previousStatus: account.status,
+          eventTime: after.updateTime,
+        });
+        return { outcome: "needs_reauth", reason };
+      }
+      account = await store.get(environment, account.id);
+    }
+    return { outcome: "skipped", why: "the account is gone or kept changing" };
+  }
+
+  async function refresh(
+    environment: string,
+    accountId: string,
+    options: { lastTry: boolean },
+  ): Promise<RefreshResult> {
+    const read = await store.get(environment, accountId);
+    if (!read) return { outcome: "skipped", why: "no such account in this environment" };
+    if (read.authType !== "oauth2" || read.status !== "active") {
+      return { outcome: "skipped", why: `the account is ${read.status} (${read.authType})` };
+    }
+    const sealedRefresh = read.credentials.refresh_token;
+    if (sealedRefresh === undefined) return { outcome: "skipped", why: "the provider gave no refresh token" };
+    const integration = await integrations.get(environment, read.integration);
+    const settings = integration?.oauth2;
+    if (!integration || !settings?.sealedClientSecret) {
+      const reason = `integration "${read.integration}" is gone or has no client secret`;
+      return needsReauth(environment, read, read.credentialsVersion, reason);
+    }
+    const key = await keys.dataKey(environment);
+    const refreshToken = openCredential(key, environment, read.id, "refresh_token", sealedRefresh);
+    const clientSecret = open(
+      key,
+      settings.sealedClientSecret,
+      clientSecretBinding(environment, integration.name),
+    ).toString("utf8");
+    const outcome = await oauth.refresh(settings, clientSecret, refreshToken);
+    if (outcome.kind === "unavailable") {
+      if (options.lastTry) return { outcome: "gave_up", reason: outcome.reason };
+      throw new ProviderUnavailableError(outcome.reason, outcome.retryAfterMs);
+    }
+    if (outcome.kind === "refused") {
+      // invalid_grant may only mean that another refresh used this refresh token first: read again.
+      const current = await store.get(environment, read.id);
+      return needsReauth(environment, current, read.credentialsVersion, outcome.reason);
+    }
+    // The provider may have rotated the refresh token already: these tokens must be saved.
+    let account: Account | undefined = read;
+    for (let tries = 0; tries < 10 && account; tries++) {
+      if (account.credentialsVersion !== read.credentialsVersion || account.status !== "active") {
+        return { outcome: "skipped", why: "the credentials changed while the refresh ran" };
+      }
+      const now = clock.now();
+      const { changes, unset } = tokenChanges(key, environment, account, outcome.tokens, now, {
+        scopes: account.scopes ?? settings.scopes,
+        refreshToken,
+      });
+      const after = await store.update(environment, account, { ...changes, updateTime: now }, unset);
+      if (after) return { outcome: "refreshed", credentialsVersion: after.credentialsVersion };
+      account = await store.get(environment, read.id);
+    }
+    throw new ProviderUnavailableError("the account kept changing while its refreshed tokens were saved");
+  }
+
+  return { refresh };
+}
+
+export interface RefreshSweepDeps {
+  listDueForRefresh(environment: string, expiringBefore: Date, idleSince: Date): Promise<Account[]>;
+  refreshes: RefreshQueue;
+  settings(environment: string): Promise<{ refreshMarginMs: number; refreshTokenKeepaliveMs: number }>;
+  clock: Clock;
+}
+
+/** Queues a refresh for every OAuth account whose token expires within the margin or whose refresh token sat idle. */
+export function createRefreshSweep(deps: RefreshSweepDeps) {
+  return async (environment: string): Promise<{ queued: number }> => {
+    const { refreshMarginMs, refreshTokenKeepaliveMs } = await deps.settings(environment);
+    const now = deps.clock.now().getTime();
+    const due = await deps.listDueForRefresh(
+      environment,
+      new Date(now + refreshMarginMs),
+      new Date(now - refreshTokenKeepaliveMs),
+    );
+    for (const account of due) await deps.refreshes.request(environment, account.id);
+    return { queued: due.length };
+  };
+}
