@@ -25,6 +25,9 @@ export interface WorkerFactoryDeps {
   logger: Logger;
 }
 
+/** How many times a job may lose its worker (a crash, SIGKILL, OOM) and still run again. */
+export const maxStalledRuns = 5;
+
 /** Starts the BullMQ worker of one environment's queue, with errors logged, never thrown away. */
 export function createWorkerFactory(deps: WorkerFactoryDeps) {
   return (environment: string, kind: QueueKind): RunningWorker => {
@@ -36,6 +39,9 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
       concurrency: deps.concurrency[kind],
       lockDuration: deps.lockDurationMs,
       stalledInterval: deps.lockDurationMs,
+      // A job whose worker died runs again up to this many times; past that it fails (the
+      // connecting sweep then ends its account FAILED): a job that kills its worker cannot loop forever.
+      maxStalledCount: maxStalledRuns,
       ...(deps.backoffStrategy ? { settings: { backoffStrategy: deps.backoffStrategy } } : {}),
     });
     worker.on("error", (error) => logger.error({ err: error }, "worker error"));

@@ -49,8 +49,8 @@ afterAll(async () => {
 async function newEnvironment(
   environments: GrpcClient<typeof EnvironmentService> = d.environments,
   admin: Deployment["admin"] = d.admin,
+  name = randomEnvironmentName(),
 ): Promise<string> {
-  const name = randomEnvironmentName();
   await environments.unary(EnvironmentService.method.createEnvironment, {}, admin(name));
   for (const [integration, authType, placement] of [
     ["keyed", AuthType.API_KEY, CredentialPlacement.BEARER],
@@ -269,6 +269,32 @@ describe("stored credentials", () => {
       expect(grpcDetails(error).errorInfo?.reason).toBe("DECRYPTION_FAILED");
       expect(error.details).not.toContain(k1);
     }
+  });
+
+  it("when an environment is deleted, then its data key goes: the same name created again cannot open its old ciphertexts", async () => {
+    const name = await newEnvironment();
+    const key = validKey();
+    const { account } = await connect(name, key);
+    expect((await settled(name, account?.id ?? ""))?.status).toBe(AccountStatus.ACTIVE);
+    const stored = await accountsOf(name).findOne({ _id: account?.id ?? "" });
+    const control = d.mongo
+      .db(`${d.server.config.ROOMKEY_DB_PREFIX}_control`)
+      .collection<{ _id: string; dataKey?: unknown }>("environments");
+    const oldKey = (await control.findOne({ _id: name }))?.dataKey;
+    expect(oldKey).toBeDefined();
+
+    await d.environments.unary(EnvironmentService.method.deleteEnvironment, { force: true }, d.admin(name));
+    expect(await control.findOne({ _id: name })).toBeNull();
+
+    await newEnvironment(d.environments, d.admin, name);
+    const newKey = (await control.findOne({ _id: name }))?.dataKey;
+    expect(JSON.stringify(newKey)).not.toBe(JSON.stringify(oldKey));
+    if (!stored) throw new Error("the account was stored");
+    await accountsOf(name).insertOne(stored);
+    const error = await grpcFailure(d.accounts.unary(a.getAccountCredentials, { id: stored._id }, d.admin(name)));
+    expect(error.code).toBe(status.FAILED_PRECONDITION);
+    expect(grpcDetails(error).errorInfo?.reason).toBe("DECRYPTION_FAILED");
+    expect(error.details).not.toContain(key);
   });
 });
 

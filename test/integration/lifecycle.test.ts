@@ -1,5 +1,3 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { resolve } from "node:path";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
@@ -7,6 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { spawnRoomkey } from "../helpers/child-process.js";
 import { grpcClient, metadataFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { ownRedis } from "../helpers/own-services.js";
@@ -20,7 +19,6 @@ import {
   testConfig,
 } from "../helpers/server.js";
 
-const root = resolve(import.meta.dirname, "../..");
 const deployments: Config[] = [];
 
 afterAll(async () => {
@@ -31,37 +29,6 @@ function deployment(overrides: Record<string, string> = {}): Config {
   const config = testConfig(overrides);
   deployments.push(config);
   return config;
-}
-
-/** roomkey as a real child process, from source, with its JSON log lines collected. */
-function spawnRoomkey(config: Config, role: string) {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const [key, value] of Object.entries(config)) {
-    if (value !== undefined) env[key] = Array.isArray(value) ? value.join(",") : String(value);
-  }
-  env.ROOMKEY_LOG_LEVEL = "info";
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts", role], {
-    cwd: root,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: { msg?: string; [key: string]: unknown }[] = [];
-  let buffer = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    buffer += chunk.toString();
-    const parts = buffer.split("\n");
-    buffer = parts.pop() ?? "";
-    for (const part of parts) {
-      try {
-        lines.push(JSON.parse(part));
-      } catch {
-        lines.push({ msg: part });
-      }
-    }
-  });
-  child.stderr?.on("data", () => undefined);
-  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
-  return { child, lines, exited, logged: (msg: string) => lines.some((l) => l.msg === msg) };
 }
 
 describe("start-up", () => {

@@ -1,0 +1,45 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { resolve } from "node:path";
+import type { Config } from "../../src/config.js";
+
+const root = resolve(import.meta.dirname, "../..");
+
+/** A roomkey child process and the JSON log lines it wrote. */
+export interface RoomkeyProcess {
+  child: ChildProcess;
+  lines: { msg?: string; [key: string]: unknown }[];
+  /** Resolves with the exit code (null when killed by a signal). */
+  exited: Promise<number | null>;
+  logged(msg: string): boolean;
+}
+
+/** roomkey as a real child process, from source, with its JSON log lines collected. */
+export function spawnRoomkey(config: Config, role: string): RoomkeyProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [key, value] of Object.entries(config)) {
+    if (value !== undefined) env[key] = Array.isArray(value) ? value.join(",") : String(value);
+  }
+  env.ROOMKEY_LOG_LEVEL = "info";
+  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts", role], {
+    cwd: root,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: RoomkeyProcess["lines"] = [];
+  let buffer = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString();
+    const parts = buffer.split("\n");
+    buffer = parts.pop() ?? "";
+    for (const part of parts) {
+      try {
+        lines.push(JSON.parse(part));
+      } catch {
+        lines.push({ msg: part });
+      }
+    }
+  });
+  child.stderr?.on("data", () => undefined);
+  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  return { child, lines, exited, logged: (msg: string) => lines.some((l) => l.msg === msg) };
+}
