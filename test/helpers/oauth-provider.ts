@@ -21,6 +21,8 @@ export interface OAuthProvider {
   setTokenLifetime(seconds: number): void;
   /** The next token requests get these answers instead, one each. */
   queue(...answers: { status: number; body: Record<string, unknown> }[]): void;
+  /** Drops the answers still queued. */
+  clearQueue(): void;
   /** Refresh tokens it would accept now (a rotated one leaves). */
   liveRefreshTokens(): number;
   /** Forgets every refresh token, as a user revoking the app would. */
@@ -97,6 +99,9 @@ export async function startOAuthProvider(): Promise<OAuthProvider> {
       lifetime = seconds;
     },
     queue: (...more) => answers.push(...more),
+    clearQueue: () => {
+      answers.length = 0;
+    },
     liveRefreshTokens: () => refreshTokens.size,
     revokeAll: () => refreshTokens.clear(),
     async authorize(authorizationUrl) {

@@ -223,6 +223,32 @@ describe("keeping OAuth credentials fresh", () => {
     expect(ms(tokens[0]?.expireTime) - Date.now()).toBeGreaterThan(50 * 60_000);
   });
 
+  it("when the provider cannot refresh a token that still works, then GetAccountCredentials hands out that token after a short wait", async () => {
+    oauth.setTokenLifetime(3600);
+    const id = await connected(env);
+    const old = await accessToken(env, id);
+    // Three minutes left: within the margin, so a read refreshes first, but still usable.
+    await accountsOf(env).updateOne({ _id: id }, { $set: { credentialsExpireTime: new Date(Date.now() + 180_000) } });
+    oauth.queue(...Array.from({ length: 500 }, () => ({ status: 503, body: { error: "temporarily_unavailable" } })));
+    try {
+      const started = Date.now();
+      const got = await accessToken(env, id);
+      const waited = Date.now() - started;
+      console.log(`with the token endpoint down, GetAccountCredentials answered the current token after ${waited} ms`);
+      expect(got.accessToken).toBe(old.accessToken);
+      expect(ms(got.expireTime) - Date.now()).toBeLessThan(180_000);
+      expect((await statusOf(env, id))?.status).toBe(AccountStatus.ACTIVE);
+    } finally {
+      oauth.clearQueue();
+    }
+    // The provider is back: the next read (or the sweep) gets a new token.
+    await eventually(
+      async () => (await accessToken(env, id)).accessToken !== old.accessToken,
+      10_000,
+      "a new access token",
+    );
+  });
+
   it("when a token nears expiry, then the sweep refreshes it with the rotated refresh token and nobody asks", async () => {
     oauth.setTokenLifetime(3600);
     const id = await connected(env);

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { settlesWithin } from "../../async.js";
 import type { Clock } from "../clock.js";
 import { bindingFor, open, seal } from "../crypto/envelope.js";
 import {
@@ -98,6 +99,10 @@ export interface RefreshQueue {
 
 /** How long an OAuth state from StartOAuthConnection is accepted. */
 export const oauthStateLifetimeMs = 10 * 60_000;
+/** An access token closer than this to its expiry is not handed out; it is refreshed first, however long that takes. */
+export const stillUsableMs = 60_000;
+/** How long GetAccountCredentials waits for a refresh before handing out an access token that still works. */
+export const refreshPatienceMs = 5_000;
 
 export interface AccountServiceDeps {
   store: AccountStore;
@@ -526,6 +531,29 @@ export function createAccountService(deps: AccountServiceDeps) {
     return pending;
   }
 
+  /**
+   * The account after a refresh. While its access token still works (for more
+   * than `stillUsableMs`), a refresh that cannot finish soon (the provider is
+   * slow or down) does not hold the caller: the current token is handed out
+   * and the rotation worker keeps trying. A token past that is only ever
+   * replaced, never handed out.
+   */
+  async function refreshedOrCurrent(environment: string, account: Account, leftMs: number): Promise<Account> {
+    const pending = refreshNow(environment, account);
+    const usableMs = leftMs - stillUsableMs;
+    if (usableMs <= 0) return pending;
+    pending.catch(() => undefined);
+    const waitMs = Math.min(deps.refreshWaitMs, usableMs, refreshPatienceMs);
+    if (await settlesWithin(pending, waitMs)) {
+      try {
+        return await pending;
+      } catch (error) {
+        deps.warn("refresh failed; handing out the access token that still works", { account: account.id, error });
+      }
+    }
+    return read(environment, account.id);
+  }
+
   function notActive(account: Account): FailedPreconditionError {
     const why = account.statusReason ? ` (${account.statusReason})` : "";
     return new FailedPreconditionError(
@@ -557,8 +585,9 @@ export function createAccountService(deps: AccountServiceDeps) {
     if (account.status !== "active") throw notActive(account);
     if (account.authType === "oauth2" && account.credentialsExpireTime !== undefined) {
       const margin = await deps.refreshMarginMs(environment);
-      if (account.credentialsExpireTime.getTime() - clock.now().getTime() <= margin) {
-        account = await refreshNow(environment, account);
+      const leftMs = account.credentialsExpireTime.getTime() - clock.now().getTime();
+      if (leftMs <= margin) {
+        account = await refreshedOrCurrent(environment, account, leftMs);
         if (account.status !== "active") throw notActive(account);
       }
     }
