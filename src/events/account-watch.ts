@@ -56,7 +56,8 @@ export function createAccountWatch({ bus, maxBacklog }: AccountWatchDeps) {
     let wake: (() => void) | undefined;
     const unsubscribe = bus.subscribe(accountsChannel(environment), (payload) => {
       const event = accountEventFromWire(payload);
-      if (!event) return;
+      // Past a gap nothing more is queued: the watcher gets what came before it, then the error.
+      if (!event || overflowed) return;
       if (backlog.length >= maxBacklog) overflowed = true;
       else backlog.push(event);
       wake?.();

@@ -1,6 +1,10 @@
 import { type Logger, pino } from "pino";
+import type { AccountEvents, AccountStore } from "../../src/domain/accounts/account-service.js";
+import type { Account, AccountEvent } from "../../src/domain/accounts/accounts.js";
+import type { OAuthClient, TokenOutcome } from "../../src/domain/accounts/oauth.js";
 import type { Clock } from "../../src/domain/clock.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
+import type { OAuth2Settings } from "../../src/domain/integrations.js";
 
 /** A clock that only moves when the test says so. */
 export function fakeClock(start = Date.UTC(2030, 0, 1)): Clock & { advance(ms: number): void; set(ms: number): void } {
@@ -75,4 +79,111 @@ export function memoryLogger(): { logger: Logger; lines: () => Record<string, un
       .filter((line) => line !== "")
       .map((line): Record<string, unknown> => JSON.parse(line));
   return { logger, lines };
+}
+
+/**
+ * An in-memory account store with the repository's version check: `update`
+ * writes only over the version it was given, and returns undefined otherwise.
+ */
+export class FakeAccountStore implements Pick<AccountStore, "get" | "update"> {
+  readonly records = new Map<string, Account>();
+  /** Writes that won, and writes refused because the version had moved. */
+  writes = 0;
+  conflicts = 0;
+  /** Runs before every update is applied, to let a test act as a concurrent writer. */
+  beforeUpdate: ((environment: string, account: Account) => void | Promise<void>) | undefined;
+
+  private static key(environment: string, id: string): string {
+    return `${environment}/${id}`;
+  }
+
+  async get(environment: string, id: string): Promise<Account | undefined> {
+    const found = this.records.get(FakeAccountStore.key(environment, id));
+    return found && structuredClone(found);
+  }
+
+  async update(
+    environment: string,
+    account: Account,
+    changes: Partial<Account>,
+    unset: readonly (keyof Account)[] = [],
+  ): Promise<Account | undefined> {
+    await this.beforeUpdate?.(environment, account);
+    const key = FakeAccountStore.key(environment, account.id);
+    const stored = this.records.get(key);
+    if (!stored || stored.version !== account.version) {
+      this.conflicts++;
+      return undefined;
+    }
+    const { id: _id, version: _version, ...set } = changes;
+    const after: Account = { ...stored, ...structuredClone(set), version: stored.version + 1 };
+    for (const field of unset) delete after[field];
+    this.writes++;
+    this.records.set(key, after);
+    return structuredClone(after);
+  }
+
+  put(environment: string, account: Account): void {
+    this.records.set(FakeAccountStore.key(environment, account.id), structuredClone(account));
+  }
+
+  /** Changes the stored account as another writer would, moving its version. */
+  change(environment: string, id: string, changes: Partial<Account>): Account {
+    const after: Account = { ...this.stored(environment, id), ...structuredClone(changes) };
+    after.version++;
+    this.records.set(FakeAccountStore.key(environment, id), after);
+    return structuredClone(after);
+  }
+
+  stored(environment: string, id: string): Account {
+    const found = this.records.get(FakeAccountStore.key(environment, id));
+    if (!found) throw new Error(`no account ${environment}/${id}`);
+    return structuredClone(found);
+  }
+}
+
+/** AccountEvents that keep what was published. */
+export function recordingEvents(): {
+  events: AccountEvents;
+  published: { environment: string; event: AccountEvent }[];
+} {
+  const published: { environment: string; event: AccountEvent }[] = [];
+  return {
+    events: {
+      async publish(environment, event) {
+        published.push({ environment, event: structuredClone(event) });
+      },
+    },
+    published,
+  };
+}
+
+/** An OAuth client whose answers the test gives, keeping every call. */
+export function fakeOAuthClient(answers: {
+  exchangeCode?: (grant: { code: string; redirectUri: string; codeVerifier?: string }) => Promise<TokenOutcome>;
+  refresh?: (refreshToken: string) => Promise<TokenOutcome>;
+}): OAuthClient & {
+  exchanges: { settings: OAuth2Settings; clientSecret: string; grant: Parameters<OAuthClient["exchangeCode"]>[2] }[];
+  refreshes: { settings: OAuth2Settings; clientSecret: string; refreshToken: string }[];
+} {
+  const exchanges: {
+    settings: OAuth2Settings;
+    clientSecret: string;
+    grant: Parameters<OAuthClient["exchangeCode"]>[2];
+  }[] = [];
+  const refreshes: { settings: OAuth2Settings; clientSecret: string; refreshToken: string }[] = [];
+  return {
+    exchanges,
+    refreshes,
+    async exchangeCode(settings, clientSecret, grant) {
+      exchanges.push({ settings, clientSecret, grant });
+      if (!answers.exchangeCode) throw new Error("unexpected code exchange");
+      return answers.exchangeCode(grant);
+    },
+    async refresh(settings, clientSecret, refreshToken) {
+      refreshes.push({ settings, clientSecret, refreshToken });
+      if (!answers.refresh) throw new Error("unexpected refresh");
+      return answers.refresh(refreshToken);
+    },
+  };
 }
