@@ -17,7 +17,11 @@ import { rotationProcessors, tokenSweepEveryMs } from "../workers/rotation.worke
 import { createWorkerSupervisor } from "../workers/supervisor.js";
 import { settlesWithin, sleep } from "./async.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
-import { accountIdempotencyWindowMs, createAccountService } from "./domain/accounts/account-service.js";
+import {
+  accountIdempotencyWindowMs,
+  createAccountService,
+  type RefreshQueue,
+} from "./domain/accounts/account-service.js";
 import { createConnectingSweep, createHandshakes } from "./domain/accounts/handshake.js";
 import { createRefresher, createRefreshSweep } from "./domain/accounts/refresher.js";
 import { systemClock } from "./domain/clock.js";
@@ -246,22 +250,24 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       );
     },
   };
-  const refreshQueue = {
-    async request(environment: string, accountId: string) {
+  const refreshQueue: RefreshQueue = {
+    async request(environment, requests) {
       queues.assertReachable();
       // Removed when done, so that the job id only holds back refreshes while one is queued or running.
-      await jobs.add(
+      await jobs.addBulk(
         environment,
         "rotation",
         "refresh-account",
-        { accountId },
-        {
-          jobId: refreshJobId(accountId),
-          attempts: 5,
-          backoff: { type: providerBackoff },
-          removeOnComplete: true,
-          removeOnFail: true,
-        },
+        requests.map(({ accountId, seenVersion }) => ({
+          data: { accountId, seenVersion },
+          options: {
+            jobId: refreshJobId(accountId),
+            attempts: 5,
+            backoff: { type: providerBackoff },
+            removeOnComplete: true,
+            removeOnFail: true,
+          },
+        })),
       );
     },
   };

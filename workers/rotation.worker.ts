@@ -33,12 +33,17 @@ export function rotationProcessors(deps: {
       return deps.tokens.sweep(environment);
     },
     async "refresh-account"(job, environment) {
-      const accountId = (job.data as { accountId?: unknown } | null)?.accountId;
+      const data = job.data as { accountId?: unknown; seenVersion?: unknown } | null;
+      const accountId = data?.accountId;
+      const seenVersion = typeof data?.seenVersion === "number" ? data.seenVersion : undefined;
       if (typeof accountId !== "string" || !accountIdPattern.test(accountId)) {
         throw new UnrecoverableError("refresh-account: data.accountId is not an account id");
       }
       const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      const result = await deps.refresher.refresh(environment, accountId, { lastTry });
+      const result = await deps.refresher.refresh(environment, accountId, {
+        lastTry,
+        ...(seenVersion === undefined ? {} : { seenVersion }),
+      });
       if (result.outcome === "gave_up" || result.outcome === "needs_reauth") {
         deps.logger.warn({ environment, accountId, ...result }, "OAuth refresh did not succeed");
       }

@@ -19,7 +19,7 @@ export interface QueueJobs {
     /** Mark expired tokens, retire what a lost job did not, purge what ended long ago. */
     "sweep-tokens": Record<string, never>;
     /** Refresh one OAuth account's tokens (job id `refresh-<account>`: one at a time per account). */
-    "refresh-account": { accountId: string };
+    "refresh-account": { accountId: string; seenVersion?: number };
     /** Queue refreshes for OAuth accounts whose tokens expire within the margin or sit idle. */
     "sweep-accounts": Record<string, never>;
   };

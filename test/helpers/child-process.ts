@@ -3,6 +3,22 @@ import { resolve } from "node:path";
 import type { Config } from "../../src/config.js";
 
 const root = resolve(import.meta.dirname, "../..");
+const live = new Set<ChildProcess>();
+// A test that fails half-way must not leave a roomkey running on the machine.
+process.once("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
+/** Kills (SIGKILL) every roomkey this process spawned that is still running, and waits for them to go. */
+export async function killSpawned(): Promise<void> {
+  await Promise.all(
+    [...live].map((child) => {
+      const gone = new Promise((done) => child.once("exit", done));
+      child.kill("SIGKILL");
+      return gone;
+    }),
+  );
+}
 
 /** A roomkey child process and the JSON log lines it wrote. */
 export interface RoomkeyProcess {
@@ -25,6 +41,7 @@ export function spawnRoomkey(config: Config, role: string): RoomkeyProcess {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
+  live.add(child);
   const lines: RoomkeyProcess["lines"] = [];
   let buffer = "";
   child.stdout?.on("data", (chunk: Buffer) => {
@@ -40,6 +57,11 @@ export function spawnRoomkey(config: Config, role: string): RoomkeyProcess {
     }
   });
   child.stderr?.on("data", () => undefined);
-  const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)));
+  const exited = new Promise<number | null>((done) =>
+    child.once("exit", (code) => {
+      live.delete(child);
+      done(code);
+    }),
+  );
   return { child, lines, exited, logged: (msg: string) => lines.some((l) => l.msg === msg) };
 }

@@ -9,6 +9,7 @@ import {
 import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { grpcClient, grpcFailure, metadataFor } from "../helpers/clients.js";
+import { apiKeyIntegration, oauthIntegration } from "../helpers/integrations.js";
 import { type OAuthProvider, startOAuthProvider } from "../helpers/oauth-provider.js";
 import {
   capturedLogger,
@@ -52,11 +53,7 @@ describe("account credentials never leave GetAccountCredentials", () => {
     await environments.unary(
       EnvironmentService.method.putIntegration,
       {
-        integration: {
-          name: "keyed",
-          authType: AuthType.API_KEY,
-          credentialCheck: { url: `${keys.url}/me`, placement: CredentialPlacement.BEARER, accountIdPath: "data.id" },
-        },
+        integration: apiKeyIntegration("keyed", keys.url),
       },
       admin,
     );
@@ -74,23 +71,7 @@ describe("account credentials never leave GetAccountCredentials", () => {
     await environments.unary(
       EnvironmentService.method.putIntegration,
       {
-        integration: {
-          name: "crm",
-          authType: AuthType.OAUTH2,
-          oauth2: {
-            authorizationUrl: `${oauth.issuer}/authorize`,
-            tokenUrl: `${oauth.issuer}/token`,
-            clientId: "roomkey-test",
-            clientSecret,
-            scopes: ["openid"],
-            pkce: true,
-          },
-          credentialCheck: {
-            url: `${oauth.issuer}/userinfo`,
-            placement: CredentialPlacement.BEARER,
-            accountIdPath: "sub",
-          },
-        },
+        integration: oauthIntegration("crm", oauth.issuer, clientSecret),
       },
       admin,
     );

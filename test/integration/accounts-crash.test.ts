@@ -7,10 +7,11 @@ import {
   AccountStatus,
   type WatchAccountsResponseSchema,
 } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
-import { type RoomkeyProcess, spawnRoomkey } from "../helpers/child-process.js";
+import { killSpawned, type RoomkeyProcess, spawnRoomkey } from "../helpers/child-process.js";
 import { grpcClient, metadataFor } from "../helpers/clients.js";
+import { apiKeyIntegration } from "../helpers/integrations.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { dropDeployment, eventually, startTestServer, type TestServer, testConfig } from "../helpers/server.js";
 
@@ -36,6 +37,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await killSpawned();
   await api.stop();
   await provider.stop();
   await dropDeployment(config);
@@ -60,15 +62,7 @@ describe("a worker process killed mid-handshake", () => {
     await environments.unary(
       EnvironmentService.method.putIntegration,
       {
-        integration: {
-          name: "keyed",
-          authType: AuthType.API_KEY,
-          credentialCheck: {
-            url: `${provider.url}/me`,
-            placement: CredentialPlacement.BEARER,
-            accountIdPath: "data.id",
-          },
-        },
+        integration: apiKeyIntegration("keyed", provider.url),
       },
       admin(name),
     );

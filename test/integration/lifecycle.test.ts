@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
-import { spawnRoomkey } from "../helpers/child-process.js";
+import { killSpawned, spawnRoomkey } from "../helpers/child-process.js";
 import { grpcClient, metadataFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { ownRedis } from "../helpers/own-services.js";
@@ -22,6 +22,7 @@ import {
 const deployments: Config[] = [];
 
 afterAll(async () => {
+  await killSpawned();
   for (const config of deployments) await dropDeployment(config);
 });
 

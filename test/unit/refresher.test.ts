@@ -139,6 +139,41 @@ describe("refresh", () => {
     expect(published).toEqual([]);
   });
 
+  it("when the credentials moved past the version the requester saw, then the job skips without asking the provider; at that version it refreshes", async () => {
+    const { refresher, store, oauth, clock } = setup(async () => rotated);
+    store.put(env, activeAccount(clock));
+
+    expect(await refresher.refresh(env, accountId, { lastTry: false, seenVersion: 2 })).toMatchObject({
+      outcome: "skipped",
+    });
+    expect(oauth.refreshes).toEqual([]);
+    expect(store.writes).toBe(0);
+
+    expect(await refresher.refresh(env, accountId, { lastTry: false, seenVersion: 3 })).toEqual({
+      outcome: "refreshed",
+      credentialsVersion: 4,
+    });
+    expect(oauth.refreshes).toHaveLength(1);
+  });
+
+  it("when a sweep finds 1,200 accounts due, then it queues them in three round trips", async () => {
+    const clock = fakeClock();
+    const batches: number[] = [];
+    const due = Array.from({ length: 1_200 }, (_, i) => activeAccount(clock, { id: `acc_${i}` }));
+    const sweep = createRefreshSweep({
+      listDueForRefresh: async () => due,
+      refreshes: {
+        async request(_environment, requests) {
+          batches.push(requests.length);
+        },
+      },
+      settings: async () => ({ refreshMarginMs: minute, refreshTokenKeepaliveMs: day }),
+      clock,
+    });
+    expect(await sweep(env)).toEqual({ queued: 1_200 });
+    expect(batches).toEqual([500, 500, 200]);
+  });
+
   it("when the provider returns no refresh token, then the old one is kept", async () => {
     const { refresher, store, oauth, clock } = setup(async () => ({
       kind: "ok",
@@ -351,7 +386,8 @@ describe("refresh sweep", () => {
   it("when accounts are due, then one refresh is requested per account with the margin and keepalive cutoffs", async () => {
     const clock = fakeClock();
     const listed: { environment: string; expiringBefore: Date; idleSince: Date }[] = [];
-    const requested: [string, string][] = [];
+    const requested: [string, string, number][] = [];
+    const batches: number[] = [];
     const due = ["acc_a", "acc_b", "acc_c"].map((id) => activeAccount(clock, { id }));
     const sweep = createRefreshSweep({
       async listDueForRefresh(environment, expiringBefore, idleSince) {
@@ -359,8 +395,9 @@ describe("refresh sweep", () => {
         return due;
       },
       refreshes: {
-        async request(environment, id) {
-          requested.push([environment, id]);
+        async request(environment, requests) {
+          for (const r of requests) requested.push([environment, r.accountId, r.seenVersion]);
+          batches.push(requests.length);
         },
       },
       settings: async () => ({ refreshMarginMs: 5 * minute, refreshTokenKeepaliveMs: 30 * day }),
@@ -371,10 +408,11 @@ describe("refresh sweep", () => {
 
     expect(result).toEqual({ queued: 3 });
     expect(requested).toEqual([
-      [env, "acc_a"],
-      [env, "acc_b"],
-      [env, "acc_c"],
+      [env, "acc_a", due[0]?.credentialsVersion],
+      [env, "acc_b", due[1]?.credentialsVersion],
+      [env, "acc_c", due[2]?.credentialsVersion],
     ]);
+    expect(batches).toEqual([3]);
     const now = clock.now().getTime();
     expect(listed).toEqual([
       { environment: env, expiringBefore: new Date(now + 5 * minute), idleSince: new Date(now - 30 * day) },
@@ -386,8 +424,8 @@ describe("refresh sweep", () => {
     const sweep = createRefreshSweep({
       listDueForRefresh: async () => [],
       refreshes: {
-        async request(_environment, id) {
-          requested.push(id);
+        async request(_environment, requests) {
+          requested.push(...requests.map((r) => r.accountId));
         },
       },
       settings: async () => ({ refreshMarginMs: minute, refreshTokenKeepaliveMs: day }),

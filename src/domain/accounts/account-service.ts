@@ -93,8 +93,15 @@ export interface HandshakeQueue {
 }
 
 /** Asks the rotation queue to refresh an account now (one job per account: a refresh already queued is it). */
+/** An account to refresh, with the credentials version its requester saw (the job skips it if that moved). */
+export interface RefreshRequest {
+  accountId: string;
+  seenVersion: number;
+}
+
 export interface RefreshQueue {
-  request(environment: string, accountId: string): Promise<void>;
+  /** Queues refreshes in one round trip; one already queued for an account absorbs a new one. */
+  request(environment: string, requests: readonly RefreshRequest[]): Promise<void>;
 }
 
 /** How long an OAuth state from StartOAuthConnection is accepted. */
@@ -512,7 +519,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     let pending = refreshing.get(key);
     if (!pending) {
       pending = (async () => {
-        await deps.refreshes.request(environment, account.id);
+        await deps.refreshes.request(environment, [{ accountId: account.id, seenVersion: account.credentialsVersion }]);
         const deadline = Date.now() + deps.refreshWaitMs;
         while (Date.now() < deadline) {
           await new Promise((resolve) => setTimeout(resolve, deps.pollMs ?? 50));

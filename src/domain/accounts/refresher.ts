@@ -70,12 +70,16 @@ export function createRefresher(deps: RefresherDeps) {
   async function refresh(
     environment: string,
     accountId: string,
-    options: { lastTry: boolean },
+    options: { lastTry: boolean; seenVersion?: number },
   ): Promise<RefreshResult> {
     const read = await store.get(environment, accountId);
     if (!read) return { outcome: "skipped", why: "no such account in this environment" };
     if (read.authType !== "oauth2" || read.status !== "active") {
       return { outcome: "skipped", why: `the account is ${read.status} (${read.authType})` };
+    }
+    if (options.seenVersion !== undefined && read.credentialsVersion !== options.seenVersion) {
+      // Refreshed (or re-authorized) since it was asked for: what the requester wanted is there.
+      return { outcome: "skipped", why: "the credentials changed since the refresh was asked for" };
     }
     const sealedRefresh = read.credentials.refresh_token;
     if (sealedRefresh === undefined) return { outcome: "skipped", why: "the provider gave no refresh token" };
@@ -123,6 +127,9 @@ export function createRefresher(deps: RefresherDeps) {
   return { refresh };
 }
 
+/** Refresh jobs a sweep queues per round trip to Redis. */
+const refreshChunk = 500;
+
 export interface RefreshSweepDeps {
   listDueForRefresh(environment: string, expiringBefore: Date, idleSince: Date): Promise<Account[]>;
   refreshes: RefreshQueue;
@@ -140,7 +147,14 @@ export function createRefreshSweep(deps: RefreshSweepDeps) {
       new Date(now + refreshMarginMs),
       new Date(now - refreshTokenKeepaliveMs),
     );
-    for (const account of due) await deps.refreshes.request(environment, account.id);
+    // In chunks, each one round trip: a sweep of 10,000 accounts is not 10,000 sequential adds.
+    for (let i = 0; i < due.length; i += refreshChunk) {
+      const chunk = due.slice(i, i + refreshChunk);
+      await deps.refreshes.request(
+        environment,
+        chunk.map((account) => ({ accountId: account.id, seenVersion: account.credentialsVersion })),
+      );
+    }
     return { queued: due.length };
   };
 }
