@@ -59,6 +59,8 @@ const schema = z.object({
     .min(1024)
     .max(1024 * 1024)
     .default(16 * 1024),
+  /** Calls one HTTP/2 connection to the gRPC port may have open at once. */
+  ROOMKEY_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(1).max(10_000).default(128),
   ROOMKEY_WORKER_HEARTBEAT_FILE: z.string().optional(),
   /** How long a replica trusts a cached token when no invalidation arrives (pub/sub down). */
   ROOMKEY_TOKEN_CACHE_TTL_MS: z.coerce.number().int().min(100).max(30_000).default(30_000),

@@ -331,7 +331,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
         tokens: createTokenAuthenticator(verifier),
       }),
       environments: directory,
-      validator: createValidator(),
+      validator: createValidator({ failFast: true }),
+      fullValidator: createValidator(),
       logger,
     });
     const bindings = [
@@ -380,9 +381,11 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
           host: config.ROOMKEY_HOST,
           port: config.ROOMKEY_GRPC_PORT,
           bindings,
+          admit: edge.admit,
           health,
           maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
           maxMetadataBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+          maxConcurrentStreams: config.ROOMKEY_MAX_CONCURRENT_STREAMS,
           logger,
           shutdownSignal: stopping.signal,
         },
@@ -390,8 +393,10 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
           host: config.ROOMKEY_HOST,
           port: config.ROOMKEY_HTTP_PORT,
           bindings,
+          admit: edge.admit,
           maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
           maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+          logger,
           shutdownSignal: stopping.signal,
         },
       );

@@ -1,8 +1,8 @@
 import { hash, timingSafeEqual } from "node:crypto";
 import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
-import { pathToString } from "@bufbuild/protobuf/reflect";
+import { pathToString, type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
 import type { Validator } from "@bufbuild/protovalidate";
-import { Code, type ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
 import { environmentHeader, invalidEnvironment, parseEnvironmentName } from "../domain/environment-name.js";
 import type { Environment } from "../domain/environments.js";
@@ -10,6 +10,8 @@ import { InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
 import { toConnectError } from "./errors.js";
 import { type MethodPolicy, policyOf } from "./method-policy.js";
+
+export type Edge = ReturnType<typeof createEdge>;
 
 /**
  * Turns a bearer secret into a principal of the call's environment. Answers
@@ -56,8 +58,61 @@ export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuth
 export interface EdgeDeps {
   authenticator: Authenticator;
   environments: { require(name: string): Environment | Promise<Environment> };
+  /** Stops at the first violation: the cheap check every request passes. */
   validator: Validator;
+  /** Reports every violation; run only on invalid requests small enough to afford it. */
+  fullValidator?: Validator;
   logger: Logger;
+}
+
+/**
+ * What a transport established before the handler runs: the call admitted
+ * from its metadata and the request it then decoded, or why it was refused.
+ * A transport that sets it decodes nothing before admission; one that does
+ * not (an in-memory router in tests) is admitted by the handler itself.
+ */
+export type Admission = { call: CallContext; request: Message } | { error: unknown };
+
+export const admissionKey = createContextKey<Admission | undefined>(undefined, {
+  description: "roomkey admission",
+});
+
+/** At most this many violations are reported, each clipped: an error always fits in its trailer. */
+export const maxReportedViolations = 20;
+const maxViolationText = 200;
+/**
+ * Listing every violation costs the validator time per element: past this
+ * many list and map entries in a request only the first violation is reported.
+ */
+const maxElementsForFullValidation = 1_000;
+
+function clip(text: string): string {
+  return text.length <= maxViolationText ? text : `${text.slice(0, maxViolationText - 1)}…`;
+}
+
+/** List and map entries in a message, nested ones included; stops counting past `limit`. */
+export function countElements(message: ReflectMessage, limit: number): number {
+  let count = 0;
+  const visit = (m: ReflectMessage): void => {
+    for (const field of m.fields) {
+      if (count > limit) return;
+      if (!m.isSet(field)) continue;
+      if (field.fieldKind === "list") {
+        const list = m.get(field);
+        count += list.size;
+        if (field.listKind === "message") for (const item of list) if (count <= limit) visit(item as ReflectMessage);
+      } else if (field.fieldKind === "map") {
+        const map = m.get(field);
+        count += map.size;
+        if (field.mapKind === "message")
+          for (const value of map.values()) if (count <= limit) visit(value as ReflectMessage);
+      } else if (field.fieldKind === "message") {
+        visit(m.get(field));
+      }
+    }
+  };
+  visit(message);
+  return count;
 }
 
 function readEnvironment(headers: Headers): string {
@@ -122,44 +177,77 @@ export function createEdge(deps: EdgeDeps) {
     return inflight === 0 ? Promise.resolve() : new Promise((resolve) => idleWaiters.push(resolve));
   }
 
+  /**
+   * The request's protovalidate rules. Valid requests pay for one fail-fast
+   * pass. An invalid one is checked again in full when it is small enough, so
+   * the caller learns every broken rule; the report is capped either way
+   * (the first violations and their count), so neither the work nor the
+   * error grows with the request.
+   */
   function validate(method: DescMethod, request: Message): void {
     const result = validator.validate(method.input, request);
     if (result.kind === "valid") return;
     if (result.kind === "error") throw result.error;
-    const violations = result.violations.map((v) => ({ field: pathToString(v.field), description: v.message }));
+    let found = result.violations;
+    let complete = false;
+    const elements = countElements(reflect(method.input, request), maxElementsForFullValidation);
+    if (deps.fullValidator && elements <= maxElementsForFullValidation) {
+      const full = deps.fullValidator.validate(method.input, request);
+      if (full.kind === "invalid") found = full.violations;
+      complete = true;
+    }
+    const violations = found
+      .slice(0, maxReportedViolations)
+      .map((v) => ({ field: clip(pathToString(v.field)), description: clip(v.message) }));
     const [first] = violations;
-    const more = violations.length > 1 ? ` (and ${violations.length - 1} more)` : "";
+    const more = !complete
+      ? " (only the first violation is reported for a request this large)"
+      : found.length > maxReportedViolations
+        ? ` (and ${found.length - 1} more; the first ${maxReportedViolations} are listed)`
+        : found.length > 1
+          ? ` (and ${found.length - 1} more)`
+          : "";
     throw new InvalidArgumentError(`invalid request: ${first?.field}: ${first?.description}${more}`, violations);
   }
 
   /**
-   * Admits a call, or throws why not. Answers without a promise when nothing
-   * needs I/O (a cached token, a known environment): every call passes here.
+   * Admits a call from its metadata alone, or throws why not: environment,
+   * credentials, access, the environment's existence. Transports call it
+   * before they read the request body. Answers without a promise when
+   * nothing needs I/O (a cached token, a known environment).
    */
-  function admit(
-    method: DescMethod,
-    policy: MethodPolicy,
-    ctx: HandlerContext,
-    request: Message,
-  ): CallContext | Promise<CallContext> {
+  function admit(method: DescMethod, headers: Headers): CallContext | Promise<CallContext> {
     // A keep-alive HTTP connection can still carry new calls after close(): refuse them.
     if (stopped) {
       throw new RoomkeyError("unavailable", "SHUTTING_DOWN", "the server is shutting down; retry on another replica");
     }
-    const environment = readEnvironment(ctx.requestHeader);
-    const authenticated = authenticator.authenticate(readBearer(ctx.requestHeader), environment);
+    const policy = policyOf(method);
+    const environment = readEnvironment(headers);
+    const authenticated = authenticator.authenticate(readBearer(headers), environment);
     const admitted = (principal: Principal): CallContext | Promise<CallContext> => {
       authorize(policy, principal, method);
+      const call: CallContext = { environment, principal };
       const found = policy.environment === "existing" ? environments.require(environment) : undefined;
-      const finish = (): CallContext => {
-        validate(method, request);
-        const call: CallContext = { environment, principal };
-        ctx.values.set(callContextKey, call);
-        return call;
-      };
-      return found instanceof Promise ? found.then(finish) : finish();
+      return found instanceof Promise ? found.then(() => call) : call;
     };
     return authenticated instanceof Promise ? authenticated.then(admitted) : admitted(authenticated);
+  }
+
+  /**
+   * The call as the transport admitted it, or admitted here (in-memory
+   * transports); then the request is validated and the call context set.
+   */
+  function enter(method: DescMethod, ctx: HandlerContext, request: Message): Message | Promise<Message> {
+    const admission = ctx.values.get(admissionKey);
+    if (admission && "error" in admission) throw admission.error;
+    const finish = (call: CallContext, message: Message): Message => {
+      validate(method, message);
+      ctx.values.set(callContextKey, call);
+      return message;
+    };
+    if (admission) return finish(admission.call, admission.request);
+    const admitted = admit(method, ctx.requestHeader);
+    return admitted instanceof Promise ? admitted.then((call) => finish(call, request)) : finish(admitted, request);
   }
 
   /** An access log line per call at debug level (never the request, never a credential). */
@@ -180,7 +268,8 @@ export function createEdge(deps: EdgeDeps) {
   }
 
   function wrapMethod(method: DescMethod, impl: (req: Message, ctx: HandlerContext) => unknown) {
-    const policy = policyOf(method);
+    // Every method needs a policy: a missing one fails at start-up, not on a call.
+    policyOf(method);
     const fail = (error: unknown) => toConnectError(error, logger.child({ method: method.name }));
     if (method.methodKind === "unary") {
       // Not async: a call that needs no I/O completes without a promise or a microtask of its own.
@@ -197,8 +286,8 @@ export function createEdge(deps: EdgeDeps) {
           throw failure;
         };
         try {
-          const admitted = admit(method, policy, ctx, request);
-          const result = admitted instanceof Promise ? admitted.then(() => impl(request, ctx)) : impl(request, ctx);
+          const entered = enter(method, ctx, request);
+          const result = entered instanceof Promise ? entered.then((req) => impl(req, ctx)) : impl(entered, ctx);
           if (!(result instanceof Promise)) {
             done();
             return result;
@@ -218,9 +307,8 @@ export function createEdge(deps: EdgeDeps) {
         const started = Date.now();
         let failure: ConnectError | undefined;
         try {
-          const admitted = admit(method, policy, ctx, request);
-          if (admitted instanceof Promise) await admitted;
-          yield* impl(request, ctx) as AsyncIterable<unknown>;
+          const entered = enter(method, ctx, request);
+          yield* impl(entered instanceof Promise ? await entered : entered, ctx) as AsyncIterable<unknown>;
         } catch (error) {
           failure = fail(error);
           throw failure;
@@ -250,5 +338,5 @@ export function createEdge(deps: EdgeDeps) {
     stopped = true;
   }
 
-  return { wrap, idle, stop };
+  return { wrap, admit, idle, stop };
 }

@@ -22,12 +22,16 @@ import {
 import type { Logger } from "pino";
 import { RoomkeyError } from "../domain/errors.js";
 import { StatusSchema } from "../gen/google/rpc/status_pb.js";
+import type { CallContext } from "./call-context.js";
+import { admissionKey } from "./edge.js";
 import { statusOf, toConnectError } from "./errors.js";
 import { createGrpcContext, type GrpcCallContext } from "./grpc-context.js";
 import { MetadataHeaders } from "./metadata-headers.js";
+import { maxRequestBytes } from "./method-policy.js";
+import { decodeRequest, requestTooLarge } from "./request-decoding.js";
 
-/** A request as the server's deserializer hands it over: decoded, or why not. */
-type Decoded = { message: Message } | { error: string };
+/** A request as grpc-js hands it over: its bytes, decoded only once the call is admitted. */
+type Encoded = Buffer;
 
 function methodPath(method: DescMethod): string {
   return `/${method.parent.typeName}/${method.name}`;
@@ -66,22 +70,15 @@ export function grpcClientDefinition(service: DescService): ServiceDefinition {
   return definition;
 }
 
-/** Server definitions decode into a result, so a malformed request is INVALID_ARGUMENT, not INTERNAL. */
+/**
+ * Server definitions hand the handler the request's bytes: grpc-js would
+ * decode them before any interceptor or handler could check who is calling,
+ * and a malformed request would be INTERNAL instead of INVALID_ARGUMENT.
+ */
 function serverDefinition(service: DescService): ServiceDefinition {
   const definition: Record<string, ServiceDefinition[string]> = {};
   for (const [name, entry] of Object.entries(grpcClientDefinition(service))) {
-    const input = service.methods.find((m) => m.localName === name)?.input;
-    if (!input) continue;
-    definition[name] = {
-      ...entry,
-      requestDeserialize: (bytes: Buffer): Decoded => {
-        try {
-          return { message: fromBinary(input, bytes) };
-        } catch {
-          return { error: `request is not a valid ${input.typeName}` };
-        }
-      },
-    };
+    definition[name] = { ...entry, requestDeserialize: (bytes: Buffer): Encoded => bytes };
   }
   return definition;
 }
@@ -112,6 +109,12 @@ export interface GrpcAdapterOptions {
   logger: Logger;
   /** Aborted when the server begins to shut down: streams end, unary calls finish. */
   shutdownSignal: AbortSignal;
+  /**
+   * The call the admission interceptor admitted from this metadata before
+   * grpc-js read the body. Without one the edge admits the call in the
+   * handler, after decoding (unit tests that serve the adapter alone).
+   */
+  admitted?(metadata: Metadata): CallContext | undefined;
 }
 
 /**
@@ -129,7 +132,7 @@ export function grpcService<S extends DescService>(
 
   function contextOf(
     method: DescMethod,
-    call: ServerUnaryCall<Decoded, Message> | ServerWritableStream<Decoded, Message>,
+    call: ServerUnaryCall<Encoded, Message> | ServerWritableStream<Encoded, Message>,
   ): GrpcCallContext {
     const deadline = call.getDeadline();
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
@@ -144,12 +147,18 @@ export function grpcService<S extends DescService>(
     });
   }
 
-  function decoded(call: { request: Decoded }): Message {
-    const request = call.request;
-    if ("error" in request) {
-      throw new RoomkeyError("invalid_argument", "INVALID_REQUEST", request.error);
-    }
-    return request.message;
+  /** Decodes the request within the method's size limit, and hands the edge what the interceptor admitted. */
+  function decoded(
+    method: DescMethod,
+    call: { request: Encoded; metadata: Metadata },
+    context: HandlerContext,
+  ): Message {
+    const limit = maxRequestBytes(method);
+    if (call.request.length > limit) throw requestTooLarge(limit);
+    const request = decodeRequest(method.input, call.request, "binary");
+    const admitted = options.admitted?.(call.metadata);
+    if (admitted) context.values.set(admissionKey, { call: admitted, request });
+    return request;
   }
 
   for (const method of service.methods) {
@@ -157,7 +166,7 @@ export function grpcService<S extends DescService>(
     if (!fn) throw new Error(`${service.typeName}/${method.name} has no implementation`);
     const run = fn.bind(impl);
     if (method.methodKind === "unary") {
-      handlers[method.localName] = (call: ServerUnaryCall<Decoded, Message>, callback: sendUnaryData<Message>) => {
+      handlers[method.localName] = (call: ServerUnaryCall<Encoded, Message>, callback: sendUnaryData<Message>) => {
         let ctx: GrpcCallContext | undefined;
         const succeed = (response: unknown) => {
           let message: Message;
@@ -176,7 +185,7 @@ export function grpcService<S extends DescService>(
         };
         try {
           ctx = contextOf(method, call);
-          const result = run(decoded(call), ctx.context);
+          const result = run(decoded(method, call, ctx.context), ctx.context);
           // A handler that answered without I/O is answered at once.
           if (result instanceof Promise) result.then(succeed, failed);
           else succeed(result);
@@ -185,12 +194,13 @@ export function grpcService<S extends DescService>(
         }
       };
     } else if (method.methodKind === "server_streaming") {
-      handlers[method.localName] = (call: ServerWritableStream<Decoded, Message>) => {
+      handlers[method.localName] = (call: ServerWritableStream<Encoded, Message>) => {
         let ctx: GrpcCallContext | undefined;
         const stream = async () => {
           ctx = contextOf(method, call);
           const { context } = ctx;
-          for await (const response of run(decoded(call), context) as AsyncIterable<Parameters<typeof create>[1]>) {
+          const request = decoded(method, call, context);
+          for await (const response of run(request, context) as AsyncIterable<Parameters<typeof create>[1]>) {
             if (context.signal.aborted) break;
             if (!call.write(create(method.output, response))) {
               await once(call, "drain", { signal: context.signal });

@@ -60,3 +60,35 @@ export function policyOf(method: DescMethod): MethodPolicy {
   if (!policy) throw new Error(`no access policy for ${method.parent.typeName}/${method.name}`);
   return policy;
 }
+
+const kib = 1024;
+
+/**
+ * The largest request most methods carry: ids, names, a page token, a
+ * secret. A request over its method's limit is refused RESOURCE_EXHAUSTED
+ * before it is decoded, so a caller cannot make the server decode megabytes.
+ */
+export const defaultMaxRequestBytes = 16 * kib;
+
+/**
+ * Methods whose requests legitimately carry more, each with room over the
+ * most its proto rules allow: 64 labels of up to 63 + 256 characters are
+ * about 21 KiB; an OAuth2 integration with 100 scopes of 256 characters and 32
+ * authorization parameters of 128 + 1024 is about 75 KiB; 1,000 account ids
+ * are about 28 KiB.
+ */
+const requestLimits: Readonly<Record<string, number>> = {
+  "roomkey.v1.EnvironmentService/PutIntegration": 128 * kib,
+  "roomkey.v1.AccountService/ConnectAccount": 64 * kib,
+  "roomkey.v1.AccountService/StartOAuthConnection": 64 * kib,
+  "roomkey.v1.AccountService/UpdateAccount": 64 * kib,
+  "roomkey.v1.AccountService/WatchAccounts": 64 * kib,
+};
+
+/** The largest request any method accepts: the transports refuse anything bigger before reading it. */
+export const largestRequestBytes = Math.max(defaultMaxRequestBytes, ...Object.values(requestLimits));
+
+/** The request size limit of a method (its encoded message, after decompression). */
+export function maxRequestBytes(method: DescMethod): number {
+  return requestLimits[`${method.parent.typeName}/${method.name}`] ?? defaultMaxRequestBytes;
+}

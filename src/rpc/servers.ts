@@ -1,16 +1,21 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Server, ServerCredentials, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import type { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { settlesWithin } from "../async.js";
+import type { CallContext } from "./call-context.js";
 import { type GrpcAdapterOptions, grpcService } from "./grpc-adapter.js";
-import { metadataCap } from "./grpc-interceptors.js";
+import { grpcAdmission, metadataCap, undecodableAsInvalidArgument } from "./grpc-interceptors.js";
+import { createHttpHandler } from "./http-adapter.js";
+import { largestRequestBytes } from "./method-policy.js";
 import { addReflection } from "./reflection.js";
+
+/** Admits a call from its metadata alone (the edge's `admit`), before its body is read. */
+export type Admit = (method: DescMethod, headers: Headers) => CallContext | Promise<CallContext>;
 
 /** A service with its (edge-wrapped) implementation, ready for either transport. */
 export interface ServiceBinding {
@@ -31,23 +36,44 @@ export interface GrpcServerOptions {
   host: string;
   port: number;
   bindings: readonly ServiceBinding[];
+  admit: Admit;
   health: HealthImplementation;
+  /** The largest response message. Requests are bounded per method (method-policy.ts). */
   maxMessageBytes: number;
   maxMetadataBytes: number;
+  /** Calls one HTTP/2 connection may have open at once. */
+  maxConcurrentStreams: number;
   logger: Logger;
   shutdownSignal: AbortSignal;
 }
 
 /** Native gRPC (HTTP/2) on grpc-js: roomkey's services, health checking and reflection. */
 export async function startGrpcServer(options: GrpcServerOptions): Promise<{ server: Server; port: number }> {
+  const { logger } = options;
+  const admission = grpcAdmission({
+    methods: options.bindings.flatMap((b) => b.service.methods),
+    admit: options.admit,
+    logger,
+  });
   const server = new Server({
-    "grpc.max_receive_message_length": options.maxMessageBytes,
+    // grpc-js buffers no request larger than the largest any method takes; each method has its own limit.
+    "grpc.max_receive_message_length": largestRequestBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
+    "grpc.max_concurrent_streams": options.maxConcurrentStreams,
     "grpc.keepalive_permit_without_calls": 1,
-    interceptors: [metadataCap(options.maxMetadataBytes, options.logger)],
+    // The first interceptor receives grpc-js's own call: see undecodableAsInvalidArgument.
+    interceptors: [
+      undecodableAsInvalidArgument(logger),
+      metadataCap(options.maxMetadataBytes, logger),
+      admission.interceptor,
+    ],
   });
   for (const binding of options.bindings) {
-    const [definition, handlers] = binding.grpc({ logger: options.logger, shutdownSignal: options.shutdownSignal });
+    const [definition, handlers] = binding.grpc({
+      logger,
+      shutdownSignal: options.shutdownSignal,
+      admitted: admission.admitted,
+    });
     server.addService(definition, handlers);
   }
   options.health.addToServer(server);
@@ -91,22 +117,33 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   bindings: readonly ServiceBinding[];
+  admit: Admit;
+  /** The largest response message. Requests are bounded per method (method-policy.ts). */
   maxMessageBytes: number;
   maxHeaderBytes: number;
+  logger: Logger;
   shutdownSignal: AbortSignal;
 }
 
+/** A request's headers must arrive within this, and the whole request within `requestTimeoutMs`. */
+const headersTimeoutMs = 10_000;
+const requestTimeoutMs = 30_000;
+
 /** The Connect protocol and gRPC-Web over HTTP/1.1, from the same implementations. */
 export async function startHttpServer(options: HttpServerOptions): Promise<{ server: http.Server; port: number }> {
-  const handler = connectNodeAdapter({
+  const handler = createHttpHandler({
     routes: (router) => {
       for (const binding of options.bindings) binding.connect(router);
     },
-    readMaxBytes: options.maxMessageBytes,
+    admit: options.admit,
     writeMaxBytes: options.maxMessageBytes,
     shutdownSignal: options.shutdownSignal,
+    logger: options.logger,
   });
-  const server = http.createServer({ maxHeaderSize: options.maxHeaderBytes }, handler);
+  const server = http.createServer(
+    { maxHeaderSize: options.maxHeaderBytes, headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs },
+    handler,
+  );
   server.on("clientError", answerMalformedRequest);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
