@@ -37,8 +37,13 @@ export function hex<D extends DescMessage>(schema: D, init: MessageInitShape<D>)
   return Buffer.from(toBinary(schema, create(schema, init))).toString("hex");
 }
 
-/** One slice: `concurrency` calls in flight for `sliceSeconds` from a separate process; this process's CPU too. */
-async function slice(address: string, row: Row, sliceSeconds: number): Promise<Result & { elapsedS: number }> {
+/** One slice: `inFlight` calls for `sliceSeconds` from a separate process; this process's CPU too. */
+export async function slice(
+  address: string,
+  row: Row,
+  sliceSeconds: number,
+  inFlight = concurrency,
+): Promise<Result & { elapsedS: number }> {
   // Long request lists go through a file: a command line has a size limit.
   let request = row.request;
   if (request.length > 64 * 1024) {
@@ -57,7 +62,7 @@ async function slice(address: string, row: Row, sliceSeconds: number): Promise<R
       row.path,
       request,
       String(sliceSeconds),
-      String(concurrency),
+      String(inFlight),
       ...row.headers,
     ],
     { cwd: root, maxBuffer: 1 << 20 },

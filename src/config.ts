@@ -61,6 +61,10 @@ const schema = z.object({
     .default(16 * 1024),
   /** Calls one HTTP/2 connection to the gRPC port may have open at once. */
   ROOMKEY_MAX_CONCURRENT_STREAMS: z.coerce.number().int().min(1).max(10_000).default(128),
+  /** Failed authentications one address may make per minute before it is throttled; 0: no throttle. */
+  ROOMKEY_AUTH_FAILURES_PER_MINUTE: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  /** Failed authentications one address may make at once before the per-minute rate applies. */
+  ROOMKEY_AUTH_FAILURE_BURST: z.coerce.number().int().min(1).max(1_000_000).default(100),
   ROOMKEY_WORKER_HEARTBEAT_FILE: z.string().optional(),
   /** How long a replica trusts a cached token when no invalidation arrives (pub/sub down). */
   ROOMKEY_TOKEN_CACHE_TTL_MS: z.coerce.number().int().min(100).max(30_000).default(30_000),

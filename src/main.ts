@@ -27,6 +27,7 @@ import { createRefresher, createRefreshSweep } from "./domain/accounts/refresher
 import { systemClock } from "./domain/clock.js";
 import { createKeyring } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
+import { isEnvironmentName } from "./domain/environment-name.js";
 import { createEnvironmentService } from "./domain/environment-service.js";
 import { effectiveSettings, isEnvironmentEvent } from "./domain/environments.js";
 import { createIntegrationService } from "./domain/integration-service.js";
@@ -46,6 +47,7 @@ import { createQueueRegistry } from "./queue/environment-queues.js";
 import { createJobProducer } from "./queue/job-producer.js";
 import { handshakeJobId, refreshJobId } from "./queue/queue-names.js";
 import { createAuthenticator, createEdge } from "./rpc/edge.js";
+import { createFailureThrottle } from "./rpc/failure-throttle.js";
 import { createAccountHandlers } from "./rpc/handlers/account-handlers.js";
 import { createEnvironmentHandlers } from "./rpc/handlers/environment-handlers.js";
 import { createTokenHandlers } from "./rpc/handlers/token-handlers.js";
@@ -182,7 +184,9 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   const usage = createUsageRecorder({ writer: tokenRepository, environmentExists, logger });
   const verifier = createTokenVerifier({
     lookup: tokenRepository,
+    knownHashes: tokenRepository,
     environmentExists,
+    environmentKnown: (name) => directory.has(name),
     usage,
     clock,
     ttlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
@@ -191,7 +195,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   });
   const invalidations = {
     async publish(environment: string, hash: string) {
-      verifier.invalidate(hash);
+      verifier.invalidate(hash, environment);
       return bus.publish(tokensChannel, { environment, hash });
     },
   };
@@ -305,8 +309,12 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
         if (isEnvironmentEvent(payload)) await directory.apply(payload);
       }),
       bus.subscribe(tokensChannel, (payload) => {
-        const hash = (payload as { hash?: unknown } | null)?.hash;
-        if (typeof hash === "string") verifier.invalidate(hash);
+        const { hash, environment } = (payload ?? {}) as { hash?: unknown; environment?: unknown };
+        if (typeof hash !== "string") return;
+        verifier.invalidate(
+          hash,
+          typeof environment === "string" && isEnvironmentName(environment) ? environment : undefined,
+        );
       }),
     );
     // Invalidations sent while the subscriber was disconnected are lost: forget everything it may have missed.
@@ -329,6 +337,12 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       authenticator: createAuthenticator({
         adminKey: config.ROOMKEY_ADMIN_KEY,
         tokens: createTokenAuthenticator(verifier),
+      }),
+      throttle: createFailureThrottle({
+        perMinute: config.ROOMKEY_AUTH_FAILURES_PER_MINUTE,
+        burst: config.ROOMKEY_AUTH_FAILURE_BURST,
+        maxPeers: 100_000,
+        now: () => clock.now().getTime(),
       }),
       environments: directory,
       validator: createValidator({ failFast: true }),

@@ -123,5 +123,10 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
     return [...active.keys()];
   }
 
-  return { find, require, apply, refresh, dataKey, names };
+  /** Whether the environment is active as far as memory knows, with no I/O. */
+  function has(name: string): boolean {
+    return active.has(name);
+  }
+
+  return { find, require, apply, refresh, dataKey, names, has };
 }

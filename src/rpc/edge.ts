@@ -9,6 +9,7 @@ import type { Environment } from "../domain/environments.js";
 import { InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
 import { toConnectError } from "./errors.js";
+import type { FailureThrottle } from "./failure-throttle.js";
 import { type MethodPolicy, policyOf } from "./method-policy.js";
 
 export type Edge = ReturnType<typeof createEdge>;
@@ -20,11 +21,14 @@ export type Edge = ReturnType<typeof createEdge>;
 export interface Authenticator {
   /** Throws UNAUTHENTICATED or PERMISSION_DENIED errors; never returns for a bad secret. */
   authenticate(secret: string, environment: string): Principal | Promise<Principal>;
+  /** The principal when memory alone shows the secret valid (admin key, cached token); else undefined. */
+  authenticateFromMemory(secret: string, environment: string): Principal | undefined;
 }
 
 /** Environment API tokens: a principal, or a thrown UNAUTHENTICATED / PERMISSION_DENIED error. */
 export interface TokenAuthenticator {
   authenticate(secret: string, environment: string): Principal | Promise<Principal>;
+  authenticateFromMemory(secret: string, environment: string): Principal | undefined;
 }
 
 function digest(value: string): Buffer {
@@ -44,19 +48,25 @@ export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuth
   const adminDigest = digest(deps.adminKey);
   // Token secrets start with "rk_": unless the admin key does too, they need no admin comparison.
   const adminLooksLikeToken = deps.adminKey.startsWith("rk_");
+  const isAdminKey = (secret: string) =>
+    (adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest);
   return {
     authenticate(secret, environment) {
-      if ((adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest)) {
-        return { kind: "admin" };
-      }
+      if (isAdminKey(secret)) return { kind: "admin" };
       if (!deps.tokens) throw invalidCredentials();
       return deps.tokens.authenticate(secret, environment);
+    },
+    authenticateFromMemory(secret, environment) {
+      if (isAdminKey(secret)) return { kind: "admin" };
+      return deps.tokens?.authenticateFromMemory(secret, environment);
     },
   };
 }
 
 export interface EdgeDeps {
   authenticator: Authenticator;
+  /** Failed authentications per peer; a throttled peer gets only what memory can admit. */
+  throttle?: FailureThrottle;
   environments: { require(name: string): Environment | Promise<Environment> };
   /** Stops at the first violation: the cheap check every request passes. */
   validator: Validator;
@@ -126,11 +136,17 @@ function readEnvironment(headers: Headers): string {
 
 const bearerSecret = /^[\x21-\x7e]+$/;
 
-function readBearer(headers: Headers): string {
+/** The bearer secret, or undefined when there is none of the right shape. */
+function bearerOf(headers: Headers): string | undefined {
   const value = headers.get("authorization");
   const secret =
     value !== null && value.length > 7 && value.slice(0, 7).toLowerCase() === "bearer " ? value.slice(7) : "";
-  if (!bearerSecret.test(secret)) {
+  return bearerSecret.test(secret) ? secret : undefined;
+}
+
+function readBearer(headers: Headers): string {
+  const secret = bearerOf(headers);
+  if (secret === undefined) {
     throw new RoomkeyError(
       "unauthenticated",
       "CREDENTIALS_MISSING",
@@ -138,6 +154,22 @@ function readBearer(headers: Headers): string {
     );
   }
   return secret;
+}
+
+function tooManyFailures(waitSeconds: number): RoomkeyError {
+  return new RoomkeyError(
+    "resource_exhausted",
+    "TOO_MANY_FAILED_AUTHENTICATIONS",
+    `authorization: too many failed authentications from this address; retry in ${waitSeconds} s`,
+    { retry_after_seconds: String(waitSeconds) },
+  );
+}
+
+/** Failures a throttle counts: credentials missing, unknown, expired, revoked, or of another environment. */
+function isAuthenticationFailure(error: unknown): boolean {
+  return (
+    error instanceof RoomkeyError && (error.kind === "unauthenticated" || error.reason === "TOKEN_WRONG_ENVIRONMENT")
+  );
 }
 
 function authorize(policy: MethodPolicy, principal: Principal, method: DescMethod): void {
@@ -216,21 +248,42 @@ export function createEdge(deps: EdgeDeps) {
    * before they read the request body. Answers without a promise when
    * nothing needs I/O (a cached token, a known environment).
    */
-  function admit(method: DescMethod, headers: Headers): CallContext | Promise<CallContext> {
+  function admit(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext> {
     // A keep-alive HTTP connection can still carry new calls after close(): refuse them.
     if (stopped) {
       throw new RoomkeyError("unavailable", "SHUTTING_DOWN", "the server is shutting down; retry on another replica");
     }
     const policy = policyOf(method);
     const environment = readEnvironment(headers);
-    const authenticated = authenticator.authenticate(readBearer(headers), environment);
     const admitted = (principal: Principal): CallContext | Promise<CallContext> => {
       authorize(policy, principal, method);
       const call: CallContext = { environment, principal };
       const found = policy.environment === "existing" ? environments.require(environment) : undefined;
       return found instanceof Promise ? found.then(() => call) : call;
     };
-    return authenticated instanceof Promise ? authenticated.then(admitted) : admitted(authenticated);
+    const throttle = deps.throttle;
+    if (!throttle?.enabled || peer === undefined) {
+      const authenticated = authenticator.authenticate(readBearer(headers), environment);
+      return authenticated instanceof Promise ? authenticated.then(admitted) : admitted(authenticated);
+    }
+    const waitSeconds = throttle.blockedFor(peer);
+    if (waitSeconds !== undefined) {
+      // Over its failure budget: only what memory admits at once (admin key, a cached token) gets through.
+      const secret = bearerOf(headers);
+      const principal = secret === undefined ? undefined : authenticator.authenticateFromMemory(secret, environment);
+      if (!principal) throw tooManyFailures(waitSeconds);
+      return admitted(principal);
+    }
+    const failed = (error: unknown): never => {
+      if (isAuthenticationFailure(error)) throttle.fail(peer);
+      throw error;
+    };
+    try {
+      const authenticated = authenticator.authenticate(readBearer(headers), environment);
+      return authenticated instanceof Promise ? authenticated.then(admitted, failed) : admitted(authenticated);
+    } catch (error) {
+      return failed(error);
+    }
   }
 
   /**

@@ -54,8 +54,19 @@ function isBackendUnavailable(error: unknown): boolean {
  * gain ErrorInfo (and BadRequest); anything unexpected is logged and leaves
  * as a bare INTERNAL with no stack, cause or secret.
  */
+/** The status of each frozen (made-once) domain error, made once too. */
+const frozenStatuses = new WeakMap<RoomkeyError, ConnectError>();
+
 export function toConnectError(error: unknown, logger: Logger): ConnectError {
-  if (error instanceof RoomkeyError) return fromRoomkeyError(error);
+  if (error instanceof RoomkeyError) {
+    if (!Object.isFrozen(error)) return fromRoomkeyError(error);
+    let converted = frozenStatuses.get(error);
+    if (!converted) {
+      converted = Object.freeze(fromRoomkeyError(error));
+      frozenStatuses.set(error, converted);
+    }
+    return converted;
+  }
   if (error instanceof ConnectError) return error;
   if (isBackendUnavailable(error)) {
     logger.warn({ err: error }, "backend unavailable");

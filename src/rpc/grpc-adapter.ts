@@ -92,8 +92,23 @@ export function metadataSize(metadata: Metadata): number {
   return size;
 }
 
+type GrpcStatus = Pick<StatusObject, "code" | "details" | "metadata">;
+
+/** The grpc-js status of each frozen error, encoded once (grpc-js only reads it). */
+const frozenStatuses = new WeakMap<ConnectError, GrpcStatus>();
+
 /** A status for grpc-js, with `grpc-status-details-bin` carrying the error's details. */
-export function serviceError(error: ConnectError): Pick<StatusObject, "code" | "details" | "metadata"> {
+export function serviceError(error: ConnectError): GrpcStatus {
+  if (!Object.isFrozen(error)) return encodeStatus(error);
+  let status = frozenStatuses.get(error);
+  if (!status) {
+    status = encodeStatus(error);
+    frozenStatuses.set(error, status);
+  }
+  return status;
+}
+
+function encodeStatus(error: ConnectError): GrpcStatus {
   const metadata = new GrpcMetadata();
   metadata.set("grpc-status-details-bin", Buffer.from(toBinary(StatusSchema, statusOf(error))));
   // gRPC and Connect share the numeric status codes.

@@ -4,6 +4,7 @@ import type { Logger } from "pino";
 import { RoomkeyError } from "../domain/errors.js";
 import type { CallContext } from "./call-context.js";
 import { toConnectError } from "./errors.js";
+import { peerKey } from "./failure-throttle.js";
 import { metadataSize, serviceError } from "./grpc-adapter.js";
 import { MetadataHeaders } from "./metadata-headers.js";
 import { malformedRequest } from "./request-decoding.js";
@@ -81,7 +82,7 @@ export interface GrpcAdmission {
  */
 export function grpcAdmission(deps: {
   methods: readonly DescMethod[];
-  admit(method: DescMethod, headers: Headers): CallContext | Promise<CallContext>;
+  admit(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext>;
   logger: Logger;
 }): GrpcAdmission {
   const byPath = new Map(deps.methods.map((m) => [`/${m.parent.typeName}/${m.name}`, m]));
@@ -100,7 +101,11 @@ export function grpcAdmission(deps: {
             };
             let result: CallContext | Promise<CallContext>;
             try {
-              result = deps.admit(method, new MetadataHeaders(metadata));
+              result = deps.admit(
+                method,
+                new MetadataHeaders(metadata),
+                peerKey(call.getConnectionInfo().remoteAddress),
+              );
             } catch (error) {
               refuse(error);
               return;

@@ -20,13 +20,14 @@ import type { Logger } from "pino";
 import type { RoomkeyError } from "../domain/errors.js";
 import type { CallContext } from "./call-context.js";
 import { type Admission, admissionKey } from "./edge.js";
+import { peerKey } from "./failure-throttle.js";
 import { maxRequestBytes } from "./method-policy.js";
 import { decodeRequest, malformedRequest, requestTooLarge } from "./request-decoding.js";
 
 export interface HttpAdapterOptions {
   routes(router: ConnectRouter): void;
   /** The edge's admission of a call from its headers alone. */
-  admit(method: DescMethod, headers: Headers): CallContext | Promise<CallContext>;
+  admit(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext>;
   /** The largest response message. */
   writeMaxBytes: number;
   shutdownSignal: AbortSignal;
@@ -265,7 +266,7 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
     if (framing) {
       let admission: Admission;
       try {
-        const admitted = options.admit(handler.method, base.header);
+        const admitted = options.admit(handler.method, base.header, peerKey(req.socket.remoteAddress));
         const call = admitted instanceof Promise ? await admitted : admitted;
         admission = { call, request: await readMessage(req, url, base.header, framing, handler.method) };
       } catch (error) {

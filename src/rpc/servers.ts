@@ -15,7 +15,7 @@ import { largestRequestBytes } from "./method-policy.js";
 import { addReflection } from "./reflection.js";
 
 /** Admits a call from its metadata alone (the edge's `admit`), before its body is read. */
-export type Admit = (method: DescMethod, headers: Headers) => CallContext | Promise<CallContext>;
+export type Admit = (method: DescMethod, headers: Headers, peer?: string) => CallContext | Promise<CallContext>;
 
 /** A service with its (edge-wrapped) implementation, ready for either transport. */
 export interface ServiceBinding {

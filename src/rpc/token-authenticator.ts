@@ -4,13 +4,22 @@ import type { TokenFacts, Verification, VerifyStatus } from "../domain/tokens/to
 import type { Principal } from "./call-context.js";
 import type { TokenAuthenticator } from "./edge.js";
 
-const refusals: Record<Exclude<VerifyStatus, "valid" | "wrong_environment">, [reason: string, message: string]> = {
-  malformed: ["CREDENTIALS_INVALID", "the credentials are neither the admin key nor a roomkey token"],
-  bad_checksum: ["TOKEN_BAD_CHECKSUM", "the token's checksum does not match: a typo or a truncated copy"],
-  unknown: ["CREDENTIALS_INVALID", "the token is not known in this environment"],
-  expired: ["TOKEN_EXPIRED", "the token has expired"],
-  revoked: ["TOKEN_REVOKED", "the token was revoked"],
-  rotated: ["TOKEN_ROTATED", "the token was rotated and its grace period has ended"],
+function refusal(reason: string, message: string): RoomkeyError {
+  return Object.freeze(new RoomkeyError("unauthenticated", reason, `authorization: ${message}`));
+}
+
+/**
+ * One frozen error per refusal, made once: a flood of bad secrets allocates
+ * no error (and captures no stack) per call, and the status each becomes is
+ * encoded once (see `toConnectError`).
+ */
+const refusals: Record<Exclude<VerifyStatus, "valid" | "wrong_environment">, RoomkeyError> = {
+  malformed: refusal("CREDENTIALS_INVALID", "the credentials are neither the admin key nor a roomkey token"),
+  bad_checksum: refusal("TOKEN_BAD_CHECKSUM", "the token's checksum does not match: a typo or a truncated copy"),
+  unknown: refusal("CREDENTIALS_INVALID", "the token is not known in this environment"),
+  expired: refusal("TOKEN_EXPIRED", "the token has expired"),
+  revoked: refusal("TOKEN_REVOKED", "the token was revoked"),
+  rotated: refusal("TOKEN_ROTATED", "the token was rotated and its grace period has ended"),
 };
 
 /**
@@ -19,13 +28,19 @@ const refusals: Record<Exclude<VerifyStatus, "valid" | "wrong_environment">, [re
  * text without any lookup; every other refusal is UNAUTHENTICATED with a
  * reason that says why.
  */
-export function createTokenAuthenticator(verifier: Pick<TokenVerifier, "verify">): TokenAuthenticator {
+export function createTokenAuthenticator(
+  verifier: Pick<TokenVerifier, "verify" | "verifyFromMemory">,
+): TokenAuthenticator {
   return {
     authenticate(secret, environment) {
       const verification = verifier.verify(secret, environment);
       return verification instanceof Promise
         ? verification.then((v) => principalOf(v, environment))
         : principalOf(verification, environment);
+    },
+    authenticateFromMemory(secret, environment) {
+      const verification = verifier.verifyFromMemory(secret, environment);
+      return verification ? principalOf(verification, environment) : undefined;
     },
   };
 }
@@ -53,6 +68,5 @@ function principalOf(verification: Verification, environment: string): Principal
       { token_environment: owner, requested_environment: environment },
     );
   }
-  const [reason, message] = refusals[status === "valid" ? "unknown" : status];
-  throw new RoomkeyError("unauthenticated", reason, `authorization: ${message}`);
+  throw refusals[status === "valid" ? "unknown" : status];
 }

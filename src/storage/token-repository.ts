@@ -3,7 +3,7 @@ import { ConcurrentModificationError } from "../domain/errors.js";
 import type { PageRequest } from "../domain/paging.js";
 import type { TokenMaintenanceStore } from "../domain/tokens/token-maintenance.js";
 import type { IdempotencyRecord, TokenStore } from "../domain/tokens/token-service.js";
-import type { TokenLookup } from "../domain/tokens/token-verifier.js";
+import type { TokenHashSource, TokenLookup } from "../domain/tokens/token-verifier.js";
 import type { Token, TokenState } from "../domain/tokens/tokens.js";
 import type { UsageWriter } from "../domain/tokens/usage-recorder.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
@@ -58,7 +58,7 @@ function stateFilter(state: TokenState, now: Date): Filter<TokenDocument> {
   }
 }
 
-export type TokenRepository = TokenStore & TokenLookup & UsageWriter & TokenMaintenanceStore;
+export type TokenRepository = TokenStore & TokenLookup & TokenHashSource & UsageWriter & TokenMaintenanceStore;
 
 const maxAttempts = 5;
 
@@ -131,6 +131,13 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
     async findByHash(environment, hash) {
       const doc = await tokens(environment).findOne({ hash });
       return doc ? toDomain(environment, doc) : undefined;
+    },
+    async listHashes(environment) {
+      // One round trip per environment and refresh; only the hashes come back.
+      const docs = await tokens(environment)
+        .find({}, { projection: { _id: 0, hash: 1 } })
+        .toArray();
+      return docs.map((doc) => doc.hash);
     },
     async list(environment, filter, page: PageRequest) {
       const query: Filter<TokenDocument> = filter.state ? stateFilter(filter.state, filter.now) : {};

@@ -7,7 +7,14 @@ import { grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/cl
 import { type CountingProxy, countingProxy } from "../helpers/counting-proxy.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type OwnService, ownRedis } from "../helpers/own-services.js";
-import { backendUrls, dropDeployment, startTestServer, type TestServer, testConfig } from "../helpers/server.js";
+import {
+  backendUrls,
+  dropDeployment,
+  eventually,
+  startTestServer,
+  type TestServer,
+  testConfig,
+} from "../helpers/server.js";
 
 const t = TokenService.method;
 
@@ -126,14 +133,38 @@ describe("the hot path makes no round trip per call", () => {
     expect(trips).toEqual({ mongo: 0, redis: 0 });
   });
 
-  it("when a well-formed token is new to the replica, then one lookup is counted (the counter works)", async () => {
+  it("when a real token is new to the replica's cache, then one lookup is counted (the counter works)", async () => {
     const caller = await issue(server, environment, ["tokens:verify"]);
     const metadata = metadataFor(environment, caller.secret);
     await tokens.unary(t.verifyToken, { token: "warm-up" }, metadata);
-    const unknown = generateSecret(environment);
-    const trips = await roundTrips(() => tokens.unary(t.verifyToken, { token: unknown }, metadata));
+    const known = await issue(server, environment, ["tokens:read"]);
+    const trips = await roundTrips(() => tokens.unary(t.verifyToken, { token: known.secret }, metadata));
     expect(trips.mongo).toBe(1);
     expect(mongo.counts().get("find")).toBeGreaterThan(0);
+  });
+
+  it("when 200 well-formed secrets that no token has arrive, then none costs a round trip (the known-hash filter)", async () => {
+    const caller = await issue(server, environment, ["tokens:verify"]);
+    const metadata = metadataFor(environment, caller.secret);
+    // The first unknown secret loads the environment's filter; from then on it answers.
+    await tokens.unary(t.verifyToken, { token: generateSecret(environment) }, metadata);
+    await eventually(
+      async () => {
+        const probe = await roundTrips(() =>
+          tokens.unary(t.verifyToken, { token: generateSecret(environment) }, metadata),
+        );
+        return probe.mongo === 0;
+      },
+      5_000,
+      "the filter answers",
+    );
+    const trips = await roundTrips(async () => {
+      for (let i = 0; i < 200; i++) {
+        const answer = await tokens.unary(t.verifyToken, { token: generateSecret(environment) }, metadata);
+        expect(answer.status).toBe(VerifyStatus.UNKNOWN);
+      }
+    });
+    expect(trips).toEqual({ mongo: 0, redis: 0 });
   });
 });
 
@@ -257,6 +288,76 @@ describe("revocation reaches every replica", () => {
       expect(refusedAfter).toBeLessThan(2_000);
       onB.close();
       environmentsOnA.close();
+    } finally {
+      await own.dispose();
+    }
+  });
+});
+
+describe("a token made on one replica opens the others (the known-hash filter)", () => {
+  const servers: TestServer[] = [];
+
+  afterAll(async () => {
+    for (const server of servers) await server.stop();
+    const deployments = new Map(servers.map((server) => [server.config.ROOMKEY_DB_PREFIX, server.config]));
+    for (const config of deployments.values()) await dropDeployment(config);
+  });
+
+  /** Makes B's staging filter load (an unknown secret), then waits until it answers without a lookup. */
+  async function filterLoaded(b: TestServer) {
+    const verify = grpcClient(TokenService, b.grpcAddress);
+    const admin = metadataFor("staging", b.adminKey);
+    await verify.unary(t.verifyToken, { token: generateSecret("staging") }, admin);
+    await new Promise((r) => setTimeout(r, 300));
+    verify.close();
+  }
+
+  /** Milliseconds from `since` until B accepts the secret (polled every 10 ms), or -1. */
+  async function acceptedAfter(b: TestServer, secret: string, since: number, limitMs: number) {
+    const onB = grpcClient(EnvironmentService, b.grpcAddress);
+    try {
+      while (Date.now() - since < limitMs) {
+        const ok = await onB.unary(EnvironmentService.method.getEnvironment, {}, metadataFor("staging", secret)).then(
+          () => true,
+          () => false,
+        );
+        if (ok) return Date.now() - since;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return -1;
+    } finally {
+      onB.close();
+    }
+  }
+
+  it("when a token is created on A, then B accepts it within a second although B's filter was loaded before", async () => {
+    const config = testConfig();
+    const [a, b] = await Promise.all([startTestServer({ ...config }, "api"), startTestServer({ ...config }, "api")]);
+    servers.push(a, b);
+    await filterLoaded(b);
+    const token = await issue(a, "staging", ["environment:read"]);
+    const after = await acceptedAfter(b, token.secret, Date.now(), 5_000);
+    console.log(`replica B accepted a token made on A ${after} ms after CreateToken returned`);
+    expect(after).toBeGreaterThanOrEqual(0);
+    expect(after).toBeLessThan(1_000);
+  });
+
+  it("when pub/sub cannot reach B, then B accepts a token made on A within the cache lifetime", async () => {
+    const own: OwnService = await ownRedis();
+    try {
+      const config = testConfig({ ROOMKEY_TOKEN_CACHE_TTL_MS: "2000" });
+      const a = await startTestServer({ ...config }, "api");
+      const b = await startTestServer({ ...config, REDIS_URL: own.url }, "api");
+      servers.push(a, b);
+      await filterLoaded(b);
+      const token = await issue(a, "staging", ["environment:read"]);
+      const after = await acceptedAfter(b, token.secret, Date.now(), 10_000);
+      console.log(
+        `without pub/sub, replica B accepted a token made on A ${after} ms after it was made (cache 2000 ms)`,
+      );
+      expect(after).toBeGreaterThanOrEqual(0);
+      // Like a revocation: a filter older than the cache lifetime is not trusted.
+      expect(after).toBeLessThanOrEqual(2_000 + 300);
     } finally {
       await own.dispose();
     }

@@ -218,6 +218,7 @@ describe("WatchAccounts behind the edge", () => {
           authenticate: async () => {
             throw new RoomkeyError("unauthenticated", "CREDENTIALS_INVALID", "unknown token");
           },
+          authenticateFromMemory: () => undefined,
         },
       }),
       environments: { require: async (name) => environment(name) },

@@ -65,6 +65,7 @@ function setup(scopes: string[] = []) {
           if (secret !== tokenSecret) throw new RoomkeyError("unauthenticated", "CREDENTIALS_INVALID", "unknown token");
           return token;
         },
+        authenticateFromMemory: () => undefined,
       },
     }),
     environments: {

@@ -244,6 +244,12 @@ describe("create", () => {
     expect(everything).not.toContain(secret.slice("rk_staging_".length + 4));
   });
 
+  it("when a token is created, then its hash is announced so that every replica's filter lets it through", async () => {
+    const { service, published } = setup();
+    const { token } = await service.create("staging", admin, { name: "ci", scopes: ["tokens.read"] });
+    expect(published).toEqual([{ environment: "staging", hash: token.hash }]);
+  });
+
   it("when a token caller asks for a scope it lacks, then PERMISSION_DENIED SCOPE_MISSING naming it and nothing is stored", async () => {
     const { service, store } = setup();
 
@@ -475,7 +481,10 @@ describe("rotate", () => {
       successorId: token.id,
       state: "rotated",
     });
-    expect(published).toEqual([{ environment: "staging", hash: old.hash }]);
+    expect(published).toEqual([
+      { environment: "staging", hash: old.hash },
+      { environment: "staging", hash: token.hash },
+    ]);
     expect(retirements).toEqual([{ environment: "staging", tokenId: old.id, at: graceEnd }]);
   });
 
@@ -574,7 +583,10 @@ describe("rotate", () => {
     const successors = store.all("staging").filter((t) => t.predecessorId === old.id);
     expect(successors.map((t) => t.id)).toEqual([won[0]?.token.id]);
     expect(store.stored("staging", old.id).successorId).toBe(won[0]?.token.id);
-    expect(published).toEqual([{ environment: "staging", hash: old.hash }]);
+    expect(published).toEqual([
+      { environment: "staging", hash: old.hash },
+      { environment: "staging", hash: won[0]?.token.hash },
+    ]);
     expect(retirements).toHaveLength(1);
   });
 });
@@ -661,6 +673,10 @@ describe("rotate, revoke and a Redis that cannot be reached", () => {
     expect(error).toMatchObject({ kind: "unavailable", reason: "BACKEND_UNAVAILABLE" });
     expect(error.message).not.toContain(token.secret ?? "no secret");
     expect(store.tokens.get("staging")?.get(token.token.id)?.revokeTime).toBeDefined();
-    expect(published).toHaveLength(1);
+    // Announced at creation, then tried (and not delivered) at revocation.
+    expect(published).toEqual([
+      { environment: "staging", hash: token.token.hash },
+      { environment: "staging", hash: token.token.hash },
+    ]);
   });
 });

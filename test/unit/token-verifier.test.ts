@@ -12,6 +12,17 @@ class FakeLookup implements TokenLookup {
   readonly tokens = new Map<string, Token>();
   readonly calls: { environment: string; hash: string }[] = [];
   gate: Deferred<void> | undefined;
+  readonly hashLoads: string[] = [];
+  hashGate: Deferred<void> | undefined;
+  failHashes = false;
+
+  async listHashes(environment: string): Promise<string[]> {
+    this.hashLoads.push(environment);
+    const hashes = [...this.tokens.values()].filter((t) => t.environment === environment).map((t) => t.hash);
+    if (this.hashGate) await this.hashGate.promise;
+    if (this.failHashes) throw new Error("MongoDB unavailable");
+    return hashes;
+  }
 
   async findByHash(environment: string, hash: string): Promise<Token | undefined> {
     this.calls.push({ environment, hash });
@@ -42,7 +53,7 @@ class FakeUsage implements UsageSink {
   }
 }
 
-function setup(options: { maxEntries?: number; environments?: string[] } = {}) {
+function setup(options: { maxEntries?: number; environments?: string[]; filter?: boolean } = {}) {
   const lookup = new FakeLookup();
   const usage = new FakeUsage();
   const clock = fakeClock();
@@ -59,6 +70,7 @@ function setup(options: { maxEntries?: number; environments?: string[] } = {}) {
     ttlMs,
     negativeTtlMs,
     maxEntries: options.maxEntries ?? 1_000,
+    ...(options.filter ? { knownHashes: lookup, environmentKnown: (name: string) => environments.has(name) } : {}),
   });
 
   let count = 0;
@@ -370,5 +382,125 @@ describe("usage", () => {
       ["staging", valid.token.id, now + 5],
       ["staging", inGrace.token.id, now + 5],
     ]);
+  });
+});
+
+describe("the known-hash filter", () => {
+  /** Lets the first unknown secret load the environment's filter. */
+  async function loaded(verifier: ReturnType<typeof setup>["verifier"], environment = "staging") {
+    await verifier.verify(generateSecret(environment), environment);
+    await settle();
+  }
+
+  it("when the filter is loaded, then a well-formed secret no token has is unknown with no lookup", async () => {
+    const { verifier, lookup, issue } = setup({ filter: true });
+    issue("staging");
+    await loaded(verifier);
+    const before = lookup.calls.length;
+    for (let i = 0; i < 100; i++) {
+      expect(await verifier.verify(generateSecret("staging"), "staging")).toMatchObject({ status: "unknown" });
+    }
+    expect(lookup.calls.length).toBe(before);
+    expect(lookup.hashLoads).toEqual(["staging"]);
+  });
+
+  it("when no filter is loaded yet, then an unknown secret is looked up while the filter loads", async () => {
+    const { verifier, lookup } = setup({ filter: true });
+    const secret = generateSecret("staging");
+    expect(await verifier.verify(secret, "staging")).toMatchObject({ status: "unknown" });
+    expect(lookup.lookupsOf(hashSecret(secret))).toBe(1);
+    expect(lookup.hashLoads).toEqual(["staging"]);
+  });
+
+  it("when a stored token is not cached, then the filter lets it through to its lookup", async () => {
+    const { verifier, lookup, issue } = setup({ filter: true });
+    const { token, secret } = issue("staging");
+    await loaded(verifier);
+    expect(await verifier.verify(secret, "staging")).toMatchObject({ status: "valid" });
+    expect(lookup.lookupsOf(token.hash)).toBe(1);
+  });
+
+  it("when a token is created after the load, then it passes at once once the replica hears of it", async () => {
+    const { verifier, issue } = setup({ filter: true });
+    await loaded(verifier);
+    const { token, secret } = issue("staging");
+    expect(await verifier.verify(secret, "staging")).toMatchObject({ status: "unknown" });
+    verifier.invalidate(token.hash, "staging");
+    expect(await verifier.verify(secret, "staging")).toMatchObject({ status: "valid" });
+  });
+
+  it("when a token is announced while the filter loads, then the loaded filter still holds it", async () => {
+    const { verifier, lookup, issue } = setup({ filter: true });
+    lookup.hashGate = deferred();
+    const pending = verifier.verify(generateSecret("staging"), "staging");
+    await pending;
+    // The load read the tokens before this one was stored; the announcement comes before the load ends.
+    const { token, secret } = issue("staging");
+    verifier.invalidate(token.hash, "staging");
+    lookup.hashGate.resolve();
+    await settle();
+    expect(await verifier.verify(secret, "staging")).toMatchObject({ status: "valid" });
+  });
+
+  it("when the filter is older than half the cache lifetime, then it is reloaded in the background and still answers", async () => {
+    const { verifier, lookup, clock, issue } = setup({ filter: true });
+    await loaded(verifier);
+    clock.advance(ttlMs / 2 + 1);
+    const { secret } = issue("staging");
+    // Not announced: the old filter answers unknown, and a reload starts.
+    expect(await verifier.verify(secret, "staging")).toMatchObject({ status: "unknown" });
+    await settle();
+    expect(lookup.hashLoads).toEqual(["staging", "staging"]);
+    clock.advance(negativeTtlMs + 1);
+    expect(await verifier.verify(secret, "staging")).toMatchObject({ status: "valid" });
+  });
+
+  it("when the filter cannot be reloaded for the cache lifetime, then it is no longer trusted", async () => {
+    const { verifier, lookup, clock } = setup({ filter: true });
+    await loaded(verifier);
+    lookup.failHashes = true;
+    clock.advance(ttlMs + 1);
+    const secret = generateSecret("staging");
+    await verifier.verify(secret, "staging");
+    expect(lookup.lookupsOf(hashSecret(secret))).toBe(1);
+  });
+
+  it("when a name is not a known environment, then it gets no filter and no load", async () => {
+    const { verifier, lookup } = setup({ filter: true, environments: ["production"] });
+    for (let i = 0; i < 10; i++) await verifier.verify(generateSecret("staging"), "staging");
+    expect(lookup.hashLoads).toEqual([]);
+  });
+
+  it("when everything is cleared (pub/sub came back), then the filter is loaded again before it is trusted", async () => {
+    const { verifier, lookup } = setup({ filter: true });
+    await loaded(verifier);
+    verifier.clear();
+    const secret = generateSecret("staging");
+    await verifier.verify(secret, "staging");
+    expect(lookup.lookupsOf(hashSecret(secret))).toBe(1);
+    expect(lookup.hashLoads).toEqual(["staging", "staging"]);
+  });
+});
+
+describe("verifying from memory alone", () => {
+  it("when a valid token is cached, then its verdict; otherwise undefined, with no lookup", async () => {
+    const { verifier, lookup, issue } = setup();
+    const { secret } = issue("staging");
+    expect(verifier.verifyFromMemory(secret, "staging")).toBeUndefined();
+    expect(lookup.calls).toEqual([]);
+    await verifier.verify(secret, "staging");
+    expect(verifier.verifyFromMemory(secret, "staging")).toMatchObject({ status: "valid" });
+    expect(verifier.verifyFromMemory(secret, "production")).toBeUndefined();
+    expect(verifier.verifyFromMemory(generateSecret("staging"), "staging")).toBeUndefined();
+  });
+
+  it("when a cached token is revoked, then memory alone does not admit it", async () => {
+    const { verifier, lookup, clock, issue } = setup();
+    const { token, secret } = issue("staging");
+    await verifier.verify(secret, "staging");
+    lookup.change(token.hash, { state: "revoked", revokeTime: clock.now() });
+    verifier.invalidate(token.hash);
+    await verifier.verify(secret, "staging");
+    expect(verifier.verifyFromMemory(secret, "staging")).toBeUndefined();
   });
 });

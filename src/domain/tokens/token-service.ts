@@ -165,6 +165,17 @@ export function createTokenService(deps: TokenServiceDeps) {
   }
 
   /**
+   * Tells every replica that a token exists, so that their known-hash
+   * filters let its secret through at once. Best effort: a replica that
+   * misses it reloads its filter within the cache lifetime.
+   */
+  async function announce(environment: string, token: Token): Promise<void> {
+    if (!(await invalidations.publish(environment, token.hash))) {
+      deps.warn("replicas were not told of a new token", { environment, token: token.id });
+    }
+  }
+
+  /**
    * Creates a token and returns its secret, once. With an idempotency key, a
    * repeat within 24 hours returns the first token's metadata and no secret.
    */
@@ -213,7 +224,10 @@ export function createTokenService(deps: TokenServiceDeps) {
       expireTime: lifetime === undefined ? undefined : new Date(now.getTime() + lifetime),
       predecessorId: undefined,
     });
-    if (await store.insert(environment, token)) return { token, secret, replayed: false };
+    if (await store.insert(environment, token)) {
+      await announce(environment, token);
+      return { token, secret, replayed: false };
+    }
     // A concurrent request with the same key wrote it first.
     return { token: await get(environment, id), replayed: true };
   }
@@ -287,6 +301,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     if (!(await invalidations.publish(environment, old.hash))) {
       deps.warn("replicas were not told of a rotation", { environment, token: old.id });
     }
+    await announce(environment, token);
     try {
       await retirements.retireAt(environment, old.id, new Date(graceEnd));
     } catch (error) {

@@ -6,6 +6,11 @@ export interface TokenLookup {
   findByHash(environment: string, hash: string): Promise<Token | undefined>;
 }
 
+/** Every token hash an environment holds, whatever its state: what the known-hash filter is made of. */
+export interface TokenHashSource {
+  listHashes(environment: string): Promise<string[]>;
+}
+
 /** Where successful uses go, to be written as `last_used_time` in batches. */
 export interface UsageSink {
   record(environment: string, tokenId: string, at: number): void;
@@ -15,6 +20,12 @@ export interface TokenVerifierDeps {
   lookup: TokenLookup;
   /** Whether the environment exists now (in memory: the environment directory). */
   environmentExists(name: string): Promise<boolean>;
+  /**
+   * Whether the environment is known to exist without asking anyone: only
+   * such environments get a known-hash filter, so names made up by a caller
+   * cost neither a filter nor a load.
+   */
+  environmentKnown?(name: string): boolean;
   usage: UsageSink;
   clock: Clock;
   /** How long a looked-up token is trusted without asking again; bounds staleness when pub/sub is down. */
@@ -27,7 +38,34 @@ export interface TokenVerifierDeps {
   negativeTtlMs: number;
   /** Bounds each cache, known tokens and unknown secrets apart: unknown ones never push out real ones. */
   maxEntries: number;
+  /**
+   * The hashes of an environment's tokens, for the known-hash filter: a
+   * well-formed secret whose hash is not among them is refused with no
+   * lookup. Without it every new secret costs one lookup.
+   */
+  knownHashes?: TokenHashSource;
+  /** An environment with more tokens than this gets no filter (its unknown secrets are looked up). */
+  maxFilterEntries?: number;
 }
+
+/**
+ * The hashes of one environment's tokens, as of `loadedAt`, plus every hash
+ * this replica heard of since (created here, or announced on the bus). A
+ * filter is trusted for `ttlMs` after its load began, like a cached token,
+ * and reloaded in the background from half that age on, so that a token
+ * whose announcement was lost is accepted within `ttlMs`. Hashes are kept as
+ * 16 hex characters (64 bits): a collision only costs a lookup.
+ */
+interface KnownHashes {
+  hashes: Set<string> | undefined;
+  loadedAt: number;
+  /** Heard while a load was running: merged into what it read. */
+  heard: Set<string>;
+  loading: Promise<void> | undefined;
+}
+
+const filterKeyLength = 16;
+const filterKey = (hash: string) => hash.slice(0, filterKeyLength);
 
 interface Entry {
   facts: TokenFacts;
@@ -45,6 +83,8 @@ export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
  */
 export function createTokenVerifier(deps: TokenVerifierDeps) {
   const { lookup, environmentExists, usage, clock, ttlMs, negativeTtlMs, maxEntries } = deps;
+  const maxFilterEntries = deps.maxFilterEntries ?? 1_000_000;
+  const filters = new Map<string, KnownHashes>();
   const cache = new Map<string, Entry>();
   const unknown = new Map<string, number>();
   const loading = new Map<string, Promise<TokenFacts | undefined>>();
@@ -90,6 +130,65 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     return pending;
   }
 
+  function filterOf(environment: string): KnownHashes {
+    let filter = filters.get(environment);
+    if (!filter) {
+      filter = { hashes: undefined, loadedAt: 0, heard: new Set(), loading: undefined };
+      filters.set(environment, filter);
+    }
+    return filter;
+  }
+
+  function reload(environment: string, filter: KnownHashes): void {
+    const source = deps.knownHashes;
+    if (!source || filter.loading) return;
+    filter.heard = new Set();
+    const started = clock.now().getTime();
+    filter.loading = source
+      .listHashes(environment)
+      .then((hashes) => {
+        // Dropped (environment gone, or pub/sub lost) while loading: what was read may be stale.
+        if (filters.get(environment) !== filter) return;
+        if (hashes.length > maxFilterEntries) {
+          filter.hashes = undefined;
+        } else {
+          const next = new Set(hashes.map(filterKey));
+          for (const key of filter.heard) next.add(key);
+          filter.hashes = next;
+        }
+        filter.loadedAt = started;
+      })
+      .catch(() => {
+        // MongoDB unavailable: the filter stays as it was; lookups decide meanwhile.
+      })
+      .finally(() => {
+        filter.loading = undefined;
+      });
+  }
+
+  /**
+   * Whether `hash` can be refused as unknown without a lookup: the
+   * environment's filter is trusted and does not hold it. Refreshes a filter
+   * past its lifetime in the background.
+   */
+  function knownUnknown(environment: string, hash: string, now: number): boolean {
+    if (!deps.knownHashes || !deps.environmentKnown?.(environment)) return false;
+    const filter = filterOf(environment);
+    const age = now - filter.loadedAt;
+    if (age > ttlMs / 2) reload(environment, filter);
+    if (!filter.hashes || age > ttlMs) return false;
+    return !filter.hashes.has(filterKey(hash));
+  }
+
+  /** A token this replica now knows exists (created here, or announced): the filter must let it through. */
+  function learn(environment: string, hash: string): void {
+    const filter = filters.get(environment);
+    if (!filter) return;
+    const key = filterKey(hash);
+    filter.hashes?.add(key);
+    if (filter.loading) filter.heard.add(key);
+  }
+
   /** One frozen verdict per token and status, made once: the steady state allocates nothing here. */
   const verdicts = new WeakMap<TokenFacts, Map<VerifyStatus, Verification>>();
 
@@ -130,31 +229,54 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     if (hit && hit.expiresAt > now) return verdict(environment, hit.facts, now);
     const missUntil = unknown.get(hash);
     if (missUntil !== undefined && missUntil > now) return verdict(environment, undefined, now);
+    if (knownUnknown(environment, hash, now)) return verdict(environment, undefined, now);
     return lookupOnce(environment, hash).then((facts) => verdict(environment, facts, clock.now().getTime()));
+  }
+
+  /**
+   * The verdict on a secret when memory alone gives a valid one (a cached
+   * token), else undefined: for callers that must not cost a lookup.
+   */
+  function verifyFromMemory(secret: string, environment: string): Verification | undefined {
+    const shape = inspectSecret(secret);
+    if (shape.kind !== "token" || shape.environment !== environment) return undefined;
+    const now = clock.now().getTime();
+    const hit = cache.get(hashSecret(secret));
+    if (!hit || hit.expiresAt <= now) return undefined;
+    const found = verdict(environment, hit.facts, now);
+    return found.status === "valid" ? found : undefined;
   }
 
   return {
     verify,
-    /** Forgets one token (revoked, rotated, retired): it is looked up again on next use. */
-    invalidate(hash: string): void {
+    verifyFromMemory,
+    /**
+     * Forgets one token (created, revoked, rotated, retired): it is looked up
+     * again on next use. With its environment, the known-hash filter learns
+     * it exists (a token just created here or on another replica).
+     */
+    invalidate(hash: string, environment?: string): void {
       epoch++;
       cache.delete(hash);
       unknown.delete(hash);
       // A lookup already running may have read the old state: later verifies must not join it.
       loading.delete(hash);
+      if (environment !== undefined) learn(environment, hash);
     },
     /** Forgets every token of an environment (deleted). */
     invalidateEnvironment(environment: string): void {
       epoch++;
       for (const [hash, entry] of cache) if (entry.facts.environment === environment) cache.delete(hash);
       loading.clear();
+      filters.delete(environment);
     },
-    /** Forgets everything: after pub/sub was down, invalidations may have been missed. */
+    /** Forgets everything: after pub/sub was down, invalidations (and creations) may have been missed. */
     clear(): void {
       epoch++;
       cache.clear();
       unknown.clear();
       loading.clear();
+      filters.clear();
     },
     size: () => cache.size + unknown.size,
   };
