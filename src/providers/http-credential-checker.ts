@@ -33,7 +33,7 @@ export function retryAfterMs(header: string | null, now: number): number | undef
 }
 
 /** The provider's status and what it said, bounded, sanitized and with the credential masked, fit for a status reason. */
-export function summary(status: number, answer: { contentType: string; text: string }, secrets: string[]): string {
+function summary(status: number, answer: { contentType: string; text: string }, secrets: string[]): string {
   const said = providerMessage(answer, secrets);
   return said === "" ? `the provider answered ${status}` : `the provider answered ${status}: ${said}`;
 }
