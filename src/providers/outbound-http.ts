@@ -156,8 +156,8 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
   /** Resolves a name for a connection and refuses it when any of its addresses is forbidden. */
   const guardedLookup: LookupFunction = (hostname, lookupOptions, callback) => {
     const family = lookupOptions.family === 4 || lookupOptions.family === 6 ? lookupOptions.family : undefined;
-    connectResolver(hostname)
-      .then((resolved) => {
+    connectResolver(hostname).then(
+      (resolved) => {
         const addresses = family === undefined ? resolved : resolved.filter((a) => a.family === family);
         if (addresses.length === 0) {
           const error: NodeJS.ErrnoException = new Error(`no address for ${hostname}`);
@@ -172,8 +172,9 @@ export function createOutboundHttp(options: OutboundHttpOptions): OutboundHttp {
           const [first] = addresses as [ResolvedAddress];
           callback(null, first.address, first.family);
         }
-      })
-      .catch((error: NodeJS.ErrnoException) => callback(error, "", 0));
+      },
+      (error: NodeJS.ErrnoException) => callback(error, "", 0),
+    );
   };
 
   // Own agents: a kept-alive socket is reused only by requests that went through this guard.
