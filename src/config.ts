@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { isEnvironmentName } from "./domain/environment-name.js";
+import { isAllowEntry } from "./providers/address-policy.js";
 
 /** A TCP port; 0 asks the OS for a free one. An empty value is an error, not 0. */
 const port = z
@@ -79,6 +80,24 @@ const schema = z.object({
   ROOMKEY_REFRESH_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(60_000),
   /** How long one provider request (credential check, token exchange) may take. */
   ROOMKEY_PROVIDER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  /**
+   * Hostnames, IP addresses and CIDR blocks that provider calls may reach
+   * although the outbound guard refuses them (loopback, private, link-local,
+   * metadata). For local development and tests; empty in production.
+   */
+  ROOMKEY_OUTBOUND_ALLOW: z
+    .string()
+    .default("")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    )
+    .refine(
+      (entries) => entries.every(isAllowEntry),
+      "must be hostnames, IP addresses or CIDR blocks (10.0.0.0/8, fd00::/8) separated by commas",
+    ),
   /** Base delay of handshake retries (doubling, up to a minute). */
   ROOMKEY_PROVIDER_RETRY_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
 });

@@ -43,6 +43,7 @@ import { TokenService } from "./gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "./logger.js";
 import { createHttpCredentialChecker } from "./providers/http-credential-checker.js";
 import { createHttpOAuthClient } from "./providers/http-oauth-client.js";
+import { createOutboundHttp, type HostResolver } from "./providers/outbound-http.js";
 import { createQueueRegistry } from "./queue/environment-queues.js";
 import { createJobProducer } from "./queue/job-producer.js";
 import { handshakeJobId, refreshJobId } from "./queue/queue-names.js";
@@ -97,11 +98,22 @@ const tokensChannel = "tokens";
 /** A `deleting` record untouched for this long was abandoned mid-way; the workers finish it. */
 const abandonedDeleteMs = 60_000;
 
+/** What tests replace of the outside world. */
+export interface RoomkeySeams {
+  /** DNS for provider calls (the outbound guard); the system's by default. */
+  resolveHost?: HostResolver;
+}
+
 /**
  * The composition root: config -> clients -> repositories -> services ->
  * transports and workers. The only place where things are wired together.
  */
-export async function startRoomkey(config: Config, role: Role, logger: Logger): Promise<Roomkey> {
+export async function startRoomkey(
+  config: Config,
+  role: Role,
+  logger: Logger,
+  seams: RoomkeySeams = {},
+): Promise<Roomkey> {
   const clock = systemClock;
   const stopping = new AbortController();
   // Every call in flight listens for shutdown: many listeners are expected, not a leak.
@@ -226,10 +238,17 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     clock,
     warn: (message, details) => logger.warn(details, message),
   });
+  // Every request to a URL an integration names goes through this guard.
+  const outbound = createOutboundHttp({
+    allow: config.ROOMKEY_OUTBOUND_ALLOW,
+    timeoutMs: config.ROOMKEY_PROVIDER_TIMEOUT_MS,
+    ...(seams.resolveHost ? { resolve: seams.resolveHost } : {}),
+  });
   const integrationService = createIntegrationService({
     store: integrationRepository,
     accounts,
     keys: { dataKey: (name) => directory.dataKey(name) },
+    destinations: outbound,
     clock,
   });
 
@@ -282,7 +301,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       refreshTokenKeepaliveMs: settings.refreshTokenKeepaliveMs,
     };
   };
-  const providerOptions = { timeoutMs: config.ROOMKEY_PROVIDER_TIMEOUT_MS, maxRetryAfterMs: 5 * 60_000 };
+  const providerOptions = { send: outbound.send, maxRetryAfterMs: 5 * 60_000 };
   const oauthClient = createHttpOAuthClient(providerOptions);
   const accountService = createAccountService({
     store: accountRepository,
@@ -605,6 +624,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     const drained = await closeTransports(left());
     for (const cleanup of cleanups) await cleanup();
     const workersClosed = await closeWorkers(left());
+    // After the workers: their provider calls in flight keep their connections.
+    outbound.close();
     await settlesWithin(queues.close(), left());
     for (const connection of Object.values(connections)) connection.disconnect();
     await settlesWithin(mongo.close(), left());

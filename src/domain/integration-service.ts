@@ -25,10 +25,23 @@ export interface DataKeySource {
   dataKey(environment: string): Promise<Buffer>;
 }
 
+/** Whether roomkey may call a URL: the verdict of the outbound guard's address policy. */
+export type DestinationCheck = { allowed: true } | { allowed: false; why: string };
+
+/**
+ * The URLs roomkey itself calls (the verify request, the token endpoint) must
+ * reach the provider and nothing of the operator's own network.
+ */
+export interface OutboundDestinations {
+  /** Bounded in time: a name that does not resolve quickly is allowed here and checked again at connect time. */
+  check(url: string): Promise<DestinationCheck>;
+}
+
 export interface IntegrationServiceDeps {
   store: IntegrationStore;
   accounts: IntegrationAccountCounter;
   keys: DataKeySource;
+  destinations: OutboundDestinations;
   clock: Clock;
 }
 
@@ -71,9 +84,21 @@ function checkConsistency(input: IntegrationInput): void {
   }
 }
 
+/** Refuses a URL roomkey would call when the outbound guard would refuse it, naming its field. */
+async function checkDestinations(destinations: OutboundDestinations, input: IntegrationInput): Promise<void> {
+  const called: [field: string, url: string][] = [["integration.credential_check.url", input.credentialCheck.url]];
+  // The authorization URL is opened by the user's browser, never by roomkey.
+  if (input.oauth2) called.push(["integration.oauth2.token_url", input.oauth2.tokenUrl]);
+  const checks = await Promise.all(called.map(([, url]) => destinations.check(url)));
+  checks.forEach((check, i) => {
+    const [field] = called[i] as [string, string];
+    if (!check.allowed) throw invalidField(field, `roomkey does not call this URL: ${check.why}`);
+  });
+}
+
 /** Integrations of an environment, with client secrets sealed under its data key. */
 export function createIntegrationService(deps: IntegrationServiceDeps) {
-  const { store, accounts, keys, clock } = deps;
+  const { store, accounts, keys, destinations, clock } = deps;
 
   async function sealSecret(environment: string, name: string, secret: string): Promise<string> {
     return seal(await keys.dataKey(environment), secret, clientSecretBinding(environment, name));
@@ -109,6 +134,7 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
     input: IntegrationInput,
   ): Promise<{ integration: IntegrationView; created: boolean }> {
     checkConsistency(input);
+    await checkDestinations(destinations, input);
     for (let attempt = 0; attempt < 5; attempt++) {
       const previous = await store.get(environment, input.name);
       const record = await build(environment, input, previous);

@@ -1,12 +1,13 @@
 import type { CheckCredential, CheckOutcome, CredentialChecker } from "../domain/accounts/credential-check.js";
 import type { CredentialCheck } from "../domain/integrations.js";
+import type { OutboundSend } from "./outbound-http.js";
+import { providerMessage } from "./provider-message.js";
 
 export interface HttpCredentialCheckerOptions {
-  /** How long one check request may take before it counts as the provider being unavailable. */
-  timeoutMs: number;
+  /** The outbound guard's request function: the only way out (timeout, address policy, size cap). */
+  send: OutboundSend;
   /** The longest `Retry-After` honoured; a provider asking for more is retried after this. */
   maxRetryAfterMs: number;
-  fetch?: typeof fetch;
 }
 
 /** A value at a dot-separated path of parsed JSON, as a string; undefined if absent or not a scalar. */
@@ -31,18 +32,9 @@ export function retryAfterMs(header: string | null, now: number): number | undef
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
-/** What the provider said, cut short and with the credential masked, fit for a status reason. */
-function summary(status: number, text: string, secrets: string[]): string {
-  let said = text;
-  try {
-    const body = JSON.parse(text) as Record<string, unknown>;
-    const message = [body.error_description, body.message, body.error].find((v) => typeof v === "string");
-    if (typeof message === "string") said = message;
-  } catch {
-    // Not JSON: the text as it is.
-  }
-  for (const secret of secrets) if (secret.length >= 4) said = said.split(secret).join("***");
-  said = said.replace(/\s+/g, " ").trim().slice(0, 200);
+/** The provider's status and what it said, bounded, sanitized and with the credential masked, fit for a status reason. */
+function summary(status: number, answer: { contentType: string; text: string }, secrets: string[]): string {
+  const said = providerMessage(answer, secrets);
   return said === "" ? `the provider answered ${status}` : `the provider answered ${status}: ${said}`;
 }
 
@@ -59,7 +51,6 @@ function secretsOf(credential: CheckCredential): string[] {
 
 /** Checks credentials against the provider over HTTP(S) with the integration's verify request. */
 export function createHttpCredentialChecker(options: HttpCredentialCheckerOptions): CredentialChecker {
-  const doFetch = options.fetch ?? fetch;
   return {
     async check(check: CredentialCheck, credential: CheckCredential): Promise<CheckOutcome> {
       const url = new URL(check.url);
@@ -72,41 +63,35 @@ export function createHttpCredentialChecker(options: HttpCredentialCheckerOption
         else if (check.placement === "query") url.searchParams.set(check.parameterName, secret);
         else headers.authorization = `Bearer ${secret}`;
       }
-      let response: Response;
-      let text: string;
-      try {
-        response = await doFetch(url, {
-          method: check.method,
-          headers,
-          redirect: "manual",
-          signal: AbortSignal.timeout(options.timeoutMs),
-        });
-        text = await response.text();
-      } catch (error) {
-        const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-        const cause = (error as { cause?: { code?: unknown } }).cause?.code;
-        const detail = timedOut
-          ? `no answer within ${options.timeoutMs} ms`
-          : typeof cause === "string"
-            ? cause
-            : "network error";
-        return { kind: "unavailable", reason: `the provider could not be reached (${url.host}): ${detail}` };
+      const result = await options.send({ url, method: check.method, headers });
+      if (result.kind === "refused") {
+        return { kind: "refused", reason: `roomkey refused to call the provider (${url.host}): ${result.reason}` };
       }
+      if (result.kind === "failed") {
+        return { kind: "unavailable", reason: `the provider could not be reached (${url.host}): ${result.reason}` };
+      }
+      const { response } = result;
       const secrets = secretsOf(credential);
       if (response.status === 429 || response.status >= 500) {
-        const after = retryAfterMs(response.headers.get("retry-after"), Date.now());
+        const after = retryAfterMs(response.header("retry-after") ?? null, Date.now());
         return {
           kind: "unavailable",
-          reason: summary(response.status, text, secrets),
+          reason: summary(response.status, response, secrets),
           ...(after === undefined ? {} : { retryAfterMs: Math.min(after, options.maxRetryAfterMs) }),
         };
       }
       if (response.status < 200 || response.status >= 300) {
-        return { kind: "refused", reason: summary(response.status, text, secrets) };
+        return { kind: "refused", reason: summary(response.status, response, secrets) };
+      }
+      if (response.tooLarge) {
+        return {
+          kind: "refused",
+          reason: `the provider answered ${response.status} with a response too large to read`,
+        };
       }
       let body: unknown;
       try {
-        body = text === "" ? {} : JSON.parse(text);
+        body = response.text === "" ? {} : JSON.parse(response.text);
       } catch {
         return { kind: "refused", reason: `the provider answered ${response.status} with a body that is not JSON` };
       }

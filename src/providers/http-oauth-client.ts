@@ -1,12 +1,18 @@
 import type { OAuthClient, OAuthTokens, TokenOutcome } from "../domain/accounts/oauth.js";
 import type { OAuth2Settings } from "../domain/integrations.js";
 import { retryAfterMs } from "./http-credential-checker.js";
+import type { OutboundSend } from "./outbound-http.js";
+import { jsonObjectOf, providerMessage, sanitized } from "./provider-message.js";
 
 export interface HttpOAuthClientOptions {
-  timeoutMs: number;
+  /** The outbound guard's request function: the only way out (timeout, address policy, size cap). */
+  send: OutboundSend;
+  /** The longest `Retry-After` honoured; a provider asking for more is retried after this. */
   maxRetryAfterMs: number;
-  fetch?: typeof fetch;
 }
+
+/** The longest OAuth `error` code kept (RFC 6749 codes are short ASCII words). */
+const maxErrorCodeChars = 64;
 
 function tokensOf(body: Record<string, unknown>): OAuthTokens | undefined {
   const accessToken = body.access_token;
@@ -25,8 +31,6 @@ function tokensOf(body: Record<string, unknown>): OAuthTokens | undefined {
 
 /** OAuth 2.0 token requests (RFC 6749 §4.1.3 and §6) over HTTP(S). */
 export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthClient {
-  const doFetch = options.fetch ?? fetch;
-
   async function tokenRequest(
     settings: OAuth2Settings,
     clientSecret: string,
@@ -47,53 +51,47 @@ export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthCli
       headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
     }
     const host = new URL(settings.tokenUrl).host;
-    let response: Response;
-    let text: string;
-    try {
-      response = await doFetch(settings.tokenUrl, {
-        method: "POST",
-        headers,
-        body: form.toString(),
-        redirect: "manual",
-        signal: AbortSignal.timeout(options.timeoutMs),
-      });
-      text = await response.text();
-    } catch (error) {
-      const timedOut = error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError");
-      const code = (error as { cause?: { code?: unknown } }).cause?.code;
-      const detail = timedOut
-        ? `no answer within ${options.timeoutMs} ms`
-        : typeof code === "string"
-          ? code
-          : "network error";
-      return { kind: "unavailable", reason: `the token endpoint could not be reached (${host}): ${detail}` };
+    const result = await options.send({ url: settings.tokenUrl, method: "POST", headers, body: form.toString() });
+    if (result.kind === "refused") {
+      return {
+        kind: "refused",
+        error: "destination_refused",
+        reason: `roomkey refused to call the token endpoint (${host}): ${result.reason}`,
+      };
     }
-    let body: Record<string, unknown> = {};
-    try {
-      const parsed: unknown = JSON.parse(text);
-      if (parsed !== null && typeof parsed === "object") body = parsed as Record<string, unknown>;
-    } catch {
-      // Not JSON: judged by its status alone.
+    if (result.kind === "failed") {
+      return { kind: "unavailable", reason: `the token endpoint could not be reached (${host}): ${result.reason}` };
     }
-    const error = typeof body.error === "string" ? body.error : "";
+    const { response } = result;
+    // Whatever secret the endpoint echoes stays masked.
+    const secrets = [clientSecret, grant.code, grant.code_verifier, grant.refresh_token].filter(
+      (s): s is string => s !== undefined,
+    );
+    const body = jsonObjectOf(response.text) ?? {};
+    const error = typeof body.error === "string" ? sanitized(body.error, secrets, maxErrorCodeChars) : "";
     const description = typeof body.error_description === "string" ? body.error_description : "";
-    const said = [error, description]
-      .filter((s) => s !== "")
-      .join(": ")
-      .slice(0, 200);
+    // RFC 6749 §5.2: an error code and perhaps a description; otherwise read as any provider's answer.
+    const said =
+      typeof body.error === "string"
+        ? sanitized(description === "" ? body.error : `${body.error}: ${description}`, secrets)
+        : providerMessage(response, secrets);
+    const answered = `the token endpoint answered ${response.status}${said ? `: ${said}` : ""}`;
     if (response.status === 429 || response.status >= 500) {
-      const after = retryAfterMs(response.headers.get("retry-after"), Date.now());
+      const after = retryAfterMs(response.header("retry-after") ?? null, Date.now());
       return {
         kind: "unavailable",
-        reason: `the token endpoint answered ${response.status}${said ? `: ${said}` : ""}`,
+        reason: answered,
         ...(after === undefined ? {} : { retryAfterMs: Math.min(after, options.maxRetryAfterMs) }),
       };
     }
     if (response.status < 200 || response.status >= 300 || error !== "") {
+      return { kind: "refused", error: error || `http_${response.status}`, reason: answered };
+    }
+    if (response.tooLarge) {
       return {
         kind: "refused",
-        error: error || `http_${response.status}`,
-        reason: `the token endpoint answered ${response.status}${said ? `: ${said}` : ""}`,
+        error: "invalid_response",
+        reason: `the token endpoint answered ${response.status} with a response too large to read`,
       };
     }
     const tokens = tokensOf(body);

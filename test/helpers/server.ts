@@ -9,7 +9,7 @@ import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "../../src/logger.js";
-import { type Role, type Roomkey, startRoomkey } from "../../src/main.js";
+import { type Role, type Roomkey, type RoomkeySeams, startRoomkey } from "../../src/main.js";
 import { type GrpcClient, grpcClient, metadataFor } from "./clients.js";
 import { randomPrefix } from "./names.js";
 
@@ -31,7 +31,16 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-/** Configuration for a test deployment: its own prefix, keys and ports chosen by the OS. */
+/**
+ * What test providers listen on: the outbound guard refuses loopback unless
+ * allowed, and the tests' providers run on 127.0.0.1.
+ */
+export const testOutboundAllow = "127.0.0.0/8,::1";
+
+/**
+ * Configuration for a test deployment: its own prefix, keys and ports chosen
+ * by the OS, and provider calls allowed to loopback (`testOutboundAllow`).
+ */
 export function testConfig(overrides: Record<string, string> = {}): Config {
   const { mongodbUrl, redisUrl } = backendUrls();
   const prefix = randomPrefix();
@@ -51,6 +60,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ROOMKEY_USAGE_FLUSH_MS: "500",
     // Tests fail authentication on purpose, hundreds of times from one address: the throttle has its own tests.
     ROOMKEY_AUTH_FAILURES_PER_MINUTE: "0",
+    ROOMKEY_OUTBOUND_ALLOW: testOutboundAllow,
     ...overrides,
   });
 }
@@ -72,8 +82,9 @@ export async function startTestServer(
   config: Config = testConfig(),
   role: Role = "all",
   logger: Logger = createLogger(config.ROOMKEY_LOG_LEVEL),
+  seams: RoomkeySeams = {},
 ): Promise<TestServer> {
-  const app = await startRoomkey(config, role, logger);
+  const app = await startRoomkey(config, role, logger, seams);
   await app.ready;
   return {
     app,
@@ -157,8 +168,12 @@ export interface Deployment {
   stop(): Promise<void>;
 }
 
-export async function startDeployment(config: Config = testConfig(), role: Role = "all"): Promise<Deployment> {
-  const server = await startTestServer(config, role);
+export async function startDeployment(
+  config: Config = testConfig(),
+  role: Role = "all",
+  seams: RoomkeySeams = {},
+): Promise<Deployment> {
+  const server = await startTestServer(config, role, createLogger(config.ROOMKEY_LOG_LEVEL), seams);
   const deployment: Deployment = {
     server,
     environments: grpcClient(EnvironmentService, server.grpcAddress),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { CredentialCheck } from "../../src/domain/integrations.js";
 import { createHttpCredentialChecker, retryAfterMs, valueAt } from "../../src/providers/http-credential-checker.js";
+import type { OutboundResult } from "../../src/providers/outbound-http.js";
 
 describe("valueAt", () => {
   const body = {
@@ -94,14 +95,26 @@ describe("http credential checker", () => {
     accountNamePath: "account.name",
   };
 
-  function checkerAnswering(response: () => Response, maxRetryAfterMs = 60_000) {
+  /** An answer as the outbound guard gives it. */
+  function answer(
+    status: number,
+    text: string,
+    headers: Record<string, string> = {},
+    contentType = "application/json",
+  ): OutboundResult {
+    return {
+      kind: "response",
+      response: { status, header: (name) => headers[name], contentType, text, tooLarge: false },
+    };
+  }
+
+  function checkerAnswering(result: () => OutboundResult, maxRetryAfterMs = 60_000) {
     const requests: { url: string; headers: Record<string, string> }[] = [];
     const checker = createHttpCredentialChecker({
-      timeoutMs: 1_000,
       maxRetryAfterMs,
-      fetch: async (url, init) => {
-        requests.push({ url: String(url), headers: { ...(init?.headers as Record<string, string>) } });
-        return response();
+      send: async (request) => {
+        requests.push({ url: String(request.url), headers: { ...request.headers } });
+        return result();
       },
     });
     return { checker, requests };
@@ -109,7 +122,7 @@ describe("http credential checker", () => {
 
   it("when the provider asks to wait longer than the cap, then the wait is cut to the cap", async () => {
     const { checker } = checkerAnswering(
-      () => new Response("slow down", { status: 429, headers: { "retry-after": "3600" } }),
+      () => answer(429, "slow down", { "retry-after": "3600" }, "text/plain"),
       30_000,
     );
 
@@ -123,10 +136,7 @@ describe("http credential checker", () => {
   });
 
   it("when the provider asks to wait less than the cap, then its wait is kept", async () => {
-    const { checker } = checkerAnswering(
-      () => new Response("", { status: 503, headers: { "retry-after": "20" } }),
-      30_000,
-    );
+    const { checker } = checkerAnswering(() => answer(503, "", { "retry-after": "20" }), 30_000);
 
     const outcome = await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" });
 
@@ -134,7 +144,7 @@ describe("http credential checker", () => {
   });
 
   it("when the provider answers 429 without a readable Retry-After, then no wait is given", async () => {
-    const { checker } = checkerAnswering(() => new Response("", { status: 429, headers: { "retry-after": "soon" } }));
+    const { checker } = checkerAnswering(() => answer(429, "", { "retry-after": "soon" }));
 
     const outcome = await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" });
 
@@ -142,8 +152,8 @@ describe("http credential checker", () => {
   });
 
   it("when the provider answers 401 quoting the key, then it is refused and the key is masked in the reason", async () => {
-    const { checker, requests } = checkerAnswering(
-      () => new Response(JSON.stringify({ message: "key sk-live-123 is revoked" }), { status: 401 }),
+    const { checker, requests } = checkerAnswering(() =>
+      answer(401, JSON.stringify({ message: "key sk-live-123 is revoked" })),
     );
 
     const outcome = await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" });
@@ -155,12 +165,65 @@ describe("http credential checker", () => {
   });
 
   it("when the provider answers 200, then the remote id and name are read at the integration's paths", async () => {
-    const { checker } = checkerAnswering(
-      () => new Response(JSON.stringify({ account: { id: 42, name: "Ada" } }), { status: 200 }),
-    );
+    const { checker } = checkerAnswering(() => answer(200, JSON.stringify({ account: { id: 42, name: "Ada" } })));
 
     const outcome = await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" });
 
     expect(outcome).toEqual({ kind: "ok", remoteId: "42", remoteName: "Ada" });
+  });
+
+  it("when the provider answers 401 with an HTML page, then the reason is the status alone", async () => {
+    const { checker } = checkerAnswering(() =>
+      answer(401, "<html><title>Login</title><body>internal admin at 10.0.0.3</body></html>", {}, "text/html"),
+    );
+
+    expect(await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" })).toEqual({
+      kind: "refused",
+      reason: "the provider answered 401",
+    });
+  });
+
+  it("when the provider answers 302, then the credential is refused and the redirect is not repeated", async () => {
+    const { checker } = checkerAnswering(() =>
+      answer(302, "", { location: "http://169.254.169.254/latest/meta-data/" }, "text/plain"),
+    );
+
+    expect(await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" })).toEqual({
+      kind: "refused",
+      reason: "the provider answered 302",
+    });
+  });
+
+  it("when the outbound guard refuses the destination, then the check is refused for good, saying so", async () => {
+    const { checker } = checkerAnswering(() => ({
+      kind: "refused",
+      reason: '"api.acme.test" resolves to a loopback address',
+    }));
+
+    expect(await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" })).toEqual({
+      kind: "refused",
+      reason: 'roomkey refused to call the provider (api.acme.test): "api.acme.test" resolves to a loopback address',
+    });
+  });
+
+  it("when the request fails on the network, then the provider is unavailable (retried)", async () => {
+    const { checker } = checkerAnswering(() => ({ kind: "failed", reason: "ECONNRESET" }));
+
+    expect(await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" })).toEqual({
+      kind: "unavailable",
+      reason: "the provider could not be reached (api.acme.test): ECONNRESET",
+    });
+  });
+
+  it("when a 200 answer was too large to read, then the check is refused, not parsed", async () => {
+    const { checker } = checkerAnswering(() => ({
+      kind: "response",
+      response: { status: 200, header: () => undefined, contentType: "application/json", text: "", tooLarge: true },
+    }));
+
+    expect(await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" })).toEqual({
+      kind: "refused",
+      reason: "the provider answered 200 with a response too large to read",
+    });
   });
 });

@@ -71,9 +71,24 @@ function keyOf(environment: string): Buffer {
   return key;
 }
 
+/** URLs whose host contains "internal" are refused, as the outbound guard would refuse a private address. */
+function fakeDestinations() {
+  const checked: string[] = [];
+  return {
+    checked,
+    async check(url: string) {
+      checked.push(url);
+      return new URL(url).hostname.includes("internal")
+        ? { allowed: false as const, why: `"${new URL(url).hostname}" resolves to a private address` }
+        : { allowed: true as const };
+    },
+  };
+}
+
 function setup(activeAccounts = 0) {
   const store = new FakeIntegrationStore();
   const countCalls: [string, string | undefined][] = [];
+  const destinations = fakeDestinations();
   const service = createIntegrationService({
     store,
     accounts: {
@@ -83,9 +98,10 @@ function setup(activeAccounts = 0) {
       },
     },
     keys: { dataKey: async (environment) => keyOf(environment) },
+    destinations,
     clock: fakeClock(),
   });
-  return { service, store, countCalls };
+  return { service, store, countCalls, destinations };
 }
 
 const bearerCheck: CredentialCheck = {
@@ -249,6 +265,47 @@ describe("put", () => {
     const error = asRoomkeyError(await rejectionOf(service.put("env-a", input)));
     expect(error.fieldViolations.map((v) => v.field)).toEqual(["integration.oauth2"]);
     expect(store.writes).toBe(0);
+  });
+
+  it("when the credential check URL is refused by the outbound guard, then credential_check.url is named and nothing is stored", async () => {
+    const { service, store } = setup();
+
+    const error = asRoomkeyError(
+      await rejectionOf(service.put("env-a", apiKeyInput({ url: "http://db.internal:8080/me" }))),
+    );
+
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(error.fieldViolations).toEqual([
+      {
+        field: "integration.credential_check.url",
+        description: 'roomkey does not call this URL: "db.internal" resolves to a private address',
+      },
+    ]);
+    expect(store.writes).toBe(0);
+  });
+
+  it("when the OAuth token URL is refused by the outbound guard, then oauth2.token_url is named and nothing is stored", async () => {
+    const { service, store } = setup();
+    const input = oauthInput(secret);
+    if (input.oauth2) input.oauth2.tokenUrl = "http://auth.internal/token";
+
+    const error = asRoomkeyError(await rejectionOf(service.put("env-a", input)));
+
+    expect(error.fieldViolations.map((v) => v.field)).toEqual(["integration.oauth2.token_url"]);
+    expect(store.writes).toBe(0);
+  });
+
+  it("when an OAuth2 integration is put, then the URLs roomkey calls are checked and the browser's authorization URL is not", async () => {
+    const { service, destinations } = setup();
+    const input = oauthInput(secret);
+    if (input.oauth2) input.oauth2.authorizationUrl = "http://login.internal/authorize";
+
+    await service.put("env-a", input);
+
+    expect(destinations.checked.sort()).toEqual([
+      "https://api.example.com/me",
+      "https://github.com/login/oauth/access_token",
+    ]);
   });
 });
 
