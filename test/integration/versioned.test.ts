@@ -1,6 +1,12 @@
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compareAndSet, finishClaim, transitionsCollection } from "../../src/storage/versioned.js";
+import {
+  compareAndSet,
+  finishClaim,
+  purgeTransitions,
+  type TransitionClaim,
+  transitionsCollection,
+} from "../../src/storage/versioned.js";
 import { randomPrefix } from "../helpers/names.js";
 import { backendUrls } from "../helpers/server.js";
 
@@ -92,5 +98,34 @@ describe("compareAndSet on the real database", () => {
     await docs.insertOne({ _id: "unset", version: 1, oauth2: { a: 1 } });
     expect(await compareAndSet(db(0), "docs", { id: "unset", incarnation: "x" }, 1, {}, ["oauth2"])).toBe(true);
     expect(await docs.findOne({ _id: "unset" })).toEqual({ _id: "unset", version: 2 });
+  });
+
+  it("when a writer's document does not exist, then the claim it inserted is gone when it returns", async () => {
+    expect(await compareAndSet(db(0), "docs", { id: "never-there", incarnation: "x" }, 1, { state: "x" })).toBe(false);
+    expect(
+      await db(0).collection<TransitionClaim>(transitionsCollection.name).findOne({ _id: "docs/never-there@x/1" }),
+    ).toBeNull();
+  });
+});
+
+describe("transition claims bound to an environment incarnation, on the real database", () => {
+  const claims = () => db(0).collection<TransitionClaim>(transitionsCollection.name);
+
+  it("when purged with the current incarnation, then claims of other incarnations and day-old claims go, the rest stay", async () => {
+    const now = Date.now();
+    const old = new Date(now - 2 * 86_400_000);
+    await claims().insertMany([
+      { _id: "p/fresh-unbound", set: {}, unset: [], at: new Date(now) },
+      { _id: "p/fresh-current", set: {}, unset: [], at: new Date(now), environmentIncarnation: "2000" },
+      { _id: "p/fresh-replaced", set: {}, unset: [], at: new Date(now), environmentIncarnation: "1000" },
+      { _id: "p/old-unbound", set: {}, unset: [], at: old },
+    ]);
+
+    expect(await purgeTransitions(db(0), new Date(now - 86_400_000), "2000")).toBe(2);
+
+    const left = await claims()
+      .find({ _id: { $in: ["p/fresh-unbound", "p/fresh-current", "p/fresh-replaced", "p/old-unbound"] } })
+      .toArray();
+    expect(left.map((c) => c._id).sort()).toEqual(["p/fresh-current", "p/fresh-unbound"]);
   });
 });
