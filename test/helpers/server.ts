@@ -54,8 +54,11 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 /** A logger whose JSON lines a test can read. */
-export function capturedLogger(level = "info"): { logger: Logger; lines: { level: number; msg: string }[] } {
-  const lines: { level: number; msg: string }[] = [];
+export function capturedLogger(level = "info"): {
+  logger: Logger;
+  lines: { level: number; msg: string; [field: string]: unknown }[];
+} {
+  const lines: { level: number; msg: string; [field: string]: unknown }[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line));
@@ -155,8 +158,12 @@ export interface Deployment {
   stop(): Promise<void>;
 }
 
-export async function startDeployment(config: Config = testConfig(), role: Role = "all"): Promise<Deployment> {
-  const server = await startTestServer(config, role);
+export async function startDeployment(
+  config: Config = testConfig(),
+  role: Role = "all",
+  logger?: Logger,
+): Promise<Deployment> {
+  const server = await startTestServer(config, role, logger);
   const deployment: Deployment = {
     server,
     environments: grpcClient(EnvironmentService, server.grpcAddress),

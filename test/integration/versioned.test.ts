@@ -1,5 +1,8 @@
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Account } from "../../src/domain/accounts/accounts.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments.js";
+import { createAccountRepository } from "../../src/storage/account-repository.js";
 import {
   compareAndSet,
   finishClaim,
@@ -127,5 +130,38 @@ describe("transition claims bound to an environment incarnation, on the real dat
       .find({ _id: { $in: ["p/fresh-unbound", "p/fresh-current", "p/fresh-replaced", "p/old-unbound"] } })
       .toArray();
     expect(left.map((c) => c._id).sort()).toEqual(["p/fresh-current", "p/fresh-unbound"]);
+  });
+
+  it("when an account write is bound to an incarnation that is no longer current, then it writes nothing, claim included", async () => {
+    const current = { value: "2000" };
+    const repository = createAccountRepository({ db: () => db(0) }, { currentIncarnation: async () => current.value });
+    const now = new Date();
+    const account: Account = {
+      id: "acc_incarnation0000000001",
+      integration: "keyed",
+      tenantId: "t",
+      labels: {},
+      status: "connecting",
+      statusReason: "",
+      authType: "api_key",
+      createTime: now,
+      updateTime: now,
+      credentials: {},
+      credentialsVersion: 1,
+      handshake: { attempt: 1, startTime: now },
+      version: 1,
+    };
+    await repository.insert("unused", account);
+
+    const error = await repository.update("unused", account, { status: "active" }, [], "1000").catch((e) => e);
+    expect(error).toBeInstanceOf(EnvironmentReplacedError);
+    expect(await claims().findOne({ _id: `accounts/${account.id}@/1` })).toBeNull();
+    expect((await repository.get("unused", account.id))?.status).toBe("connecting");
+
+    const after = await repository.update("unused", account, { status: "active" }, [], "2000");
+    expect(after?.status).toBe("active");
+    expect(await claims().findOne({ _id: `accounts/${account.id}@/1` })).toMatchObject({
+      environmentIncarnation: "2000",
+    });
   });
 });
