@@ -496,7 +496,12 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       graceMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
     });
     const supervisor = createWorkerSupervisor({
-      listEnvironments: () => environments.listAll(),
+      listEnvironments: async () =>
+        (await environments.listAll()).map((env) => ({
+          name: env.name,
+          state: env.state,
+          incarnation: incarnationOf(env),
+        })),
       startWorker: createWorkerFactory({
         connection: workerRedis,
         prefix: config.ROOMKEY_QUEUE_PREFIX,
