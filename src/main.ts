@@ -29,7 +29,7 @@ import { createKeyring } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
 import { isEnvironmentName } from "./domain/environment-name.js";
 import { createEnvironmentService } from "./domain/environment-service.js";
-import { effectiveSettings, isEnvironmentEvent } from "./domain/environments.js";
+import { effectiveSettings, incarnationOf, isEnvironmentEvent } from "./domain/environments.js";
 import { createIntegrationService } from "./domain/integration-service.js";
 import { createTokenMaintenance } from "./domain/tokens/token-maintenance.js";
 import { createTokenService } from "./domain/tokens/token-service.js";
@@ -76,7 +76,7 @@ import {
   tokensCollection,
   tokenUsageCollection,
 } from "./storage/token-repository.js";
-import { purgeTransitions, transitionsCollection } from "./storage/versioned.js";
+import { claimRetentionMs, purgeTransitions, transitionsCollection } from "./storage/versioned.js";
 
 /** `all`: API and workers in one process (local runs); production runs `api` and `worker` apart. */
 export type Role = "all" | "api" | "worker";
@@ -156,7 +156,7 @@ export async function startRoomkey(
   ]);
   const tokenRepository = createTokenRepository(databases);
   const accounts = createAccountCounter(databases);
-  const accountRepository = createAccountRepository(databases);
+  const accountRepository = createAccountRepository(databases, environments);
   const integrationRepository = createIntegrationRepository(databases);
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
@@ -212,6 +212,9 @@ export async function startRoomkey(
     },
   };
   const jobs = createJobProducer(queues);
+  /** The incarnation a job is bound to: the caller's (a job queueing more work), else the one this process knows. */
+  const incarnationFor = async (environment: string, given?: string) =>
+    given ?? incarnationOf(await directory.require(environment));
   const tokenService = createTokenService({
     store: tokenRepository,
     invalidations,
@@ -223,7 +226,7 @@ export async function startRoomkey(
           environment,
           "rotation",
           "retire-token",
-          { tokenId },
+          { tokenId, incarnation: await incarnationFor(environment) },
           {
             delay: Math.max(0, at.getTime() - clock.now().getTime()),
             jobId: `retire-${tokenId}`,
@@ -255,14 +258,14 @@ export async function startRoomkey(
   // Accounts: handshakes on the environment's queue, status changes over pub/sub.
   const accountWatch = createAccountWatch({ bus, maxBacklog: 1_000 });
   const handshakeQueue = {
-    async enqueue(environment: string, accountId: string, attempt: number) {
+    async enqueue(environment: string, accountId: string, attempt: number, incarnation?: string) {
       // BullMQ would wait for a Redis that is down: fail at once instead (the connecting sweep queues it).
       queues.assertReachable();
       await jobs.add(
         environment,
         "handshake",
         "connect",
-        { accountId, attempt },
+        { accountId, attempt, incarnation: await incarnationFor(environment, incarnation) },
         {
           jobId: handshakeJobId(accountId, attempt),
           attempts: handshakeAttempts,
@@ -274,15 +277,16 @@ export async function startRoomkey(
     },
   };
   const refreshQueue: RefreshQueue = {
-    async request(environment, requests) {
+    async request(environment, requests, given) {
       queues.assertReachable();
+      const incarnation = await incarnationFor(environment, given);
       // Removed when done, so that the job id only holds back refreshes while one is queued or running.
       await jobs.addBulk(
         environment,
         "rotation",
         "refresh-account",
         requests.map(({ accountId, seenVersion }) => ({
-          data: { accountId, seenVersion },
+          data: { accountId, seenVersion, incarnation },
           options: {
             jobId: refreshJobId(accountId),
             attempts: 5,
@@ -520,30 +524,41 @@ export async function startRoomkey(
         if (state === "completed" || state === "failed") return state;
         return "live";
       },
-      async requeue(environment, accountId, attempt) {
+      async requeue(environment, accountId, attempt, incarnation) {
         await queues.queue(environment, "handshake").remove(handshakeJobId(accountId, attempt));
-        await handshakeQueue.enqueue(environment, accountId, attempt);
+        await handshakeQueue.enqueue(environment, accountId, attempt, incarnation);
       },
-      failStuck: (environment, accountId, attempt, reason) =>
-        handshakes.abandon(environment, accountId, attempt, reason),
+      failStuck: (environment, accountId, attempt, reason, incarnation) =>
+        handshakes.abandon(environment, accountId, attempt, reason, incarnation),
       clock,
       graceMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
     });
     const supervisor = createWorkerSupervisor({
-      listEnvironments: () => environments.listAll(),
+      listEnvironments: async () =>
+        (await environments.listAll()).map((env) => ({
+          name: env.name,
+          state: env.state,
+          incarnation: incarnationOf(env),
+        })),
       startWorker: createWorkerFactory({
         connection: workerRedis,
         prefix: config.ROOMKEY_QUEUE_PREFIX,
         processors: {
           handshake: handshakeProcessors({
             handshakes,
-            async sweep(environment) {
-              const result = await sweepConnecting(environment);
+            async sweep(environment, incarnation) {
+              const result = await sweepConnecting(environment, incarnation);
               const now = clock.now().getTime();
               const purged = await accountRepository.purgeKeys(environment, new Date(now - accountIdempotencyWindowMs));
               const purgedStates = await accountRepository.purgeStates(environment, new Date(now));
+              // Day-old claims, and at once those a job of a replaced incarnation left.
+              const purgedClaims = await purgeTransitions(
+                databases.db(environment),
+                new Date(now - claimRetentionMs),
+                incarnation,
+              );
               if (result.requeued + result.failed > 0) logger.info({ environment, ...result }, "connecting sweep");
-              return { ...result, purgedKeys: purged, purgedStates };
+              return { ...result, purgedKeys: purged, purgedStates, purgedClaims };
             },
             logger,
           }),
@@ -571,6 +586,7 @@ export async function startRoomkey(
           providerBackoffMs(attemptsMade, error, config.ROOMKEY_PROVIDER_RETRY_MS),
         lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
         queues,
+        incarnations: environments,
         concurrency: { handshake: 10, rotation: 10 },
         logger,
       }),
@@ -587,7 +603,7 @@ export async function startRoomkey(
     });
     const sweepTimer = setInterval(() => {
       sweep().catch((error: unknown) => logger.debug({ err: error }, "orphan sweep failed"));
-      purgeTransitions(control, new Date(Date.now() - 86_400_000)).catch((error: unknown) =>
+      purgeTransitions(control, new Date(Date.now() - claimRetentionMs)).catch((error: unknown) =>
         logger.debug({ err: error }, "purging transition claims failed"),
       );
       environments

@@ -1,6 +1,7 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { IncarnationSource } from "../src/domain/environments.js";
 import type { QueueRegistry } from "../src/queue/environment-queues.js";
 import { type JobName, type QueueKind, queueName } from "../src/queue/queue-names.js";
 import { createJobRouter, type ProcessorTable } from "./job-router.js";
@@ -15,6 +16,8 @@ export interface WorkerFactoryDeps {
   /** Repeating jobs each environment's queue runs (BullMQ job schedulers, upserted at start). */
   schedules: { [K in QueueKind]?: { name: JobName<K>; everyMs: number }[] };
   queues: Pick<QueueRegistry, "queue">;
+  /** Each job is checked against its environment's current incarnation (see createJobRouter). */
+  incarnations: IncarnationSource;
   /** Delay before a job's next attempt, for jobs whose backoff type is not one of BullMQ's own. */
   backoffStrategy?: (attemptsMade: number, type: string | undefined, error: Error | undefined) => number;
   /**
@@ -33,7 +36,7 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
   return (environment: string, kind: QueueKind): RunningWorker => {
     const name = queueName(environment, kind);
     const logger = deps.logger.child({ environment, queue: kind });
-    const worker = new Worker(name, createJobRouter(deps.processors, kind, environment, logger), {
+    const worker = new Worker(name, createJobRouter(deps.processors, kind, environment, logger, deps.incarnations), {
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency[kind],

@@ -26,11 +26,11 @@ export function providerBackoffMs(attemptsMade: number, error: unknown, baseMs =
 /** The handshake queue's processors; they only call the domain. */
 export function handshakeProcessors(deps: {
   handshakes: Pick<Handshakes, "run">;
-  sweep(environment: string): Promise<unknown>;
+  sweep(environment: string, incarnation: string): Promise<unknown>;
   logger: Logger;
 }): Record<JobName<"handshake">, JobProcessor> {
   return {
-    async connect(job, environment) {
+    async connect(job, environment, incarnation) {
       const data = job.data as { accountId?: unknown; attempt?: unknown } | null;
       const accountId = data?.accountId;
       const attempt = data?.attempt;
@@ -41,13 +41,13 @@ export function handshakeProcessors(deps: {
         throw new UnrecoverableError("connect: data.attempt is not a positive integer");
       }
       const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-      const result = await deps.handshakes.run(environment, accountId, attempt, { lastTry });
+      const result = await deps.handshakes.run(environment, accountId, attempt, { lastTry, incarnation });
       if (result.outcome === "skipped")
         deps.logger.debug({ environment, accountId, why: result.why }, "handshake skipped");
       return result;
     },
-    async "sweep-connecting"(_job, environment) {
-      return deps.sweep(environment);
+    async "sweep-connecting"(_job, environment, incarnation) {
+      return deps.sweep(environment, incarnation);
     },
   };
 }

@@ -15,7 +15,7 @@ export const tokenSweepEveryMs = 60_000;
 export function rotationProcessors(deps: {
   tokens: Pick<TokenMaintenance, "retire" | "sweep">;
   refresher: Pick<Refresher, "refresh">;
-  sweepAccounts(environment: string): Promise<unknown>;
+  sweepAccounts(environment: string, incarnation: string): Promise<unknown>;
   logger: Logger;
 }): Record<JobName<"rotation">, JobProcessor> {
   return {
@@ -32,7 +32,7 @@ export function rotationProcessors(deps: {
     async "sweep-tokens"(_job, environment) {
       return deps.tokens.sweep(environment);
     },
-    async "refresh-account"(job, environment) {
+    async "refresh-account"(job, environment, incarnation) {
       const data = job.data as { accountId?: unknown; seenVersion?: unknown } | null;
       const accountId = data?.accountId;
       const seenVersion = typeof data?.seenVersion === "number" ? data.seenVersion : undefined;
@@ -42,6 +42,7 @@ export function rotationProcessors(deps: {
       const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const result = await deps.refresher.refresh(environment, accountId, {
         lastTry,
+        incarnation,
         ...(seenVersion === undefined ? {} : { seenVersion }),
       });
       if (result.outcome === "gave_up" || result.outcome === "needs_reauth") {
@@ -49,8 +50,8 @@ export function rotationProcessors(deps: {
       }
       return result;
     },
-    async "sweep-accounts"(_job, environment) {
-      return deps.sweepAccounts(environment);
+    async "sweep-accounts"(_job, environment, incarnation) {
+      return deps.sweepAccounts(environment, incarnation);
     },
   };
 }

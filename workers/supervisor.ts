@@ -9,8 +9,8 @@ export interface RunningWorker {
 }
 
 export interface WorkerSupervisorDeps {
-  /** Every environment record's name and state (throws when MongoDB is unreachable). */
-  listEnvironments(): Promise<{ name: string; state: EnvironmentState }[]>;
+  /** Every environment record's name, state and incarnation (throws when MongoDB is unreachable). */
+  listEnvironments(): Promise<{ name: string; state: EnvironmentState; incarnation: string }[]>;
   startWorker(environment: string, kind: QueueKind): RunningWorker;
   /** Removes a deleted environment's queues, including keys its workers left behind. */
   removeQueues(environment: string): Promise<void>;
@@ -35,11 +35,14 @@ async function closeWithin(worker: RunningWorker, ms: number): Promise<boolean> 
 /**
  * Runs the handshake and rotation workers of every active environment, and
  * follows environments as they are created and deleted: on an event at once,
- * otherwise on the next reconcile (every `reconcileMs`).
+ * otherwise on the next reconcile (every `reconcileMs`). An environment
+ * deleted and created again between two passes (events lost) is another
+ * incarnation: its workers are started afresh, which also schedules its
+ * sweeps again (removing the old queues removed their schedules).
  */
 export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
   const { listEnvironments, startWorker, removeQueues, logger } = deps;
-  const running = new Map<string, RunningWorker[]>();
+  const running = new Map<string, { incarnation: string; workers: RunningWorker[] }>();
   /** Stopped while being deleted: their queues are removed again once the record is gone. */
   const beingDeleted = new Set<string>();
   let timer: NodeJS.Timeout | undefined;
@@ -47,7 +50,7 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
   let pass: Promise<void> = Promise.resolve();
 
   async function stop(environment: string, deleted: boolean): Promise<void> {
-    const workers = running.get(environment) ?? [];
+    const workers = running.get(environment)?.workers ?? [];
     running.delete(environment);
     await Promise.all(workers.map((w) => closeWithin(w, 5_000)));
     if (deleted) await removeQueues(environment);
@@ -59,13 +62,18 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     const records = await listEnvironments();
     if (closed) return;
     const states = new Map(records.map((r) => [r.name, r.state]));
-    for (const { name, state } of records) {
-      if (state !== "active" || running.has(name)) continue;
-      running.set(
-        name,
-        queueKinds.map((kind) => startWorker(name, kind)),
-      );
-      logger.info({ environment: name }, "serving environment");
+    for (const { name, state, incarnation } of records) {
+      if (state !== "active") continue;
+      const served = running.get(name);
+      if (served?.incarnation === incarnation) continue;
+      if (served) {
+        // Deleted and created again since the last pass: the queues are the new incarnation's now.
+        logger.info({ environment: name, was: served.incarnation, incarnation }, "environment was created again");
+        await stop(name, false);
+        if (closed) return;
+      }
+      running.set(name, { incarnation, workers: queueKinds.map((kind) => startWorker(name, kind)) });
+      logger.info({ environment: name, incarnation }, "serving environment");
     }
     for (const name of [...running.keys()]) {
       const state = states.get(name);
@@ -111,7 +119,7 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
       // A pass in progress may be starting workers: let it settle first (a quarter of the budget at most).
       const started = Date.now();
       await settlesWithin(pass, timeoutMs / 4);
-      const workers = [...running.values()].flat();
+      const workers = [...running.values()].flatMap((served) => served.workers);
       running.clear();
       const left = Math.max(0, timeoutMs - (Date.now() - started));
       const results = await Promise.all(workers.map((w) => closeWithin(w, left)));

@@ -1,7 +1,7 @@
 import type { Clock } from "./clock.js";
 import type { Keyring } from "./crypto/envelope.js";
 import { notFound } from "./environment-service.js";
-import type { Environment, EnvironmentEvent } from "./environments.js";
+import { type Environment, type EnvironmentEvent, EnvironmentReplacedError, incarnationOf } from "./environments.js";
 
 export interface EnvironmentSource {
   get(name: string): Promise<Environment | undefined>;
@@ -109,9 +109,27 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
     for (const name of keys.keys()) if (!active.has(name)) keys.delete(name);
   }
 
-  /** The environment's unwrapped data key, cached while its wrapped form is unchanged. */
-  async function dataKey(name: string): Promise<Buffer> {
-    const env = await require(name);
+  /**
+   * The active environment in `incarnation`. This process may not have heard
+   * of a delete or a re-creation yet (or heard of it before the job's
+   * producer did): a mismatch is settled by the record itself.
+   */
+  async function requireIncarnation(name: string, incarnation: string): Promise<Environment> {
+    const known = active.get(name);
+    if (known && incarnationOf(known) === incarnation) return known;
+    misses.delete(name);
+    const env = await load(name);
+    if (!env || incarnationOf(env) !== incarnation) throw new EnvironmentReplacedError(name, incarnation);
+    return env;
+  }
+
+  /**
+   * The environment's unwrapped data key, cached while its wrapped form is
+   * unchanged. Given an `incarnation`, that incarnation's key or an
+   * EnvironmentReplacedError: never its successor's.
+   */
+  async function dataKey(name: string, incarnation?: string): Promise<Buffer> {
+    const env = incarnation === undefined ? await require(name) : await requireIncarnation(name, incarnation);
     const cached = keys.get(name);
     if (cached && cached.wrapped === env.dataKey.wrapped) return cached.key;
     const key = keyring.unwrap(name, env.dataKey);

@@ -50,6 +50,40 @@ export interface Environment {
   version: number;
 }
 
+/**
+ * Which life of its name an environment is: one deleted and created again
+ * under the same name is another incarnation, with a new database and a new
+ * data key. Its creation time tells them apart (as it does for the record's
+ * own compare-and-set). Work queued or running for one incarnation never
+ * writes into another.
+ */
+export function incarnationOf(environment: Pick<Environment, "createTime">): string {
+  return String(environment.createTime.getTime());
+}
+
+/** Where bound work checks its incarnation: the environment's record as stored now, never a cache. */
+export interface IncarnationSource {
+  /** The incarnation of the environment's record if it is active; undefined if deleted, being deleted or not created. */
+  currentIncarnation(environment: string): Promise<string | undefined>;
+}
+
+/**
+ * The incarnation a job or write was bound to is no longer the environment's
+ * current one (deleted, or deleted and created again): it must write nothing.
+ * Only jobs are bound, so this never reaches a caller: workers discard the
+ * job with a log line, and nothing retries it.
+ */
+export class EnvironmentReplacedError extends Error {
+  override readonly name = "EnvironmentReplacedError";
+  readonly code = "ENVIRONMENT_REPLACED";
+  constructor(
+    readonly environment: string,
+    readonly incarnation: string,
+  ) {
+    super(`environment "${environment}" is no longer incarnation ${incarnation}`);
+  }
+}
+
 /** What CreateEnvironment and UpdateEnvironment may set. */
 export interface EnvironmentChanges {
   displayName?: string;

@@ -22,7 +22,12 @@ export interface IntegrationAccountCounter {
 
 /** The environment's data key, for sealing secrets. */
 export interface DataKeySource {
-  dataKey(environment: string): Promise<Buffer>;
+  /**
+   * Given an `incarnation` (a job's), the key of that incarnation only: an
+   * EnvironmentReplacedError if the environment is now another one, so old
+   * work never seals or opens anything with its successor's key.
+   */
+  dataKey(environment: string, incarnation?: string): Promise<Buffer>;
 }
 
 /** Whether roomkey may call a URL: the verdict of the outbound guard's address policy. */

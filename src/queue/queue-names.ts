@@ -3,23 +3,38 @@ export const queueKinds = ["handshake", "rotation"] as const;
 export type QueueKind = (typeof queueKinds)[number];
 
 /**
+ * What every job made for one environment's data carries: the incarnation of
+ * the environment it was made for (`incarnationOf`). The queue says which
+ * environment; this says which life of that name. A job of another
+ * incarnation (the environment was deleted and created again) runs nothing.
+ * Optional: jobs queued before it existed work for the current incarnation.
+ */
+export interface IncarnationBound {
+  incarnation?: string;
+}
+
+/**
  * Job names and payloads per queue. The environment is never part of a
- * payload: it comes from the queue the job is on.
+ * payload: it comes from the queue the job is on. Scheduled sweeps carry
+ * nothing and work for the incarnation current when they run.
  */
 export interface QueueJobs {
   handshake: {
     /** Check an account's credential with the provider: attempt `attempt` of its handshakes. */
-    connect: { accountId: string; attempt: number };
-    /** Queue again the handshakes of accounts CONNECTING without a live job; purge old idempotency keys. */
+    connect: { accountId: string; attempt: number } & IncarnationBound;
+    /**
+     * Queue again the handshakes of accounts CONNECTING without a live job; purge old idempotency
+     * keys, OAuth states and transition claims.
+     */
     "sweep-connecting": Record<string, never>;
   };
   rotation: {
     /** Retire a rotated token whose grace period has ended. */
-    "retire-token": { tokenId: string };
+    "retire-token": { tokenId: string } & IncarnationBound;
     /** Mark expired tokens, retire what a lost job did not, purge what ended long ago. */
     "sweep-tokens": Record<string, never>;
     /** Refresh one OAuth account's tokens (job id `refresh-<account>`: one at a time per account). */
-    "refresh-account": { accountId: string; seenVersion?: number };
+    "refresh-account": { accountId: string; seenVersion?: number } & IncarnationBound;
     /** Queue refreshes for OAuth accounts whose tokens expire within the margin or sit idle. */
     "sweep-accounts": Record<string, never>;
   };

@@ -1,9 +1,10 @@
 import type { Collection, Filter } from "mongodb";
 import type { AccountIdempotencyRecord, AccountStore } from "../domain/accounts/account-service.js";
 import type { Account, OAuthState } from "../domain/accounts/accounts.js";
+import { EnvironmentReplacedError, type IncarnationSource } from "../domain/environments.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
-import { compareAndSet } from "./versioned.js";
+import { compareAndSet, type WriteGuard } from "./versioned.js";
 
 type AccountDocument = Omit<Account, "id"> & { _id: string };
 type IdempotencyDocument = AccountIdempotencyRecord & { _id: string };
@@ -28,8 +29,24 @@ function toDomain({ _id, ...rest }: AccountDocument): Account {
   return { id: _id, ...rest };
 }
 
-/** Accounts of each environment in its own database; every change is version-checked. */
-export function createAccountRepository(databases: Pick<EnvironmentDatabases, "db">) {
+/** A write bound to `incarnation`: it lands only while that is still the environment's current incarnation. */
+function guardFor(incarnations: IncarnationSource, environment: string, incarnation: string): WriteGuard {
+  return {
+    incarnation,
+    async check() {
+      if ((await incarnations.currentIncarnation(environment)) !== incarnation) {
+        throw new EnvironmentReplacedError(environment, incarnation);
+      }
+    },
+  };
+}
+
+/**
+ * Accounts of each environment in its own database; every change is
+ * version-checked, and a change bound to an incarnation (by a job) is checked
+ * against `incarnations`, the environment records, before it is written.
+ */
+export function createAccountRepository(databases: Pick<EnvironmentDatabases, "db">, incarnations: IncarnationSource) {
   const accounts = (environment: string): Collection<AccountDocument> =>
     databases.db(environment).collection<AccountDocument>(accountsCollection.name);
   const keys = (environment: string): Collection<IdempotencyDocument> =>
@@ -60,7 +77,7 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
         .toArray();
       return docs.map(toDomain);
     },
-    async update(environment, account, changes, unset = []) {
+    async update(environment, account, changes, unset = [], incarnation) {
       // Account ids are never reused: the id is its own incarnation.
       const { id: _id, version: _version, ...set } = changes;
       const won = await compareAndSet(
@@ -70,6 +87,7 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
         account.version,
         set,
         unset,
+        incarnation === undefined ? {} : { guard: guardFor(incarnations, environment, incarnation) },
       );
       if (!won) return undefined;
       const after: Account = { ...account, ...set, version: account.version + 1 };

@@ -1,7 +1,7 @@
 import type { Db, Filter } from "mongodb";
 import type { EnvironmentSource } from "../domain/environment-directory.js";
 import type { EnvironmentStore } from "../domain/environment-service.js";
-import type { Environment } from "../domain/environments.js";
+import { type Environment, type IncarnationSource, incarnationOf } from "../domain/environments.js";
 import type { PageRequest } from "../domain/paging.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 import { compareAndSet } from "./versioned.js";
@@ -28,7 +28,8 @@ function toDocument({ name, ...rest }: Environment): EnvironmentDocument {
 
 /** Environment records in the control database, keyed by name. */
 export type EnvironmentRepository = EnvironmentStore &
-  EnvironmentSource & {
+  EnvironmentSource &
+  IncarnationSource & {
     /** Every record, whatever its state: for the workers, the orphan sweep and unfinished deletes. */
     listAll(): Promise<Environment[]>;
   };
@@ -73,6 +74,10 @@ export function createEnvironmentRepository(control: Db): EnvironmentRepository 
         // Two replicas upserting at once: the other one's insert won, which is the same fact.
         if (!isDuplicateKey(error)) throw error;
       }
+    },
+    async currentIncarnation(name) {
+      const doc = await collection.findOne({ _id: name }, { projection: { state: 1, createTime: 1 } });
+      return doc?.state === "active" ? incarnationOf(doc) : undefined;
     },
     async listActive() {
       const docs = await collection.find({ state: "active" }).toArray();

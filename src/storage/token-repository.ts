@@ -8,7 +8,7 @@ import type { Token, TokenState } from "../domain/tokens/tokens.js";
 import type { UsageWriter } from "../domain/tokens/usage-recorder.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
-import { compareAndSet, purgeTransitions } from "./versioned.js";
+import { compareAndSet } from "./versioned.js";
 
 type TokenDocument = Omit<Token, "id" | "environment"> & { _id: string };
 type IdempotencyDocument = IdempotencyRecord & { _id: string; version: number };
@@ -232,7 +232,6 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
       return marked;
     },
     async purgeEnded(environment, before) {
-      await purgeTransitions(databases.db(environment), new Date(Date.now() - 86_400_000));
       const ended = await tokens(environment)
         .find(
           {

@@ -4,9 +4,13 @@ import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 /**
  * Claims of version transitions: `<collection>/<id>@<incarnation>/<version>`,
  * one per transition, with the change that makes it. Purged after a day by
- * the workers.
+ * the workers (see `purgeTransitions`), and at once by their writer when the
+ * document they were for does not exist.
  */
 export const transitionsCollection: CollectionSpec = { name: "transitions", indexes: [] };
+
+/** How long a claim is kept: long after any writer that read the version it moved can still be writing. */
+export const claimRetentionMs = 86_400_000;
 
 /**
  * The document to change. `incarnation` tells apart documents that reuse an id
@@ -28,6 +32,20 @@ export interface TransitionClaim {
   set: Document;
   unset: string[];
   at: Date;
+  /** The environment incarnation its writer was bound to (see WriteGuard); absent for unbound writers. */
+  environmentIncarnation?: string;
+}
+
+/**
+ * Binds a write to one incarnation of its environment: a job made for an
+ * environment that was deleted and created again under its name must not
+ * write into the new one's database.
+ */
+export interface WriteGuard {
+  /** Stored with the claim, so that the sweep removes claims of an incarnation that is gone at once. */
+  incarnation: string;
+  /** Throws when the writer may no longer write (its incarnation is not the environment's current one). */
+  check(): Promise<void>;
 }
 
 /**
@@ -51,6 +69,14 @@ export const abandonedAfterMs = 60_000;
  *
  * Every write to a versioned document must come through here: FerretDB
  * rewrites whole documents, so any other concurrent write may be lost.
+ *
+ * With a `guard`, nothing is written unless the guard holds first. There is
+ * no transaction around the check and the writes, so the environment may
+ * still be replaced in between; then the claim may land in the new
+ * database, but the change cannot (the new database has no document of that
+ * id, for ids that are never reused, or only one of another incarnation) and
+ * the claim is removed at once by `finishClaim`; the sweep removes one whose
+ * writer died in between.
  */
 export async function compareAndSet(
   db: Db,
@@ -59,9 +85,11 @@ export async function compareAndSet(
   expectedVersion: number,
   set: Document,
   unset: readonly string[] = [],
-  options: { abandonedAfterMs?: number } = {},
+  options: { abandonedAfterMs?: number; guard?: WriteGuard } = {},
 ): Promise<boolean> {
   const { id } = target;
+  const { guard } = options;
+  await guard?.check();
   const claims = db.collection<TransitionClaim>(transitionsCollection.name);
   const claimId = `${collection}/${id}@${target.incarnation}/${expectedVersion}`;
   const claim: TransitionClaim = {
@@ -69,6 +97,7 @@ export async function compareAndSet(
     set: { ...set, version: expectedVersion + 1 },
     unset: [...unset],
     at: new Date(),
+    ...(guard ? { environmentIncarnation: guard.incarnation } : {}),
   };
   try {
     await claims.insertOne(claim);
@@ -86,12 +115,18 @@ export async function compareAndSet(
  * The winner's half: writes its claimed change. If the write matches nothing
  * because another writer already finished this claim for it (it looked
  * abandoned), the transition is still the winner's: only its claim can move
- * this version.
+ * this version. If the document does not exist (deleted meanwhile, or the
+ * database is another incarnation's), the claim protects nothing and would
+ * only be litter: its writer removes it.
  */
 export async function finishClaim(db: Db, collection: string, id: string, claim: TransitionClaim): Promise<boolean> {
   if (await apply(db, collection, id, claim)) return true;
   const now = await db.collection<Versioned>(collection).findOne({ _id: id }, { projection: { version: 1 } });
-  return now !== null && now.version >= Number(claim.set.version);
+  if (now === null) {
+    await db.collection<TransitionClaim>(transitionsCollection.name).deleteOne({ _id: claim._id, at: claim.at });
+    return false;
+  }
+  return now.version >= Number(claim.set.version);
 }
 
 async function apply(db: Db, collection: string, id: string, claim: TransitionClaim): Promise<boolean> {
@@ -102,8 +137,17 @@ async function apply(db: Db, collection: string, id: string, claim: TransitionCl
   return result.matchedCount === 1;
 }
 
-/** Removes transition claims older than `before` (they only matter for seconds). */
-export async function purgeTransitions(db: Db, before: Date): Promise<number> {
-  return (await db.collection<TransitionClaim>(transitionsCollection.name).deleteMany({ at: { $lt: before } }))
-    .deletedCount;
+/**
+ * Removes transition claims older than `before` (they only matter for
+ * seconds) and, given the environment's current incarnation, every claim a
+ * writer bound to another incarnation left (one that died between its claim
+ * and its clean-up). One command: FerretDB scans the collection either way.
+ */
+export async function purgeTransitions(db: Db, before: Date, currentIncarnation?: string): Promise<number> {
+  const old = { at: { $lt: before } };
+  const filter =
+    currentIncarnation === undefined
+      ? old
+      : { $or: [old, { environmentIncarnation: { $exists: true, $ne: currentIncarnation } }] };
+  return (await db.collection<TransitionClaim>(transitionsCollection.name).deleteMany(filter)).deletedCount;
 }

@@ -24,6 +24,8 @@ export interface ApiKeyProvider {
   /** Calls received, in all and per credential. */
   calls(): number;
   callsWith(credential: string): number;
+  /** Calls answered so far (a slow call counts once its answer is sent). */
+  answered(): number;
   /** Makes `apiKey` (or `user:password` for basic) valid, for `account`. */
   allow(credential: string, account: RemoteAccount): void;
   /** The next calls get these, one each. */
@@ -53,6 +55,7 @@ export async function startApiKeyProvider(): Promise<ApiKeyProvider> {
   const times: number[] = [];
   let standing: ProviderBehaviour | undefined;
   let total = 0;
+  let answeredCalls = 0;
 
   function json(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
     response.writeHead(status, { "content-type": "application/json", ...headers });
@@ -61,6 +64,7 @@ export async function startApiKeyProvider(): Promise<ApiKeyProvider> {
 
   const server = createServer(async (request, response) => {
     total++;
+    response.on("finish", () => answeredCalls++);
     times.push(Date.now());
     const url = new URL(request.url ?? "/", "http://localhost");
     const credential = credentialOf(request, url);
@@ -93,6 +97,7 @@ export async function startApiKeyProvider(): Promise<ApiKeyProvider> {
     url: `http://127.0.0.1:${port}`,
     calls: () => total,
     callsWith: (credential) => perCredential.get(credential) ?? 0,
+    answered: () => answeredCalls,
     allow: (credential, account) => accounts.set(credential, account),
     queue: (...behaviours) => pending.push(...behaviours),
     always: (behaviour) => {

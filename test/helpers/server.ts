@@ -66,8 +66,11 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
 }
 
 /** A logger whose JSON lines a test can read. */
-export function capturedLogger(level = "info"): { logger: Logger; lines: { level: number; msg: string }[] } {
-  const lines: { level: number; msg: string }[] = [];
+export function capturedLogger(level = "info"): {
+  logger: Logger;
+  lines: { level: number; msg: string; [field: string]: unknown }[];
+} {
+  const lines: { level: number; msg: string; [field: string]: unknown }[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
       for (const line of chunk.toString().split("\n")) if (line) lines.push(JSON.parse(line));
@@ -171,9 +174,14 @@ export interface Deployment {
 export async function startDeployment(
   config: Config = testConfig(),
   role: Role = "all",
-  seams: RoomkeySeams = {},
+  options: { logger?: Logger; seams?: RoomkeySeams } = {},
 ): Promise<Deployment> {
-  const server = await startTestServer(config, role, createLogger(config.ROOMKEY_LOG_LEVEL), seams);
+  const server = await startTestServer(
+    config,
+    role,
+    options.logger ?? createLogger(config.ROOMKEY_LOG_LEVEL),
+    options.seams ?? {},
+  );
   const deployment: Deployment = {
     server,
     environments: grpcClient(EnvironmentService, server.grpcAddress),

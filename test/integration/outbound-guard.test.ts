@@ -84,7 +84,7 @@ describe("with an empty allowlist (production)", () => {
 
   beforeAll(async () => {
     d = await startDeployment(testConfig({ ...fastRetries, ROOMKEY_OUTBOUND_ALLOW: "" }), "all", {
-      resolveHost: dns.resolve,
+      seams: { resolveHost: dns.resolve },
     });
     token = await environmentWithToken(d);
   });

@@ -1,6 +1,15 @@
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { compareAndSet, finishClaim, transitionsCollection } from "../../src/storage/versioned.js";
+import type { Account } from "../../src/domain/accounts/accounts.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments.js";
+import { createAccountRepository } from "../../src/storage/account-repository.js";
+import {
+  compareAndSet,
+  finishClaim,
+  purgeTransitions,
+  type TransitionClaim,
+  transitionsCollection,
+} from "../../src/storage/versioned.js";
 import { randomPrefix } from "../helpers/names.js";
 import { backendUrls } from "../helpers/server.js";
 
@@ -92,5 +101,67 @@ describe("compareAndSet on the real database", () => {
     await docs.insertOne({ _id: "unset", version: 1, oauth2: { a: 1 } });
     expect(await compareAndSet(db(0), "docs", { id: "unset", incarnation: "x" }, 1, {}, ["oauth2"])).toBe(true);
     expect(await docs.findOne({ _id: "unset" })).toEqual({ _id: "unset", version: 2 });
+  });
+
+  it("when a writer's document does not exist, then the claim it inserted is gone when it returns", async () => {
+    expect(await compareAndSet(db(0), "docs", { id: "never-there", incarnation: "x" }, 1, { state: "x" })).toBe(false);
+    expect(
+      await db(0).collection<TransitionClaim>(transitionsCollection.name).findOne({ _id: "docs/never-there@x/1" }),
+    ).toBeNull();
+  });
+});
+
+describe("transition claims bound to an environment incarnation, on the real database", () => {
+  const claims = () => db(0).collection<TransitionClaim>(transitionsCollection.name);
+
+  it("when purged with the current incarnation, then claims of other incarnations and day-old claims go, the rest stay", async () => {
+    const now = Date.now();
+    const old = new Date(now - 2 * 86_400_000);
+    await claims().insertMany([
+      { _id: "p/fresh-unbound", set: {}, unset: [], at: new Date(now) },
+      { _id: "p/fresh-current", set: {}, unset: [], at: new Date(now), environmentIncarnation: "2000" },
+      { _id: "p/fresh-replaced", set: {}, unset: [], at: new Date(now), environmentIncarnation: "1000" },
+      { _id: "p/old-unbound", set: {}, unset: [], at: old },
+    ]);
+
+    expect(await purgeTransitions(db(0), new Date(now - 86_400_000), "2000")).toBe(2);
+
+    const left = await claims()
+      .find({ _id: { $in: ["p/fresh-unbound", "p/fresh-current", "p/fresh-replaced", "p/old-unbound"] } })
+      .toArray();
+    expect(left.map((c) => c._id).sort()).toEqual(["p/fresh-current", "p/fresh-unbound"]);
+  });
+
+  it("when an account write is bound to an incarnation that is no longer current, then it writes nothing, claim included", async () => {
+    const current = { value: "2000" };
+    const repository = createAccountRepository({ db: () => db(0) }, { currentIncarnation: async () => current.value });
+    const now = new Date();
+    const account: Account = {
+      id: "acc_incarnation0000000001",
+      integration: "keyed",
+      tenantId: "t",
+      labels: {},
+      status: "connecting",
+      statusReason: "",
+      authType: "api_key",
+      createTime: now,
+      updateTime: now,
+      credentials: {},
+      credentialsVersion: 1,
+      handshake: { attempt: 1, startTime: now },
+      version: 1,
+    };
+    await repository.insert("unused", account);
+
+    const error = await repository.update("unused", account, { status: "active" }, [], "1000").catch((e) => e);
+    expect(error).toBeInstanceOf(EnvironmentReplacedError);
+    expect(await claims().findOne({ _id: `accounts/${account.id}@/1` })).toBeNull();
+    expect((await repository.get("unused", account.id))?.status).toBe("connecting");
+
+    const after = await repository.update("unused", account, { status: "active" }, [], "2000");
+    expect(after?.status).toBe("active");
+    expect(await claims().findOne({ _id: `accounts/${account.id}@/1` })).toMatchObject({
+      environmentIncarnation: "2000",
+    });
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { WrappedDataKey } from "../../src/domain/crypto/envelope.js";
 import { createEnvironmentDirectory, type EnvironmentSource } from "../../src/domain/environment-directory.js";
-import type { Environment } from "../../src/domain/environments.js";
+import { type Environment, EnvironmentReplacedError, incarnationOf } from "../../src/domain/environments.js";
 import { NotFoundError } from "../../src/domain/errors.js";
 import { type Deferred, deferred, fakeClock, rejectionOf, settle } from "./fakes.js";
 
@@ -226,5 +226,73 @@ describe("dataKey", () => {
     const { directory, unwrapped } = setup();
     expect(await rejectionOf(directory.dataKey("env-a"))).toBeInstanceOf(NotFoundError);
     expect(unwrapped).toEqual([]);
+  });
+});
+
+describe("dataKey of one incarnation", () => {
+  const first = environment("env-a");
+  const second = environment("env-a", {
+    createTime: new Date(first.createTime.getTime() + 60_000),
+    dataKey: { wrapped: "wrapped-env-a-second", masterKeyId: "test-master" },
+  });
+
+  it("when the job's incarnation is the one known, then its key comes without asking the records", async () => {
+    const { directory, source } = setup();
+    source.put(first);
+    await directory.find("env-a");
+
+    const key = await directory.dataKey("env-a", incarnationOf(first));
+
+    expect(key.toString()).toBe("key-of-wrapped-env-a-1");
+    expect(source.gets).toEqual(["env-a"]);
+  });
+
+  it("when the name was created again, then a job of the old incarnation never gets the new key", async () => {
+    const { directory, source, unwrapped } = setup();
+    source.put(second);
+    await directory.find("env-a");
+
+    const error = await rejectionOf(directory.dataKey("env-a", incarnationOf(first)));
+
+    expect(error).toBeInstanceOf(EnvironmentReplacedError);
+    expect(unwrapped).toEqual([]);
+  });
+
+  it("when this process has not heard of the re-creation yet, then the records settle it: the new job gets the new key", async () => {
+    const { directory, source } = setup();
+    source.put(first);
+    await directory.find("env-a");
+    source.put(second);
+
+    const key = await directory.dataKey("env-a", incarnationOf(second));
+
+    expect(key.toString()).toBe("key-of-wrapped-env-a-second");
+    expect(directory.names()).toEqual(["env-a"]);
+    expect(await directory.dataKey("env-a")).toEqual(key);
+  });
+
+  it("when a job names an incarnation this process does not hold, then the records settle it: none, no key", async () => {
+    const { directory, source, unwrapped } = setup();
+    source.put(first);
+    await directory.find("env-a");
+    source.records.delete("env-a");
+
+    // (A job of the incarnation held in memory gets that incarnation's own key: harmless, as its writes are refused.)
+    const error = await rejectionOf(directory.dataKey("env-a", incarnationOf(second)));
+
+    expect(error).toBeInstanceOf(EnvironmentReplacedError);
+    expect(unwrapped).toEqual([]);
+  });
+
+  it("when the environment was deleted and this process knows it, then a job of it gets no key", async () => {
+    const { directory, source } = setup();
+    source.put(first);
+    await directory.find("env-a");
+    source.records.delete("env-a");
+    await directory.apply({ type: "deleted", name: "env-a" });
+
+    expect(await rejectionOf(directory.dataKey("env-a", incarnationOf(first)))).toBeInstanceOf(
+      EnvironmentReplacedError,
+    );
   });
 });

@@ -3,6 +3,7 @@ import type { AccountEvents, AccountStore } from "../../src/domain/accounts/acco
 import type { Account, AccountEvent } from "../../src/domain/accounts/accounts.js";
 import type { OAuthClient, TokenOutcome } from "../../src/domain/accounts/oauth.js";
 import type { Clock } from "../../src/domain/clock.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import type { OAuth2Settings } from "../../src/domain/integrations.js";
 
@@ -84,12 +85,18 @@ export function memoryLogger(): { logger: Logger; lines: () => Record<string, un
 /**
  * An in-memory account store with the repository's version check: `update`
  * writes only over the version it was given, and returns undefined otherwise.
+ * With `currentIncarnation` set, it also refuses a write bound to another
+ * incarnation, as the repository does (EnvironmentReplacedError).
  */
 export class FakeAccountStore implements Pick<AccountStore, "get" | "update"> {
   readonly records = new Map<string, Account>();
   /** Writes that won, and writes refused because the version had moved. */
   writes = 0;
   conflicts = 0;
+  /** The environment's incarnation now; undefined: the store does not check. */
+  currentIncarnation: string | undefined;
+  /** The incarnation each update was bound to, in order. */
+  readonly boundTo: (string | undefined)[] = [];
   /** Runs before every update is applied, to let a test act as a concurrent writer. */
   beforeUpdate: ((environment: string, account: Account) => void | Promise<void>) | undefined;
 
@@ -107,8 +114,13 @@ export class FakeAccountStore implements Pick<AccountStore, "get" | "update"> {
     account: Account,
     changes: Partial<Account>,
     unset: readonly (keyof Account)[] = [],
+    incarnation?: string,
   ): Promise<Account | undefined> {
     await this.beforeUpdate?.(environment, account);
+    this.boundTo.push(incarnation);
+    if (incarnation !== undefined && this.currentIncarnation !== undefined && incarnation !== this.currentIncarnation) {
+      throw new EnvironmentReplacedError(environment, incarnation);
+    }
     const key = FakeAccountStore.key(environment, account.id);
     const stored = this.records.get(key);
     if (!stored || stored.version !== account.version) {

@@ -11,6 +11,7 @@ import {
 } from "../../src/domain/accounts/handshake.js";
 import type { TokenOutcome } from "../../src/domain/accounts/oauth.js";
 import { createKeyring, seal } from "../../src/domain/crypto/envelope.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments.js";
 import { clientSecretBinding } from "../../src/domain/integration-service.js";
 import type { CredentialCheck, Integration, OAuth2Settings } from "../../src/domain/integrations.js";
 import {
@@ -128,6 +129,7 @@ function setup(
   const check = options.check ?? (async () => ok);
   const oauth = fakeOAuthClient(options.exchange ? { exchangeCode: options.exchange } : {});
   const integrations = new Map((options.integrations ?? [acme, github]).map((i) => [i.name, i]));
+  const keyRequests: (string | undefined)[] = [];
   const handshakes = createHandshakes({
     store,
     integrations: {
@@ -136,8 +138,17 @@ function setup(
       },
     },
     keys: {
-      async dataKey(environment) {
+      async dataKey(environment, incarnation) {
         if (environment !== env) throw new Error(`no data key for ${environment}`);
+        keyRequests.push(incarnation);
+        // As the directory: never the key of another incarnation than the one asked for.
+        if (
+          incarnation !== undefined &&
+          store.currentIncarnation !== undefined &&
+          incarnation !== store.currentIncarnation
+        ) {
+          throw new EnvironmentReplacedError(environment, incarnation);
+        }
         return dataKey;
       },
     },
@@ -151,7 +162,7 @@ function setup(
     events,
     clock,
   });
-  return { handshakes, store, published, checks, oauth, clock };
+  return { handshakes, store, published, checks, oauth, clock, keyRequests };
 }
 
 describe("handshake of an API key account", () => {
@@ -631,6 +642,81 @@ describe("handshake of an OAuth account", () => {
   });
 });
 
+describe("a handshake bound to an incarnation of its environment", () => {
+  const pending = { authorization_code: "code-abc", code_verifier: "verifier-xyz" };
+
+  it("when the job carries its incarnation, then every key it asks for and every write it makes is bound to it", async () => {
+    const { handshakes, store, clock, keyRequests } = setup({ exchange: async () => tokens });
+    store.currentIncarnation = "1000";
+    store.put(env, connecting(clock, pending, { authType: "oauth2" }));
+
+    expect(await handshakes.run(env, accountId, 1, { lastTry: false, incarnation: "1000" })).toEqual({
+      outcome: "active",
+    });
+
+    expect(keyRequests).toEqual(["1000", "1000"]);
+    expect(store.boundTo).toEqual(["1000", "1000"]);
+  });
+
+  it("when the environment is replaced while the provider checks the key, then nothing is written or published and the job hears why", async () => {
+    const held = deferred<CheckOutcome>();
+    const { handshakes, store, published, clock } = setup({ check: () => held.promise });
+    store.currentIncarnation = "1000";
+    store.put(env, connecting(clock, { api_key: "sk-live-123" }));
+
+    const running = handshakes.run(env, accountId, 1, { lastTry: false, incarnation: "1000" });
+    await settle();
+    // Force-deleted and created again under the same name.
+    store.currentIncarnation = "2000";
+    held.resolve(ok);
+
+    const error = await rejectionOf(running);
+    expect(error).toBeInstanceOf(EnvironmentReplacedError);
+    expect(store.writes).toBe(0);
+    expect(store.stored(env, accountId).status).toBe("connecting");
+    expect(published).toEqual([]);
+  });
+
+  it("when the environment was replaced before an OAuth code is exchanged, then the code is not exchanged and nothing is sealed", async () => {
+    const { handshakes, store, oauth, clock } = setup({ exchange: async () => tokens });
+    store.currentIncarnation = "2000";
+    store.put(env, connecting(clock, pending, { authType: "oauth2" }));
+
+    const error = await rejectionOf(handshakes.run(env, accountId, 1, { lastTry: false, incarnation: "1000" }));
+
+    expect(error).toBeInstanceOf(EnvironmentReplacedError);
+    expect(oauth.exchanges).toEqual([]);
+    expect(store.writes).toBe(0);
+  });
+
+  it("when the environment is replaced while the code is exchanged, then the tokens are not saved", async () => {
+    const held = deferred<TokenOutcome>();
+    const { handshakes, store, checks, clock } = setup({ exchange: () => held.promise });
+    store.currentIncarnation = "1000";
+    store.put(env, connecting(clock, pending, { authType: "oauth2" }));
+
+    const running = handshakes.run(env, accountId, 1, { lastTry: false, incarnation: "1000" });
+    await settle();
+    store.currentIncarnation = "2000";
+    held.resolve(tokens);
+
+    expect(await rejectionOf(running)).toBeInstanceOf(EnvironmentReplacedError);
+    expect(store.writes).toBe(0);
+    expect(checks).toEqual([]);
+  });
+
+  it("when the sweep abandons a stuck handshake for an incarnation, then its write is bound to it", async () => {
+    const { handshakes, store, clock } = setup();
+    store.currentIncarnation = "2000";
+    store.put(env, connecting(clock, { api_key: "sk-live-123" }));
+
+    const error = await rejectionOf(handshakes.abandon(env, accountId, 1, "stuck", "1000"));
+
+    expect(error).toBeInstanceOf(EnvironmentReplacedError);
+    expect(store.stored(env, accountId).status).toBe("connecting");
+  });
+});
+
 describe("abandon", () => {
   it("when the account is still connecting in that attempt, then it FAILED with the reason and an event", async () => {
     const { handshakes, store, published, clock } = setup();
@@ -667,8 +753,8 @@ describe("connecting sweep", () => {
     const clock = fakeClock();
     const calls = {
       listed: [] as { environment: string; updatedBefore: Date }[],
-      requeued: [] as [string, string, number][],
-      failed: [] as [string, string, number, string][],
+      requeued: [] as [string, string, number, string?][],
+      failed: [] as [string, string, number, string, string?][],
     };
     const deps: ConnectingSweepDeps = {
       async listConnecting(environment, updatedBefore) {
@@ -680,11 +766,17 @@ describe("connecting sweep", () => {
       async jobState(_environment, id) {
         return states[id] ?? "missing";
       },
-      async requeue(environment, id, attempt) {
-        calls.requeued.push([environment, id, attempt]);
+      async requeue(environment, id, attempt, incarnation) {
+        calls.requeued.push(
+          incarnation === undefined ? [environment, id, attempt] : [environment, id, attempt, incarnation],
+        );
       },
-      async failStuck(environment, id, attempt, reason) {
-        calls.failed.push([environment, id, attempt, reason]);
+      async failStuck(environment, id, attempt, reason, incarnation) {
+        calls.failed.push(
+          incarnation === undefined
+            ? [environment, id, attempt, reason]
+            : [environment, id, attempt, reason, incarnation],
+        );
       },
       clock,
       graceMs: 2 * minute,
@@ -704,5 +796,14 @@ describe("connecting sweep", () => {
       [env, "b", 2],
     ]);
     expect(calls.failed).toEqual([[env, "c", 3, "the handshake failed unexpectedly; connect again"]]);
+  });
+
+  it("when the sweep runs for an incarnation, then what it queues and what it ends is bound to that incarnation", async () => {
+    const { sweep, calls } = sweepSetup({ a: "missing", c: "failed" });
+
+    await sweep(env, "1000");
+
+    expect(calls.requeued).toEqual([[env, "a", 1, "1000"]]);
+    expect(calls.failed).toEqual([[env, "c", 2, "the handshake failed unexpectedly; connect again", "1000"]]);
   });
 });

@@ -6,9 +6,18 @@ import { ProviderUnavailableError } from "../../src/domain/accounts/handshake.js
 import type { TokenOutcome } from "../../src/domain/accounts/oauth.js";
 import { createRefresher, createRefreshSweep } from "../../src/domain/accounts/refresher.js";
 import { createKeyring, seal } from "../../src/domain/crypto/envelope.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments.js";
 import { clientSecretBinding } from "../../src/domain/integration-service.js";
 import type { Integration, OAuth2Settings } from "../../src/domain/integrations.js";
-import { FakeAccountStore, fakeClock, fakeOAuthClient, recordingEvents, rejectionOf } from "./fakes.js";
+import {
+  deferred,
+  FakeAccountStore,
+  fakeClock,
+  fakeOAuthClient,
+  recordingEvents,
+  rejectionOf,
+  settle,
+} from "./fakes.js";
 
 const env = "env-a";
 const dataKey = createKeyring(randomBytes(32)).createDataKey(env).key;
@@ -95,15 +104,28 @@ function setup(refresh: (refreshToken: string) => Promise<TokenOutcome>, integra
   const { events, published } = recordingEvents();
   const oauth = fakeOAuthClient({ refresh });
   const byName = new Map(integrations.map((i) => [i.name, i]));
+  const keyRequests: (string | undefined)[] = [];
   const refresher = createRefresher({
     store,
     integrations: { get: async (_environment, name) => byName.get(name) },
-    keys: { dataKey: async () => dataKey },
+    keys: {
+      async dataKey(environment, incarnation) {
+        keyRequests.push(incarnation);
+        if (
+          incarnation !== undefined &&
+          store.currentIncarnation !== undefined &&
+          incarnation !== store.currentIncarnation
+        ) {
+          throw new EnvironmentReplacedError(environment, incarnation);
+        }
+        return dataKey;
+      },
+    },
     oauth,
     events,
     clock,
   });
-  return { refresher, store, published, oauth, clock };
+  return { refresher, store, published, oauth, clock, keyRequests };
 }
 
 const rotated: TokenOutcome = {
@@ -379,6 +401,83 @@ describe("refresh", () => {
     expect(oauth.refreshes).toEqual([]);
     expect(store.stored(env, accountId)).toMatchObject({ status: "needs_reauth", statusReason: reason });
     expect(published).toHaveLength(1);
+  });
+});
+
+describe("a refresh bound to an incarnation of its environment", () => {
+  it("when the job carries its incarnation, then its key and its write are bound to it", async () => {
+    const { refresher, store, clock, keyRequests } = setup(async () => rotated);
+    store.currentIncarnation = "1000";
+    store.put(env, activeAccount(clock));
+
+    expect(await refresher.refresh(env, accountId, { lastTry: false, incarnation: "1000" })).toEqual({
+      outcome: "refreshed",
+      credentialsVersion: 4,
+    });
+    expect(keyRequests).toEqual(["1000"]);
+    expect(store.boundTo).toEqual(["1000"]);
+  });
+
+  it("when the environment is replaced while the provider answers, then the new tokens are not written and the job hears why", async () => {
+    const held = deferred<TokenOutcome>();
+    const { refresher, store, published, clock } = setup(() => held.promise);
+    store.currentIncarnation = "1000";
+    store.put(env, activeAccount(clock));
+
+    const running = refresher.refresh(env, accountId, { lastTry: false, incarnation: "1000" });
+    await settle();
+    store.currentIncarnation = "2000";
+    held.resolve(rotated);
+
+    expect(await rejectionOf(running)).toBeInstanceOf(EnvironmentReplacedError);
+    expect(store.writes).toBe(0);
+    expect(store.stored(env, accountId).credentialsVersion).toBe(3);
+    expect(published).toEqual([]);
+  });
+
+  it("when the environment was replaced before the refresh, then the provider is not called", async () => {
+    const { refresher, store, oauth, clock } = setup(async () => rotated);
+    store.currentIncarnation = "2000";
+    store.put(env, activeAccount(clock));
+
+    expect(
+      await rejectionOf(refresher.refresh(env, accountId, { lastTry: false, incarnation: "1000" })),
+    ).toBeInstanceOf(EnvironmentReplacedError);
+    expect(oauth.refreshes).toEqual([]);
+  });
+
+  it("when the provider refuses and the environment was replaced meanwhile, then NEEDS_REAUTH is not written", async () => {
+    const held = deferred<TokenOutcome>();
+    const { refresher, store, clock } = setup(() => held.promise);
+    store.currentIncarnation = "1000";
+    store.put(env, activeAccount(clock));
+
+    const running = refresher.refresh(env, accountId, { lastTry: false, incarnation: "1000" });
+    await settle();
+    store.currentIncarnation = "2000";
+    held.resolve({ kind: "refused", error: "invalid_grant", reason: "the refresh token was revoked" });
+
+    expect(await rejectionOf(running)).toBeInstanceOf(EnvironmentReplacedError);
+    expect(store.stored(env, accountId).status).toBe("active");
+  });
+
+  it("when a sweep runs for an incarnation, then the refreshes it requests are bound to it", async () => {
+    const clock = fakeClock();
+    const bound: (string | undefined)[] = [];
+    const sweep = createRefreshSweep({
+      listDueForRefresh: async () => [activeAccount(clock)],
+      refreshes: {
+        async request(_environment, _requests, incarnation) {
+          bound.push(incarnation);
+        },
+      },
+      settings: async () => ({ refreshMarginMs: minute, refreshTokenKeepaliveMs: day }),
+      clock,
+    });
+
+    await sweep(env, "1000");
+
+    expect(bound).toEqual(["1000"]);
   });
 });
 

@@ -18,9 +18,12 @@ class FakeWorker implements RunningWorker {
   }
 }
 
+/** A record as the supervisor lists it; without an incarnation, every test record is incarnation "1". */
+type Listed = { name: string; state: EnvironmentState; incarnation?: string };
+
 function setup(options: { hangingWorkers?: boolean; reconcileMs?: number } = {}) {
-  let records: { name: string; state: EnvironmentState }[] = [];
-  let pendingList: Deferred<{ name: string; state: EnvironmentState }[]> | undefined;
+  let records: Listed[] = [];
+  let pendingList: Deferred<Listed[]> | undefined;
   let listCalls = 0;
   const workers: FakeWorker[] = [];
   const removed: string[] = [];
@@ -28,8 +31,8 @@ function setup(options: { hangingWorkers?: boolean; reconcileMs?: number } = {})
   const supervisor = createWorkerSupervisor({
     async listEnvironments() {
       listCalls++;
-      if (pendingList) return pendingList.promise;
-      return records.map((r) => ({ ...r }));
+      const listed = pendingList ? await pendingList.promise : records;
+      return listed.map((r) => ({ incarnation: "1", ...r }));
     },
     startWorker(environment, kind) {
       const worker = new FakeWorker(environment, kind, options.hangingWorkers ?? false);
@@ -46,7 +49,7 @@ function setup(options: { hangingWorkers?: boolean; reconcileMs?: number } = {})
     supervisor,
     workers,
     removed,
-    setRecords(next: { name: string; state: EnvironmentState }[]) {
+    setRecords(next: Listed[]) {
       records = next;
     },
     listCalls: () => listCalls,
@@ -148,6 +151,37 @@ describe("reconcile", () => {
 
     expect(workers).toHaveLength(4);
     expect(removed).toEqual(["env-a"]);
+  });
+
+  it("when an environment was deleted and created again between two passes, then its workers are started afresh and its queues kept", async () => {
+    const { supervisor, workers, removed, setRecords } = setup();
+    setRecords([
+      { name: "env-a", state: "active", incarnation: "1000" },
+      { name: "env-b", state: "active", incarnation: "1000" },
+    ]);
+    await supervisor.reconcile();
+
+    setRecords([
+      { name: "env-a", state: "active", incarnation: "2000" },
+      { name: "env-b", state: "active", incarnation: "1000" },
+    ]);
+    await supervisor.reconcile();
+
+    const ofA = workers.filter((w) => w.environment === "env-a");
+    expect(ofA).toHaveLength(4);
+    expect(ofA.slice(0, 2).every((w) => w.closeCalls.length > 0)).toBe(true);
+    expect(openWorkers(workers).map((w) => `${w.environment}:${w.kind}`)).toEqual([
+      "env-b:handshake",
+      "env-b:rotation",
+      "env-a:handshake",
+      "env-a:rotation",
+    ]);
+    // The queues belong to the new incarnation now.
+    expect(removed).toEqual([]);
+    expect(supervisor.serving()).toEqual(["env-a", "env-b"]);
+
+    await supervisor.reconcile();
+    expect(workers).toHaveLength(6);
   });
 
   it("when listing fails, then reconcile resolves and the next pass works", async () => {

@@ -55,13 +55,16 @@ export interface AccountStore {
   /**
    * Moves `account` (as read, at its version) to the next version with
    * `changes`, removing `unset`: the account afterwards, or undefined if
-   * another writer moved it first.
+   * another writer moved it first. Given an `incarnation` (a job's), writes
+   * nothing and throws EnvironmentReplacedError unless that is still the
+   * environment's current incarnation.
    */
   update(
     environment: string,
     account: Account,
     changes: Partial<Account>,
     unset?: readonly (keyof Account)[],
+    incarnation?: string,
   ): Promise<Account | undefined>;
   /** Records `record` under `key` unless one is there: then returns the one that is. */
   claimIdempotency(
@@ -87,21 +90,27 @@ export interface AccountEvents {
   publish(environment: string, event: AccountEvent): Promise<void>;
 }
 
-/** Puts an account's handshake on its environment's handshake queue. */
+/**
+ * Puts an account's handshake on its environment's handshake queue, bound to
+ * `incarnation` (by default the one this process knows the environment as).
+ */
 export interface HandshakeQueue {
-  enqueue(environment: string, accountId: string, attempt: number): Promise<void>;
+  enqueue(environment: string, accountId: string, attempt: number, incarnation?: string): Promise<void>;
 }
 
-/** Asks the rotation queue to refresh an account now (one job per account: a refresh already queued is it). */
 /** An account to refresh, with the credentials version its requester saw (the job skips it if that moved). */
 export interface RefreshRequest {
   accountId: string;
   seenVersion: number;
 }
 
+/** Asks the rotation queue to refresh accounts now (one job per account: a refresh already queued is it). */
 export interface RefreshQueue {
-  /** Queues refreshes in one round trip; one already queued for an account absorbs a new one. */
-  request(environment: string, requests: readonly RefreshRequest[]): Promise<void>;
+  /**
+   * Queues refreshes in one round trip; one already queued for an account
+   * absorbs a new one. Bound to `incarnation` like HandshakeQueue.
+   */
+  request(environment: string, requests: readonly RefreshRequest[], incarnation?: string): Promise<void>;
 }
 
 /** How long an OAuth state from StartOAuthConnection is accepted. */

@@ -33,6 +33,16 @@ export interface HandshakeDeps {
   clock: Clock;
 }
 
+/**
+ * Where one job works: its environment (from its queue) and, when the job
+ * carries one, the incarnation it was made for. Every key it uses and every
+ * write it makes is bound to that incarnation.
+ */
+export interface JobScope {
+  environment: string;
+  incarnation?: string;
+}
+
 export type HandshakeResult =
   | { outcome: "active" | "failed" }
   /** Nothing to do: the account is gone, past this attempt, or no longer connecting. */
@@ -80,7 +90,7 @@ export function createHandshakes(deps: HandshakeDeps) {
    * them. Undefined if another writer ended this handshake.
    */
   async function writeOwn(
-    environment: string,
+    { environment, incarnation }: JobScope,
     read: Account,
     changes: Partial<Account>,
     unset: (keyof Account)[] = [],
@@ -88,7 +98,13 @@ export function createHandshakes(deps: HandshakeDeps) {
     let account: Account | undefined = read;
     for (let tries = 0; tries < 5 && account; tries++) {
       if (account.status !== "connecting" || account.handshake.attempt !== read.handshake.attempt) return undefined;
-      const after = await store.update(environment, account, { ...changes, updateTime: clock.now() }, unset);
+      const after = await store.update(
+        environment,
+        account,
+        { ...changes, updateTime: clock.now() },
+        unset,
+        incarnation,
+      );
       if (after) return after;
       account = await store.get(environment, read.id);
     }
@@ -100,14 +116,14 @@ export function createHandshakes(deps: HandshakeDeps) {
   }
 
   async function finish(
-    environment: string,
+    scope: JobScope,
     read: Account,
     changes: Partial<Account>,
     unset: (keyof Account)[] = [],
   ): Promise<HandshakeResult> {
-    const after = await writeOwn(environment, read, changes, unset);
+    const after = await writeOwn(scope, read, changes, unset);
     if (!after) return { outcome: "skipped", why: "another writer ended this handshake first" };
-    await events.publish(environment, {
+    await events.publish(scope.environment, {
       account: toAccountView(after),
       previousStatus: read.status,
       eventTime: after.updateTime,
@@ -115,9 +131,9 @@ export function createHandshakes(deps: HandshakeDeps) {
     return { outcome: after.status === "active" ? "active" : "failed" };
   }
 
-  function fail(environment: string, account: Account, reason: string): Promise<HandshakeResult> {
+  function fail(scope: JobScope, account: Account, reason: string): Promise<HandshakeResult> {
     // A credential the provider refused is not kept.
-    return finish(environment, account, { status: "failed", statusReason: reason, credentials: {} });
+    return finish(scope, account, { status: "failed", statusReason: reason, credentials: {} });
   }
 
   function opener(key: Buffer, environment: string, account: Account) {
@@ -134,17 +150,18 @@ export function createHandshakes(deps: HandshakeDeps) {
    * again (the provider would refuse it). A run after that finds tokens.
    */
   async function exchangeIfPending(
-    environment: string,
+    scope: JobScope,
     account: Account,
     integration: Integration,
     options: { lastTry: boolean },
   ): Promise<{ account: Account } | { result: HandshakeResult }> {
     if (account.credentials.authorization_code === undefined) return { account };
+    const { environment } = scope;
     const settings = integration.oauth2;
     if (!settings?.sealedClientSecret) {
-      return { result: await fail(environment, account, `integration "${integration.name}" has no client secret`) };
+      return { result: await fail(scope, account, `integration "${integration.name}" has no client secret`) };
     }
-    const key = await keys.dataKey(environment);
+    const key = await keys.dataKey(environment, scope.incarnation);
     const opened = opener(key, environment, account);
     const clientSecret = open(
       key,
@@ -156,15 +173,15 @@ export function createHandshakes(deps: HandshakeDeps) {
       redirectUri: account.handshake.redirectUri ?? "",
       ...(account.credentials.code_verifier === undefined ? {} : { codeVerifier: opened("code_verifier") }),
     });
-    if (outcome.kind === "refused") return { result: await fail(environment, account, outcome.reason) };
+    if (outcome.kind === "refused") return { result: await fail(scope, account, outcome.reason) };
     if (outcome.kind === "unavailable") {
-      if (options.lastTry) return { result: await fail(environment, account, `gave up: ${outcome.reason}`) };
+      if (options.lastTry) return { result: await fail(scope, account, `gave up: ${outcome.reason}`) };
       throw new ProviderUnavailableError(outcome.reason, outcome.retryAfterMs);
     }
     const { changes, unset } = tokenChanges(key, environment, account, outcome.tokens, clock.now(), {
       scopes: settings.scopes,
     });
-    const saved = await writeOwn(environment, account, changes, unset);
+    const saved = await writeOwn(scope, account, changes, unset);
     if (!saved) return { result: { outcome: "skipped", why: "another writer ended this handshake first" } };
     return { account: saved };
   }
@@ -172,14 +189,20 @@ export function createHandshakes(deps: HandshakeDeps) {
   /**
    * Runs one attempt of the handshake `attempt` of an account. `lastTry`:
    * BullMQ will not run this job again, so a provider that is still
-   * unavailable fails the account instead of throwing.
+   * unavailable fails the account instead of throwing. With an `incarnation`,
+   * nothing is written or sealed once the environment is another incarnation
+   * (EnvironmentReplacedError).
    */
   async function run(
     environment: string,
     accountId: string,
     attempt: number,
-    options: { lastTry: boolean },
+    options: { lastTry: boolean; incarnation?: string },
   ): Promise<HandshakeResult> {
+    const scope: JobScope = {
+      environment,
+      ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }),
+    };
     let account = await store.get(environment, accountId);
     if (!account) return { outcome: "skipped", why: "no such account in this environment" };
     if (account.handshake.attempt !== attempt) {
@@ -188,51 +211,57 @@ export function createHandshakes(deps: HandshakeDeps) {
     if (account.status !== "connecting") return { outcome: "skipped", why: `the account is ${account.status}` };
 
     const integration = await integrations.get(environment, account.integration);
-    if (!integration) return fail(environment, account, `integration "${account.integration}" no longer exists`);
+    if (!integration) return fail(scope, account, `integration "${account.integration}" no longer exists`);
     if (integration.authType !== account.authType) {
-      return fail(environment, account, `integration "${account.integration}" now uses another auth type`);
+      return fail(scope, account, `integration "${account.integration}" now uses another auth type`);
     }
     let credential: CheckCredential;
     try {
       if (account.authType === "oauth2") {
-        const exchanged = await exchangeIfPending(environment, account, integration, options);
+        const exchanged = await exchangeIfPending(scope, account, integration, options);
         if ("result" in exchanged) return exchanged.result;
         account = exchanged.account;
-        const opened = opener(await keys.dataKey(environment), environment, account);
+        const opened = opener(await keys.dataKey(environment, scope.incarnation), environment, account);
         credential = { kind: "access_token", accessToken: opened("access_token") };
       } else {
-        const opened = opener(await keys.dataKey(environment), environment, account);
+        const opened = opener(await keys.dataKey(environment, scope.incarnation), environment, account);
         credential =
           account.authType === "basic"
             ? { kind: "basic", username: opened("username"), password: opened("password") }
             : { kind: "api_key", apiKey: opened("api_key") };
       }
     } catch (error) {
-      if (error instanceof DecryptionError) return fail(environment, account, "the stored credential does not open");
+      if (error instanceof DecryptionError) return fail(scope, account, "the stored credential does not open");
       throw error;
     }
     const outcome: CheckOutcome = await checker.check(integration.credentialCheck, credential);
     switch (outcome.kind) {
       case "ok":
-        return finish(environment, account, {
+        return finish(scope, account, {
           status: "active",
           statusReason: "",
           remoteId: outcome.remoteId,
           remoteName: outcome.remoteName,
         });
       case "refused":
-        return fail(environment, account, outcome.reason);
+        return fail(scope, account, outcome.reason);
       case "unavailable":
-        if (options.lastTry) return fail(environment, account, `gave up: ${outcome.reason}`);
+        if (options.lastTry) return fail(scope, account, `gave up: ${outcome.reason}`);
         throw new ProviderUnavailableError(outcome.reason, outcome.retryAfterMs);
     }
   }
 
   /** Fails an account still CONNECTING in `attempt` (its job failed for good); otherwise changes nothing. */
-  async function abandon(environment: string, accountId: string, attempt: number, reason: string): Promise<void> {
+  async function abandon(
+    environment: string,
+    accountId: string,
+    attempt: number,
+    reason: string,
+    incarnation?: string,
+  ): Promise<void> {
     const account = await store.get(environment, accountId);
     if (account?.status !== "connecting" || account.handshake.attempt !== attempt) return;
-    await fail(environment, account, reason);
+    await fail({ environment, ...(incarnation === undefined ? {} : { incarnation }) }, account, reason);
   }
 
   return { run, abandon };
@@ -247,17 +276,24 @@ export interface ConnectingSweepDeps {
     accountId: string,
     attempt: number,
   ): Promise<"live" | "completed" | "failed" | "missing">;
-  /** Queues the handshake again, replacing a job of the same attempt that ended. */
-  requeue(environment: string, accountId: string, attempt: number): Promise<void>;
+  /** Queues the handshake again (bound to `incarnation`), replacing a job of the same attempt that ended. */
+  requeue(environment: string, accountId: string, attempt: number, incarnation?: string): Promise<void>;
   /** Ends an account whose job failed for good on something unexpected (it re-reads first). */
-  failStuck(environment: string, accountId: string, attempt: number, reason: string): Promise<void>;
+  failStuck(
+    environment: string,
+    accountId: string,
+    attempt: number,
+    reason: string,
+    incarnation?: string,
+  ): Promise<void>;
   clock: Clock;
   /** Accounts unchanged for less than this are left alone: their job may still be on its way. */
   graceMs: number;
 }
 
+/** The sweep of one environment; given the incarnation its job runs for, what it queues and writes is bound to it. */
 export function createConnectingSweep(deps: ConnectingSweepDeps) {
-  return async (environment: string): Promise<{ requeued: number; failed: number }> => {
+  return async (environment: string, incarnation?: string): Promise<{ requeued: number; failed: number }> => {
     const before = new Date(deps.clock.now().getTime() - deps.graceMs);
     let requeued = 0;
     let failed = 0;
@@ -266,10 +302,16 @@ export function createConnectingSweep(deps: ConnectingSweepDeps) {
       const state = await deps.jobState(environment, id, handshake.attempt);
       if (state === "missing" || state === "completed") {
         // Lost from Redis (or ended as the account changed under it): the handshake runs again.
-        await deps.requeue(environment, id, handshake.attempt);
+        await deps.requeue(environment, id, handshake.attempt, incarnation);
         requeued++;
       } else if (state === "failed") {
-        await deps.failStuck(environment, id, handshake.attempt, "the handshake failed unexpectedly; connect again");
+        await deps.failStuck(
+          environment,
+          id,
+          handshake.attempt,
+          "the handshake failed unexpectedly; connect again",
+          incarnation,
+        );
         failed++;
       }
     }

@@ -5,7 +5,7 @@ import type { Integration } from "../integrations.js";
 import type { AccountEvents, AccountStore, RefreshQueue } from "./account-service.js";
 import { openCredential } from "./account-service.js";
 import { type Account, toAccountView } from "./accounts.js";
-import { ProviderUnavailableError, tokenChanges } from "./handshake.js";
+import { type JobScope, ProviderUnavailableError, tokenChanges } from "./handshake.js";
 import type { OAuthClient } from "./oauth.js";
 
 export interface RefresherDeps {
@@ -38,7 +38,7 @@ export function createRefresher(deps: RefresherDeps) {
 
   /** Declares NEEDS_REAUTH over `current`, unless the credentials moved past `expectedVersion` meanwhile. */
   async function needsReauth(
-    environment: string,
+    { environment, incarnation }: JobScope,
     current: Account | undefined,
     expectedVersion: number,
     reason: string,
@@ -49,11 +49,13 @@ export function createRefresher(deps: RefresherDeps) {
       if (account.credentialsVersion !== expectedVersion || account.status !== "active") {
         return { outcome: "skipped", why: "the credentials changed while the refresh ran" };
       }
-      const after = await store.update(environment, account, {
-        status: "needs_reauth",
-        statusReason: reason,
-        updateTime: clock.now(),
-      });
+      const after = await store.update(
+        environment,
+        account,
+        { status: "needs_reauth", statusReason: reason, updateTime: clock.now() },
+        [],
+        incarnation,
+      );
       if (after) {
         await events.publish(environment, {
           account: toAccountView(after),
@@ -67,11 +69,18 @@ export function createRefresher(deps: RefresherDeps) {
     return { outcome: "skipped", why: "the account is gone or kept changing" };
   }
 
+  /**
+   * Refreshes one account's tokens. With an `incarnation`, nothing is written
+   * or sealed once the environment is another incarnation
+   * (EnvironmentReplacedError).
+   */
   async function refresh(
     environment: string,
     accountId: string,
-    options: { lastTry: boolean; seenVersion?: number },
+    options: { lastTry: boolean; seenVersion?: number; incarnation?: string },
   ): Promise<RefreshResult> {
+    const { incarnation } = options;
+    const scope: JobScope = { environment, ...(incarnation === undefined ? {} : { incarnation }) };
     const read = await store.get(environment, accountId);
     if (!read) return { outcome: "skipped", why: "no such account in this environment" };
     if (read.authType !== "oauth2" || read.status !== "active") {
@@ -87,9 +96,9 @@ export function createRefresher(deps: RefresherDeps) {
     const settings = integration?.oauth2;
     if (!integration || !settings?.sealedClientSecret) {
       const reason = `integration "${read.integration}" is gone or has no client secret`;
-      return needsReauth(environment, read, read.credentialsVersion, reason);
+      return needsReauth(scope, read, read.credentialsVersion, reason);
     }
-    const key = await keys.dataKey(environment);
+    const key = await keys.dataKey(environment, incarnation);
     const refreshToken = openCredential(key, environment, read.id, "refresh_token", sealedRefresh);
     const clientSecret = open(
       key,
@@ -104,7 +113,7 @@ export function createRefresher(deps: RefresherDeps) {
     if (outcome.kind === "refused") {
       // invalid_grant may only mean that another refresh used this refresh token first: read again.
       const current = await store.get(environment, read.id);
-      return needsReauth(environment, current, read.credentialsVersion, outcome.reason);
+      return needsReauth(scope, current, read.credentialsVersion, outcome.reason);
     }
     // The provider may have rotated the refresh token already: these tokens must be saved.
     let account: Account | undefined = read;
@@ -117,7 +126,7 @@ export function createRefresher(deps: RefresherDeps) {
         scopes: account.scopes ?? settings.scopes,
         refreshToken,
       });
-      const after = await store.update(environment, account, { ...changes, updateTime: now }, unset);
+      const after = await store.update(environment, account, { ...changes, updateTime: now }, unset, incarnation);
       if (after) return { outcome: "refreshed", credentialsVersion: after.credentialsVersion };
       account = await store.get(environment, read.id);
     }
@@ -137,9 +146,12 @@ export interface RefreshSweepDeps {
   clock: Clock;
 }
 
-/** Queues a refresh for every OAuth account whose token expires within the margin or whose refresh token sat idle. */
+/**
+ * Queues a refresh for every OAuth account whose token expires within the
+ * margin or whose refresh token sat idle, bound to the incarnation the sweep runs for.
+ */
 export function createRefreshSweep(deps: RefreshSweepDeps) {
-  return async (environment: string): Promise<{ queued: number }> => {
+  return async (environment: string, incarnation?: string): Promise<{ queued: number }> => {
     const { refreshMarginMs, refreshTokenKeepaliveMs } = await deps.settings(environment);
     const now = deps.clock.now().getTime();
     const due = await deps.listDueForRefresh(
@@ -153,6 +165,7 @@ export function createRefreshSweep(deps: RefreshSweepDeps) {
       await deps.refreshes.request(
         environment,
         chunk.map((account) => ({ accountId: account.id, seenVersion: account.credentialsVersion })),
+        incarnation,
       );
     }
     return { queued: due.length };
