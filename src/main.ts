@@ -25,11 +25,12 @@ import {
 import { createConnectingSweep, createHandshakes } from "./domain/accounts/handshake.js";
 import { createRefresher, createRefreshSweep } from "./domain/accounts/refresher.js";
 import { systemClock } from "./domain/clock.js";
-import { createKeyring } from "./domain/crypto/envelope.js";
+import { createKeyring, derivePurposeKey } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
 import { createEnvironmentService } from "./domain/environment-service.js";
 import { effectiveSettings, isEnvironmentEvent } from "./domain/environments.js";
 import { createIntegrationService } from "./domain/integration-service.js";
+import { createPageTokens } from "./domain/paging.js";
 import { createTokenMaintenance } from "./domain/tokens/token-maintenance.js";
 import { createTokenService } from "./domain/tokens/token-service.js";
 import { createTokenVerifier } from "./domain/tokens/token-verifier.js";
@@ -148,7 +149,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
   // Services.
-  const keyring = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64"));
+  const masterKey = Buffer.from(config.ROOMKEY_MASTER_KEY, "base64");
+  const keyring = createKeyring(masterKey);
   // Tokens cached for an environment go with it (`verifier` is made below; called only later).
   const directory = createEnvironmentDirectory({
     source: environments,
@@ -293,6 +295,12 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     warn: (message, details) => logger.warn(details, message),
   });
 
+  // Page tokens carry a MAC under a key every replica derives alike, bound to the environment's incarnation.
+  const pages = createPageTokens({
+    key: derivePurposeKey(masterKey, "page-tokens"),
+    incarnation: async (name) => String((await directory.require(name)).createTime.getTime()),
+  });
+
   // Transports (api, all).
   let grpcPort = 0;
   let httpPort = 0;
@@ -339,19 +347,22 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
         EnvironmentService,
         edge.wrap(
           EnvironmentService,
-          createEnvironmentHandlers({ environments: environmentService, integrations: integrationService }),
+          createEnvironmentHandlers({ environments: environmentService, integrations: integrationService, pages }),
         ),
       ),
       bindService(
         TokenService,
         edge.wrap(
           TokenService,
-          createTokenHandlers({ tokens: tokenService, verifier, now: () => clock.now().getTime() }),
+          createTokenHandlers({ tokens: tokenService, verifier, pages, now: () => clock.now().getTime() }),
         ),
       ),
       bindService(
         AccountService,
-        edge.wrap(AccountService, createAccountHandlers({ accounts: accountService, watch: accountWatch.watch })),
+        edge.wrap(
+          AccountService,
+          createAccountHandlers({ accounts: accountService, watch: accountWatch.watch, pages }),
+        ),
       ),
     ];
     const serviceNames = bindings.map((b) => b.service.typeName);
