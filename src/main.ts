@@ -60,6 +60,7 @@ import {
   createAccountRepository,
   oauthStatesCollection,
 } from "./storage/account-repository.js";
+import { createAvailabilityGate } from "./storage/availability-gate.js";
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
 import {
   createEnvironmentRepository,
@@ -67,7 +68,14 @@ import {
   environmentsCollection,
 } from "./storage/environment-repository.js";
 import { createIntegrationRepository, integrationsCollection } from "./storage/integration-repository.js";
-import { connectWithRetry, createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
+import {
+  connectWithRetry,
+  createMongoClient,
+  databaseNames,
+  ensureCollections,
+  isMongoUnreachable,
+  mongoPing,
+} from "./storage/mongo.js";
 import {
   createTokenRepository,
   idempotencyCollection,
@@ -121,17 +129,31 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
   }
 
   let mongoConnected = false;
+  // "MongoDB known down": while pings say it cannot be reached, repository calls fail at once with UNAVAILABLE.
+  const mongoGate = createAvailabilityGate({
+    backend: "MongoDB",
+    ping: mongoPing(mongo, () => mongoConnected),
+    isUnreachable: isMongoUnreachable,
+    pingTimeoutMs: 1_000,
+    recheckMs: 1_000,
+    clock,
+    logger,
+  });
+  cleanups.push(() => mongoGate.stop());
   const mongoReady = connectWithRetry(mongo, stopping.signal, (error, attempt) =>
     logger.warn({ err: error, attempt }, "MongoDB unreachable; retrying"),
-  ).then((connected) => {
+  ).then(async (connected) => {
     mongoConnected = connected;
+    // Pings before the connection closed the gate: open it now, not at the next ping.
+    if (connected) await mongoGate.probe().catch(() => undefined);
   });
 
-  // Repositories.
+  // Repositories, each behind the gate.
+  const { guard } = mongoGate;
   const names = databaseNames(config.ROOMKEY_DB_PREFIX);
   const control = mongo.db(names.control);
-  const environments = createEnvironmentRepository(control);
-  const databases = createEnvironmentDatabases(mongo, names, [
+  const environments = guard(createEnvironmentRepository(control));
+  const environmentDatabases = createEnvironmentDatabases(mongo, names, [
     integrationsCollection,
     accountsCollection,
     accountKeysCollection,
@@ -141,10 +163,15 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
     tokenUsageCollection,
     transitionsCollection,
   ]);
-  const tokenRepository = createTokenRepository(databases);
-  const accounts = createAccountCounter(databases);
-  const accountRepository = createAccountRepository(databases);
-  const integrationRepository = createIntegrationRepository(databases);
+  const databases = guard({
+    provision: (name: string) => environmentDatabases.provision(name),
+    drop: (name: string) => environmentDatabases.drop(name),
+    listWithDatabase: () => environmentDatabases.listWithDatabase(),
+  });
+  const tokenRepository = guard(createTokenRepository(environmentDatabases));
+  const accounts = guard(createAccountCounter(environmentDatabases));
+  const accountRepository = guard(createAccountRepository(environmentDatabases));
+  const integrationRepository = guard(createIntegrationRepository(environmentDatabases));
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
@@ -371,13 +398,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       health,
       services: serviceNames,
       probes: [
-        {
-          name: "mongodb",
-          check: async () => {
-            if (!mongoConnected) throw new Error("MongoDB not connected yet");
-            return mongo.db("admin").command({ ping: 1 });
-          },
-        },
+        // The gate's ping: health and the gate agree, and the gate learns every second.
+        { name: "mongodb", check: () => mongoGate.probe() },
         { name: "redis", check: () => redis.ping() },
       ],
       intervalMs: 1_000,
