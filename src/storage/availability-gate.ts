@@ -79,7 +79,9 @@ export function createAvailabilityGate(deps: AvailabilityGateDeps) {
       // The outcome is the gate's new state; the rejection of a failed ping has nothing more to say.
       probe()
         .catch(() => undefined)
-        .finally(recheckLater);
+        .finally(() => {
+          if (down) recheckLater();
+        });
     }, recheckMs);
     timer.unref();
   }
