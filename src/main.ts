@@ -25,12 +25,13 @@ import {
 import { createConnectingSweep, createHandshakes } from "./domain/accounts/handshake.js";
 import { createRefresher, createRefreshSweep } from "./domain/accounts/refresher.js";
 import { systemClock } from "./domain/clock.js";
-import { createKeyring } from "./domain/crypto/envelope.js";
+import { createKeyring, derivePurposeKey } from "./domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "./domain/environment-directory.js";
 import { isEnvironmentName } from "./domain/environment-name.js";
 import { createEnvironmentService } from "./domain/environment-service.js";
 import { effectiveSettings, incarnationOf, isEnvironmentEvent } from "./domain/environments.js";
 import { createIntegrationService } from "./domain/integration-service.js";
+import { createPageTokens } from "./domain/paging.js";
 import { createTokenMaintenance } from "./domain/tokens/token-maintenance.js";
 import { createTokenService } from "./domain/tokens/token-service.js";
 import { createTokenVerifier } from "./domain/tokens/token-verifier.js";
@@ -62,6 +63,7 @@ import {
   createAccountRepository,
   oauthStatesCollection,
 } from "./storage/account-repository.js";
+import { createAvailabilityGate } from "./storage/availability-gate.js";
 import { createEnvironmentDatabases } from "./storage/environment-databases.js";
 import {
   createEnvironmentRepository,
@@ -69,7 +71,14 @@ import {
   environmentsCollection,
 } from "./storage/environment-repository.js";
 import { createIntegrationRepository, integrationsCollection } from "./storage/integration-repository.js";
-import { connectWithRetry, createMongoClient, databaseNames, ensureCollections } from "./storage/mongo.js";
+import {
+  connectWithRetry,
+  createMongoClient,
+  databaseNames,
+  ensureCollections,
+  isMongoUnreachable,
+  mongoPing,
+} from "./storage/mongo.js";
 import {
   createTokenRepository,
   idempotencyCollection,
@@ -134,17 +143,31 @@ export async function startRoomkey(
   }
 
   let mongoConnected = false;
+  // "MongoDB known down": while pings say it cannot be reached, repository calls fail at once with UNAVAILABLE.
+  const mongoGate = createAvailabilityGate({
+    backend: "MongoDB",
+    ping: mongoPing(mongo, () => mongoConnected),
+    isUnreachable: isMongoUnreachable,
+    pingTimeoutMs: 1_000,
+    recheckMs: 1_000,
+    clock,
+    logger,
+  });
+  cleanups.push(() => mongoGate.stop());
   const mongoReady = connectWithRetry(mongo, stopping.signal, (error, attempt) =>
     logger.warn({ err: error, attempt }, "MongoDB unreachable; retrying"),
-  ).then((connected) => {
+  ).then(async (connected) => {
     mongoConnected = connected;
+    // Pings before the connection closed the gate: open it now, not at the next ping.
+    if (connected) await mongoGate.probe().catch(() => undefined);
   });
 
-  // Repositories.
+  // Repositories, each behind the gate.
+  const { guard } = mongoGate;
   const names = databaseNames(config.ROOMKEY_DB_PREFIX);
   const control = mongo.db(names.control);
-  const environments = createEnvironmentRepository(control);
-  const databases = createEnvironmentDatabases(mongo, names, [
+  const environments = guard(createEnvironmentRepository(control));
+  const environmentDatabases = createEnvironmentDatabases(mongo, names, [
     integrationsCollection,
     accountsCollection,
     accountKeysCollection,
@@ -154,15 +177,21 @@ export async function startRoomkey(
     tokenUsageCollection,
     transitionsCollection,
   ]);
-  const tokenRepository = createTokenRepository(databases);
-  const accounts = createAccountCounter(databases);
-  const accountRepository = createAccountRepository(databases, environments);
-  const integrationRepository = createIntegrationRepository(databases);
+  const databases = guard({
+    provision: (name: string) => environmentDatabases.provision(name),
+    drop: (name: string) => environmentDatabases.drop(name),
+    listWithDatabase: () => environmentDatabases.listWithDatabase(),
+  });
+  const tokenRepository = guard(createTokenRepository(environmentDatabases));
+  const accounts = guard(createAccountCounter(environmentDatabases));
+  const accountRepository = guard(createAccountRepository(environmentDatabases, environments));
+  const integrationRepository = guard(createIntegrationRepository(environmentDatabases));
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
   // Services.
-  const keyring = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64"));
+  const masterKey = Buffer.from(config.ROOMKEY_MASTER_KEY, "base64");
+  const keyring = createKeyring(masterKey);
   // Tokens cached for an environment go with it (`verifier` is made below; called only later).
   const directory = createEnvironmentDirectory({
     source: environments,
@@ -320,6 +349,12 @@ export async function startRoomkey(
     warn: (message, details) => logger.warn(details, message),
   });
 
+  // Page tokens carry a MAC under a key every replica derives alike, bound to the environment's incarnation.
+  const pages = createPageTokens({
+    key: derivePurposeKey(masterKey, "page-tokens"),
+    incarnation: async (name) => String((await directory.require(name)).createTime.getTime()),
+  });
+
   // Transports (api, all).
   let grpcPort = 0;
   let httpPort = 0;
@@ -377,19 +412,22 @@ export async function startRoomkey(
         EnvironmentService,
         edge.wrap(
           EnvironmentService,
-          createEnvironmentHandlers({ environments: environmentService, integrations: integrationService }),
+          createEnvironmentHandlers({ environments: environmentService, integrations: integrationService, pages }),
         ),
       ),
       bindService(
         TokenService,
         edge.wrap(
           TokenService,
-          createTokenHandlers({ tokens: tokenService, verifier, now: () => clock.now().getTime() }),
+          createTokenHandlers({ tokens: tokenService, verifier, pages, now: () => clock.now().getTime() }),
         ),
       ),
       bindService(
         AccountService,
-        edge.wrap(AccountService, createAccountHandlers({ accounts: accountService, watch: accountWatch.watch })),
+        edge.wrap(
+          AccountService,
+          createAccountHandlers({ accounts: accountService, watch: accountWatch.watch, pages }),
+        ),
       ),
     ];
     const serviceNames = bindings.map((b) => b.service.typeName);
@@ -398,13 +436,8 @@ export async function startRoomkey(
       health,
       services: serviceNames,
       probes: [
-        {
-          name: "mongodb",
-          check: async () => {
-            if (!mongoConnected) throw new Error("MongoDB not connected yet");
-            return mongo.db("admin").command({ ping: 1 });
-          },
-        },
+        // The gate's ping: health and the gate agree, and the gate learns every second.
+        { name: "mongodb", check: () => mongoGate.probe() },
         { name: "redis", check: () => redis.ping() },
       ],
       intervalMs: 1_000,
@@ -553,7 +586,7 @@ export async function startRoomkey(
               const purgedStates = await accountRepository.purgeStates(environment, new Date(now));
               // Day-old claims, and at once those a job of a replaced incarnation left.
               const purgedClaims = await purgeTransitions(
-                databases.db(environment),
+                environmentDatabases.db(environment),
                 new Date(now - claimRetentionMs),
                 incarnation,
               );

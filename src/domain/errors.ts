@@ -65,6 +65,14 @@ export class ConcurrentModificationError extends RoomkeyError {
   }
 }
 
+/** A backend is known to be unreachable: the call fails at once instead of waiting for it. */
+export class BackendUnavailableError extends RoomkeyError {
+  override readonly name = "BackendUnavailableError";
+  constructor(backend: string) {
+    super("unavailable", "BACKEND_UNAVAILABLE", `${backend} is unreachable; retry later`, { backend });
+  }
+}
+
 /** A single invalid field: the common case for hand-written checks. */
 export function invalidField(field: string, description: string): InvalidArgumentError {
   return new InvalidArgumentError(`${field}: ${description}`, [{ field, description }]);

@@ -1,4 +1,12 @@
-import { type Db, MongoClient, MongoServerError } from "mongodb";
+import {
+  type Db,
+  MongoClient,
+  MongoNetworkError,
+  MongoNotConnectedError,
+  MongoServerError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from "mongodb";
 
 /** One MongoClient per process; every repository borrows a Db from it. */
 export function createMongoClient(url: string, appName: string): MongoClient {
@@ -15,6 +23,28 @@ export function createMongoClient(url: string, appName: string): MongoClient {
 /** The duplicate-key error, on MongoDB and FerretDB alike. */
 export function isDuplicateKey(error: unknown): boolean {
   return error instanceof MongoServerError && error.code === 11000;
+}
+
+/**
+ * Whether an error says MongoDB could not be reached at all: the connection
+ * failed or broke, no server could be selected, or the client never
+ * connected. A server that answered with an error was reached.
+ */
+export function isMongoUnreachable(error: unknown): boolean {
+  return (
+    error instanceof MongoNetworkError ||
+    error instanceof MongoServerSelectionError ||
+    error instanceof MongoNotConnectedError ||
+    error instanceof MongoTopologyClosedError
+  );
+}
+
+/** A ping of MongoDB, for health and the availability gate; "not connected" before the first connection. */
+export function mongoPing(client: MongoClient, isConnected: () => boolean): () => Promise<unknown> {
+  return async () => {
+    if (!isConnected()) throw new MongoNotConnectedError("MongoDB is not connected yet");
+    return client.db("admin").command({ ping: 1 });
+  };
 }
 
 /** Database names: `<prefix>_control` and `<prefix>_env_<environment>`. */

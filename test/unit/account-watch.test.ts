@@ -11,7 +11,7 @@ import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
 import { createAccountHandlers } from "../../src/rpc/handlers/account-handlers.js";
-import { asRoomkeyError, type Deferred, deferred, rejectionOf, settle } from "./fakes.js";
+import { asRoomkeyError, type Deferred, deferred, rejectionOf, settle, testPageTokens } from "./fakes.js";
 
 /** Pub/sub in memory: a payload goes through JSON, as over Redis, and reaches handlers at once. */
 class FakeEventBus implements EventBus {
@@ -238,6 +238,7 @@ describe("WatchAccounts behind the edge", () => {
         refresh: notUsed,
       },
       watch: accountWatch.watch,
+      pages: testPageTokens(),
     });
     const transport = createRouterTransport((router) => {
       router.service(AccountService, edge.wrap(AccountService, handlers));

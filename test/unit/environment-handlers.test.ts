@@ -12,6 +12,7 @@ import type { Principal } from "../../src/rpc/call-context.js";
 import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
 import { createEnvironmentHandlers, type EnvironmentHandlerDeps } from "../../src/rpc/handlers/environment-handlers.js";
 import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
+import { testPageTokens } from "./fakes.js";
 
 const adminKey = "a".repeat(40);
 const tokenSecret = "rk_staging_fake";
@@ -80,7 +81,7 @@ function setup(scopes: string[] = []) {
   const transport = createRouterTransport((router) => {
     router.service(
       EnvironmentService,
-      edge.wrap(EnvironmentService, createEnvironmentHandlers({ environments, integrations })),
+      edge.wrap(EnvironmentService, createEnvironmentHandlers({ environments, integrations, pages: testPageTokens() })),
     );
     router.service(TokenService, edge.wrap(TokenService, unimplementedService(TokenService)));
   });

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { type Logger, pino } from "pino";
 import type { AccountEvents, AccountStore } from "../../src/domain/accounts/account-service.js";
 import type { Account, AccountEvent } from "../../src/domain/accounts/accounts.js";
@@ -6,6 +7,7 @@ import type { Clock } from "../../src/domain/clock.js";
 import { EnvironmentReplacedError } from "../../src/domain/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import type { OAuth2Settings } from "../../src/domain/integrations.js";
+import { createPageTokens, type PageTokens } from "../../src/domain/paging.js";
 
 /** A clock that only moves when the test says so. */
 export function fakeClock(start = Date.UTC(2030, 0, 1)): Clock & { advance(ms: number): void; set(ms: number): void } {
@@ -198,4 +200,9 @@ export function fakeOAuthClient(answers: {
       return answers.refresh(refreshToken);
     },
   };
+}
+
+/** Real page tokens under a random key, every environment in its first incarnation. */
+export function testPageTokens(): PageTokens {
+  return createPageTokens({ key: randomBytes(32), incarnation: () => "1" });
 }

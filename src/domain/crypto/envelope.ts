@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from "node:crypto";
 import { RoomkeyError } from "../errors.js";
 
 const algorithm = "aes-256-gcm";
@@ -86,4 +86,15 @@ export function createKeyring(masterKey: Buffer): Keyring {
       return open(masterKey, wrapped.wrapped, binding(environment));
     },
   };
+}
+
+/**
+ * A 32-byte key for one purpose, derived from the master key with HKDF-SHA256
+ * and a purpose label: the same on every replica that holds the master key,
+ * secret like it, and of no use for any other purpose (a page-token MAC key
+ * opens no data key). Changing the master key changes it too.
+ */
+export function derivePurposeKey(masterKey: Buffer, purpose: string): Buffer {
+  if (masterKey.length !== 32) throw new Error("the master key must be 32 bytes");
+  return Buffer.from(hkdfSync("sha256", masterKey, Buffer.alloc(0), `roomkey/${purpose}`, 32));
 }

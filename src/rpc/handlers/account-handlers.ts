@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccountFilter, AccountService as Accounts } from "../../domain/accounts/account-service.js";
 import type { AccountEvent } from "../../domain/accounts/accounts.js";
 import { invalidField } from "../../domain/errors.js";
-import { encodePageToken, parsePageRequest } from "../../domain/paging.js";
+import type { Listing, PageTokens } from "../../domain/paging.js";
 import type { AccountService } from "../../gen/roomkey/v1/account_service_pb.js";
 import { callContext } from "../call-context.js";
 import {
@@ -29,10 +29,15 @@ export interface AccountHandlerDeps {
     | "refresh"
   >;
   watch(environment: string, signal: AbortSignal): AsyncIterable<AccountEvent>;
+  pages: PageTokens;
 }
 
 /** AccountService: maps requests to the domain and results back. */
-export function createAccountHandlers({ accounts, watch }: AccountHandlerDeps): ServiceImpl<typeof AccountService> {
+export function createAccountHandlers({
+  accounts,
+  watch,
+  pages,
+}: AccountHandlerDeps): ServiceImpl<typeof AccountService> {
   return {
     async connectAccount(req, ctx) {
       const result = await accounts.connect(callContext(ctx).environment, {
@@ -72,17 +77,14 @@ export function createAccountHandlers({ accounts, watch }: AccountHandlerDeps): 
       if (req.tenantId !== "") filter.tenantId = req.tenantId;
       const status = accountStatusFromProto(req.status);
       if (status !== undefined) filter.status = status;
-      // The page token belongs to one filter: a token of another listing is refused.
-      const list = `accounts:${req.integration}:${req.status}:${req.tenantId}`;
-      const page = await accounts.list(
-        callContext(ctx).environment,
-        filter,
-        parsePageRequest(list, req.pageToken, req.pageSize),
-      );
-      return {
-        accounts: page.items.map(accountToProto),
-        nextPageToken: page.nextAfter === undefined ? "" : encodePageToken(list, page.nextAfter),
+      const { environment } = callContext(ctx);
+      const listing: Listing = {
+        environment,
+        method: "ListAccounts",
+        filter: { integration: req.integration, status: String(req.status), tenantId: req.tenantId },
       };
+      const page = await accounts.list(environment, filter, await pages.parse(listing, req.pageToken, req.pageSize));
+      return { accounts: page.items.map(accountToProto), nextPageToken: await pages.next(listing, page.nextAfter) };
     },
     async updateAccount(req, ctx) {
       const account = present(req.account, "account");

@@ -1,7 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { EnvironmentService as Environments } from "../../domain/environment-service.js";
 import type { IntegrationService } from "../../domain/integration-service.js";
-import { encodePageToken, parsePageRequest } from "../../domain/paging.js";
+import type { PageTokens } from "../../domain/paging.js";
 import type { EnvironmentService } from "../../gen/roomkey/v1/environment_service_pb.js";
 import { callContext } from "../call-context.js";
 import { changesFromUpdate, environmentToProto, settingsFromProto } from "../mappers/environment-mapper.js";
@@ -11,15 +11,14 @@ import { present } from "../mappers/present.js";
 export interface EnvironmentHandlerDeps {
   environments: Pick<Environments, "create" | "get" | "update" | "list" | "remove">;
   integrations: Pick<IntegrationService, "put" | "get" | "list" | "remove">;
+  pages: PageTokens;
 }
-
-const nextPageToken = (list: string, after: string | undefined) =>
-  after === undefined ? "" : encodePageToken(list, after);
 
 /** EnvironmentService: maps requests to the domain and results back. */
 export function createEnvironmentHandlers({
   environments,
   integrations,
+  pages,
 }: EnvironmentHandlerDeps): ServiceImpl<typeof EnvironmentService> {
   return {
     async createEnvironment(req, ctx) {
@@ -42,11 +41,13 @@ export function createEnvironmentHandlers({
       );
       return { environment: environmentToProto(await environments.update(environment, changes)) };
     },
-    async listEnvironments(req) {
-      const page = await environments.list(parsePageRequest("environments", req.pageToken, req.pageSize));
+    async listEnvironments(req, ctx) {
+      // Every environment is listed, but the token still belongs to the environment of the call that got it.
+      const listing = { environment: callContext(ctx).environment, method: "ListEnvironments" };
+      const page = await environments.list(await pages.parse(listing, req.pageToken, req.pageSize));
       return {
         environments: page.items.map(environmentToProto),
-        nextPageToken: nextPageToken("environments", page.nextAfter),
+        nextPageToken: await pages.next(listing, page.nextAfter),
       };
     },
     async deleteEnvironment(req, ctx) {
@@ -62,13 +63,12 @@ export function createEnvironmentHandlers({
       return { integration: integrationToProto(await integrations.get(callContext(ctx).environment, req.name)) };
     },
     async listIntegrations(req, ctx) {
-      const page = await integrations.list(
-        callContext(ctx).environment,
-        parsePageRequest("integrations", req.pageToken, req.pageSize),
-      );
+      const { environment } = callContext(ctx);
+      const listing = { environment, method: "ListIntegrations" };
+      const page = await integrations.list(environment, await pages.parse(listing, req.pageToken, req.pageSize));
       return {
         integrations: page.items.map(integrationToProto),
-        nextPageToken: nextPageToken("integrations", page.nextAfter),
+        nextPageToken: await pages.next(listing, page.nextAfter),
       };
     },
     async deleteIntegration(req, ctx) {

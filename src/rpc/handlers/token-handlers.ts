@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { encodePageToken, parsePageRequest } from "../../domain/paging.js";
+import type { Listing, PageTokens } from "../../domain/paging.js";
 import type { Caller, TokenService as Tokens } from "../../domain/tokens/token-service.js";
 import type { TokenVerifier } from "../../domain/tokens/token-verifier.js";
 import { stateAt } from "../../domain/tokens/tokens.js";
@@ -11,6 +11,7 @@ import { tokenStateFromProto, tokenToProto, verificationToProto } from "../mappe
 export interface TokenHandlerDeps {
   tokens: Pick<Tokens, "create" | "get" | "list" | "revoke" | "rotate">;
   verifier: Pick<TokenVerifier, "verify">;
+  pages: PageTokens;
   now(): number;
 }
 
@@ -21,7 +22,12 @@ function callerOf({ principal }: CallContext): Caller {
 }
 
 /** TokenService: maps requests to the domain and results back. */
-export function createTokenHandlers({ tokens, verifier, now }: TokenHandlerDeps): ServiceImpl<typeof TokenService> {
+export function createTokenHandlers({
+  tokens,
+  verifier,
+  pages,
+  now,
+}: TokenHandlerDeps): ServiceImpl<typeof TokenService> {
   const view = (token: Parameters<typeof tokenToProto>[0]) => tokenToProto(token, stateAt(token, now()));
   return {
     async createToken(req, ctx) {
@@ -45,15 +51,14 @@ export function createTokenHandlers({ tokens, verifier, now }: TokenHandlerDeps)
       return { token: view(await tokens.get(callContext(ctx).environment, req.id)) };
     },
     async listTokens(req, ctx) {
+      const { environment } = callContext(ctx);
+      const listing: Listing = { environment, method: "ListTokens", filter: { state: String(req.state) } };
       const page = await tokens.list(
-        callContext(ctx).environment,
+        environment,
         tokenStateFromProto(req.state),
-        parsePageRequest(`tokens:${req.state}`, req.pageToken, req.pageSize),
+        await pages.parse(listing, req.pageToken, req.pageSize),
       );
-      return {
-        tokens: page.items.map(view),
-        nextPageToken: page.nextAfter === undefined ? "" : encodePageToken(`tokens:${req.state}`, page.nextAfter),
-      };
+      return { tokens: page.items.map(view), nextPageToken: await pages.next(listing, page.nextAfter) };
     },
     async revokeToken(req, ctx) {
       return { token: view(await tokens.revoke(callContext(ctx).environment, req.id)) };

@@ -1,0 +1,151 @@
+import type { Logger } from "pino";
+import { withTimeout } from "../async.js";
+import type { Clock } from "../domain/clock.js";
+import { BackendUnavailableError } from "../domain/errors.js";
+
+export interface AvailabilityGateDeps {
+  /** The backend's name in errors and logs, such as `MongoDB`. */
+  backend: string;
+  /** One round trip that proves the backend answers: a ping. */
+  ping(): Promise<unknown>;
+  /** Whether an error says the backend could not be reached at all (not that it refused one request). */
+  isUnreachable(error: unknown): boolean;
+  /** How long a ping may take; one that takes longer proves nothing either way. */
+  pingTimeoutMs: number;
+  /**
+   * While closed, the gate pings by itself this often (unless someone else
+   * pinged meanwhile), so it opens again soon after the backend is back, also
+   * in a process without a health monitor.
+   */
+  recheckMs: number;
+  clock: Clock;
+  logger: Pick<Logger, "warn" | "info">;
+}
+
+/** Every member an async function: what `guard` can wrap. */
+type AsyncMembers<T> = { [K in keyof T]: (...args: never[]) => Promise<unknown> };
+
+class PingTimeoutError extends Error {}
+
+export type AvailabilityGate = ReturnType<typeof createAvailabilityGate>;
+
+/**
+ * "This backend is known down", so calls that need it fail at once with
+ * UNAVAILABLE instead of waiting out the driver's server selection (5 s).
+ *
+ * Only a ping moves the gate: one that answers opens it; one that fails
+ * because the backend cannot be reached closes it. A ping that times out or
+ * fails otherwise proves neither: it leaves the gate as it was, so a slow
+ * database is never mistaken for a dead one, and a dead one that the driver
+ * has stopped trying (its pings now wait for server selection) stays known
+ * dead. The health monitor pings every second; an operation that fails as
+ * unreachable pings at once, so the gate knows within one round trip; while
+ * closed, the gate keeps pinging until one answers. Pings never overlap.
+ *
+ * On the hot path the gate costs one boolean test per repository call.
+ */
+export function createAvailabilityGate(deps: AvailabilityGateDeps) {
+  const { backend, isUnreachable, pingTimeoutMs, recheckMs, clock, logger } = deps;
+  let down = false;
+  let downSince = 0;
+  let lastPingAt = Number.NEGATIVE_INFINITY;
+  let pinging: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+
+  function open(): void {
+    clearTimeout(timer);
+    timer = undefined;
+    if (!down) return;
+    down = false;
+    logger.info({ backend, downMs: clock.now().getTime() - downSince }, "backend reachable again; calls pass");
+  }
+
+  function close(error: unknown): void {
+    if (!down) {
+      down = true;
+      downSince = clock.now().getTime();
+      logger.warn({ err: error, backend }, "backend unreachable; calls that need it fail at once until a ping answers");
+    }
+    recheckLater();
+  }
+
+  function recheckLater(): void {
+    if (stopped || timer !== undefined) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (!down || stopped) return;
+      if (clock.now().getTime() - lastPingAt < recheckMs) return recheckLater();
+      // The outcome is the gate's new state; the rejection of a failed ping has nothing more to say.
+      probe()
+        .catch(() => undefined)
+        .finally(() => {
+          if (down) recheckLater();
+        });
+    }, recheckMs);
+    timer.unref();
+  }
+
+  async function pingOnce(): Promise<void> {
+    lastPingAt = clock.now().getTime();
+    try {
+      await withTimeout(
+        deps.ping(),
+        pingTimeoutMs,
+        () => new PingTimeoutError(`${backend} did not answer within ${pingTimeoutMs} ms`),
+      );
+    } catch (error) {
+      if (!(error instanceof PingTimeoutError) && isUnreachable(error)) close(error);
+      throw error;
+    }
+    open();
+  }
+
+  /** Pings (joining a ping under way) and sets the gate by the outcome; rejects when the ping failed. */
+  function probe(): Promise<void> {
+    pinging ??= pingOnce().finally(() => {
+      pinging = undefined;
+    });
+    return pinging;
+  }
+
+  /** An operation failed: if it looks like the backend is gone, ping now rather than at the next round. */
+  function suspect(error: unknown): void {
+    if (down || stopped || !isUnreachable(error)) return;
+    probe().catch(() => undefined);
+  }
+
+  /**
+   * The same object with every method checking the gate first: while it is
+   * closed, a call rejects at once with BackendUnavailableError (UNAVAILABLE,
+   * BACKEND_UNAVAILABLE) and never reaches the backend.
+   */
+  function guard<T extends AsyncMembers<T>>(target: T): T {
+    const guarded: Partial<Record<keyof T, unknown>> = {};
+    for (const name of Object.keys(target) as (keyof T)[]) {
+      const method: (...args: never[]) => Promise<unknown> = target[name];
+      guarded[name] = (...args: never[]) => {
+        if (down) return Promise.reject(new BackendUnavailableError(backend));
+        return method.apply(target, args).catch((error: unknown) => {
+          suspect(error);
+          throw error;
+        });
+      };
+    }
+    // Every member of T was copied above, each with T's own signature.
+    return guarded as T;
+  }
+
+  return {
+    probe,
+    suspect,
+    guard,
+    isDown: () => down,
+    /** Stops the gate's own pings (shutdown); the gate keeps its last state. */
+    stop(): void {
+      stopped = true;
+      clearTimeout(timer);
+      timer = undefined;
+    },
+  };
+}
