@@ -44,6 +44,7 @@ import { createHttpCredentialChecker } from "./providers/http-credential-checker
 import { createHttpOAuthClient } from "./providers/http-oauth-client.js";
 import { createQueueRegistry } from "./queue/environment-queues.js";
 import { createJobProducer } from "./queue/job-producer.js";
+import type { JobSchedule } from "./queue/job-schedulers.js";
 import { handshakeJobId, refreshJobId } from "./queue/queue-names.js";
 import { createAuthenticator, createEdge } from "./rpc/edge.js";
 import { createAccountHandlers } from "./rpc/handlers/account-handlers.js";
@@ -491,6 +492,11 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
       clock,
       graceMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
     });
+    const schedules: JobSchedule[] = [
+      { kind: "handshake", name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS },
+      { kind: "rotation", name: "sweep-tokens", everyMs: tokenSweepEveryMs },
+      { kind: "rotation", name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
+    ];
     const supervisor = createWorkerSupervisor({
       listEnvironments: () => environments.listAll(),
       startWorker: createWorkerFactory({
@@ -522,13 +528,7 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
             logger,
           }),
         },
-        schedules: {
-          handshake: [{ name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS }],
-          rotation: [
-            { name: "sweep-tokens", everyMs: tokenSweepEveryMs },
-            { name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
-          ],
-        },
+        schedules,
         backoffStrategy: (attemptsMade, _type, error) =>
           providerBackoffMs(attemptsMade, error, config.ROOMKEY_PROVIDER_RETRY_MS),
         lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
