@@ -505,8 +505,8 @@ export async function startRoomkey(config: Config, role: Role, logger: Logger): 
         processors: {
           handshake: handshakeProcessors({
             handshakes,
-            async sweep(environment) {
-              const result = await sweepConnecting(environment);
+            async sweep(environment, options) {
+              const result = await sweepConnecting(environment, options);
               const now = clock.now().getTime();
               const purged = await accountRepository.purgeKeys(environment, new Date(now - accountIdempotencyWindowMs));
               const purgedStates = await accountRepository.purgeStates(environment, new Date(now));

@@ -10,8 +10,11 @@ export interface QueueJobs {
   handshake: {
     /** Check an account's credential with the provider: attempt `attempt` of its handshakes. */
     connect: { accountId: string; attempt: number };
-    /** Queue again the handshakes of accounts CONNECTING without a live job; purge old idempotency keys. */
-    "sweep-connecting": Record<string, never>;
+    /**
+     * Queue again the handshakes of accounts CONNECTING without a live job; purge old idempotency keys.
+     * `noGrace`: a one-off sweep once Redis is back, of accounts of any age (the scheduled one has none).
+     */
+    "sweep-connecting": { noGrace?: boolean };
   };
   rotation: {
     /** Retire a rotated token whose grace period has ended. */
