@@ -41,7 +41,9 @@ export type SchedulerReconciler = ReturnType<typeof createSchedulerReconciler>;
  * persistence, failed over to an empty replica or flushed loses it, and no
  * sweep would run again. Each pass inspects all of them in a few pipelined
  * round trips and re-creates only what is missing or stalled: upserting every
- * scheduler each time would cost a script with 11 keys per scheduler.
+ * scheduler each time would cost a script with 11 keys per scheduler. An
+ * environment is checked from the pass after the one that first saw it
+ * served: until then its new workers are creating its schedulers themselves.
  */
 export function createSchedulerReconciler(deps: SchedulerReconcilerDeps) {
   const { schedules, schedulers, logger } = deps;
@@ -49,6 +51,8 @@ export function createSchedulerReconciler(deps: SchedulerReconcilerDeps) {
   let next: Promise<ReconcileResult> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
+  /** Served at the previous pass: one served only since is left to its workers, which create its schedulers. */
+  let settled = new Set<string>();
 
   async function restore(environment: string, lost: { schedule: JobSchedule; state: SchedulerState }[]) {
     // Stopped serving meanwhile (deleted, say): re-creating would leave keys behind.
@@ -65,7 +69,9 @@ export function createSchedulerReconciler(deps: SchedulerReconcilerDeps) {
   }
 
   async function pass(): Promise<ReconcileResult> {
-    const environments = deps.serving();
+    const serving = deps.serving();
+    const environments = serving.filter((environment) => settled.has(environment));
+    settled = new Set(serving);
     const restored: string[] = [];
     for (let start = 0; start < environments.length && !closed; start += schedulerCheckBatch) {
       const batch = environments.slice(start, start + schedulerCheckBatch);

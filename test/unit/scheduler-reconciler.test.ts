@@ -53,6 +53,12 @@ function setup(serving: string[]) {
   };
   return {
     reconciler,
+    /** A first pass, which only learns what is served (its workers create a new environment's schedulers). */
+    async warmUp() {
+      const result = await reconciler.reconcile();
+      inspected.length = 0;
+      return result;
+    },
     states,
     inspected,
     upserted,
@@ -83,6 +89,7 @@ afterEach(() => {
 describe("scheduler reconciler", () => {
   it("when every scheduler is there, then a pass re-creates nothing and asks for no sweep", async () => {
     const t = setup(["dev", "prod"]);
+    await t.warmUp();
     t.presentAll(["dev", "prod"]);
 
     const result = await t.reconciler.reconcile();
@@ -103,6 +110,7 @@ describe("scheduler reconciler", () => {
 
   it("when Redis lost one environment's schedulers and another's stalled, then only those are re-created and each such environment gets one sweep", async () => {
     const t = setup(["dev", "staging", "prod"]);
+    await t.warmUp();
     t.presentAll(["dev", "staging", "prod"]);
     for (const schedule of schedules) t.states.delete(key({ environment: "staging", ...schedule }));
     t.states.set("prod/rotation/sweep-accounts", "stalled");
@@ -127,9 +135,25 @@ describe("scheduler reconciler", () => {
     expect(t.upserted).toHaveLength(4);
   });
 
+  it("when an environment has just started being served, then the first pass leaves it to its workers and the next one checks it", async () => {
+    const t = setup(["dev"]);
+    await t.warmUp();
+    t.presentAll(["dev"]);
+    t.served.push("new");
+
+    const first = await t.reconciler.reconcile();
+    expect(first).toEqual({ checked: 1, restored: [] });
+    expect(t.inspected.flat().map((ref) => ref.environment)).not.toContain("new");
+
+    const second = await t.reconciler.reconcile();
+    expect(second).toEqual({ checked: 2, restored: ["new"] });
+    expect(t.restored).toEqual(["new"]);
+  });
+
   it("when hundreds of environments are served, then a pass inspects them in a few batched round trips", async () => {
     const environments = Array.from({ length: 400 }, (_, i) => `env-${i}`);
     const t = setup(environments);
+    await t.warmUp();
     t.presentAll(environments);
 
     await t.reconciler.reconcile();
@@ -141,6 +165,7 @@ describe("scheduler reconciler", () => {
 
   it("when an environment stops being served before its schedulers are re-created, then they are left alone", async () => {
     const t = setup(["dev", "gone"]);
+    await t.warmUp();
     t.presentAll(["dev"]);
     t.holdInspect();
     const pass = t.reconciler.reconcile();
@@ -154,6 +179,7 @@ describe("scheduler reconciler", () => {
 
   it("when re-creating one environment's schedulers fails, then the others are still restored and the next pass retries it", async () => {
     const t = setup(["dev", "prod"]);
+    await t.warmUp();
     t.failUpsertOf.add("dev");
 
     const first = await t.reconciler.reconcile();
@@ -186,6 +212,7 @@ describe("scheduler reconciler", () => {
       logger,
     });
 
+    await reconciler.reconcile();
     expect((await reconciler.reconcile()).restored).toEqual(["dev"]);
     expect(upserted).toHaveLength(3);
     expect(lines().some((l) => l.msg === "could not ask for a sweep after re-creating schedulers")).toBe(true);
@@ -193,6 +220,7 @@ describe("scheduler reconciler", () => {
 
   it("when Redis cannot be read, then the pass rejects and re-creates nothing", async () => {
     const t = setup(["dev"]);
+    await t.warmUp();
     t.failInspect(true);
 
     const error = await rejectionOf(t.reconciler.reconcile());
@@ -204,6 +232,7 @@ describe("scheduler reconciler", () => {
 
   it("when checks are asked for during a pass, then one more pass follows it, never overlapping, and they share it", async () => {
     const t = setup(["dev"]);
+    await t.warmUp();
     t.presentAll(["dev"]);
     t.holdInspect();
     const first = t.reconciler.reconcile();
@@ -225,6 +254,7 @@ describe("scheduler reconciler", () => {
   it("when started, then it checks every interval until stopped", async () => {
     vi.useFakeTimers();
     const t = setup(["dev"]);
+    await t.warmUp();
     t.presentAll(["dev"]);
     t.reconciler.start();
 
@@ -244,6 +274,7 @@ describe("scheduler reconciler", () => {
   it("when a periodic check fails, then the next one still runs", async () => {
     vi.useFakeTimers();
     const t = setup(["dev"]);
+    await t.warmUp();
     t.failInspect(true);
     t.reconciler.start();
     await vi.advanceTimersByTimeAsync(1_000);
