@@ -76,6 +76,11 @@ const schema = z.object({
   ROOMKEY_JOB_LOCK_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
   /** How often each environment's connecting sweep runs (accounts CONNECTING without a live job). */
   ROOMKEY_HANDSHAKE_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
+  /**
+   * How often workers check that every served environment's job schedulers exist in Redis (and re-create
+   * what a restart without persistence, a failover or a FLUSHALL lost); also at once on reconnecting.
+   */
+  ROOMKEY_SCHEDULER_CHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   /** How often each environment's OAuth refresh sweep runs. */
   ROOMKEY_REFRESH_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(60_000),
   /** How long one provider request (credential check, token exchange) may take. */

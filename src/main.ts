@@ -14,6 +14,7 @@ import {
 } from "../workers/handshake.worker.js";
 import { createOrphanSweeper } from "../workers/orphan-sweeper.js";
 import { rotationProcessors, tokenSweepEveryMs } from "../workers/rotation.worker.js";
+import { createSchedulerReconciler } from "../workers/scheduler-reconciler.js";
 import { createWorkerSupervisor } from "../workers/supervisor.js";
 import { settlesWithin, sleep } from "./async.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
@@ -47,6 +48,8 @@ import { createHttpOAuthClient } from "./providers/http-oauth-client.js";
 import { createOutboundHttp, type HostResolver } from "./providers/outbound-http.js";
 import { createQueueRegistry } from "./queue/environment-queues.js";
 import { createJobProducer } from "./queue/job-producer.js";
+import { createJobSchedulers, type JobSchedule } from "./queue/job-schedulers.js";
+import { createMissedHandshakes } from "./queue/missed-handshakes.js";
 import { handshakeJobId, refreshJobId } from "./queue/queue-names.js";
 import { createAuthenticator, createEdge } from "./rpc/edge.js";
 import { createFailureThrottle } from "./rpc/failure-throttle.js";
@@ -286,23 +289,45 @@ export async function startRoomkey(
 
   // Accounts: handshakes on the environment's queue, status changes over pub/sub.
   const accountWatch = createAccountWatch({ bus, maxBacklog: 1_000 });
+  /** A one-off connecting sweep without grace, once Redis is back after losing or refusing handshakes. */
+  async function requestConnectingSweep(environment: string): Promise<void> {
+    queues.assertReachable();
+    await jobs.add(
+      environment,
+      "handshake",
+      "sweep-connecting",
+      { noGrace: true },
+      { attempts: 3, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: true, removeOnFail: true },
+    );
+  }
+  const missedHandshakes = createMissedHandshakes({ requestSweep: requestConnectingSweep, logger });
+  const flushMissed = () => missedHandshakes.flush();
+  redis.on("ready", flushMissed);
+  cleanups.push(() => redis.off("ready", flushMissed));
   const handshakeQueue = {
     async enqueue(environment: string, accountId: string, attempt: number, incarnation?: string) {
-      // BullMQ would wait for a Redis that is down: fail at once instead (the connecting sweep queues it).
-      queues.assertReachable();
-      await jobs.add(
-        environment,
-        "handshake",
-        "connect",
-        { accountId, attempt, incarnation: await incarnationFor(environment, incarnation) },
-        {
-          jobId: handshakeJobId(accountId, attempt),
-          attempts: handshakeAttempts,
-          backoff: { type: providerBackoff },
-          removeOnComplete: { age: 3_600, count: 1_000 },
-          removeOnFail: { age: 7 * 86_400, count: 10_000 },
-        },
-      );
+      try {
+        // BullMQ would wait for a Redis that is down: fail at once instead (the connecting sweep queues it).
+        queues.assertReachable();
+        await jobs.add(
+          environment,
+          "handshake",
+          "connect",
+          { accountId, attempt, incarnation: await incarnationFor(environment, incarnation) },
+          {
+            jobId: handshakeJobId(accountId, attempt),
+            attempts: handshakeAttempts,
+            backoff: { type: providerBackoff },
+            removeOnComplete: { age: 3_600, count: 1_000 },
+            removeOnFail: { age: 7 * 86_400, count: 10_000 },
+          },
+        );
+      } catch (error) {
+        missedHandshakes.missed(environment);
+        throw error;
+      }
+      // Redis takes jobs again, also when it never said "ready" in between (a command that failed on its own).
+      if (missedHandshakes.pending()) flushMissed();
     },
   };
   const refreshQueue: RefreshQueue = {
@@ -566,6 +591,11 @@ export async function startRoomkey(
       clock,
       graceMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
     });
+    const schedules: JobSchedule[] = [
+      { kind: "handshake", name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS },
+      { kind: "rotation", name: "sweep-tokens", everyMs: tokenSweepEveryMs },
+      { kind: "rotation", name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
+    ];
     const supervisor = createWorkerSupervisor({
       listEnvironments: async () =>
         (await environments.listAll()).map((env) => ({
@@ -579,8 +609,8 @@ export async function startRoomkey(
         processors: {
           handshake: handshakeProcessors({
             handshakes,
-            async sweep(environment, incarnation) {
-              const result = await sweepConnecting(environment, incarnation);
+            async sweep(environment, options) {
+              const result = await sweepConnecting(environment, options);
               const now = clock.now().getTime();
               const purged = await accountRepository.purgeKeys(environment, new Date(now - accountIdempotencyWindowMs));
               const purgedStates = await accountRepository.purgeStates(environment, new Date(now));
@@ -588,7 +618,7 @@ export async function startRoomkey(
               const purgedClaims = await purgeTransitions(
                 environmentDatabases.db(environment),
                 new Date(now - claimRetentionMs),
-                incarnation,
+                options.incarnation,
               );
               if (result.requeued + result.failed > 0) logger.info({ environment, ...result }, "connecting sweep");
               return { ...result, purgedKeys: purged, purgedStates, purgedClaims };
@@ -608,13 +638,7 @@ export async function startRoomkey(
             logger,
           }),
         },
-        schedules: {
-          handshake: [{ name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS }],
-          rotation: [
-            { name: "sweep-tokens", everyMs: tokenSweepEveryMs },
-            { name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
-          ],
-        },
+        schedules,
         backoffStrategy: (attemptsMade, _type, error) =>
           providerBackoffMs(attemptsMade, error, config.ROOMKEY_PROVIDER_RETRY_MS),
         lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
@@ -628,6 +652,23 @@ export async function startRoomkey(
       logger,
     });
     cleanups.push(bus.subscribe(environmentsChannel, () => supervisor.reconcile()));
+    // Redis may come back without its data: the sweeps' schedulers are re-created and every lost handshake swept.
+    const reconciler = createSchedulerReconciler({
+      serving: () => supervisor.serving(),
+      schedules,
+      schedulers: createJobSchedulers({ connection: redis, queues }),
+      onRestored: requestConnectingSweep,
+      everyMs: config.ROOMKEY_SCHEDULER_CHECK_MS,
+      logger,
+    });
+    const checkSchedulers = () => {
+      reconciler.reconcile().catch((error: unknown) => logger.debug({ err: error }, "could not check job schedulers"));
+    };
+    for (const connection of [redis, workerRedis]) {
+      connection.on("ready", checkSchedulers);
+      cleanups.push(() => connection.off("ready", checkSchedulers));
+    }
+    cleanups.push(() => reconciler.stop());
     const sweep = createOrphanSweeper({
       listDatabases: () => databases.listWithDatabase(),
       listRecords: async () => (await environments.listAll()).map((r) => r.name),
@@ -661,7 +702,11 @@ export async function startRoomkey(
       const heartbeat = setInterval(beat, 5_000);
       cleanups.push(() => clearInterval(heartbeat));
     }
-    workersReady = mongoReady.then(() => (stopping.signal.aborted ? undefined : supervisor.start()));
+    workersReady = mongoReady.then(async () => {
+      if (stopping.signal.aborted) return;
+      await supervisor.start();
+      if (!stopping.signal.aborted) reconciler.start();
+    });
     servedEnvironments = () => supervisor.serving();
     closeWorkers = (budgetMs) => supervisor.close(budgetMs);
   }

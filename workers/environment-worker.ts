@@ -3,7 +3,8 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { IncarnationSource } from "../src/domain/environments.js";
 import type { QueueRegistry } from "../src/queue/environment-queues.js";
-import { type JobName, type QueueKind, queueName } from "../src/queue/queue-names.js";
+import { type JobSchedule, upsertSchedule } from "../src/queue/job-schedulers.js";
+import { type QueueKind, queueName } from "../src/queue/queue-names.js";
 import { createJobRouter, type ProcessorTable } from "./job-router.js";
 import type { RunningWorker } from "./supervisor.js";
 
@@ -13,8 +14,11 @@ export interface WorkerFactoryDeps {
   prefix: string;
   processors: ProcessorTable;
   concurrency: Record<QueueKind, number>;
-  /** Repeating jobs each environment's queue runs (BullMQ job schedulers, upserted at start). */
-  schedules: { [K in QueueKind]?: { name: JobName<K>; everyMs: number }[] };
+  /**
+   * Repeating jobs of each environment's queues (BullMQ job schedulers), upserted when a worker starts;
+   * the scheduler reconciler re-creates them when Redis loses them.
+   */
+  schedules: readonly JobSchedule[];
   queues: Pick<QueueRegistry, "queue">;
   /** Each job is checked against its environment's current incarnation (see createJobRouter). */
   incarnations: IncarnationSource;
@@ -51,17 +55,14 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
     worker.on("failed", (job, error) =>
       logger.warn({ err: error, job: job?.name, id: job?.id, attempts: job?.attemptsMade }, "job failed"),
     );
-    for (const schedule of deps.schedules[kind] ?? []) {
+    for (const schedule of deps.schedules.filter((s) => s.kind === kind)) {
       // Idempotent: every worker process upserts the same scheduler id. Retried while Redis is away.
       const upsert = () => {
         if (worker.closing) return;
-        deps.queues
-          .queue(environment, kind)
-          .upsertJobScheduler(schedule.name, { every: schedule.everyMs }, { name: schedule.name, data: {} })
-          .catch((error: unknown) => {
-            logger.warn({ err: error, schedule: schedule.name }, "could not schedule a job; retrying");
-            setTimeout(upsert, 5_000).unref();
-          });
+        upsertSchedule(deps.queues, environment, schedule).catch((error: unknown) => {
+          logger.warn({ err: error, schedule: schedule.name }, "could not schedule a job; retrying");
+          setTimeout(upsert, 5_000).unref();
+        });
       };
       upsert();
     }

@@ -26,7 +26,7 @@ export function providerBackoffMs(attemptsMade: number, error: unknown, baseMs =
 /** The handshake queue's processors; they only call the domain. */
 export function handshakeProcessors(deps: {
   handshakes: Pick<Handshakes, "run">;
-  sweep(environment: string, incarnation: string): Promise<unknown>;
+  sweep(environment: string, options: { noGrace: boolean; incarnation: string }): Promise<unknown>;
   logger: Logger;
 }): Record<JobName<"handshake">, JobProcessor> {
   return {
@@ -46,8 +46,9 @@ export function handshakeProcessors(deps: {
         deps.logger.debug({ environment, accountId, why: result.why }, "handshake skipped");
       return result;
     },
-    async "sweep-connecting"(_job, environment, incarnation) {
-      return deps.sweep(environment, incarnation);
+    async "sweep-connecting"(job, environment, incarnation) {
+      const data = job.data as { noGrace?: unknown } | null;
+      return deps.sweep(environment, { noGrace: data?.noGrace === true, incarnation });
     },
   };
 }

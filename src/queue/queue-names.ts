@@ -24,9 +24,10 @@ export interface QueueJobs {
     connect: { accountId: string; attempt: number } & IncarnationBound;
     /**
      * Queue again the handshakes of accounts CONNECTING without a live job; purge old idempotency
-     * keys, OAuth states and transition claims.
+     * keys, OAuth states and transition claims. `noGrace`: a one-off sweep once Redis is back, of
+     * accounts of any age (the scheduled one has none).
      */
-    "sweep-connecting": Record<string, never>;
+    "sweep-connecting": { noGrace?: boolean };
   };
   rotation: {
     /** Retire a rotated token whose grace period has ended. */

@@ -5,6 +5,7 @@ import type { Account, CredentialField } from "../../src/domain/accounts/account
 import type { CheckCredential, CheckOutcome } from "../../src/domain/accounts/credential-check.js";
 import {
   type ConnectingSweepDeps,
+  connectingSweepParallelism,
   createConnectingSweep,
   createHandshakes,
   ProviderUnavailableError,
@@ -801,9 +802,51 @@ describe("connecting sweep", () => {
   it("when the sweep runs for an incarnation, then what it queues and what it ends is bound to that incarnation", async () => {
     const { sweep, calls } = sweepSetup({ a: "missing", c: "failed" });
 
-    await sweep(env, "1000");
+    await sweep(env, { incarnation: "1000" });
 
     expect(calls.requeued).toEqual([[env, "a", 1, "1000"]]);
     expect(calls.failed).toEqual([[env, "c", 2, "the handshake failed unexpectedly; connect again", "1000"]]);
+  });
+
+  it("when asked for a sweep without grace (Redis is back), then accounts changed up to now are swept too", async () => {
+    const { sweep, calls, clock } = sweepSetup({ a: "missing" });
+
+    const result = await sweep(env, { noGrace: true });
+
+    expect(result).toEqual({ requeued: 1, failed: 0 });
+    expect(calls.listed).toEqual([{ environment: env, updatedBefore: clock.now() }]);
+  });
+
+  it("when many accounts lost their jobs, then they are swept several at a time, never more than the limit", async () => {
+    const states = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`acc-${i}`, "missing" as const]));
+    const { calls } = sweepSetup(states);
+    let inFlight = 0;
+    let most = 0;
+    const clock = fakeClock();
+    const sweep = createConnectingSweep({
+      listConnecting: async () =>
+        Object.keys(states).map((id) =>
+          connecting(clock, {}, { id, handshake: { attempt: 1, startTime: clock.now() } }),
+        ),
+      async jobState() {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        inFlight--;
+        return "missing";
+      },
+      async requeue(environment, id, attempt) {
+        calls.requeued.push([environment, id, attempt]);
+      },
+      async failStuck() {},
+      clock,
+      graceMs: minute,
+    });
+
+    const result = await sweep(env);
+
+    expect(result).toEqual({ requeued: 40, failed: 0 });
+    expect(new Set(calls.requeued.map(([, id]) => id)).size).toBe(40);
+    expect(most).toBe(connectingSweepParallelism);
   });
 });

@@ -291,14 +291,35 @@ export interface ConnectingSweepDeps {
   graceMs: number;
 }
 
-/** The sweep of one environment; given the incarnation its job runs for, what it queues and writes is bound to it. */
+/**
+ * Accounts a connecting sweep handles at once. After Redis lost its data
+ * every account connected meanwhile needs three round trips (job state,
+ * remove, add): one at a time, 150 accounts took 20 s on a loaded machine.
+ */
+export const connectingSweepParallelism = 16;
+
+export interface ConnectingSweepOptions {
+  /**
+   * Sweep accounts of any age: asked for once Redis is back after it lost
+   * jobs or refused them. A job still on its way is harmless then: it has the
+   * same id as the one the sweep queues, so one of the two adds is a no-op.
+   */
+  noGrace?: boolean;
+  /** The incarnation the sweep's job runs for: what it queues and writes is bound to it. */
+  incarnation?: string;
+}
+
+/** The sweep of one environment. */
 export function createConnectingSweep(deps: ConnectingSweepDeps) {
-  return async (environment: string, incarnation?: string): Promise<{ requeued: number; failed: number }> => {
-    const before = new Date(deps.clock.now().getTime() - deps.graceMs);
+  return async (
+    environment: string,
+    options: ConnectingSweepOptions = {},
+  ): Promise<{ requeued: number; failed: number }> => {
+    const { incarnation } = options;
+    const before = new Date(deps.clock.now().getTime() - (options.noGrace ? 0 : deps.graceMs));
     let requeued = 0;
     let failed = 0;
-    for (const account of await deps.listConnecting(environment, before)) {
-      const { id, handshake } = account;
+    const sweepOne = async ({ id, handshake }: Account) => {
       const state = await deps.jobState(environment, id, handshake.attempt);
       if (state === "missing" || state === "completed") {
         // Lost from Redis (or ended as the account changed under it): the handshake runs again.
@@ -314,6 +335,10 @@ export function createConnectingSweep(deps: ConnectingSweepDeps) {
         );
         failed++;
       }
+    };
+    const connecting = await deps.listConnecting(environment, before);
+    for (let i = 0; i < connecting.length; i += connectingSweepParallelism) {
+      await Promise.all(connecting.slice(i, i + connectingSweepParallelism).map(sweepOne));
     }
     return { requeued, failed };
   };
