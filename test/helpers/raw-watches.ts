@@ -18,8 +18,8 @@ export type WatchTransport = "grpc" | "connect" | "grpc-web";
 export interface RawWatches {
   /** Opens `count` more streams that watch the accounts of tenant `tenant`. */
   open(count: number, tenant: string): void;
-  /** Streams that have received an event. */
-  live(): number;
+  /** Streams that have received at least `events` events (1 unless given). */
+  live(events?: number): number;
   /** Streams that ended or failed before they were dropped (stays empty while all is well). */
   failures(): string[];
   /** Destroys every socket at once. */
@@ -46,10 +46,38 @@ function requestFrame(tenantId: string): Buffer {
   return frame;
 }
 
+/** Calls `onMessage` with the flags and body of each enveloped message that arrives in `data` chunks. */
+function envelopeReader(onMessage: (flags: number, body: Buffer) => void): (chunk: Buffer) => void {
+  let pending = Buffer.alloc(0);
+  return (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      const end = 5 + pending.readUInt32BE(1);
+      onMessage(pending[0] ?? 0, pending.subarray(5, end));
+      pending = pending.subarray(end);
+    }
+  };
+}
+
+/** How many events each stream received. */
+function eventCounter() {
+  const counts: number[] = [];
+  return {
+    /** A new stream's counter: call it per event. */
+    stream(): () => void {
+      const index = counts.push(0) - 1;
+      return () => {
+        counts[index] = (counts[index] ?? 0) + 1;
+      };
+    },
+    live: (events = 1) => counts.filter((n) => n >= events).length,
+  };
+}
+
 function grpcWatches({ port, environment, secret }: WatchTarget): RawWatches {
   const sockets: Socket[] = [];
   const failures: string[] = [];
-  let live = 0;
+  const counter = eventCounter();
   return {
     open(count, tenant) {
       const frame = requestFrame(tenant);
@@ -68,11 +96,7 @@ function grpcWatches({ port, environment, secret }: WatchTarget): RawWatches {
             [environmentHeader]: environment,
             authorization: `Bearer ${secret}`,
           });
-          let seen = false;
-          stream.on("data", () => {
-            if (!seen) live++;
-            seen = true;
-          });
+          stream.on("data", envelopeReader(counter.stream()));
           // A status before the drop: the server ended the stream.
           stream.on("trailers", (trailers) => failures.push(`grpc-status ${trailers["grpc-status"]}`));
           stream.on("error", () => undefined);
@@ -80,7 +104,7 @@ function grpcWatches({ port, environment, secret }: WatchTarget): RawWatches {
         }
       }
     },
-    live: () => live,
+    live: counter.live,
     failures: () => failures,
     drop() {
       for (const socket of sockets) socket.destroy();
@@ -92,7 +116,7 @@ function grpcWatches({ port, environment, secret }: WatchTarget): RawWatches {
 function http1Watches({ port, environment, secret }: WatchTarget, protocol: "connect" | "grpc-web"): RawWatches {
   const sockets: Socket[] = [];
   const failures: string[] = [];
-  let live = 0;
+  const counter = eventCounter();
   const headers =
     protocol === "connect"
       ? { "content-type": "application/connect+proto", "connect-protocol-version": "1" }
@@ -113,26 +137,21 @@ function http1Watches({ port, environment, secret }: WatchTarget, protocol: "con
         request.on("error", (error: NodeJS.ErrnoException) => failures.push(`request: ${error.code ?? error.message}`));
         request.on("response", (response) => {
           if (response.statusCode !== 200) failures.push(`HTTP ${response.statusCode}`);
-          let seen = false;
-          let pending = Buffer.alloc(0);
-          response.on("data", (chunk: Buffer) => {
-            pending = Buffer.concat([pending, chunk]);
-            while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
-              const flags = pending[0] ?? 0;
-              const end = 5 + pending.readUInt32BE(1);
+          const received = counter.stream();
+          response.on(
+            "data",
+            envelopeReader((flags, body) => {
               // Connect's end-of-stream envelope has flag 2, gRPC-Web's trailers flag 0x80: the server ended it.
-              if (flags & 0x82) failures.push(`ended: ${pending.subarray(5, end).toString()}`);
-              else if (!seen) live++;
-              seen = true;
-              pending = pending.subarray(end);
-            }
-          });
+              if (flags & 0x82) failures.push(`ended: ${body.toString()}`);
+              else received();
+            }),
+          );
           response.on("error", () => undefined);
         });
         request.end(frame);
       }
     },
-    live: () => live,
+    live: counter.live,
     failures: () => failures,
     drop() {
       for (const socket of sockets) socket.destroy();
@@ -171,27 +190,29 @@ export function accountEventPayload(tenantId: string): string {
 }
 
 /**
- * Publishes an event of `tenant` (through `publish`) until `target` streams
- * have had one: then each was admitted, subscribed and has written. The next
- * event goes only once the last stopped arriving, so a busy server is not
+ * Publishes an event (through `publish`) until `target` streams have had
+ * `events` events: then each was admitted, subscribed and has written. The
+ * next event goes only once the last stopped arriving, so a busy server is not
  * buried in writes. Throws if a stream fails or `timeoutMs` passes.
  */
 export async function untilLive(
   watches: RawWatches,
   target: number,
   publish: () => Promise<unknown>,
-  timeoutMs = 60_000,
+  { timeoutMs = 60_000, events = 1 }: { timeoutMs?: number; events?: number } = {},
 ): Promise<void> {
   const started = Date.now();
-  while (watches.live() < target && watches.failures().length === 0 && Date.now() - started < timeoutMs) {
+  const live = () => watches.live(events);
+  while (live() < target && watches.failures().length === 0 && Date.now() - started < timeoutMs) {
     await publish();
     let seen = -1;
-    while (seen !== watches.live() && watches.failures().length === 0) {
-      seen = watches.live();
+    while (seen !== live() && watches.failures().length === 0) {
+      seen = live();
       await new Promise((r) => setTimeout(r, 300));
     }
   }
-  if (watches.live() < target || watches.failures().length > 0) {
-    throw new Error(`${watches.live()}/${target} streams live; failures: ${watches.failures().slice(0, 3).join("; ")}`);
+  if (live() < target || watches.failures().length > 0) {
+    const failures = watches.failures().slice(0, 3).join("; ");
+    throw new Error(`${live()}/${target} streams had ${events} event(s); failures: ${failures}`);
   }
 }
