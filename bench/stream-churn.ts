@@ -35,13 +35,20 @@
  *                         what it gives back was free memory the allocator kept, not memory anything holds
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { resolve } from "node:path";
 import { Redis } from "ioredis";
 import type { Config } from "../src/config.js";
 import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb.js";
 import { grpcClient, metadataFor } from "../test/helpers/clients.js";
+import {
+  countObjects,
+  Inspector,
+  inspectorUrlIn,
+  type Memory,
+  measure,
+  procStatus,
+} from "../test/helpers/inspector.js";
 import {
   accountEventPayload,
   rawWatches,
@@ -66,128 +73,6 @@ const mallocTrim = process.env.BENCH_MALLOC_TRIM === "1";
 const batch = 250;
 const environment = "staging";
 const root = resolve(import.meta.dirname, "..");
-
-/** A just-enough Chrome DevTools Protocol client over the child's inspector WebSocket. */
-class Inspector {
-  private next = 1;
-  private readonly pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  private readonly listeners = new Map<string, (params: Record<string, unknown>) => void>();
-
-  private constructor(private readonly socket: WebSocket) {
-    socket.addEventListener("message", (event) => {
-      const message = JSON.parse(String(event.data)) as {
-        id?: number;
-        result?: unknown;
-        error?: { message: string };
-        method?: string;
-        params?: Record<string, unknown>;
-      };
-      if (message.id !== undefined) {
-        const waiter = this.pending.get(message.id);
-        this.pending.delete(message.id);
-        if (message.error) waiter?.reject(new Error(message.error.message));
-        else waiter?.resolve(message.result);
-      } else if (message.method) {
-        this.listeners.get(message.method)?.(message.params ?? {});
-      }
-    });
-  }
-
-  static async open(url: string): Promise<Inspector> {
-    const socket = new WebSocket(url);
-    await new Promise((done, fail) => {
-      socket.addEventListener("open", done, { once: true });
-      socket.addEventListener("error", () => fail(new Error(`inspector ${url} unreachable`)), { once: true });
-    });
-    return new Inspector(socket);
-  }
-
-  send<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
-    const id = this.next++;
-    this.socket.send(JSON.stringify({ id, method, params }));
-    return new Promise((resolve, reject) => this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject }));
-  }
-
-  /** Evaluates an expression in the child's global scope and returns its (JSON) value. */
-  async evaluate<T>(expression: string): Promise<T> {
-    const { result, exceptionDetails } = await this.send<{
-      result: { value?: unknown };
-      exceptionDetails?: { text: string };
-    }>("Runtime.evaluate", { expression, returnByValue: true, awaitPromise: true });
-    if (exceptionDetails) throw new Error(`evaluate: ${exceptionDetails.text}`);
-    return result.value as T;
-  }
-
-  /** A heap snapshot (taking one collects garbage first), parsed. */
-  async heapSnapshot(): Promise<HeapSnapshot> {
-    const chunks: string[] = [];
-    this.listeners.set("HeapProfiler.addHeapSnapshotChunk", (params) => chunks.push(String(params.chunk)));
-    await this.send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
-    this.listeners.delete("HeapProfiler.addHeapSnapshotChunk");
-    return JSON.parse(chunks.join("")) as HeapSnapshot;
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
-
-interface HeapSnapshot {
-  snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
-  nodes: number[];
-  strings: string[];
-}
-
-/** Live objects per constructor name, and closures per function name. */
-function countObjects(heap: HeapSnapshot): Map<string, number> {
-  const fields = heap.snapshot.meta.node_fields;
-  const types = heap.snapshot.meta.node_types[0];
-  const typeAt = fields.indexOf("type");
-  const nameAt = fields.indexOf("name");
-  const counts = new Map<string, number>();
-  for (let i = 0; i < heap.nodes.length; i += fields.length) {
-    const type = types[heap.nodes[i + typeAt] ?? 0];
-    if (type !== "object" && type !== "closure") continue;
-    const key = `${type === "closure" ? "closure " : ""}${heap.strings[heap.nodes[i + nameAt] ?? 0]}`;
-    counts.set(key, (counts.get(key) ?? 0) + 1);
-  }
-  return counts;
-}
-
-interface Memory {
-  rss: number;
-  rssAnon: number;
-  rssFile: number;
-  heapTotal: number;
-  heapUsed: number;
-  external: number;
-  handles: number;
-}
-
-/** A figure of /proc/<pid>/status, in bytes. */
-function procStatus(pid: number, field: string): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? Number.NaN) * 1024;
-}
-
-/**
- * Memory of the child after full collections: one, a second of quiet (V8
- * unmaps freed pages on a background thread, and finalizers run), another.
- */
-async function measure(inspector: Inspector, pid: number): Promise<Memory> {
-  const memory = await inspector.evaluate<Omit<Memory, "rssAnon" | "rssFile">>(
-    `(async () => {
-      gc();
-      await new Promise((r) => setTimeout(r, 1000));
-      gc();
-      await new Promise((r) => setTimeout(r, 100));
-      const m = process.memoryUsage();
-      return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external,
-               handles: process._getActiveHandles().length };
-    })()`,
-  );
-  return { ...memory, rssAnon: procStatus(pid, "RssAnon"), rssFile: procStatus(pid, "RssFile") };
-}
 
 /** Diagnosis only: glibc's malloc_trim(0) in the child, through gdb; then the child's RSS. */
 function rssAfterMallocTrim(pid: number): number {
@@ -242,8 +127,8 @@ async function startChild(config: Config): Promise<Child> {
     let text = "";
     child.stderr?.on("data", (chunk: Buffer) => {
       text += chunk.toString();
-      const found = /Debugger listening on (ws:\/\/\S+)/.exec(text);
-      if (found?.[1]) done(found[1]);
+      const found = inspectorUrlIn(text);
+      if (found) done(found);
     });
   });
   const { grpcPort, httpPort } = await ports;

@@ -78,6 +78,7 @@ import {
   connectWithRetry,
   createMongoClient,
   databaseNames,
+  driverSeesNoServer,
   ensureCollections,
   isMongoUnreachable,
   mongoPing,
@@ -147,10 +148,15 @@ export async function startRoomkey(
 
   let mongoConnected = false;
   // "MongoDB known down": while pings say it cannot be reached, repository calls fail at once with UNAVAILABLE.
+  // The driver's monitor notices a dead server first: the gate pings at once then.
+  const noServer = driverSeesNoServer(mongo, (gone) => {
+    if (gone) mongoGate.probe().catch(() => undefined);
+  });
   const mongoGate = createAvailabilityGate({
     backend: "MongoDB",
     ping: mongoPing(mongo, () => mongoConnected),
     isUnreachable: isMongoUnreachable,
+    unreachableNow: noServer,
     pingTimeoutMs: 1_000,
     recheckMs: 1_000,
     clock,

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import {
   Code,
+  ConnectError,
   type ConnectRouter,
   type ContextValues,
   createConnectRouter,
@@ -89,16 +90,26 @@ async function decompress(compression: Compression, bytes: Uint8Array, limit: nu
   }
 }
 
+/** The client went away (or broke HTTP) while its body was read: no one is left to answer, nothing to log. */
+function clientGone(): ConnectError {
+  return new ConnectError("the client closed the request before its body was read", Code.Canceled);
+}
+
 /** Reads the whole body, refusing it once it is over `limit`: a declared length is refused unread. */
 async function readBody(req: IncomingMessage, limit: number, tooLarge: RoomkeyError): Promise<Uint8Array> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > limit) throw tooLarge;
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge;
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > limit) throw tooLarge;
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    if (error === tooLarge) throw error;
+    throw clientGone();
   }
   return Buffer.concat(chunks, size);
 }
@@ -294,6 +305,12 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
         return;
       }
       serve(req, res, handler).catch((error: unknown) => {
+        // Writing to a client that went away is connect-es's Aborted: not a fault of roomkey's.
+        if (ConnectError.from(error).code === Code.Aborted || res.destroyed) {
+          logger.debug({ err: error }, "HTTP client went away");
+          res.destroy();
+          return;
+        }
         logger.error({ err: error }, "HTTP request failed");
         answer(res, 500, "internal", "internal error");
       });

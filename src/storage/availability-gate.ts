@@ -10,8 +10,13 @@ export interface AvailabilityGateDeps {
   ping(): Promise<unknown>;
   /** Whether an error says the backend could not be reached at all (not that it refused one request). */
   isUnreachable(error: unknown): boolean;
-  /** How long a ping may take; one that takes longer proves nothing either way. */
+  /**
+   * How long a ping may take; one that takes longer proves nothing either
+   * way, unless `unreachableNow` says the driver itself reaches no server.
+   */
   pingTimeoutMs: number;
+  /** The driver's own view: no server reachable now (its monitoring failed). A timed-out ping then counts as unreachable. */
+  unreachableNow?(): boolean;
   /**
    * While closed, the gate pings by itself this often (unless someone else
    * pinged meanwhile), so it opens again soon after the backend is back, also
@@ -34,11 +39,11 @@ export type AvailabilityGate = ReturnType<typeof createAvailabilityGate>;
  * UNAVAILABLE instead of waiting out the driver's server selection (5 s).
  *
  * Only a ping moves the gate: one that answers opens it; one that fails
- * because the backend cannot be reached closes it. A ping that times out or
- * fails otherwise proves neither: it leaves the gate as it was, so a slow
- * database is never mistaken for a dead one, and a dead one that the driver
- * has stopped trying (its pings now wait for server selection) stays known
- * dead. The health monitor pings every second; an operation that fails as
+ * because the backend cannot be reached closes it, and so does one that
+ * times out while the driver's own monitoring reaches no server (its
+ * operations then wait out server selection rather than fail). A ping that
+ * times out otherwise, or fails otherwise, proves neither: it leaves the gate
+ * as it was, so a slow database is never mistaken for a dead one. The health monitor pings every second; an operation that fails as
  * unreachable pings at once, so the gate knows within one round trip; while
  * closed, the gate keeps pinging until one answers. Pings never overlap.
  *
@@ -95,7 +100,8 @@ export function createAvailabilityGate(deps: AvailabilityGateDeps) {
         () => new PingTimeoutError(`${backend} did not answer within ${pingTimeoutMs} ms`),
       );
     } catch (error) {
-      if (!(error instanceof PingTimeoutError) && isUnreachable(error)) close(error);
+      const timedOut = error instanceof PingTimeoutError;
+      if (timedOut ? deps.unreachableNow?.() === true : isUnreachable(error)) close(error);
       throw error;
     }
     open();

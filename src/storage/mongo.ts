@@ -39,6 +39,30 @@ export function isMongoUnreachable(error: unknown): boolean {
   );
 }
 
+/**
+ * Whether the driver's own monitoring has given up on every server it knows:
+ * each one's last description is `Unknown` (its heartbeat failed). A ping
+ * then waits out server selection instead of failing, so a ping that times
+ * out while this holds is as good as one refused. False until a server was
+ * described at all.
+ */
+export function driverSeesNoServer(
+  client: MongoClient,
+  onChange: (noServer: boolean) => void = () => {},
+): () => boolean {
+  const types = new Map<string, string>();
+  let noServer = false;
+  client.on("serverDescriptionChanged", (event) => {
+    types.set(event.address, event.newDescription.type);
+    const now = types.size > 0 && [...types.values()].every((type) => type === "Unknown");
+    if (now !== noServer) {
+      noServer = now;
+      onChange(now);
+    }
+  });
+  return () => noServer;
+}
+
 /** A ping of MongoDB, for health and the availability gate; "not connected" before the first connection. */
 export function mongoPing(client: MongoClient, isConnected: () => boolean): () => Promise<unknown> {
   return async () => {

@@ -27,16 +27,26 @@ export interface RoomkeyProcess {
   /** Resolves with the exit code (null when killed by a signal). */
   exited: Promise<number | null>;
   logged(msg: string): boolean;
+  /** What it wrote to stderr so far (the first 64 KiB). */
+  stderr(): string;
 }
 
-/** roomkey as a real child process, from source, with its JSON log lines collected. */
-export function spawnRoomkey(config: Config, role: string): RoomkeyProcess {
+/**
+ * roomkey as a real child process, with its JSON log lines collected: from
+ * source, or `compiled` (dist/, as production runs it; `npm run build` first).
+ */
+export function spawnRoomkey(
+  config: Config,
+  role: string,
+  options: { compiled?: boolean; nodeArgs?: string[] } = {},
+): RoomkeyProcess {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const [key, value] of Object.entries(config)) {
     if (value !== undefined) env[key] = Array.isArray(value) ? value.join(",") : String(value);
   }
   env.ROOMKEY_LOG_LEVEL = "info";
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts", role], {
+  const entry = options.compiled ? ["dist/src/main.js"] : ["--import", "tsx", "src/main.ts"];
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry, role], {
     cwd: root,
     env,
     stdio: ["ignore", "pipe", "pipe"],
@@ -56,12 +66,16 @@ export function spawnRoomkey(config: Config, role: string): RoomkeyProcess {
       }
     }
   });
-  child.stderr?.on("data", () => undefined);
+  // Kept (the first 64 KiB): `--inspect` says its address there.
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    if (stderr.length < 65_536) stderr += chunk.toString();
+  });
   const exited = new Promise<number | null>((done) =>
     child.once("exit", (code) => {
       live.delete(child);
       done(code);
     }),
   );
-  return { child, lines, exited, logged: (msg: string) => lines.some((l) => l.msg === msg) };
+  return { child, lines, exited, logged: (msg: string) => lines.some((l) => l.msg === msg), stderr: () => stderr };
 }

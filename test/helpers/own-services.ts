@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -99,14 +99,33 @@ export async function ownRedis(): Promise<OwnService> {
   return service;
 }
 
-/** FerretDB of the test's own, on SQLite in a temporary directory, on a free port. */
-export async function ownFerretDb(): Promise<OwnService> {
+/** Runs SQL on the machine's PostgreSQL (127.0.0.1:5432, trust auth); false when there is none or it fails. */
+function psql(sql: string): boolean {
+  const run = spawnSync("psql", ["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-tAc", sql], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  return !run.error && run.status === 0;
+}
+
+/**
+ * FerretDB of the test's own, on a free port: on SQLite in a temporary
+ * directory, or with `backend: "postgresql"` on a database of its own in the
+ * machine's PostgreSQL (as `npm test` runs it), falling back to SQLite when
+ * there is no PostgreSQL. Killing it leaves its data, like a crashed server.
+ */
+export async function ownFerretDb(options: { backend?: "sqlite" | "postgresql" } = {}): Promise<OwnService> {
   const binary = execFileSync(resolve(import.meta.dirname, "../../scripts/install-ferretdb.sh"), {
     encoding: "utf8",
   }).trim();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "roomkey-ferretdb-"));
   const url = `mongodb://127.0.0.1:${port}/`;
+  const database = `roomkey_own_${port}_${process.pid}`;
+  const postgres = options.backend === "postgresql" && psql(`CREATE DATABASE "${database}"`);
+  const backend = postgres
+    ? ["--handler=postgresql", `--postgresql-url=postgres://postgres@127.0.0.1:5432/${database}`]
+    : ["--handler=sqlite", `--sqlite-url=file:${dir}/`];
   const service = ownService(
     url,
     () =>
@@ -114,8 +133,7 @@ export async function ownFerretDb(): Promise<OwnService> {
         binary,
         [
           `--listen-addr=127.0.0.1:${port}`,
-          "--handler=sqlite",
-          `--sqlite-url=file:${dir}/`,
+          ...backend,
           `--state-dir=${dir}`,
           "--telemetry=disable",
           "--debug-addr=-",
@@ -135,7 +153,10 @@ export async function ownFerretDb(): Promise<OwnService> {
       }
     },
     "FerretDB",
-    () => rmSync(dir, { recursive: true, force: true }),
+    () => {
+      rmSync(dir, { recursive: true, force: true });
+      if (postgres) psql(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    },
   );
   await service.start();
   return service;

@@ -29,7 +29,7 @@ function fakeBackend() {
   return backend;
 }
 
-function setup() {
+function setup(options: { driverSeesNoServer?: () => boolean } = {}) {
   const backend = fakeBackend();
   const { logger, lines } = memoryLogger();
   const gate = createAvailabilityGate({
@@ -37,6 +37,7 @@ function setup() {
     ping: () => backend.ping(),
     isUnreachable: (error) => error instanceof Unreachable,
     pingTimeoutMs: 1_000,
+    ...(options.driverSeesNoServer ? { unreachableNow: options.driverSeesNoServer } : {}),
     recheckMs: 1_000,
     // Fake timers move Date too.
     clock: { now: () => new Date() },
@@ -231,5 +232,33 @@ describe("isMongoUnreachable", () => {
   it("when MongoDB answered with an error, then it does not", () => {
     expect(isMongoUnreachable(new MongoServerError({ message: "E11000 duplicate key", code: 11000 }))).toBe(false);
     expect(isMongoUnreachable(new Error("something else"))).toBe(false);
+  });
+});
+
+describe("a ping that times out while the driver reaches no server", () => {
+  it("when the driver's monitoring has given up on every server, then a timed-out ping closes the gate", async () => {
+    let noServer = true;
+    const { gate, backend, repository } = setup({ driverSeesNoServer: () => noServer });
+    backend.state = "hang";
+    const ping = probed(gate);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await ping;
+    expect(gate.isDown()).toBe(true);
+    const error = asRoomkeyError(await rejectionOf(repository.get("a")));
+    expect(error.reason).toBe("BACKEND_UNAVAILABLE");
+    noServer = false;
+    backend.state = "up";
+    await vi.advanceTimersByTimeAsync(1_000);
+    await settle();
+    expect(gate.isDown()).toBe(false);
+  });
+
+  it("when the driver still sees a server, then a timed-out ping leaves the gate open (a slow database is not a dead one)", async () => {
+    const { gate, backend } = setup({ driverSeesNoServer: () => false });
+    backend.state = "hang";
+    const ping = probed(gate);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await ping;
+    expect(gate.isDown()).toBe(false);
   });
 });
