@@ -9,6 +9,7 @@
  *   npm run test:faults -- fuzz flood     checks whose name contains a word
  */
 import { cpus } from "node:os";
+import { Redis } from "ioredis";
 import { preAuthMemory, tokenFlood } from "./abuse.js";
 import { ferretKilled, redisFlushed, redisKilled } from "./backends.js";
 import { fuzz } from "./fuzz.js";
@@ -31,7 +32,6 @@ const checks: Check[] = [
   {
     name: "redis flushall",
     run: async (roomkey, stack) => {
-      const { Redis } = await import("ioredis");
       const client = new Redis(stack.redis.url);
       try {
         return await redisFlushed(roomkey, stack, () => client.flushall());
