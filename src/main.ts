@@ -206,6 +206,7 @@ export async function startRoomkey(
     source: environments,
     keyring,
     clock,
+    listTrustMs: 2 * config.ROOMKEY_ENVIRONMENT_REFRESH_MS,
     onGone: (name) => verifier.invalidateEnvironment(name),
   });
 

@@ -16,6 +16,14 @@ export interface EnvironmentDirectoryDeps {
   missTtlMs?: number;
   maxMisses?: number;
   /**
+   * How long after a successful full `refresh` a name it did not list is
+   * taken as no environment without asking the source: names a caller makes
+   * up then cost no query at all. About twice the refresh interval; a name
+   * created on another replica is heard of at once on the bus, and at the
+   * latest by the next refresh.
+   */
+  listTrustMs?: number;
+  /**
    * Told when an environment stops being what it was: deleted, or deleted and
    * made again under its name (seen by its creation time). What was cached for
    * it must go, even when the bus lost the message.
@@ -39,9 +47,13 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
   const loading = new Map<string, Promise<Environment | undefined>>();
   const keys = new Map<string, { wrapped: string; key: Buffer }>();
   let generation = 0;
+  let listedAt = Number.NEGATIVE_INFINITY;
 
   function store(env: Environment | undefined, name: string): Environment | undefined {
     if (env?.state === "active") {
+      const previous = active.get(name);
+      // Made again under its name since this replica last looked: what was cached for the old one goes.
+      if (previous && previous.createTime.getTime() !== env.createTime.getTime()) deps.onGone?.(name);
       active.set(name, env);
       misses.delete(name);
       return env;
@@ -69,8 +81,10 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
   async function find(name: string): Promise<Environment | undefined> {
     const hit = active.get(name);
     if (hit) return hit;
+    const now = clock.now().getTime();
     const missUntil = misses.get(name);
-    if (missUntil !== undefined && missUntil > clock.now().getTime()) return undefined;
+    if (missUntil !== undefined && missUntil > now) return undefined;
+    if (deps.listTrustMs !== undefined && now - listedAt <= deps.listTrustMs) return undefined;
     return load(name);
   }
 
@@ -98,8 +112,10 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
 
   async function refresh(): Promise<void> {
     const started = ++generation;
+    const startedAt = clock.now().getTime();
     const envs = await source.listActive();
     if (started !== generation) return;
+    listedAt = startedAt;
     const previous = active;
     active = new Map(envs.map((env) => [env.name, env]));
     for (const [name, env] of previous) {

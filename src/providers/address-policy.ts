@@ -8,8 +8,13 @@ import { BlockList, isIP } from "node:net";
  * first name that fits is the one a refusal gives.
  */
 const forbiddenRanges: readonly { kind: string; v4?: readonly string[]; v6?: readonly string[] }[] = [
-  // AWS, GCP, Azure, OpenStack (169.254.169.254), AWS over IPv6 (fd00:ec2::254), Alibaba (100.100.100.200).
-  { kind: "cloud metadata", v4: ["169.254.169.254/32", "100.100.100.200/32"], v6: ["fd00:ec2::254/128"] },
+  // AWS, GCP, Azure, OpenStack (169.254.169.254), AWS over IPv6 (fd00:ec2::254), Alibaba (100.100.100.200),
+  // Azure's WireServer (168.63.129.16, a public address that only answers inside Azure).
+  {
+    kind: "cloud metadata",
+    v4: ["169.254.169.254/32", "100.100.100.200/32", "168.63.129.16/32"],
+    v6: ["fd00:ec2::254/128"],
+  },
   { kind: "unspecified", v4: ["0.0.0.0/8"], v6: ["::/128"] },
   { kind: "loopback", v4: ["127.0.0.0/8"], v6: ["::1/128"] },
   { kind: "private", v4: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"], v6: ["fc00::/7"] },

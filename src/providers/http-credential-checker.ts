@@ -1,7 +1,10 @@
 import type { CheckCredential, CheckOutcome, CredentialChecker } from "../domain/accounts/credential-check.js";
 import type { CredentialCheck } from "../domain/integrations.js";
 import type { OutboundSend } from "./outbound-http.js";
-import { providerMessage } from "./provider-message.js";
+import { providerMessage, sanitized } from "./provider-message.js";
+
+/** The most of a remote account's id or name that is kept: they are shown to callers as they are. */
+const maxRemoteFieldChars = 256;
 
 export interface HttpCredentialCheckerOptions {
   /** The outbound guard's request function: the only way out (timeout, address policy, size cap). */
@@ -102,7 +105,9 @@ export function createHttpCredentialChecker(options: HttpCredentialCheckerOption
           reason: `the provider's answer has no "${check.accountIdPath}" (credential_check.account_id_path)`,
         };
       }
-      return { kind: "ok", remoteId: remoteId ?? "", remoteName: valueAt(body, check.accountNamePath) ?? "" };
+      // What the provider says is shown to callers as the account's remote id and name: bounded and printable.
+      const shown = (value: string | undefined) => sanitized(value ?? "", secrets, maxRemoteFieldChars);
+      return { kind: "ok", remoteId: shown(remoteId), remoteName: shown(valueAt(body, check.accountNamePath)) };
     },
   };
 }

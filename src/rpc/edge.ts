@@ -6,7 +6,7 @@ import { Code, type ConnectError, createContextKey, type HandlerContext, type Se
 import type { Logger } from "pino";
 import { environmentHeader, invalidEnvironment, parseEnvironmentName } from "../domain/environment-name.js";
 import type { Environment } from "../domain/environments.js";
-import { InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
+import { type FieldViolation, InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
 import { toConnectError } from "./errors.js";
 import type { FailureThrottle } from "./failure-throttle.js";
@@ -23,12 +23,15 @@ export interface Authenticator {
   authenticate(secret: string, environment: string): Principal | Promise<Principal>;
   /** The principal when memory alone shows the secret valid (admin key, cached token); else undefined. */
   authenticateFromMemory(secret: string, environment: string): Principal | undefined;
+  /** Whether a credential with this secret exists here (a token in the known-hash filter): no one makes those up. */
+  knownToExist(secret: string, environment: string): boolean;
 }
 
 /** Environment API tokens: a principal, or a thrown UNAUTHENTICATED / PERMISSION_DENIED error. */
 export interface TokenAuthenticator {
   authenticate(secret: string, environment: string): Principal | Promise<Principal>;
   authenticateFromMemory(secret: string, environment: string): Principal | undefined;
+  knownToExist(secret: string, environment: string): boolean;
 }
 
 function digest(value: string): Buffer {
@@ -60,12 +63,17 @@ export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuth
       if (isAdminKey(secret)) return { kind: "admin" };
       return deps.tokens?.authenticateFromMemory(secret, environment);
     },
+    knownToExist: (secret, environment) => deps.tokens?.knownToExist(secret, environment) ?? false,
   };
 }
 
 export interface EdgeDeps {
   authenticator: Authenticator;
-  /** Failed authentications per peer; a throttled peer gets only what memory can admit. */
+  /**
+   * Failed authentications per peer. A throttled peer gets only what memory
+   * admits (the admin key, a cached token) or what is known to exist (a real
+   * token's hash); nothing it makes up costs a check.
+   */
   throttle?: FailureThrottle;
   environments: { require(name: string): Environment | Promise<Environment> };
   /** Stops at the first violation: the cheap check every request passes. */
@@ -87,17 +95,35 @@ export const admissionKey = createContextKey<Admission | undefined>(undefined, {
   description: "roomkey admission",
 });
 
-/** At most this many violations are reported, each clipped: an error always fits in its trailer. */
+/**
+ * At most this many violations are reported, each field and description
+ * clipped to `maxViolationBytes` of UTF-8 and all of them together to
+ * `maxViolationsBytes`: with the message, an error's trailer stays well under
+ * the 8 KiB of metadata gRPC clients accept by default, also once
+ * `grpc-status-details-bin` is base64.
+ */
 export const maxReportedViolations = 20;
-const maxViolationText = 200;
+const maxViolationBytes = 200;
+const maxViolationsBytes = 3_000;
 /**
  * Listing every violation costs the validator time per element: past this
  * many list and map entries in a request only the first violation is reported.
  */
 const maxElementsForFullValidation = 1_000;
 
-function clip(text: string): string {
-  return text.length <= maxViolationText ? text : `${text.slice(0, maxViolationText - 1)}…`;
+/** `text` within `maxBytes` of UTF-8, cut at a character and marked with "…" when cut. */
+export function clipBytes(text: string, maxBytes: number): string {
+  if (Buffer.byteLength(text) <= maxBytes) return text;
+  let kept = "";
+  let bytes = 0;
+  const budget = maxBytes - 3; // "…" is 3 bytes
+  for (const character of text) {
+    const size = Buffer.byteLength(character);
+    if (bytes + size > budget) break;
+    kept += character;
+    bytes += size;
+  }
+  return `${kept}…`;
 }
 
 /** List and map entries in a message, nested ones included; stops counting past `limit`. */
@@ -144,15 +170,17 @@ function bearerOf(headers: Headers): string | undefined {
   return bearerSecret.test(secret) ? secret : undefined;
 }
 
+function credentialsMissing(): RoomkeyError {
+  return new RoomkeyError(
+    "unauthenticated",
+    "CREDENTIALS_MISSING",
+    "authorization: metadata `authorization: Bearer <admin key or API token>` is required",
+  );
+}
+
 function readBearer(headers: Headers): string {
   const secret = bearerOf(headers);
-  if (secret === undefined) {
-    throw new RoomkeyError(
-      "unauthenticated",
-      "CREDENTIALS_MISSING",
-      "authorization: metadata `authorization: Bearer <admin key or API token>` is required",
-    );
-  }
+  if (secret === undefined) throw credentialsMissing();
   return secret;
 }
 
@@ -228,14 +256,22 @@ export function createEdge(deps: EdgeDeps) {
       if (full.kind === "invalid") found = full.violations;
       complete = true;
     }
-    const violations = found
-      .slice(0, maxReportedViolations)
-      .map((v) => ({ field: clip(pathToString(v.field)), description: clip(v.message) }));
+    const violations: FieldViolation[] = [];
+    let bytes = 0;
+    for (const v of found.slice(0, maxReportedViolations)) {
+      const violation = {
+        field: clipBytes(pathToString(v.field), maxViolationBytes),
+        description: clipBytes(v.message, maxViolationBytes),
+      };
+      bytes += Buffer.byteLength(violation.field) + Buffer.byteLength(violation.description);
+      if (violations.length > 0 && bytes > maxViolationsBytes) break;
+      violations.push(violation);
+    }
     const [first] = violations;
     const more = !complete
       ? " (only the first violation is reported for a request this large)"
-      : found.length > maxReportedViolations
-        ? ` (and ${found.length - 1} more; the first ${maxReportedViolations} are listed)`
+      : found.length > violations.length
+        ? ` (and ${found.length - 1} more; the first ${violations.length} are listed)`
         : found.length > 1
           ? ` (and ${found.length - 1} more)`
           : "";
@@ -266,21 +302,31 @@ export function createEdge(deps: EdgeDeps) {
       const authenticated = authenticator.authenticate(readBearer(headers), environment);
       return authenticated instanceof Promise ? authenticated.then(admitted) : admitted(authenticated);
     }
-    const waitSeconds = throttle.blockedFor(peer);
-    if (waitSeconds !== undefined) {
-      // Over its failure budget: only what memory admits at once (admin key, a cached token) gets through.
-      const secret = bearerOf(headers);
-      const principal = secret === undefined ? undefined : authenticator.authenticateFromMemory(secret, environment);
-      if (!principal) throw tooManyFailures(waitSeconds);
-      return admitted(principal);
+    // Each failure takes a token of the peer's bucket; a check that may fail holds one while it runs.
+    const secret = bearerOf(headers);
+    if (secret === undefined) {
+      throttle.fail(peer);
+      throw credentialsMissing();
     }
+    // What memory admits (the admin key, a cached token) and real tokens' lookups cost the peer nothing.
+    const remembered = authenticator.authenticateFromMemory(secret, environment);
+    if (remembered) return admitted(remembered);
+    if (authenticator.knownToExist(secret, environment)) {
+      const authenticated = authenticator.authenticate(secret, environment);
+      return authenticated instanceof Promise ? authenticated.then(admitted) : admitted(authenticated);
+    }
+    if (!throttle.take(peer)) throw tooManyFailures(throttle.blockedFor(peer) ?? 1);
+    const settled = (principal: Principal) => {
+      throttle.refund(peer);
+      return admitted(principal);
+    };
     const failed = (error: unknown): never => {
-      if (isAuthenticationFailure(error)) throttle.fail(peer);
+      if (!isAuthenticationFailure(error)) throttle.refund(peer);
       throw error;
     };
     try {
-      const authenticated = authenticator.authenticate(readBearer(headers), environment);
-      return authenticated instanceof Promise ? authenticated.then(admitted, failed) : admitted(authenticated);
+      const authenticated = authenticator.authenticate(secret, environment);
+      return authenticated instanceof Promise ? authenticated.then(settled, failed) : settled(authenticated);
     } catch (error) {
       return failed(error);
     }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import type { DescMethod, Message } from "@bufbuild/protobuf";
 import {
   Code,
@@ -208,7 +209,8 @@ function substitute(base: UniversalServerRequest, url: URL, framing: Framing | u
   if (framing.kind === "get") {
     const params = new URLSearchParams(url.searchParams);
     params.delete("base64");
-    params.delete("compression");
+    // An unsupported compression stays named: Connect answers it UNIMPLEMENTED, as for POST.
+    if (compressionNamed(params.get("compression")) !== null) params.delete("compression");
     params.set("message", new TextDecoder().decode(emptyMessage(framing.format)));
     const substituted = new URL(url);
     substituted.search = params.toString();
@@ -267,6 +269,8 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
   });
   options.routes(router);
   const handlers = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
+  /** The call each HTTP/1.1 connection is serving: the next one on it waits for it. */
+  const inFlight = new WeakMap<Socket, Promise<void>>();
 
   async function serve(req: IncomingMessage, res: ServerResponse, handler: UniversalHandler): Promise<void> {
     const values: ContextValues = createContextValues();
@@ -288,7 +292,21 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
     // What is left of a body that was not read is not read: the connection closes after the answer.
     if (!req.complete) res.setHeader("connection", "close");
     const response = await handler(substitute(base, url, framing));
-    await universalResponseToNodeResponse(response, res);
+    // connect-node's writer waits for an "end" a ServerResponse never emits: the answer is done at
+    // "finish" (written) or "close" (the client went away).
+    let settled = false;
+    const done = new Promise<void>((resolve) => {
+      res.once("finish", resolve);
+      res.once("close", resolve);
+    }).then(() => {
+      settled = true;
+    });
+    const writing = universalResponseToNodeResponse(response, res).catch((error: unknown) => {
+      // Failing after the answer was done (or the client left): nobody is waiting for it any more.
+      if (!settled) throw error;
+      logger.debug({ err: error }, "HTTP answer failed after it was done");
+    });
+    await Promise.race([writing, done]);
   }
 
   return (req, res) => {
@@ -304,15 +322,25 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
         answer(res, 400, "invalid_argument", "the Host header is missing or is not a valid host[:port]");
         return;
       }
-      serve(req, res, handler).catch((error: unknown) => {
-        // Writing to a client that went away is connect-es's Aborted: not a fault of roomkey's.
-        if (ConnectError.from(error).code === Code.Aborted || res.destroyed) {
-          logger.debug({ err: error }, "HTTP client went away");
-          res.destroy();
-          return;
-        }
-        logger.error({ err: error }, "HTTP request failed");
-        answer(res, 500, "internal", "internal error");
+      const run = () =>
+        serve(req, res, handler).catch((error: unknown) => {
+          // Writing to a client that went away is connect-es's Aborted: not a fault of roomkey's.
+          if (ConnectError.from(error).code === Code.Aborted || res.destroyed) {
+            logger.debug({ err: error }, "HTTP client went away");
+            res.destroy();
+            return;
+          }
+          logger.error({ err: error }, "HTTP request failed");
+          answer(res, 500, "internal", "internal error");
+        });
+      // One call at a time per connection: a pipelined request waits, unread, until the one
+      // before it has been answered (its unread body stops the socket being read further).
+      const socket = req.socket;
+      const before = inFlight.get(socket);
+      const current = before ? before.then(run) : run();
+      inFlight.set(socket, current);
+      current.finally(() => {
+        if (inFlight.get(socket) === current) inFlight.delete(socket);
       });
     } catch (error) {
       logger.error({ err: error }, "HTTP request failed");

@@ -128,6 +128,12 @@ export interface HttpServerOptions {
 /** A request's headers must arrive within this, and the whole request within `requestTimeoutMs`. */
 const headersTimeoutMs = 10_000;
 const requestTimeoutMs = 30_000;
+/**
+ * Requests one keep-alive connection carries before Node closes it: pipelined
+ * requests wait their turn (one call at a time per connection), and this
+ * bounds how many can wait. Clients reconnect transparently.
+ */
+const maxRequestsPerSocket = 256;
 
 /** The Connect protocol and gRPC-Web over HTTP/1.1, from the same implementations. */
 export async function startHttpServer(options: HttpServerOptions): Promise<{ server: http.Server; port: number }> {
@@ -144,6 +150,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<{ ser
     { maxHeaderSize: options.maxHeaderBytes, headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs },
     handler,
   );
+  server.maxRequestsPerSocket = maxRequestsPerSocket;
   server.on("clientError", answerMalformedRequest);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -29,7 +29,7 @@ const refusals: Record<Exclude<VerifyStatus, "valid" | "wrong_environment">, Roo
  * reason that says why.
  */
 export function createTokenAuthenticator(
-  verifier: Pick<TokenVerifier, "verify" | "verifyFromMemory">,
+  verifier: Pick<TokenVerifier, "verify" | "verifyFromMemory" | "knownToExist">,
 ): TokenAuthenticator {
   return {
     authenticate(secret, environment) {
@@ -42,6 +42,7 @@ export function createTokenAuthenticator(
       const verification = verifier.verifyFromMemory(secret, environment);
       return verification ? principalOf(verification, environment) : undefined;
     },
+    knownToExist: (secret, environment) => verifier.knownToExist(secret, environment),
   };
 }
 

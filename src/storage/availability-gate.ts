@@ -18,6 +18,12 @@ export interface AvailabilityGateDeps {
   /** The driver's own view: no server reachable now (its monitoring failed). A timed-out ping then counts as unreachable. */
   unreachableNow?(): boolean;
   /**
+   * Pings that time out one after the other before the backend counts as
+   * unreachable anyway: a database black-holed by the network (no refusal,
+   * no reset) is seen by the driver only after its own timeouts.
+   */
+  maxTimeoutsInARow?: number;
+  /**
    * While closed, the gate pings by itself this often (unless someone else
    * pinged meanwhile), so it opens again soon after the backend is back, also
    * in a process without a health monitor.
@@ -41,9 +47,10 @@ export type AvailabilityGate = ReturnType<typeof createAvailabilityGate>;
  * Only a ping moves the gate: one that answers opens it; one that fails
  * because the backend cannot be reached closes it, and so does one that
  * times out while the driver's own monitoring reaches no server (its
- * operations then wait out server selection rather than fail). A ping that
- * times out otherwise, or fails otherwise, proves neither: it leaves the gate
- * as it was, so a slow database is never mistaken for a dead one. The health monitor pings every second; an operation that fails as
+ * operations then wait out server selection rather than fail), or the third
+ * ping in a row to time out (a black-holed network: 3 s at the health
+ * monitor's pace). A single slow ping, or one that fails otherwise, proves
+ * nothing: it leaves the gate as it was. The health monitor pings every second; an operation that fails as
  * unreachable pings at once, so the gate knows within one round trip; while
  * closed, the gate keeps pinging until one answers. Pings never overlap.
  *
@@ -52,6 +59,8 @@ export type AvailabilityGate = ReturnType<typeof createAvailabilityGate>;
 export function createAvailabilityGate(deps: AvailabilityGateDeps) {
   const { backend, isUnreachable, pingTimeoutMs, recheckMs, clock, logger } = deps;
   let down = false;
+  let timeoutsInARow = 0;
+  const maxTimeoutsInARow = deps.maxTimeoutsInARow ?? 3;
   let downSince = 0;
   let lastPingAt = Number.NEGATIVE_INFINITY;
   let pinging: Promise<void> | undefined;
@@ -101,9 +110,14 @@ export function createAvailabilityGate(deps: AvailabilityGateDeps) {
       );
     } catch (error) {
       const timedOut = error instanceof PingTimeoutError;
-      if (timedOut ? deps.unreachableNow?.() === true : isUnreachable(error)) close(error);
+      timeoutsInARow = timedOut ? timeoutsInARow + 1 : 0;
+      const unreachable = timedOut
+        ? deps.unreachableNow?.() === true || timeoutsInARow >= maxTimeoutsInARow
+        : isUnreachable(error);
+      if (unreachable) close(error);
       throw error;
     }
+    timeoutsInARow = 0;
     open();
   }
 

@@ -52,13 +52,21 @@ export function driverSeesNoServer(
 ): () => boolean {
   const types = new Map<string, string>();
   let noServer = false;
-  client.on("serverDescriptionChanged", (event) => {
-    types.set(event.address, event.newDescription.type);
+  const update = () => {
     const now = types.size > 0 && [...types.values()].every((type) => type === "Unknown");
     if (now !== noServer) {
       noServer = now;
       onChange(now);
     }
+  };
+  client.on("serverDescriptionChanged", (event) => {
+    types.set(event.address, event.newDescription.type);
+    update();
+  });
+  // A member removed from the replica set is closed, not described again: it must not count as reachable.
+  client.on("serverClosed", (event) => {
+    types.delete(event.address);
+    update();
   });
   return () => noServer;
 }

@@ -139,15 +139,19 @@ async function apply(db: Db, collection: string, id: string, claim: TransitionCl
 
 /**
  * Removes transition claims older than `before` (they only matter for
- * seconds) and, given the environment's current incarnation, every claim a
- * writer bound to another incarnation left (one that died between its claim
- * and its clean-up). One command: FerretDB scans the collection either way.
+ * seconds) and, given the incarnation the purge runs for, every claim a
+ * writer bound to an earlier incarnation left (one that died between its
+ * claim and its clean-up). Only earlier ones: a purge of an incarnation that
+ * was replaced while it ran must not remove its successor's live claims.
+ * Incarnations are creation times in milliseconds, 13 digits until the year
+ * 2286, so they compare as strings. One command: FerretDB scans the
+ * collection either way.
  */
 export async function purgeTransitions(db: Db, before: Date, currentIncarnation?: string): Promise<number> {
   const old = { at: { $lt: before } };
   const filter =
     currentIncarnation === undefined
       ? old
-      : { $or: [old, { environmentIncarnation: { $exists: true, $ne: currentIncarnation } }] };
+      : { $or: [old, { environmentIncarnation: { $exists: true, $lt: currentIncarnation } }] };
   return (await db.collection<TransitionClaim>(transitionsCollection.name).deleteMany(filter)).deletedCount;
 }

@@ -27,11 +27,12 @@ let api: TestServer;
 
 beforeAll(async () => {
   provider = await startApiKeyProvider();
-  // Short locks so that the jobs of a killed worker run again within seconds.
+  // Short locks so that the jobs of a killed worker run again within seconds; not so short that a
+  // live worker starved of CPU by the rest of the suite loses them (2 s did: a job ran 9 times).
   config = testConfig({
     ROOMKEY_PROVIDER_RETRY_MS: "50",
     ROOMKEY_HANDSHAKE_SWEEP_MS: "1000",
-    ROOMKEY_JOB_LOCK_MS: "2000",
+    ROOMKEY_JOB_LOCK_MS: "4000",
   });
   api = await startTestServer(config, "api");
 });

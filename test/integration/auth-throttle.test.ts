@@ -24,7 +24,7 @@ async function issue(scopes: string[]): Promise<string> {
 }
 
 describe("failed authentications are throttled per address (9.3)", () => {
-  it("when an address fails more than its burst, then it is refused RESOURCE_EXHAUSTED without its credentials being checked, and valid callers from it still pass", async () => {
+  it("when an address fails more than its burst, then it is refused RESOURCE_EXHAUSTED without its credentials being checked, and real tokens from it still pass", async () => {
     const cached = await issue(["environment:read"]);
     const notYetUsed = await issue(["environment:read"]);
     await d.environments.unary(getEnvironment, {}, metadataFor(environment, cached));
@@ -58,13 +58,11 @@ describe("failed authentications are throttled per address (9.3)", () => {
     // What memory admits at once still passes: a cached token and the admin key.
     await d.environments.unary(getEnvironment, {}, metadataFor(environment, cached));
     await d.environments.unary(getEnvironment, {}, d.admin(environment));
-    // A valid token that would need a lookup waits like everything else from this address.
-    const waiting = await grpcFailure(d.environments.unary(getEnvironment, {}, metadataFor(environment, notYetUsed)));
-    expect(waiting.code).toBe(status.RESOURCE_EXHAUSTED);
+    // A real token this replica has not cached yet is looked up all the same: its hash is known to exist.
+    await d.environments.unary(getEnvironment, {}, metadataFor(environment, notYetUsed));
 
     // A token comes back every second.
     await new Promise((r) => setTimeout(r, 1_100));
-    await d.environments.unary(getEnvironment, {}, metadataFor(environment, notYetUsed));
     const again = await grpcFailure(
       d.environments.unary(getEnvironment, {}, metadataFor(environment, generateSecret(environment))),
     );

@@ -1,9 +1,11 @@
+import net from "node:net";
 import { brotliCompressSync, gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { environmentHeader } from "../../src/domain/environment-name.js";
 import { HealthCheckRequestSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { defaultMaxRequestBytes } from "../../src/rpc/method-policy.js";
@@ -247,6 +249,21 @@ describe("undecodable input is INVALID_ARGUMENT on every service of both ports (
     expect(connectError(answer.body).code).toBe("invalid_argument");
   });
 
+  it("when a Connect GET names a compression the server does not support, then UNIMPLEMENTED, as a POST gets", async () => {
+    const answer = await httpRequest(d.server.app.httpPort, {
+      method: "GET",
+      path: `${getEnvironment}?connect=v1&encoding=proto&base64=1&message=&compression=zstd`,
+      headers: admin(),
+    });
+    expect(connectError(answer.body).code).toBe("unimplemented");
+    const post = await httpRequest(d.server.app.httpPort, {
+      path: getEnvironment,
+      headers: { ...admin(), "content-type": "application/proto", "content-encoding": "zstd" },
+      body: new Uint8Array(0),
+    });
+    expect(connectError(post.body).code).toBe("unimplemented");
+  });
+
   it("when a Connect GET is well formed, then it is served", async () => {
     const answer = await httpRequest(d.server.app.httpPort, {
       method: "GET",
@@ -303,6 +320,25 @@ describe("validation does not amplify (9.9)", () => {
     expect(grpcDetails(error).badRequest?.fieldViolations.length).toBeGreaterThanOrEqual(3);
   });
 
+  it("when violations carry long multi-byte field paths, then the error still fits in a gRPC trailer", async () => {
+    const labels = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`${"键".repeat(200)}${i}`, "v"]));
+    const error = await grpcFailure(
+      d.accounts.unary(
+        AccountService.method.connectAccount,
+        { integration: "none", tenantId: "t", labels, credential: { case: "apiKey", value: { apiKey: "k" } } },
+        d.admin(environment),
+        { deadlineMs: 10_000 },
+      ),
+    );
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    const [details] = error.metadata?.get("grpc-status-details-bin") ?? [];
+    const size = (details instanceof Buffer ? details.length : 0) * (4 / 3) + Buffer.byteLength(error.details);
+    console.log(
+      `64 labels with 600-byte keys: ${grpcDetails(error).badRequest?.fieldViolations.length} violations, trailer about ${Math.round(size)} bytes`,
+    );
+    expect(size).toBeLessThan(8_192);
+  });
+
   it("when an update mask names more paths than the method has, then INVALID_ARGUMENT names update_mask", async () => {
     const paths = Array.from({ length: 17 }, (_, i) => `settings.p${i}`);
     const error = await grpcFailure(
@@ -314,5 +350,44 @@ describe("validation does not amplify (9.9)", () => {
     );
     expect(error.code).toBe(status.INVALID_ARGUMENT);
     expect(grpcDetails(error).badRequest?.fieldViolations.map((v) => v.field)).toContain("update_mask");
+  });
+});
+
+describe("one call at a time per HTTP/1.1 connection (9.2)", () => {
+  it("when requests are pipelined on one connection, then the next is only handled once the one before is answered", async () => {
+    const name = `pipelined-${Date.now()}`;
+    const watch = grpcFrame(Buffer.alloc(0));
+    const create = Buffer.from(JSON.stringify({ name, scopes: ["tokens:read"] }));
+    const auth = `roomkey-environment: ${environment}\r\nauthorization: Bearer ${d.server.adminKey}\r\n`;
+    const pipelined = Buffer.concat([
+      Buffer.from(
+        `POST ${watchAccounts} HTTP/1.1\r\nHost: x\r\n${auth}content-type: application/connect+proto\r\n` +
+          `connect-timeout-ms: 1500\r\ncontent-length: ${watch.length}\r\n\r\n`,
+      ),
+      watch,
+      Buffer.from(
+        `POST /roomkey.v1.TokenService/CreateToken HTTP/1.1\r\nHost: x\r\n${auth}content-type: application/json\r\n` +
+          `content-length: ${create.length}\r\n\r\n`,
+      ),
+      create,
+    ]);
+    const exists = async () =>
+      (await d.tokens.unary(TokenService.method.listTokens, { pageSize: 100 }, d.admin(environment))).tokens.some(
+        (t) => t.name === name,
+      );
+    // Written, and left open: a client that half-closed would have its calls cut short.
+    const socket = net.connect(d.server.app.httpPort, "127.0.0.1");
+    socket.on("error", () => undefined);
+    socket.on("data", () => undefined);
+    socket.write(pipelined);
+    try {
+      await new Promise((r) => setTimeout(r, 700));
+      // The watch is still open: the CreateToken behind it has not run.
+      expect(await exists()).toBe(false);
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(await exists()).toBe(true);
+    } finally {
+      socket.destroy();
+    }
   });
 });

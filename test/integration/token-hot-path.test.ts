@@ -143,6 +143,21 @@ describe("the hot path makes no round trip per call", () => {
     expect(mongo.counts().get("find")).toBeGreaterThan(0);
   });
 
+  it("when well-formed secrets name environments that do not exist, then none costs a round trip", async () => {
+    const caller = await issue(server, environment, ["tokens:verify"]);
+    await tokens.unary(t.verifyToken, { token: "warm-up" }, metadataFor(environment, caller.secret));
+    const trips = await roundTrips(async () => {
+      for (let i = 0; i < 100; i++) {
+        const madeUp = `made-up-${i}`;
+        const refused = await grpcFailure(
+          tokens.unary(t.verifyToken, { token: "x" }, metadataFor(madeUp, generateSecret(madeUp))),
+        );
+        expect(refused.code).toBe(status.UNAUTHENTICATED);
+      }
+    });
+    expect(trips).toEqual({ mongo: 0, redis: 0 });
+  });
+
   it("when 200 well-formed secrets that no token has arrive, then none costs a round trip (the known-hash filter)", async () => {
     const caller = await issue(server, environment, ["tokens:verify"]);
     const metadata = metadataFor(environment, caller.secret);

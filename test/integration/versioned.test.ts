@@ -114,22 +114,26 @@ describe("compareAndSet on the real database", () => {
 describe("transition claims bound to an environment incarnation, on the real database", () => {
   const claims = () => db(0).collection<TransitionClaim>(transitionsCollection.name);
 
-  it("when purged with the current incarnation, then claims of other incarnations and day-old claims go, the rest stay", async () => {
+  it("when purged for an incarnation, then claims of earlier incarnations and day-old claims go, the rest stay", async () => {
     const now = Date.now();
     const old = new Date(now - 2 * 86_400_000);
     await claims().insertMany([
       { _id: "p/fresh-unbound", set: {}, unset: [], at: new Date(now) },
       { _id: "p/fresh-current", set: {}, unset: [], at: new Date(now), environmentIncarnation: "2000" },
       { _id: "p/fresh-replaced", set: {}, unset: [], at: new Date(now), environmentIncarnation: "1000" },
+      { _id: "p/fresh-successor", set: {}, unset: [], at: new Date(now), environmentIncarnation: "3000" },
       { _id: "p/old-unbound", set: {}, unset: [], at: old },
     ]);
 
     expect(await purgeTransitions(db(0), new Date(now - 86_400_000), "2000")).toBe(2);
 
     const left = await claims()
-      .find({ _id: { $in: ["p/fresh-unbound", "p/fresh-current", "p/fresh-replaced", "p/old-unbound"] } })
+      .find({
+        _id: { $in: ["p/fresh-unbound", "p/fresh-current", "p/fresh-replaced", "p/fresh-successor", "p/old-unbound"] },
+      })
       .toArray();
-    expect(left.map((c) => c._id).sort()).toEqual(["p/fresh-current", "p/fresh-unbound"]);
+    // A later incarnation's claims are live: a purge running for a replaced incarnation leaves them.
+    expect(left.map((c) => c._id).sort()).toEqual(["p/fresh-current", "p/fresh-successor", "p/fresh-unbound"]);
   });
 
   it("when an account write is bound to an incarnation that is no longer current, then it writes nothing, claim included", async () => {

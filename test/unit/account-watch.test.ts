@@ -219,6 +219,7 @@ describe("WatchAccounts behind the edge", () => {
             throw new RoomkeyError("unauthenticated", "CREDENTIALS_INVALID", "unknown token");
           },
           authenticateFromMemory: () => undefined,
+          knownToExist: () => false,
         },
       }),
       environments: { require: async (name) => environment(name) },

@@ -12,6 +12,7 @@ describe("address policy with an empty allowlist", () => {
     ["100.64.0.1", "a carrier-grade NAT address"],
     ["100.127.255.254", "a carrier-grade NAT address"],
     ["100.100.100.200", "a cloud metadata address"],
+    ["168.63.129.16", "a cloud metadata address"],
     ["127.0.0.1", "a loopback address"],
     ["127.255.255.254", "a loopback address"],
     ["169.254.0.1", "a link-local address"],

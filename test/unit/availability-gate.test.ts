@@ -262,3 +262,27 @@ describe("a ping that times out while the driver reaches no server", () => {
     expect(gate.isDown()).toBe(false);
   });
 });
+
+describe("a backend black-holed by the network", () => {
+  it("when three pings in a row time out, then the gate closes although the driver still sees a server", async () => {
+    const { gate, backend } = setup({ driverSeesNoServer: () => false });
+    backend.state = "hang";
+    for (let i = 0; i < 3; i++) {
+      const ping = probed(gate);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await ping;
+      expect(gate.isDown()).toBe(i === 2);
+    }
+  });
+
+  it("when a ping answers between two that time out, then the count starts again", async () => {
+    const { gate, backend } = setup({ driverSeesNoServer: () => false });
+    for (const state of ["hang", "hang", "up", "hang", "hang"] as const) {
+      backend.state = state;
+      const ping = probed(gate);
+      await vi.advanceTimersByTimeAsync(1_000);
+      await ping;
+    }
+    expect(gate.isDown()).toBe(false);
+  });
+});

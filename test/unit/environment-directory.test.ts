@@ -45,14 +45,17 @@ class FakeSource implements EnvironmentSource {
   }
 }
 
-function setup(missTtlMs = 1_000) {
+function setup(missTtlMs = 1_000, options: { listTrustMs?: number } = {}) {
   const source = new FakeSource();
   const clock = fakeClock();
   const unwrapped: string[] = [];
+  const gone: string[] = [];
   const directory = createEnvironmentDirectory({
     source,
     clock,
     missTtlMs,
+    ...options,
+    onGone: (name) => gone.push(name),
     keyring: {
       unwrap(environment: string, wrapped: WrappedDataKey) {
         unwrapped.push(`${environment}:${wrapped.wrapped}`);
@@ -60,7 +63,7 @@ function setup(missTtlMs = 1_000) {
       },
     },
   });
-  return { directory, source, clock, unwrapped };
+  return { directory, source, clock, unwrapped, gone };
 }
 
 describe("find", () => {
@@ -294,5 +297,46 @@ describe("dataKey of one incarnation", () => {
     expect(await rejectionOf(directory.dataKey("env-a", incarnationOf(first)))).toBeInstanceOf(
       EnvironmentReplacedError,
     );
+  });
+});
+
+describe("names a caller makes up", () => {
+  it("when the full list is fresh, then a name not in it is no environment without asking the source", async () => {
+    const { directory, source, clock } = setup(1_000, { listTrustMs: 4_000 });
+    source.put(environment("env-a"));
+    await directory.refresh();
+    for (let i = 0; i < 100; i++) expect(await directory.find(`made-up-${i}`)).toBeUndefined();
+    expect(source.gets).toEqual([]);
+    await expect(directory.require("made-up-0")).rejects.toBeInstanceOf(NotFoundError);
+    // Past the trust, and without a refresh, the source is asked again.
+    clock.advance(4_001);
+    await directory.find("made-up-0");
+    expect(source.gets).toEqual(["made-up-0"]);
+  });
+
+  it("when an environment is announced after the list was read, then it is found at once", async () => {
+    const { directory, source } = setup(1_000, { listTrustMs: 4_000 });
+    await directory.refresh();
+    source.put(environment("env-new"));
+    await directory.apply({ type: "created", name: "env-new" });
+    expect((await directory.find("env-new"))?.name).toBe("env-new");
+  });
+
+  it("when no list was read yet, then unknown names are asked (and remembered for a second)", async () => {
+    const { directory, source } = setup(1_000, { listTrustMs: 4_000 });
+    await directory.find("made-up");
+    await directory.find("made-up");
+    expect(source.gets).toEqual(["made-up"]);
+  });
+});
+
+describe("an environment made again under its name", () => {
+  it("when a load finds a newer incarnation than the one held, then what was cached for the old one is dropped", async () => {
+    const { directory, source, gone } = setup();
+    source.put(environment("env-a"));
+    await directory.find("env-a");
+    source.put(environment("env-a", { createTime: new Date(Date.UTC(2030, 0, 2)) }));
+    await directory.apply({ type: "created", name: "env-a" });
+    expect(gone).toEqual(["env-a"]);
   });
 });

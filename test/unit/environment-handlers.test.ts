@@ -67,6 +67,7 @@ function setup(scopes: string[] = []) {
           return token;
         },
         authenticateFromMemory: () => undefined,
+        knownToExist: () => false,
       },
     }),
     environments: {

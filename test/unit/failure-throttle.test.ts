@@ -80,3 +80,23 @@ describe("peer keys", () => {
     expect(peerKey(undefined)).toBeUndefined();
   });
 });
+
+describe("checks in flight", () => {
+  it("when checks take tokens, then no more run at once than the burst, and successes give theirs back", () => {
+    const { t } = throttle({ perMinute: 60, burst: 3 });
+    expect([t.take("p"), t.take("p"), t.take("p"), t.take("p")]).toEqual([true, true, true, false]);
+    t.refund("p");
+    expect(t.take("p")).toBe(true);
+    expect(t.take("p")).toBe(false);
+  });
+
+  it("when a remembered peer is used, then it is the last to be forgotten", () => {
+    const { t } = throttle({ burst: 1, maxPeers: 2 });
+    t.fail("a");
+    t.fail("b");
+    t.blockedFor("a");
+    t.fail("c");
+    expect(t.blockedFor("a")).toBe(1);
+    expect(t.blockedFor("b")).toBeUndefined();
+  });
+});

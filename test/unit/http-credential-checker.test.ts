@@ -172,6 +172,23 @@ describe("http credential checker", () => {
     expect(outcome).toEqual({ kind: "ok", remoteId: "42", remoteName: "Ada" });
   });
 
+  it("when the remote id and name hold control characters or run long, then they are cleaned and bounded", async () => {
+    const { checker } = checkerAnswering(() =>
+      answer(
+        200,
+        JSON.stringify({ account: { id: "42\u202e\u0000\n", name: `Ada ${"x".repeat(1_000)} sk-live-123` } }),
+      ),
+    );
+
+    const outcome = await checker.check(check, { kind: "api_key", apiKey: "sk-live-123" });
+
+    expect(outcome.kind).toBe("ok");
+    if (outcome.kind !== "ok") return;
+    expect(outcome.remoteId).toBe("42");
+    expect([...outcome.remoteName].length).toBeLessThanOrEqual(256);
+    expect(outcome.remoteName).not.toContain("sk-live-123");
+  });
+
   it("when the provider answers 401 with an HTML page, then the reason is the status alone", async () => {
     const { checker } = checkerAnswering(() =>
       answer(401, "<html><title>Login</title><body>internal admin at 10.0.0.3</body></html>", {}, "text/html"),

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { PutIntegrationRequestSchema } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { CreateTokenRequestSchema } from "../../src/gen/roomkey/v1/token_service_pb.js";
-import { countElements } from "../../src/rpc/edge.js";
+import { clipBytes, countElements } from "../../src/rpc/edge.js";
 import { decodeRequest } from "../../src/rpc/request-decoding.js";
 
 const unknownField = Buffer.from([0xc0, 0x3e, 0x01]);
@@ -67,5 +67,15 @@ describe("counting a request's elements", () => {
   it("when a request holds more than the limit, then counting stops soon after it", () => {
     const request = create(CreateTokenRequestSchema, { scopes: Array.from({ length: 10_000 }, () => "") });
     expect(countElements(reflect(CreateTokenRequestSchema, request), 10)).toBeGreaterThan(10);
+  });
+});
+
+describe("clipping text by bytes", () => {
+  it("when text fits, then it is kept; when it does not, then it is cut at a character within the bytes", () => {
+    expect(clipBytes("short", 10)).toBe("short");
+    const clipped = clipBytes("键".repeat(100), 50);
+    expect(Buffer.byteLength(clipped)).toBeLessThanOrEqual(50);
+    expect(clipped.endsWith("…")).toBe(true);
+    expect(clipped.slice(0, -1)).toBe("键".repeat(15));
   });
 });

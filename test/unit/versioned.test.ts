@@ -243,19 +243,20 @@ describe("purgeTransitions", () => {
     }
   }
 
-  it("when given the current incarnation, then claims of any other incarnation go at once, and day-old claims go", async () => {
+  it("when given an incarnation, then claims of earlier incarnations go at once, day-old claims go, a successor's stay", async () => {
     const db = new FakeDb();
     const old = new Date(Date.now() - 2 * 86_400_000);
     claimsAt(db, [
       { _id: "fresh-unbound" },
       { _id: "fresh-current", environmentIncarnation: "2000" },
       { _id: "fresh-replaced", environmentIncarnation: "1000" },
+      { _id: "fresh-successor", environmentIncarnation: "3000" },
       { _id: "old-unbound", at: old },
       { _id: "old-current", at: old, environmentIncarnation: "2000" },
     ]);
 
     expect(await purgeTransitions(db.asDb(), new Date(Date.now() - 86_400_000), "2000")).toBe(3);
-    expect(db.claims().map((c) => c._id)).toEqual(["fresh-unbound", "fresh-current"]);
+    expect(db.claims().map((c) => c._id)).toEqual(["fresh-unbound", "fresh-current", "fresh-successor"]);
   });
 
   it("when no incarnation is given (the control database), then only day-old claims go", async () => {

@@ -234,6 +234,19 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
   }
 
   /**
+   * Whether a token with this secret's hash is known to exist here: the
+   * environment's trusted filter holds it. Nobody can make up such a secret,
+   * so looking it up costs what real tokens cost.
+   */
+  function knownToExist(secret: string, environment: string): boolean {
+    const shape = inspectSecret(secret);
+    if (shape.kind !== "token" || shape.environment !== environment) return false;
+    const filter = filters.get(environment);
+    if (!filter?.hashes || clock.now().getTime() - filter.loadedAt > ttlMs) return false;
+    return filter.hashes.has(filterKey(hashSecret(secret)));
+  }
+
+  /**
    * The verdict on a secret when memory alone gives a valid one (a cached
    * token), else undefined: for callers that must not cost a lookup.
    */
@@ -250,6 +263,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
   return {
     verify,
     verifyFromMemory,
+    knownToExist,
     /**
      * Forgets one token (created, revoked, rotated, retired): it is looked up
      * again on next use. With its environment, the known-hash filter learns
