@@ -96,13 +96,25 @@ describe("the hot path makes no round trip per call", () => {
     return { mongo: mongo.total(mongoBackground) - before.mongo, redis: redis.total(redisBackground) - before.redis };
   }
 
+  /**
+   * The commands of `work`, which makes many calls, measured up to three
+   * times until a run shows none: the server's own timers (usage flush,
+   * environment refresh, once a minute here) may land in one run, while a
+   * round trip per call would show in every run.
+   */
+  async function roundTripsOfMany(work: () => Promise<unknown>) {
+    let trips = await roundTrips(work);
+    for (let attempt = 1; attempt < 3 && trips.mongo + trips.redis > 0; attempt++) trips = await roundTrips(work);
+    return trips;
+  }
+
   it("when a valid token is verified 200 times in steady state, then MongoDB and Redis see nothing", async () => {
     const caller = await issue(server, environment, ["tokens:verify"]);
     const target = await issue(server, environment, ["accounts:read"]);
     const metadata = metadataFor(environment, caller.secret);
     const warm = await tokens.unary(t.verifyToken, { token: target.secret }, metadata);
     expect(warm.status).toBe(VerifyStatus.VALID);
-    const trips = await roundTrips(async () => {
+    const trips = await roundTripsOfMany(async () => {
       for (let i = 0; i < 200; i++) {
         const answer = await tokens.unary(t.verifyToken, { token: target.secret }, metadata);
         expect(answer.valid).toBe(true);
@@ -118,7 +130,7 @@ describe("the hot path makes no round trip per call", () => {
     const good = generateSecret(environment);
     const badChecksum = `${good.slice(0, -1)}${good.endsWith("a") ? "b" : "a"}`;
     const malformed = ["rk_nope", `rk_${environment}_short`, "Bearer-ish", `rk_Prod_${"a".repeat(50)}`];
-    const trips = await roundTrips(async () => {
+    const trips = await roundTripsOfMany(async () => {
       for (let i = 0; i < 25; i++) {
         for (const secret of [badChecksum, ...malformed]) {
           const answer = await tokens.unary(t.verifyToken, { token: secret }, metadata);
@@ -146,7 +158,7 @@ describe("the hot path makes no round trip per call", () => {
   it("when well-formed secrets name environments that do not exist, then none costs a round trip", async () => {
     const caller = await issue(server, environment, ["tokens:verify"]);
     await tokens.unary(t.verifyToken, { token: "warm-up" }, metadataFor(environment, caller.secret));
-    const trips = await roundTrips(async () => {
+    const trips = await roundTripsOfMany(async () => {
       for (let i = 0; i < 100; i++) {
         const madeUp = `made-up-${i}`;
         const refused = await grpcFailure(
@@ -173,7 +185,7 @@ describe("the hot path makes no round trip per call", () => {
       5_000,
       "the filter answers",
     );
-    const trips = await roundTrips(async () => {
+    const trips = await roundTripsOfMany(async () => {
       for (let i = 0; i < 200; i++) {
         const answer = await tokens.unary(t.verifyToken, { token: generateSecret(environment) }, metadata);
         expect(answer.status).toBe(VerifyStatus.UNKNOWN);
