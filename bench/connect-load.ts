@@ -168,7 +168,7 @@ async function connect(request: Extract<LoadRequest, { kind: "connect" }>): Prom
               {
                 integration: "keyed",
                 tenantId: `tenant-${n % 1000}`,
-                credential: { case: "apiKey", value: { apiKey: key } },
+                credential: { case: "apiKey", value: { key: key } },
               },
               metadata,
             );

@@ -1,7 +1,8 @@
 /**
  * Writes the protos that `proto/` imports but does not own into `<out-dir>`
- * (the `.build/proto-deps` buf module), so that `buf` works without the buf
- * schema registry (unreachable here) and without committed copies:
+ * (the `proto-deps` buf module, committed), so that `buf` works without the buf
+ * schema registry (unreachable here) and protoc users need nothing but the
+ * repository:
  *
  * - `buf/validate/validate.proto` is printed from the descriptor embedded in
  *   `@bufbuild/protovalidate`, so our rules compile against exactly what the

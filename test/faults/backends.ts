@@ -56,7 +56,7 @@ function connector(roomkey: Roomkey, stack: Stack, environment: string, token: R
           integration: "keyed",
           tenantId: tenant,
           idempotencyKey: key,
-          credential: { case: "apiKey", value: { apiKey } },
+          credential: { case: "apiKey", value: { key: apiKey } },
         },
         token,
       );

@@ -72,7 +72,7 @@ const validMessages: Buffer[] = [
     integration: "keyed",
     tenantId: "t",
     labels: { a: "b" },
-    credential: { case: "apiKey", value: { apiKey: "sk_fuzz" } },
+    credential: { case: "apiKey", value: { key: "sk_fuzz" } },
   }),
   bin(PutIntegrationRequestSchema, {
     integration: { name: "fuzz", credentialCheck: { url: "https://api.example.com/me" } },

@@ -91,7 +91,7 @@ export async function sigtermWorker(stack: Stack): Promise<Outcome> {
     keys.push(apiKey);
     const { account } = await api.accounts.unary(
       a.connectAccount,
-      { integration: "keyed", tenantId: "worker", credential: { case: "apiKey", value: { apiKey } } },
+      { integration: "keyed", tenantId: "worker", credential: { case: "apiKey", value: { key: apiKey } } },
       admin(api, environment),
     );
     ids.push(account?.id ?? "");

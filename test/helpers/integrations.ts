@@ -1,9 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import {
-  AuthType,
-  CredentialPlacement,
-  type IntegrationSchema,
-} from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
+import { CredentialPlacement, type IntegrationSchema } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 
 type IntegrationInit = MessageInitShape<typeof IntegrationSchema>;
 

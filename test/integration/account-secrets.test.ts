@@ -6,7 +6,8 @@ import {
   AccountStatus,
   type ConnectAccountRequestSchema,
 } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
+import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { grpcClient, grpcFailure, metadataFor } from "../helpers/clients.js";
 import { apiKeyIntegration, oauthIntegration } from "../helpers/integrations.js";
@@ -100,14 +101,14 @@ describe("account credentials never leave GetAccountCredentials", () => {
     keys.allow(good, { id: "remote-good", name: "Good" });
     keys.allow(`someone:${password}`, { id: "remote-basic", name: "Basic" });
     keys.queue({ kind: "status", status: 503 }, { kind: "drop" });
-    const goodId = await connect({ case: "apiKey", value: { apiKey: good } });
+    const goodId = await connect({ case: "apiKey", value: { key: good } });
     expect((await settled(goodId))?.status).toBe(AccountStatus.ACTIVE);
-    const badId = await connect({ case: "apiKey", value: { apiKey: bad } });
+    const badId = await connect({ case: "apiKey", value: { key: bad } });
     expect((await settled(badId))?.status).toBe(AccountStatus.FAILED);
     const basicId = await connect({ case: "basic", value: { username: "someone", password } });
     expect((await settled(basicId))?.status).toBe(AccountStatus.ACTIVE);
     const read = await accounts.unary(a.getAccountCredentials, { id: goodId }, admin);
-    expect(read.credential.case === "apiKey" && read.credential.value.apiKey).toBe(good);
+    expect(read.credential.case === "apiKey" && read.credential.value.key).toBe(good);
     errors.push((await grpcFailure(accounts.unary(a.getAccountCredentials, { id: badId }, admin))).message);
 
     // An OAuth account: code exchange, a refresh, a refused refresh.

@@ -90,7 +90,7 @@ describe("a worker process killed mid-handshake", () => {
       keys.push(key);
       const { account } = await accounts.unary(
         a.connectAccount,
-        { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { apiKey: key } } },
+        { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { key: key } } },
         admin(name),
       );
       ids.push(account?.id ?? "");

@@ -7,7 +7,8 @@ import {
   AccountStatus,
   type WatchAccountsResponseSchema,
 } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
+import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { grpcDetails, grpcFailure } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
@@ -313,7 +314,7 @@ describe("keeping OAuth credentials fresh", () => {
     keys.allow("sk_refresh_test", { id: "r1", name: "R" });
     const { account } = await d.accounts.unary(
       a.connectAccount,
-      { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { apiKey: "sk_refresh_test" } } },
+      { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { key: "sk_refresh_test" } } },
       d.admin(env),
     );
     const error = await grpcFailure(

@@ -7,7 +7,8 @@ import {
   AccountStatus,
   type WatchAccountsResponseSchema,
 } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
+import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { handshakeJobId, queueName } from "../../src/queue/queue-names.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { type GrpcClient, grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
@@ -92,7 +93,7 @@ function connect(environment: string, apiKey: string, extra: { integration?: str
     {
       integration: extra.integration ?? "keyed",
       tenantId: extra.tenantId ?? "tenant-1",
-      credential: { case: "apiKey", value: { apiKey } },
+      credential: { case: "apiKey", value: { key: apiKey } },
     },
     d.admin(environment),
   );
@@ -157,7 +158,7 @@ describe("API key and basic handshakes", () => {
     expect(active?.account).toMatchObject({ remoteId: expect.stringMatching(/^remote-/), authType: AuthType.API_KEY });
     expect(active?.account?.remoteName).toMatch(/^Remote /);
     const creds = await d.accounts.unary(a.getAccountCredentials, { id }, d.admin(env));
-    expect(creds.credential).toEqual({ case: "apiKey", value: expect.objectContaining({ apiKey: key }) });
+    expect(creds.credential).toEqual({ case: "apiKey", value: expect.objectContaining({ key }) });
     expect(provider.callsWith(key)).toBe(1);
   });
 
@@ -303,7 +304,7 @@ describe("reading, listing, changing and deleting accounts", () => {
     const request = {
       integration: "keyed",
       tenantId: "tenant-idem",
-      credential: { case: "apiKey" as const, value: { apiKey: validKey() } },
+      credential: { case: "apiKey" as const, value: { key: validKey() } },
       idempotencyKey: `idem-${Date.now()}`,
     };
     const first = await d.accounts.unary(a.connectAccount, request, d.admin(env));
@@ -463,7 +464,7 @@ describe("nothing is lost", () => {
       for (let i = 0; i < 5; i++) {
         const { account } = await accounts.unary(
           a.connectAccount,
-          { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { apiKey: validKey() } } },
+          { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { key: validKey() } } },
           admin(name),
         );
         ids.push(account?.id ?? "");

@@ -325,7 +325,7 @@ describe("validation does not amplify (9.9)", () => {
     const error = await grpcFailure(
       d.accounts.unary(
         AccountService.method.connectAccount,
-        { integration: "none", tenantId: "t", labels, credential: { case: "apiKey", value: { apiKey: "k" } } },
+        { integration: "none", tenantId: "t", labels, credential: { case: "apiKey", value: { key: "k" } } },
         d.admin(environment),
         { deadlineMs: 10_000 },
       ),

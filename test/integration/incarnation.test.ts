@@ -1,7 +1,8 @@
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
+import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { queueName } from "../../src/queue/queue-names.js";
 import { databaseNames } from "../../src/storage/mongo.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
@@ -152,7 +153,7 @@ describe("a job of a deleted environment never lands in its successor of the sam
       const answered = keys.answered();
       const { account } = await d.accounts.unary(
         a.connectAccount,
-        { integration: "keyed", tenantId: "tenant-1", credential: { case: "apiKey", value: { apiKey: key } } },
+        { integration: "keyed", tenantId: "tenant-1", credential: { case: "apiKey", value: { key: key } } },
         d.admin(name),
       );
       const oldId = account?.id ?? "";
@@ -167,7 +168,7 @@ describe("a job of a deleted environment never lands in its successor of the sam
       // The new incarnation works as any new environment does.
       const { account: fresh } = await d.accounts.unary(
         a.connectAccount,
-        { integration: "keyed", tenantId: "tenant-1", credential: { case: "apiKey", value: { apiKey: validKey() } } },
+        { integration: "keyed", tenantId: "tenant-1", credential: { case: "apiKey", value: { key: validKey() } } },
         d.admin(name),
       );
       expect((await settled(name, fresh?.id ?? ""))?.status).toBe(AccountStatus.ACTIVE);

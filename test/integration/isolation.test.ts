@@ -1,7 +1,8 @@
 import { status } from "@grpc/grpc-js";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuthType, CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
+import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { grpcFailure } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type Deployment, databasesOf, redisKeys, startDeployment } from "../helpers/server.js";

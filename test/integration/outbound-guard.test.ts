@@ -2,8 +2,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { type Metadata, status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
+import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
 import {
-  AuthType,
   CredentialPlacement,
   EnvironmentService,
   type IntegrationSchema,
@@ -176,7 +176,7 @@ describe("with an empty allowlist (production)", () => {
 
     const connected = await d.accounts.unary(
       a.connectAccount,
-      { integration: "rebinding", tenantId: "t-1", credential: { case: "apiKey", value: { apiKey: key } } },
+      { integration: "rebinding", tenantId: "t-1", credential: { case: "apiKey", value: { key: key } } },
       token,
     );
     const account = await settled(d, token, connected.account?.id ?? "");
@@ -209,7 +209,7 @@ describe("with loopback on the allowlist (local development and tests)", () => {
 
     const connected = await d.accounts.unary(
       a.connectAccount,
-      { integration: "local", tenantId: "t-1", credential: { case: "apiKey", value: { apiKey: key } } },
+      { integration: "local", tenantId: "t-1", credential: { case: "apiKey", value: { key: key } } },
       token,
     );
     const account = await settled(d, token, connected.account?.id ?? "");
@@ -236,7 +236,7 @@ describe("with loopback on the allowlist (local development and tests)", () => {
 
     const connected = await d.accounts.unary(
       a.connectAccount,
-      { integration: "local", tenantId: "t-2", credential: { case: "apiKey", value: { apiKey: key } } },
+      { integration: "local", tenantId: "t-2", credential: { case: "apiKey", value: { key: key } } },
       token,
     );
     const account = await settled(d, token, connected.account?.id ?? "");

@@ -79,7 +79,7 @@ async function connectAccounts(environment: string, count: number, label: string
     if (valid) provider.allow(key, { id: `remote-${label}-${i}`, name: `Remote ${i}` });
     const { account } = await d.accounts.unary(
       a.connectAccount,
-      { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { apiKey: key } } },
+      { integration: "keyed", tenantId: "t", credential: { case: "apiKey", value: { key: key } } },
       d.admin(environment),
     );
     expect(account?.status).toBe(AccountStatus.CONNECTING);

@@ -64,7 +64,7 @@ export function accountEventToProto(event: AccountEvent): MessageInitShape<typeo
 /** The credential of a ConnectAccount request (validation made sure one is set). */
 export function credentialFromProto(request: ConnectAccountRequest): KeyCredential {
   const { credential } = request;
-  if (credential.case === "apiKey") return { kind: "api_key", apiKey: credential.value.apiKey };
+  if (credential.case === "apiKey") return { kind: "api_key", apiKey: credential.value.key };
   if (credential.case === "basic") {
     return { kind: "basic", username: credential.value.username, password: credential.value.password };
   }
@@ -77,7 +77,7 @@ export function credentialToProto(
 ): MessageInitShape<typeof GetAccountCredentialsResponseSchema> {
   switch (credential.kind) {
     case "api_key":
-      return { accountId, credential: { case: "apiKey", value: { apiKey: credential.apiKey } } };
+      return { accountId, credential: { case: "apiKey", value: { key: credential.apiKey } } };
     case "basic":
       return {
         accountId,

@@ -6,8 +6,8 @@ import type {
   IntegrationInput,
   IntegrationView,
 } from "../../domain/integrations.js";
+import { AuthType } from "../../gen/roomkey/v1/common_pb.js";
 import {
-  AuthType,
   ClientAuthMethod,
   CredentialPlacement,
   type Integration as IntegrationProto,

@@ -1,0 +1,1 @@
+"""Generated from proto/roomkey/v1 by scripts/generate-clients.sh. Do not edit."""
