@@ -12,9 +12,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # On a clean clone (CI) the work tree is HEAD: compare with its parent. With
 # uncommitted changes to proto/, compare them with HEAD.
-if git diff --quiet HEAD -- proto; then against="${1:-HEAD~1}"; else against="${1:-HEAD}"; fi
+committed=1
+if git diff --quiet HEAD -- proto; then against="${1:-HEAD~1}"; else against="${1:-HEAD}"; committed=0; fi
+if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+  echo "check-breaking: this is a shallow clone; fetch the history (git fetch --unshallow) to compare with $against" >&2
+  exit 1
+fi
 if ! git rev-parse --verify --quiet "$against^{commit}" >/dev/null; then
-  echo "check-breaking: no commit $against to compare against (first commit or shallow clone); nothing to check" >&2
+  echo "check-breaking: $against does not exist (the first commit); nothing to compare with" >&2
   exit 0
 fi
 work=$(mktemp -d)
@@ -28,7 +33,11 @@ else
   cp -R proto-deps "$work/"
 fi
 cp buf.yaml "$work/"
-allowed=$(git log -1 --format=%B HEAD | sed -n 's/^Proto-Breaking-Change:[[:space:]]*\(.*\)$/\1/p' | head -1)
+# Only a commit can carry the override: uncommitted changes are always checked.
+allowed=""
+if [ "$committed" = 1 ]; then
+  allowed=$(git log -1 --format=%B HEAD | sed -n 's/^Proto-Breaking-Change:[[:space:]]*\(.*\)$/\1/p' | head -1)
+fi
 if out=$(npx --no-install buf breaking proto --against "$work/proto" 2>&1); then
   echo "check-breaking: proto/ has no breaking change against $(git rev-parse --short "$against")"
   exit 0

@@ -7,7 +7,7 @@
 # and compares it with src/gen, then fails when anything committed is stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/ensure-protoc.sh
+scripts/ensure-protoc.sh ${1:+--exact}
 plugins=$(scripts/install-go-plugins.sh)
 export PATH="$plugins:$PATH"
 files=(proto/roomkey/v1/*.proto)
@@ -46,8 +46,9 @@ if [ "${1:-}" = "--check" ]; then
   # Same code as buf generate; only the embedded descriptors' bytes differ (protoc and buf
   # order the options of a field differently), so those lines are left out of the comparison.
   diff -r -I '^  fileDesc(' "$ts/roomkey" src/gen/roomkey
-  git diff --exit-code -- clients/go clients/python docs/api.md
-  stale=$(git status --porcelain -- clients/go clients/python docs/api.md)
+  generated=(clients/go/roomkey/v1 clients/python/roomkey/v1 clients/python/buf docs/api.md)
+  git diff --exit-code -- "${generated[@]}"
+  stale=$(git status --porcelain --untracked-files=all -- "${generated[@]}" | grep -v '__pycache__' || true)
   if [ -n "$stale" ]; then
     echo "generate-clients: not committed: $stale" >&2
     exit 1

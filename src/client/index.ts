@@ -50,24 +50,49 @@ export interface RoomkeyOptions {
   token?: string;
 }
 
-/** Sends `roomkey-environment` and `authorization: Bearer <token>` on every call. */
+/**
+ * Sends `roomkey-environment` and `authorization: Bearer <token>` on every
+ * call that does not set its own (`{ headers: { "roomkey-environment": "qa" } }`
+ * in the call options wins, so one client can act on several environments).
+ */
 export function roomkeyInterceptor(environment: string, token: string): Interceptor {
   return (next) => (request) => {
-    request.header.set("roomkey-environment", environment);
-    request.header.set("authorization", `Bearer ${token}`);
+    if (!request.header.has("roomkey-environment")) request.header.set("roomkey-environment", environment);
+    if (!request.header.has("authorization")) request.header.set("authorization", `Bearer ${token}`);
     return next(request);
   };
 }
 
-function baseUrl(addr: string): string {
-  const url = /^https?:\/\//.test(addr) ? addr : `http://${addr}`;
+/**
+ * Reads an address as `createRoomkeyClient` does: `host:port` or
+ * `http://host:port` (plaintext), or `https://host[:port]` (TLS, port 443 if
+ * left out). Returns the gRPC target and whether to use TLS; anything else
+ * (another scheme, a path, a query, user info, a missing or bad port) throws.
+ */
+export function parseAddr(addr: string): { target: string; tls: boolean } {
+  const bad = () =>
+    new Error(`roomkey: address ${JSON.stringify(addr)}: want host:port, http://host:port or https://host[:port]`);
+  let url: URL;
   try {
-    return new URL(url).origin;
+    url = new URL(addr.includes("://") ? addr : `http://${addr}`);
   } catch {
-    throw new Error(
-      `roomkey: address ${JSON.stringify(addr)}: want host:port, http://host:port or https://host[:port]`,
-    );
+    throw bad();
   }
+  const tls = url.protocol === "https:";
+  if (!tls && url.protocol !== "http:") throw bad();
+  if (url.username || url.password || (url.pathname !== "/" && url.pathname !== "") || url.search || url.hash) {
+    throw bad();
+  }
+  if (addr.includes("?") || addr.includes("#") || url.hostname === "") throw bad();
+  // URL drops a port that is the scheme's default, so `:80` and `:443` are read from the text.
+  let port = url.port;
+  if (port === "") {
+    const written = /:(\d+)\/?$/.exec(addr)?.[1];
+    if (written !== undefined) port = written;
+    else if (tls && !/:\/?$/.test(addr)) port = "443";
+    else throw bad();
+  }
+  return { target: `${url.hostname}:${port}`, tls };
 }
 
 /** A client of `service` whose every call carries the environment and the token. */
@@ -76,8 +101,9 @@ export function createRoomkeyClient<T extends DescService>(service: T, options: 
   const token = options.token || process.env[ENV_TOKEN];
   if (!environment) throw new Error(`roomkey: no environment: pass environment or set ${ENV_ENVIRONMENT}`);
   if (!token) throw new Error(`roomkey: no token: pass token or set ${ENV_TOKEN}`);
+  const { target, tls } = parseAddr(options.addr || process.env[ENV_ADDR] || DEFAULT_ADDR);
   const transport = createGrpcTransport({
-    baseUrl: baseUrl(options.addr || process.env[ENV_ADDR] || DEFAULT_ADDR),
+    baseUrl: `${tls ? "https" : "http"}://${target}`,
     interceptors: [roomkeyInterceptor(environment, token)],
   });
   return createClient(service, transport);
@@ -89,9 +115,13 @@ export interface RoomkeyError {
   code: Code;
   /** The message, for people; do not branch on it. */
   message: string;
-  /** The stable reason, or `ErrorReason.UNSPECIFIED` when the error did not come from roomkey. */
+  /**
+   * The stable reason, or `ErrorReason.UNSPECIFIED` when the error did not come
+   * from roomkey or carries a reason newer than this client (`reasonName` still
+   * has it then).
+   */
   reason: ErrorReason;
-  /** The reason as it appears in ErrorInfo, such as `TOKEN_WRONG_ENVIRONMENT`. */
+  /** The reason as the server sent it in ErrorInfo, such as `TOKEN_WRONG_ENVIRONMENT`; empty when there is none. */
   reasonName: string;
   /** The ErrorInfo's metadata, such as `token_environment`. */
   metadata: Record<string, string>;
@@ -103,13 +133,13 @@ export interface RoomkeyError {
 export function errorOf(error: unknown): RoomkeyError | undefined {
   if (!(error instanceof ConnectError)) return undefined;
   const info = error.findDetails(ErrorInfoSchema).find((detail) => detail.domain === ERROR_DOMAIN);
-  const known = info ? (ErrorReason as unknown as Record<string, unknown>)[info.reason] : undefined;
+  const known = info?.reason ? (ErrorReason as unknown as Record<string, unknown>)[info.reason] : undefined;
   const reason = typeof known === "number" ? (known as ErrorReason) : ErrorReason.UNSPECIFIED;
   return {
     code: error.code,
     message: error.rawMessage,
     reason,
-    reasonName: reason === ErrorReason.UNSPECIFIED ? "" : ErrorReason[reason],
+    reasonName: info?.reason ?? "",
     metadata: { ...info?.metadata },
     fieldViolations: error.findDetails(BadRequestSchema).flatMap((detail) => detail.fieldViolations),
   };

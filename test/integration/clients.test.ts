@@ -1,5 +1,5 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -35,7 +35,39 @@ beforeAll(async () => {
   mkdirSync(join(work, "python-deps"));
   const rpc = ["google/rpc/status.proto", "google/rpc/error_details.proto"];
   await run("protoc", ["-I", "proto-deps", `--python_out=${join(work, "python-deps")}`, ...rpc], { cwd: root });
+  // The Python client installed as a user installs it: pip, from clients/python, into a virtualenv that
+  // takes grpcio and protobuf from the system (pip cannot fetch them here).
+  // From a copy, so that pip's build/ and egg-info stay out of the repository.
+  cpSync(join(root, "clients/python"), join(work, "python-src"), {
+    recursive: true,
+    filter: (path) => !/(__pycache__|\.egg-info|\/build)$/.test(path),
+  });
+  await run("/usr/bin/python3", ["-m", "venv", "--system-site-packages", join(work, "venv")]);
+  await run(
+    join(work, "venv/bin/pip"),
+    ["install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", join(work, "python-src")],
+    { cwd: work, env: { ...process.env, PIP_DISABLE_PIP_VERSION_CHECK: "1" }, timeout: 120_000 },
+  );
+  // The TypeScript scenario imports the package's `roomkey/client` entry, which is the build in dist/.
+  if (builtBefore(join(root, "dist/src/client/index.js"), [join(root, "src/client"), join(root, "src/gen/roomkey")])) {
+    await run("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root, timeout: 120_000 });
+  }
 }, 300_000);
+
+/** True when `file` is missing or older than a file under `sources`. */
+function builtBefore(file: string, sources: string[]): boolean {
+  let built: number;
+  try {
+    built = statSync(file).mtimeMs;
+  } catch {
+    return true;
+  }
+  return sources.some((dir) =>
+    readdirSync(dir, { recursive: true, withFileTypes: true }).some(
+      (entry) => entry.isFile() && statSync(join(entry.parentPath, entry.name)).mtimeMs > built,
+    ),
+  );
+}
 
 afterAll(async () => {
   await server?.stop();
@@ -80,6 +112,7 @@ function expectTheStory(out: string, language: string) {
   expect(out).toMatch(/staging token in staging: OK/);
   expect(out).toMatch(/staging token in development: \S+ TOKEN_WRONG_ENVIRONMENT \(token_environment=staging\)/);
   expect(out).toMatch(/staging token in production: \S+ TOKEN_WRONG_ENVIRONMENT \(token_environment=staging\)/);
+  expect(out).toContain("per-call environment: TOKEN_WRONG_ENVIRONMENT (requested_environment=production)");
   expect(out).toMatch(/account acc_\w+ in development: (ACCOUNT_STATUS_)?ACTIVE on WatchAccounts \(remote Acme Corp\)/);
   expect(out).toMatch(/account in staging: \S+ ACCOUNT_NOT_FOUND/);
   expect(out).toMatch(/account in production: \S+ ACCOUNT_NOT_FOUND/);
@@ -97,17 +130,37 @@ describe("the shipped clients, each in its own language, against a real roomkey"
     expectTheStory(out, "go");
   }, 120_000);
 
-  it("when the Python scenario runs with clients/python, then every check holds", async () => {
-    const out = await scenario("/usr/bin/python3", ["examples/scenario.py"], {
+  it("when the Go client's unit tests run, then they pass", async () => {
+    const { stdout } = await run("go", ["test", "./roomkey/"], { cwd: join(root, "clients/go"), timeout: 110_000 });
+    expect(stdout).toMatch(/^ok/m);
+  }, 120_000);
+
+  it("when the Python scenario runs with roomkey-client installed by pip, then every check holds", async () => {
+    // From the work folder, so that `import roomkey` finds the installed package and not clients/python.
+    const out = await scenario(join(work, "venv/bin/python"), [join(root, "clients/python/examples/scenario.py")], {
+      cwd: work,
+      env: { SCENARIO_NAME: "python-scenario", PYTHONPATH: join(work, "python-deps"), PYTHONDONTWRITEBYTECODE: "1" },
+    });
+    expect(out).not.toContain("Traceback");
+    expectTheStory(out, "python");
+    const { stdout } = await run(join(work, "venv/bin/python"), ["-c", "import roomkey; print(roomkey.__file__)"], {
+      cwd: work,
+      env: { ...process.env, PYTHONPATH: join(work, "python-deps") },
+    });
+    expect(stdout).toContain(join(work, "venv"));
+  }, 120_000);
+
+  it("when the Python client's unit tests run, then they pass", async () => {
+    const { stderr } = await run("/usr/bin/python3", ["-m", "unittest", "discover", "-s", "tests"], {
       cwd: join(root, "clients/python"),
       env: {
-        SCENARIO_NAME: "python-scenario",
+        ...process.env,
         PYTHONPATH: [join(root, "clients/python"), join(work, "python-deps")].join(":"),
         PYTHONDONTWRITEBYTECODE: "1",
       },
     });
-    expectTheStory(out, "python");
-  }, 120_000);
+    expect(stderr).toMatch(/^OK$/m);
+  }, 60_000);
 
   it("when the TypeScript scenario runs with the package's roomkey/client entry, then every check holds", async () => {
     const out = await scenario(process.execPath, ["--import", "tsx", "clients/node/examples/scenario.ts"], {

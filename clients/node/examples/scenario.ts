@@ -66,6 +66,16 @@ for (const environment of ["development", "production"]) {
   await expectError(() => other.listAccounts({}), Code.PermissionDenied, ErrorReason.TOKEN_WRONG_ENVIRONMENT);
 }
 
+// A header the call sets itself wins: the staging client asks production.
+const perCall = await expectError(
+  () => accounts.listAccounts({}, { headers: { "roomkey-environment": "production" } }),
+  Code.PermissionDenied,
+  ErrorReason.TOKEN_WRONG_ENVIRONMENT,
+);
+console.log(
+  `per-call environment: ${perCall.reasonName} (requested_environment=${perCall.metadata.requested_environment})`,
+);
+
 // An API key account connected in development reaches ACTIVE on a watch, and
 // exists only there.
 await createRoomkeyClient(EnvironmentService, { environment: "development", token: admin }).putIntegration({

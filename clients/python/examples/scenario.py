@@ -62,14 +62,26 @@ def main():
         except grpc.RpcError as error:
             err = roomkey.error_of(error)
             if err and err.reason == error_reason_pb2.ERROR_REASON_TOKEN_WRONG_ENVIRONMENT:
-                print(f"staging token in {environment}: {err.code.name} {err.reason_name}"
-                      f" (token_environment={err.metadata['token_environment']})")
+                print(
+                    f"staging token in {environment}: {err.code.name} {err.reason_name}"
+                    f" (token_environment={err.metadata['token_environment']})"
+                )
         # end-snippet
         expect(
             lambda: other.ListAccounts(account_service_pb2.ListAccountsRequest(), timeout=10),
             grpc.StatusCode.PERMISSION_DENIED,
             error_reason_pb2.ERROR_REASON_TOKEN_WRONG_ENVIRONMENT,
         )
+
+    # A header the call sets itself wins: the staging channel asks production.
+    err = expect(
+        lambda: accounts.ListAccounts(
+            account_service_pb2.ListAccountsRequest(), metadata=[("roomkey-environment", "production")], timeout=10
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+        error_reason_pb2.ERROR_REASON_TOKEN_WRONG_ENVIRONMENT,
+    )
+    print(f"per-call environment: {err.reason_name} (requested_environment={err.metadata['requested_environment']})")
 
     # An API key account connected in development reaches ACTIVE on a watch,
     # and exists only there.

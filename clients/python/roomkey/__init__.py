@@ -9,7 +9,7 @@ and :func:`error_of`, which reads an error's reason, metadata and field violatio
     tokens = token_service_pb2_grpc.TokenServiceStub(channel)
 """
 
-from roomkey.client import DEFAULT_ADDR, ENV_ADDR, ENV_ENVIRONMENT, ENV_TOKEN, connect
+from roomkey.client import DEFAULT_ADDR, ENV_ADDR, ENV_ENVIRONMENT, ENV_TOKEN, connect, parse_addr
 from roomkey.errors import ERROR_DOMAIN, RoomkeyError, error_of
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "RoomkeyError",
     "connect",
     "error_of",
+    "parse_addr",
 ]

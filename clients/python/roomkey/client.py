@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
+from urllib.parse import urlsplit
 from typing import Any, Callable, NamedTuple, Optional, Sequence, Tuple
 
 import grpc
@@ -29,18 +29,18 @@ class _Metadata(
     grpc.StreamUnaryClientInterceptor,
     grpc.StreamStreamClientInterceptor,
 ):
-    """Adds ``roomkey-environment`` and ``authorization`` to every call."""
+    """Adds ``roomkey-environment`` and ``authorization`` to every call that does not set its own."""
 
     def __init__(self, environment: str, token: str) -> None:
         self._pairs = (("roomkey-environment", environment), ("authorization", f"Bearer {token}"))
 
     def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
-        names = {name for name, _ in self._pairs}
-        metadata = [(k, v) for k, v in (details.metadata or ()) if k not in names]
+        metadata = list(details.metadata or ())
+        own = {name for name, _ in metadata}
         return _CallDetails(
             details.method,
             details.timeout,
-            [*metadata, *self._pairs],
+            [*metadata, *((k, v) for k, v in self._pairs if k not in own)],
             details.credentials,
             getattr(details, "wait_for_ready", None),
             getattr(details, "compression", None),
@@ -55,14 +55,33 @@ class _Metadata(
     intercept_stream_stream = _intercept
 
 
-def _target(addr: str) -> Tuple[str, bool]:
-    secure = addr.startswith("https://")
-    target = (addr.split("://", 1)[1] if "://" in addr else addr).rstrip("/")
-    if secure and not re.search(r":[0-9]+$", target):
-        target += ":443"
-    if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:/\[\]]+):[0-9]+", target):
-        raise ValueError(f"roomkey: address {addr!r}: want host:port, http://host:port or https://host[:port]")
-    return target, secure
+def parse_addr(addr: str) -> Tuple[str, bool]:
+    """Reads an address as :func:`connect` does.
+
+    ``host:port`` or ``http://host:port`` is plaintext, ``https://host[:port]``
+    TLS (port 443 if left out). Returns the gRPC target and whether to use TLS;
+    anything else (another scheme, a path, a query, user info, a missing or bad
+    port) raises ValueError.
+    """
+    bad = ValueError(f"roomkey: address {addr!r}: want host:port, http://host:port or https://host[:port]")
+    parts = urlsplit(addr if "://" in addr else f"//{addr}")
+    if parts.scheme not in ("", "http", "https") or ("://" in addr) != (parts.scheme != ""):
+        raise bad
+    secure = parts.scheme == "https"
+    if parts.username is not None or parts.path not in ("", "/") or parts.query or parts.fragment or "?" in addr:
+        raise bad
+    try:
+        port = parts.port
+    except ValueError:
+        raise bad from None
+    if port is None:
+        if not secure or parts.netloc.endswith(":"):
+            raise bad
+        port = 443
+    host = parts.hostname
+    if not host or port < 1:
+        raise bad
+    return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}"), secure
 
 
 def connect(
@@ -77,7 +96,9 @@ def connect(
     ``localhost:50051``), ``ROOMKEY_ENVIRONMENT`` and ``ROOMKEY_TOKEN``. The
     address is ``host:port`` or ``http://host:port`` for plaintext, as roomkey
     serves it, or ``https://host[:port]`` for TLS. Pass the channel to the
-    generated stubs in ``roomkey.v1``.
+    generated stubs in ``roomkey.v1``. A call that passes its own
+    ``roomkey-environment`` or ``authorization`` metadata keeps it, so one
+    channel can act on several environments.
     """
     addr = addr or os.environ.get(ENV_ADDR) or DEFAULT_ADDR
     environment = environment or os.environ.get(ENV_ENVIRONMENT)
@@ -86,7 +107,7 @@ def connect(
         raise ValueError(f"roomkey: no environment: pass environment= or set {ENV_ENVIRONMENT}")
     if not token:
         raise ValueError(f"roomkey: no token: pass token= or set {ENV_TOKEN}")
-    target, secure = _target(addr)
+    target, secure = parse_addr(addr)
     if secure:
         channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(), options=options)
     else:

@@ -25,16 +25,14 @@ class RoomkeyError:
     reason: int = error_reason_pb2.ERROR_REASON_UNSPECIFIED
     """An ``error_reason_pb2.ErrorReason`` value, such as
     ``ERROR_REASON_TOKEN_WRONG_ENVIRONMENT``; unspecified when the error did not
-    come from roomkey (a connection failure, say)."""
+    come from roomkey (a connection failure, say) or carries a reason newer
+    than this client (``reason_name`` still has it then)."""
+    reason_name: str = ""
+    """The reason as the server sent it in ErrorInfo, such as ``TOKEN_WRONG_ENVIRONMENT``; empty when there is none."""
     metadata: Dict[str, str] = field(default_factory=dict)
     """The ErrorInfo's metadata, such as ``token_environment``."""
     field_violations: List[error_details_pb2.BadRequest.FieldViolation] = field(default_factory=list)
     """The BadRequest detail's violations: which field (or metadata header) was wrong, and why."""
-
-    @property
-    def reason_name(self) -> str:
-        """The reason as it appears in ErrorInfo, such as ``TOKEN_WRONG_ENVIRONMENT``."""
-        return error_reason_pb2.ErrorReason.Name(self.reason).removeprefix("ERROR_REASON_")
 
 
 def error_of(error: BaseException) -> Optional[RoomkeyError]:
@@ -53,7 +51,8 @@ def error_of(error: BaseException) -> Optional[RoomkeyError]:
                 if info.domain != ERROR_DOMAIN:
                     continue
                 known = error_reason_pb2.ErrorReason.DESCRIPTOR.values_by_name.get(f"ERROR_REASON_{info.reason}")
-                out.reason = known.number if known else error_reason_pb2.ERROR_REASON_UNSPECIFIED
+                out.reason = known.number if known and info.reason else error_reason_pb2.ERROR_REASON_UNSPECIFIED
+                out.reason_name = info.reason
                 out.metadata.update(info.metadata)
             elif detail.Unpack(bad_request):
                 out.field_violations.extend(bad_request.field_violations)

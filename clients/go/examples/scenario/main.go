@@ -14,8 +14,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
-	"github.com/roomkey-dev/roomkey/clients/go"
+	"github.com/roomkey-dev/roomkey/clients/go/roomkey"
 	roomkeyv1 "github.com/roomkey-dev/roomkey/clients/go/roomkey/v1"
 )
 
@@ -68,11 +69,16 @@ func main() {
 		// snippet:go-errors
 		if rkErr, ok := roomkey.ErrorOf(err); ok && rkErr.Reason == roomkeyv1.ErrorReason_ERROR_REASON_TOKEN_WRONG_ENVIRONMENT {
 			fmt.Printf("staging token in %s: %s %s (token_environment=%s)\n",
-				environment, rkErr.Code, rkErr.ReasonName(), rkErr.Metadata["token_environment"])
+				environment, rkErr.Code, rkErr.ReasonName, rkErr.Metadata["token_environment"])
 		}
 		// end-snippet
 		expect(err, codes.PermissionDenied, roomkeyv1.ErrorReason_ERROR_REASON_TOKEN_WRONG_ENVIRONMENT)
 	}
+
+	// A header the call sets itself wins: the staging connection asks production.
+	_, err = accounts.ListAccounts(metadata.AppendToOutgoingContext(ctx, "roomkey-environment", "production"), &roomkeyv1.ListAccountsRequest{})
+	perCall := expect(err, codes.PermissionDenied, roomkeyv1.ErrorReason_ERROR_REASON_TOKEN_WRONG_ENVIRONMENT)
+	fmt.Printf("per-call environment: %s (requested_environment=%s)\n", perCall.ReasonName, perCall.Metadata["requested_environment"])
 
 	// An API key account connected in development reaches ACTIVE on a watch,
 	// and exists only there.
@@ -128,7 +134,7 @@ func main() {
 		elsewhere := roomkeyv1.NewAccountServiceClient(dial(environment, admin))
 		_, err := elsewhere.GetAccount(ctx, &roomkeyv1.GetAccountRequest{Id: good.GetId()})
 		rkErr := expect(err, codes.NotFound, roomkeyv1.ErrorReason_ERROR_REASON_ACCOUNT_NOT_FOUND)
-		fmt.Printf("account in %s: %s %s\n", environment, rkErr.Code, rkErr.ReasonName())
+		fmt.Printf("account in %s: %s %s\n", environment, rkErr.Code, rkErr.ReasonName)
 	}
 
 	// A bad key ends FAILED with the provider's words.
@@ -147,6 +153,6 @@ func main() {
 		log.Fatal("FAIL: no field violation")
 	}
 	violation := rkErr.FieldViolations[0]
-	fmt.Printf("invalid environment: %s %s, field %q: %s\n", rkErr.Code, rkErr.ReasonName(), violation.GetField(), violation.GetDescription())
+	fmt.Printf("invalid environment: %s %s, field %q: %s\n", rkErr.Code, rkErr.ReasonName, violation.GetField(), violation.GetDescription())
 	fmt.Println("go scenario: all checks passed")
 }

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -21,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	roomkeyv1 "github.com/roomkey-dev/roomkey/clients/go/roomkey/v1"
@@ -80,7 +83,7 @@ func Dial(cfg Config, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	if cfg.Token == "" {
 		return nil, fmt.Errorf("roomkey: no token: set Config.Token or %s", EnvToken)
 	}
-	target, secure, err := parseAddr(cfg.Addr)
+	target, secure, err := ParseAddr(cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
@@ -95,28 +98,48 @@ func Dial(cfg Config, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	return grpc.NewClient(target, all...)
 }
 
-func parseAddr(addr string) (target string, secure bool, err error) {
-	switch {
-	case strings.HasPrefix(addr, "https://"):
-		target, secure = strings.TrimPrefix(addr, "https://"), true
-		if _, _, splitErr := net.SplitHostPort(target); splitErr != nil {
-			target = net.JoinHostPort(strings.Trim(target, "[]"), "443")
+// ParseAddr reads an address as Dial does: `host:port` or `http://host:port`
+// (plaintext), or `https://host[:port]` (TLS, port 443 if left out). It
+// returns the gRPC target and whether to use TLS; anything else (another
+// scheme, a path, a query, user info, a missing or bad port) is an error.
+func ParseAddr(addr string) (target string, secure bool, err error) {
+	bad := fmt.Errorf("roomkey: address %q: want host:port, http://host:port or https://host[:port]", addr)
+	hostPort := addr
+	if strings.Contains(addr, "://") {
+		u, parseErr := url.Parse(addr)
+		if parseErr != nil {
+			return "", false, bad
 		}
-	case strings.HasPrefix(addr, "http://"):
-		target = strings.TrimPrefix(addr, "http://")
-	default:
-		target = addr
+		switch u.Scheme {
+		case "http":
+		case "https":
+			secure = true
+		default:
+			return "", false, bad
+		}
+		if u.User != nil || u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return "", false, bad
+		}
+		hostPort = u.Host
+		if u.Port() == "" && !strings.HasSuffix(u.Host, ":") && secure {
+			hostPort = net.JoinHostPort(u.Hostname(), "443")
+		}
 	}
-	target = strings.TrimSuffix(target, "/")
-	if _, _, splitErr := net.SplitHostPort(target); splitErr != nil {
-		return "", false, fmt.Errorf("roomkey: address %q: want host:port, http://host:port or https://host[:port]", addr)
+	host, port, splitErr := net.SplitHostPort(hostPort)
+	if splitErr != nil || host == "" {
+		return "", false, bad
 	}
-	return target, secure, nil
+	if number, numErr := strconv.Atoi(port); numErr != nil || number < 1 || number > 65535 {
+		return "", false, bad
+	}
+	return net.JoinHostPort(host, port), secure, nil
 }
 
 // Credentials puts `roomkey-environment` and `authorization` on every call.
-// Dial uses it; it can also be given per call with grpc.PerRPCCredentials on
-// a connection dialled without it.
+// Dial uses it. A value the call sets itself wins, so one connection can act
+// on several environments:
+//
+//	ctx = metadata.AppendToOutgoingContext(ctx, "roomkey-environment", "qa")
 type Credentials struct {
 	Environment string
 	Token       string
@@ -125,11 +148,16 @@ type Credentials struct {
 }
 
 // GetRequestMetadata implements credentials.PerRPCCredentials.
-func (c Credentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{
-		"roomkey-environment": c.Environment,
-		"authorization":       "Bearer " + c.Token,
-	}, nil
+func (c Credentials) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	own, _ := metadata.FromOutgoingContext(ctx)
+	out := map[string]string{}
+	if len(own.Get("roomkey-environment")) == 0 {
+		out["roomkey-environment"] = c.Environment
+	}
+	if len(own.Get("authorization")) == 0 {
+		out["authorization"] = "Bearer " + c.Token
+	}
+	return out, nil
 }
 
 // RequireTransportSecurity implements credentials.PerRPCCredentials.
@@ -143,8 +171,12 @@ type Error struct {
 	Message string
 	// Reason is the stable reason from the ErrorInfo detail, or
 	// ERROR_REASON_UNSPECIFIED when there is none (an error that did not come
-	// from roomkey, such as a connection failure).
+	// from roomkey, such as a connection failure) or when the server sent a
+	// reason newer than this client: ReasonName still has it then.
 	Reason roomkeyv1.ErrorReason
+	// ReasonName is the reason as the server sent it in ErrorInfo, such as
+	// TOKEN_WRONG_ENVIRONMENT; empty when there is none.
+	ReasonName string
 	// Metadata is the ErrorInfo's metadata, such as `token_environment`.
 	Metadata map[string]string
 	// FieldViolations are the BadRequest detail's violations: which field of
@@ -153,16 +185,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Reason == roomkeyv1.ErrorReason_ERROR_REASON_UNSPECIFIED {
+	if e.ReasonName == "" {
 		return fmt.Sprintf("roomkey: %s: %s", e.Code, e.Message)
 	}
-	return fmt.Sprintf("roomkey: %s %s: %s", e.Code, e.ReasonName(), e.Message)
-}
-
-// ReasonName is the reason as it appears in ErrorInfo, such as
-// TOKEN_WRONG_ENVIRONMENT.
-func (e *Error) ReasonName() string {
-	return strings.TrimPrefix(e.Reason.String(), "ERROR_REASON_")
+	return fmt.Sprintf("roomkey: %s %s: %s", e.Code, e.ReasonName, e.Message)
 }
 
 // ErrorOf reads a gRPC error returned by a roomkey call. It returns false for
@@ -186,7 +212,8 @@ func ErrorOf(err error) (*Error, bool) {
 			if d.GetDomain() != ErrorDomain {
 				continue
 			}
-			if value, known := roomkeyv1.ErrorReason_value["ERROR_REASON_"+d.GetReason()]; known {
+			out.ReasonName = d.GetReason()
+			if value, known := roomkeyv1.ErrorReason_value["ERROR_REASON_"+d.GetReason()]; known && d.GetReason() != "" {
 				out.Reason = roomkeyv1.ErrorReason(value)
 			}
 			for k, v := range d.GetMetadata() {
