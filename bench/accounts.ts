@@ -56,12 +56,12 @@ import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb
 import { TokenService } from "../src/gen/roomkey/v1/token_service_pb.js";
 import type * as Main from "../src/main.js";
 import { queueName } from "../src/queue/queue-names.js";
+import { handshakeAttempts } from "../src/queue/retry-policy.js";
 import { createAccountRepository } from "../src/storage/account-repository.js";
 import { databaseNames } from "../src/storage/mongo.js";
 import { grpcClient, metadataFor } from "../test/helpers/clients.js";
 import { apiKeyIntegration, oauthIntegration } from "../test/helpers/integrations.js";
 import { capturedLogger, dropDeployment, testConfig } from "../test/helpers/server.js";
-import { handshakeAttempts } from "../workers/handshake.worker.js";
 import type { ConnectResult, ConnectTarget, LoadReply, LoadRequest } from "./connect-load.js";
 import { rounds, seconds } from "./harness.js";
 

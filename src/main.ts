@@ -6,12 +6,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { createWorkerFactory } from "../workers/environment-worker.js";
-import {
-  handshakeAttempts,
-  handshakeProcessors,
-  providerBackoff,
-  providerBackoffMs,
-} from "../workers/handshake.worker.js";
+import { handshakeProcessors, retryAfterOf } from "../workers/handshake.worker.js";
 import { createOrphanSweeper } from "../workers/orphan-sweeper.js";
 import { rotationProcessors, tokenSweepEveryMs } from "../workers/rotation.worker.js";
 import { createSchedulerReconciler } from "../workers/scheduler-reconciler.js";
@@ -51,6 +46,14 @@ import { createJobProducer } from "./queue/job-producer.js";
 import { createJobSchedulers, type JobSchedule } from "./queue/job-schedulers.js";
 import { createMissedHandshakes } from "./queue/missed-handshakes.js";
 import { handshakeJobId, refreshJobId } from "./queue/queue-names.js";
+import {
+  handshakeJobOptions,
+  maxProviderRetryAfterMs,
+  providerBackoffMs,
+  refreshJobOptions,
+  retireTokenJobOptions,
+  sweepRequestJobOptions,
+} from "./queue/retry-policy.js";
 import { createAuthenticator, createEdge } from "./rpc/edge.js";
 import { createFailureThrottle } from "./rpc/failure-throttle.js";
 import { createAccountHandlers } from "./rpc/handlers/account-handlers.js";
@@ -267,10 +270,9 @@ export async function startRoomkey(
           "retire-token",
           { tokenId, incarnation: await incarnationFor(environment) },
           {
+            ...retireTokenJobOptions,
             delay: Math.max(0, at.getTime() - clock.now().getTime()),
             jobId: `retire-${tokenId}`,
-            removeOnComplete: 1_000,
-            removeOnFail: 1_000,
           },
         );
       },
@@ -299,13 +301,7 @@ export async function startRoomkey(
   /** A one-off connecting sweep without grace, once Redis is back after losing or refusing handshakes. */
   async function requestConnectingSweep(environment: string): Promise<void> {
     queues.assertReachable();
-    await jobs.add(
-      environment,
-      "handshake",
-      "sweep-connecting",
-      { noGrace: true },
-      { attempts: 3, backoff: { type: "exponential", delay: 1_000 }, removeOnComplete: true, removeOnFail: true },
-    );
+    await jobs.add(environment, "handshake", "sweep-connecting", { noGrace: true }, sweepRequestJobOptions);
   }
   const missedHandshakes = createMissedHandshakes({ requestSweep: requestConnectingSweep, logger });
   const flushMissed = () => missedHandshakes.flush();
@@ -321,13 +317,7 @@ export async function startRoomkey(
           "handshake",
           "connect",
           { accountId, attempt, incarnation: await incarnationFor(environment, incarnation) },
-          {
-            jobId: handshakeJobId(accountId, attempt),
-            attempts: handshakeAttempts,
-            backoff: { type: providerBackoff },
-            removeOnComplete: { age: 3_600, count: 1_000 },
-            removeOnFail: { age: 7 * 86_400, count: 10_000 },
-          },
+          { ...handshakeJobOptions, jobId: handshakeJobId(accountId, attempt) },
         );
       } catch (error) {
         missedHandshakes.missed(environment);
@@ -348,13 +338,7 @@ export async function startRoomkey(
         "refresh-account",
         requests.map(({ accountId, seenVersion }) => ({
           data: { accountId, seenVersion, incarnation },
-          options: {
-            jobId: refreshJobId(accountId),
-            attempts: 5,
-            backoff: { type: providerBackoff },
-            removeOnComplete: true,
-            removeOnFail: true,
-          },
+          options: { ...refreshJobOptions, jobId: refreshJobId(accountId) },
         })),
       );
     },
@@ -366,7 +350,7 @@ export async function startRoomkey(
       refreshTokenKeepaliveMs: settings.refreshTokenKeepaliveMs,
     };
   };
-  const providerOptions = { send: outbound.send, maxRetryAfterMs: 5 * 60_000 };
+  const providerOptions = { send: outbound.send, maxRetryAfterMs: maxProviderRetryAfterMs };
   const oauthClient = createHttpOAuthClient(providerOptions);
   const accountService = createAccountService({
     store: accountRepository,
@@ -647,7 +631,7 @@ export async function startRoomkey(
         },
         schedules,
         backoffStrategy: (attemptsMade, _type, error) =>
-          providerBackoffMs(attemptsMade, error, config.ROOMKEY_PROVIDER_RETRY_MS),
+          providerBackoffMs(attemptsMade, retryAfterOf(error), config.ROOMKEY_PROVIDER_RETRY_MS),
         lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
         queues,
         incarnations: environments,

@@ -5,6 +5,7 @@ import type { IncarnationSource } from "../src/domain/environments.js";
 import type { QueueRegistry } from "../src/queue/environment-queues.js";
 import { type JobSchedule, upsertSchedule } from "../src/queue/job-schedulers.js";
 import { type QueueKind, queueName } from "../src/queue/queue-names.js";
+import { maxStalledRuns } from "../src/queue/retry-policy.js";
 import { createJobRouter, type ProcessorTable } from "./job-router.js";
 import type { RunningWorker } from "./supervisor.js";
 
@@ -31,9 +32,6 @@ export interface WorkerFactoryDeps {
   lockDurationMs: number;
   logger: Logger;
 }
-
-/** How many times a job may lose its worker (a crash, SIGKILL, OOM) and still run again. */
-export const maxStalledRuns = 5;
 
 /** Starts the BullMQ worker of one environment's queue, with errors logged, never thrown away. */
 export function createWorkerFactory(deps: WorkerFactoryDeps) {

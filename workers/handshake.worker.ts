@@ -7,20 +7,9 @@ import type { JobProcessor } from "./job-router.js";
 
 const accountIdPattern = /^acc_[0-9A-Za-z]{22}$/;
 
-/** Attempts of one handshake job: with the backoff below, about 8 minutes of trying. */
-export const handshakeAttempts = 8;
-/** The backoff type of handshake jobs: exponential, or the provider's `Retry-After`. */
-export const providerBackoff = "provider";
-
-/**
- * Delay before the next attempt: what the provider asked for (429
- * `Retry-After`), else 1 s doubling per attempt up to a minute, with jitter
- * so that many accounts of one provider do not retry in step.
- */
-export function providerBackoffMs(attemptsMade: number, error: unknown, baseMs = 1_000): number {
-  if (error instanceof ProviderUnavailableError && error.retryAfterMs !== undefined) return error.retryAfterMs;
-  const exponential = Math.min(60_000, baseMs * 2 ** Math.max(0, attemptsMade - 1));
-  return Math.round(exponential * (0.75 + Math.random() * 0.5));
+/** The provider's `Retry-After`, when the error carries one (see src/queue/retry-policy.ts). */
+export function retryAfterOf(error: unknown): number | undefined {
+  return error instanceof ProviderUnavailableError ? error.retryAfterMs : undefined;
 }
 
 /** The handshake queue's processors; they only call the domain. */
