@@ -30,6 +30,6 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 50051 8080
-# Health: `node dist/src/healthcheck.js` (api) or `node dist/src/healthcheck.js worker`.
+# Health: `node dist/src/health/healthcheck.js` (api) or `node dist/src/health/healthcheck.js worker`.
 ENTRYPOINT ["node", "dist/src/main.js"]
 CMD ["api"]

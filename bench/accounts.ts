@@ -50,7 +50,7 @@ import { MongoClient } from "mongodb";
 import { sealCredentials } from "../src/domain/accounts/account-service.js";
 import type { Account } from "../src/domain/accounts/accounts.js";
 import { createKeyring, type WrappedDataKey } from "../src/domain/crypto/envelope.js";
-import { settingDefaults } from "../src/domain/environments.js";
+import { settingDefaults } from "../src/domain/environments/environments.js";
 import { newId } from "../src/domain/ids.js";
 import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../src/gen/roomkey/v1/token_service_pb.js";

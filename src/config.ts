@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { isEnvironmentName } from "./domain/environment-name.js";
+import { isEnvironmentName } from "./domain/environments/environment-name.js";
 import { isAllowEntry } from "./providers/address-policy.js";
 
 /** A TCP port; 0 asks the OS for a free one. An empty value is an error, not 0. */

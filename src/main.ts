@@ -5,12 +5,12 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { HealthImplementation } from "grpc-health-check";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { createWorkerFactory } from "../workers/environment-worker.js";
 import { handshakeProcessors, retryAfterOf } from "../workers/handshake.worker.js";
 import { createOrphanSweeper } from "../workers/orphan-sweeper.js";
 import { rotationProcessors, tokenSweepEveryMs } from "../workers/rotation.worker.js";
 import { createSchedulerReconciler } from "../workers/scheduler-reconciler.js";
 import { createWorkerSupervisor } from "../workers/supervisor.js";
+import { createWorkerFactory } from "../workers/worker-factory.js";
 import { settlesWithin, sleep } from "./async.js";
 import { type Config, ConfigError, loadConfig } from "./config.js";
 import {
@@ -22,11 +22,11 @@ import { createConnectingSweep, createHandshakes } from "./domain/accounts/hands
 import { createRefresher, createRefreshSweep } from "./domain/accounts/refresher.js";
 import { systemClock } from "./domain/clock.js";
 import { createKeyring, derivePurposeKey } from "./domain/crypto/envelope.js";
-import { createEnvironmentDirectory } from "./domain/environment-directory.js";
-import { isEnvironmentName } from "./domain/environment-name.js";
-import { createEnvironmentService } from "./domain/environment-service.js";
-import { effectiveSettings, incarnationOf, isEnvironmentEvent } from "./domain/environments.js";
-import { createIntegrationService } from "./domain/integration-service.js";
+import { createEnvironmentDirectory } from "./domain/environments/environment-directory.js";
+import { isEnvironmentName } from "./domain/environments/environment-name.js";
+import { createEnvironmentService } from "./domain/environments/environment-service.js";
+import { effectiveSettings, incarnationOf, isEnvironmentEvent } from "./domain/environments/environments.js";
+import { createIntegrationService } from "./domain/integrations/integration-service.js";
 import { createPageTokens } from "./domain/paging.js";
 import { createTokenMaintenance } from "./domain/tokens/token-maintenance.js";
 import { createTokenService } from "./domain/tokens/token-service.js";
@@ -37,15 +37,16 @@ import { createEventBus } from "./events/event-bus.js";
 import { AccountService } from "./gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "./gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "./gen/roomkey/v1/token_service_pb.js";
+import { createHealthMonitor } from "./health/health-monitor.js";
 import { createLogger } from "./logger.js";
 import { createHttpCredentialChecker } from "./providers/http-credential-checker.js";
 import { createHttpOAuthClient } from "./providers/http-oauth-client.js";
 import { createOutboundHttp, type HostResolver } from "./providers/outbound-http.js";
-import { createQueueRegistry } from "./queue/environment-queues.js";
 import { createJobProducer } from "./queue/job-producer.js";
 import { createJobSchedulers, type JobSchedule } from "./queue/job-schedulers.js";
 import { createMissedHandshakes } from "./queue/missed-handshakes.js";
 import { handshakeJobId, refreshJobId } from "./queue/queue-names.js";
+import { createQueueRegistry } from "./queue/queue-registry.js";
 import {
   handshakeJobOptions,
   maxProviderRetryAfterMs,
@@ -59,7 +60,6 @@ import { createFailureThrottle } from "./rpc/failure-throttle.js";
 import { createAccountHandlers } from "./rpc/handlers/account-handlers.js";
 import { createEnvironmentHandlers } from "./rpc/handlers/environment-handlers.js";
 import { createTokenHandlers } from "./rpc/handlers/token-handlers.js";
-import { createHealthMonitor } from "./rpc/health.js";
 import { bindService, startTransports } from "./rpc/servers.js";
 import { createTokenAuthenticator } from "./rpc/token-authenticator.js";
 import {

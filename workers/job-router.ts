@@ -1,6 +1,6 @@
 import { type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
-import { EnvironmentReplacedError, type IncarnationSource } from "../src/domain/environments.js";
+import { EnvironmentReplacedError, type IncarnationSource } from "../src/domain/environments/environments.js";
 import type { QueueKind } from "../src/queue/queue-names.js";
 
 /**

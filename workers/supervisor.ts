@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { settlesWithin, sleep } from "../src/async.js";
-import type { EnvironmentState } from "../src/domain/environments.js";
+import type { EnvironmentState } from "../src/domain/environments/environments.js";
 import { type QueueKind, queueKinds } from "../src/queue/queue-names.js";
 
 /** What the supervisor needs of a BullMQ Worker. */

@@ -1,5 +1,5 @@
 import type { CheckCredential, CheckOutcome, CredentialChecker } from "../domain/accounts/credential-check.js";
-import type { CredentialCheck } from "../domain/integrations.js";
+import type { CredentialCheck } from "../domain/integrations/integrations.js";
 import type { OutboundSend } from "./outbound-http.js";
 import { providerMessage, sanitized } from "./provider-message.js";
 

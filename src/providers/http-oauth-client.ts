@@ -1,5 +1,5 @@
 import type { OAuthClient, OAuthTokens, TokenOutcome } from "../domain/accounts/oauth.js";
-import type { OAuth2Settings } from "../domain/integrations.js";
+import type { OAuth2Settings } from "../domain/integrations/integrations.js";
 import { retryAfterMs } from "./http-credential-checker.js";
 import type { OutboundSend } from "./outbound-http.js";
 import { jsonObjectOf, providerMessage, sanitized } from "./provider-message.js";

@@ -1,6 +1,6 @@
 import type { JobsOptions } from "bullmq";
-import type { QueueRegistry } from "./environment-queues.js";
 import type { JobData, JobName, QueueKind } from "./queue-names.js";
+import type { QueueRegistry } from "./queue-registry.js";
 
 export type JobProducer = ReturnType<typeof createJobProducer>;
 

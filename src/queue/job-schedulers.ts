@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
-import type { QueueRegistry } from "./environment-queues.js";
 import type { JobName, QueueKind } from "./queue-names.js";
+import type { QueueRegistry } from "./queue-registry.js";
 
 /** A repeating job on every environment's queue of one kind: a BullMQ job scheduler whose id is the job name. */
 export type JobSchedule = { [K in QueueKind]: { kind: K; name: JobName<K>; everyMs: number } }[QueueKind];

@@ -4,8 +4,12 @@ import { pathToString, type ReflectMessage, reflect } from "@bufbuild/protobuf/r
 import type { Validator } from "@bufbuild/protovalidate";
 import { Code, type ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
-import { environmentHeader, invalidEnvironment, parseEnvironmentName } from "../domain/environment-name.js";
-import type { Environment } from "../domain/environments.js";
+import {
+  environmentHeader,
+  invalidEnvironment,
+  parseEnvironmentName,
+} from "../domain/environments/environment-name.js";
+import type { Environment } from "../domain/environments/environments.js";
 import { type FieldViolation, InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
 import { toConnectError } from "./errors.js";

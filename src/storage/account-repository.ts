@@ -1,7 +1,7 @@
 import type { Collection, Filter } from "mongodb";
 import type { AccountIdempotencyRecord, AccountStore } from "../domain/accounts/account-service.js";
 import type { Account, OAuthState } from "../domain/accounts/accounts.js";
-import { EnvironmentReplacedError, type IncarnationSource } from "../domain/environments.js";
+import { EnvironmentReplacedError, type IncarnationSource } from "../domain/environments/environments.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 import { compareAndSet, type WriteGuard } from "./versioned.js";

@@ -19,7 +19,7 @@ import {
   makeGenericClientConstructor,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { environmentHeader } from "../../src/domain/environment-name.js";
+import { environmentHeader } from "../../src/domain/environments/environment-name.js";
 import {
   type BadRequest,
   BadRequestSchema,
@@ -27,7 +27,7 @@ import {
   ErrorInfoSchema,
 } from "../../src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
-import { grpcClientDefinition } from "../../src/rpc/grpc-adapter.js";
+import { grpcClientDefinition } from "../../src/rpc/grpc/grpc-adapter.js";
 
 type GenericClient = InstanceType<ReturnType<typeof makeGenericClientConstructor>> & GrpcObject;
 

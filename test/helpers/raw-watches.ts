@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import { type Socket, connect as tcpConnect } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import type { AccountEvent } from "../../src/domain/accounts/accounts.js";
-import { environmentHeader } from "../../src/domain/environment-name.js";
+import { environmentHeader } from "../../src/domain/environments/environment-name.js";
 import { accountsChannel } from "../../src/events/account-watch.js";
 import { WatchAccountsRequestSchema } from "../../src/gen/roomkey/v1/account_service_pb.js";
 

@@ -3,7 +3,7 @@ import { brotliCompressSync, gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { environmentHeader } from "../../src/domain/environment-name.js";
+import { environmentHeader } from "../../src/domain/environments/environment-name.js";
 import { HealthCheckRequestSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";

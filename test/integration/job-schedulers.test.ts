@@ -1,8 +1,8 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createLogger } from "../../src/logger.js";
-import { createQueueRegistry, type QueueRegistry } from "../../src/queue/environment-queues.js";
 import { createJobSchedulers, type JobSchedule, upsertSchedule } from "../../src/queue/job-schedulers.js";
+import { createQueueRegistry, type QueueRegistry } from "../../src/queue/queue-registry.js";
 import { randomEnvironmentName, randomPrefix } from "../helpers/names.js";
 import { backendUrls, redisKeys } from "../helpers/server.js";
 

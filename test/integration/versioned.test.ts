@@ -1,7 +1,7 @@
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Account } from "../../src/domain/accounts/accounts.js";
-import { EnvironmentReplacedError } from "../../src/domain/environments.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
 import { createAccountRepository } from "../../src/storage/account-repository.js";
 import {
   compareAndSet,

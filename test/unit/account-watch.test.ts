@@ -3,7 +3,7 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { AccountEvent, AccountStatus } from "../../src/domain/accounts/accounts.js";
-import type { Environment } from "../../src/domain/environments.js";
+import type { Environment } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { accountsChannel, createAccountWatch } from "../../src/events/account-watch.js";
 import type { EventBus } from "../../src/events/event-bus.js";

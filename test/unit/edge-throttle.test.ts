@@ -1,7 +1,7 @@
 import { createValidator } from "@bufbuild/protovalidate";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import type { Environment } from "../../src/domain/environments.js";
+import type { Environment } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import type { Principal } from "../../src/rpc/call-context.js";

@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { WrappedDataKey } from "../../src/domain/crypto/envelope.js";
-import { createEnvironmentDirectory, type EnvironmentSource } from "../../src/domain/environment-directory.js";
-import { type Environment, EnvironmentReplacedError, incarnationOf } from "../../src/domain/environments.js";
+import {
+  createEnvironmentDirectory,
+  type EnvironmentSource,
+} from "../../src/domain/environments/environment-directory.js";
+import {
+  type Environment,
+  EnvironmentReplacedError,
+  incarnationOf,
+} from "../../src/domain/environments/environments.js";
 import { NotFoundError } from "../../src/domain/errors.js";
 import { type Deferred, deferred, fakeClock, rejectionOf, settle } from "./fakes.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { environmentHeader, parseEnvironmentName } from "../../src/domain/environment-name.js";
+import { environmentHeader, parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { asRoomkeyError, errorOf } from "./fakes.js";
 

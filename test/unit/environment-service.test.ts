@@ -4,8 +4,8 @@ import {
   createEnvironmentService,
   type EnvironmentResources,
   type EnvironmentStore,
-} from "../../src/domain/environment-service.js";
-import type { Environment, EnvironmentEvent } from "../../src/domain/environments.js";
+} from "../../src/domain/environments/environment-service.js";
+import type { Environment, EnvironmentEvent } from "../../src/domain/environments/environments.js";
 import {
   AlreadyExistsError,
   ConcurrentModificationError,

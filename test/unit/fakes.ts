@@ -4,9 +4,9 @@ import type { AccountEvents, AccountStore } from "../../src/domain/accounts/acco
 import type { Account, AccountEvent } from "../../src/domain/accounts/accounts.js";
 import type { OAuthClient, TokenOutcome } from "../../src/domain/accounts/oauth.js";
 import type { Clock } from "../../src/domain/clock.js";
-import { EnvironmentReplacedError } from "../../src/domain/environments.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
-import type { OAuth2Settings } from "../../src/domain/integrations.js";
+import type { OAuth2Settings } from "../../src/domain/integrations/integrations.js";
 import { createPageTokens, type PageTokens } from "../../src/domain/paging.js";
 
 /** A clock that only moves when the test says so. */

@@ -5,9 +5,9 @@ import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { grpcService } from "../../src/rpc/grpc-adapter.js";
-import { createGrpcContext } from "../../src/rpc/grpc-context.js";
-import { metadataCap } from "../../src/rpc/grpc-interceptors.js";
+import { grpcService } from "../../src/rpc/grpc/grpc-adapter.js";
+import { createGrpcContext } from "../../src/rpc/grpc/grpc-context.js";
+import { metadataCap } from "../../src/rpc/grpc/grpc-interceptors.js";
 import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
 import { grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
 

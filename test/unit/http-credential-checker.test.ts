@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { CredentialCheck } from "../../src/domain/integrations.js";
+import type { CredentialCheck } from "../../src/domain/integrations/integrations.js";
 import { createHttpCredentialChecker, retryAfterMs, valueAt } from "../../src/providers/http-credential-checker.js";
 import type { OutboundResult } from "../../src/providers/outbound-http.js";
 

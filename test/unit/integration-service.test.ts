@@ -6,8 +6,8 @@ import {
   clientSecretBinding,
   createIntegrationService,
   type IntegrationStore,
-} from "../../src/domain/integration-service.js";
-import type { CredentialCheck, Integration, IntegrationInput } from "../../src/domain/integrations.js";
+} from "../../src/domain/integrations/integration-service.js";
+import type { CredentialCheck, Integration, IntegrationInput } from "../../src/domain/integrations/integrations.js";
 import type { PageRequest } from "../../src/domain/paging.js";
 import { asRoomkeyError, errorOf, fakeClock, rejectionOf } from "./fakes.js";
 

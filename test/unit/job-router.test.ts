@@ -1,6 +1,6 @@
 import { Job, UnrecoverableError } from "bullmq";
 import { describe, expect, it } from "vitest";
-import { EnvironmentReplacedError, type IncarnationSource } from "../../src/domain/environments.js";
+import { EnvironmentReplacedError, type IncarnationSource } from "../../src/domain/environments/environments.js";
 import { createJobRouter, type JobProcessor } from "../../workers/job-router.js";
 import { memoryLogger, rejectionOf } from "./fakes.js";
 

@@ -6,9 +6,9 @@ import { ProviderUnavailableError } from "../../src/domain/accounts/handshake.js
 import type { TokenOutcome } from "../../src/domain/accounts/oauth.js";
 import { createRefresher, createRefreshSweep } from "../../src/domain/accounts/refresher.js";
 import { createKeyring, seal } from "../../src/domain/crypto/envelope.js";
-import { EnvironmentReplacedError } from "../../src/domain/environments.js";
-import { clientSecretBinding } from "../../src/domain/integration-service.js";
-import type { Integration, OAuth2Settings } from "../../src/domain/integrations.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
+import { clientSecretBinding } from "../../src/domain/integrations/integration-service.js";
+import type { Integration, OAuth2Settings } from "../../src/domain/integrations/integrations.js";
 import {
   deferred,
   FakeAccountStore,

@@ -1,6 +1,6 @@
 import { type Db, type Document, MongoServerError } from "mongodb";
 import { describe, expect, it } from "vitest";
-import { EnvironmentReplacedError } from "../../src/domain/environments.js";
+import { EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
 import {
   compareAndSet,
   finishClaim,

@@ -10,9 +10,9 @@ import {
   RoomkeyError,
 } from "../errors.js";
 import { newId } from "../ids.js";
-import type { DataKeySource } from "../integration-service.js";
-import { integrationNotFound } from "../integration-service.js";
-import type { Integration } from "../integrations.js";
+import type { DataKeySource } from "../integrations/integration-service.js";
+import { integrationNotFound } from "../integrations/integration-service.js";
+import type { Integration } from "../integrations/integrations.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
 import {
   type Account,

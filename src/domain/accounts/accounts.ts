@@ -1,5 +1,5 @@
 import { bindingFor } from "../crypto/envelope.js";
-import type { AuthType } from "../integrations.js";
+import type { AuthType } from "../integrations/integrations.js";
 
 /**
  * `connecting`: a handshake is under way. `active`: credentials usable.

@@ -1,4 +1,4 @@
-import type { CredentialCheck } from "../integrations.js";
+import type { CredentialCheck } from "../integrations/integrations.js";
 import type { KeyCredential } from "./accounts.js";
 
 /** What the provider said of a credential. */

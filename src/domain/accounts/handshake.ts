@@ -1,8 +1,8 @@
 import type { Clock } from "../clock.js";
 import { DecryptionError, open } from "../crypto/envelope.js";
 import { RoomkeyError } from "../errors.js";
-import { clientSecretBinding, type DataKeySource } from "../integration-service.js";
-import type { Integration } from "../integrations.js";
+import { clientSecretBinding, type DataKeySource } from "../integrations/integration-service.js";
+import type { Integration } from "../integrations/integrations.js";
 import type { AccountEvents, AccountStore } from "./account-service.js";
 import { openCredential, sealCredentials } from "./account-service.js";
 import { type Account, type CredentialField, toAccountView } from "./accounts.js";

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { OAuth2Settings } from "../integrations.js";
+import type { OAuth2Settings } from "../integrations/integrations.js";
 
 /** What a token endpoint handed out. */
 export interface OAuthTokens {

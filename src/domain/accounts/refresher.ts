@@ -1,7 +1,7 @@
 import type { Clock } from "../clock.js";
 import { open } from "../crypto/envelope.js";
-import { clientSecretBinding, type DataKeySource } from "../integration-service.js";
-import type { Integration } from "../integrations.js";
+import { clientSecretBinding, type DataKeySource } from "../integrations/integration-service.js";
+import type { Integration } from "../integrations/integrations.js";
 import type { AccountEvents, AccountStore, RefreshQueue } from "./account-service.js";
 import { openCredential } from "./account-service.js";
 import { type Account, toAccountView } from "./accounts.js";

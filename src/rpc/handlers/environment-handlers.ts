@@ -1,6 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { EnvironmentService as Environments } from "../../domain/environment-service.js";
-import type { IntegrationService } from "../../domain/integration-service.js";
+import type { EnvironmentService as Environments } from "../../domain/environments/environment-service.js";
+import type { IntegrationService } from "../../domain/integrations/integration-service.js";
 import type { PageTokens } from "../../domain/paging.js";
 import type { EnvironmentService } from "../../gen/roomkey/v1/environment_service_pb.js";
 import { callContext } from "../call-context.js";

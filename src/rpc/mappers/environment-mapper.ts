@@ -5,7 +5,7 @@ import {
   type EnvironmentChanges,
   type EnvironmentSettings,
   effectiveSettings,
-} from "../../domain/environments.js";
+} from "../../domain/environments/environments.js";
 import { invalidField } from "../../domain/errors.js";
 import type {
   Environment as EnvironmentProto,

@@ -5,7 +5,7 @@ import type {
   CredentialPlacement as DomainPlacement,
   IntegrationInput,
   IntegrationView,
-} from "../../domain/integrations.js";
+} from "../../domain/integrations/integrations.js";
 import { AuthType } from "../../gen/roomkey/v1/common_pb.js";
 import {
   ClientAuthMethod,

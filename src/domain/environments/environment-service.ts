@@ -1,14 +1,14 @@
-import type { Clock } from "./clock.js";
-import type { Keyring } from "./crypto/envelope.js";
-import type { Environment, EnvironmentChanges, EnvironmentEvent, EnvironmentSettings } from "./environments.js";
+import type { Clock } from "../clock.js";
+import type { Keyring } from "../crypto/envelope.js";
 import {
   AlreadyExistsError,
   ConcurrentModificationError,
   FailedPreconditionError,
   NotFoundError,
   RoomkeyError,
-} from "./errors.js";
-import { type Page, type PageRequest, toPage } from "./paging.js";
+} from "../errors.js";
+import { type Page, type PageRequest, toPage } from "../paging.js";
+import type { Environment, EnvironmentChanges, EnvironmentEvent, EnvironmentSettings } from "./environments.js";
 
 /** Persistence of environment records (the control database). */
 export interface EnvironmentStore {

@@ -1,10 +1,10 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { IncarnationSource } from "../src/domain/environments.js";
-import type { QueueRegistry } from "../src/queue/environment-queues.js";
+import type { IncarnationSource } from "../src/domain/environments/environments.js";
 import { type JobSchedule, upsertSchedule } from "../src/queue/job-schedulers.js";
 import { type QueueKind, queueName } from "../src/queue/queue-names.js";
+import type { QueueRegistry } from "../src/queue/queue-registry.js";
 import { maxStalledRuns } from "../src/queue/retry-policy.js";
 import { createJobRouter, type ProcessorTable } from "./job-router.js";
 import type { RunningWorker } from "./supervisor.js";

@@ -1,13 +1,13 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { type Metadata, ServerInterceptingCall, type ServerInterceptor, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { RoomkeyError } from "../domain/errors.js";
-import type { CallContext } from "./call-context.js";
-import { toConnectError } from "./errors.js";
-import { peerKey } from "./failure-throttle.js";
+import { RoomkeyError } from "../../domain/errors.js";
+import type { CallContext } from "../call-context.js";
+import { toConnectError } from "../errors.js";
+import { peerKey } from "../failure-throttle.js";
+import { malformedRequest } from "../request-decoding.js";
 import { metadataSize, serviceError } from "./grpc-adapter.js";
 import { MetadataHeaders } from "./metadata-headers.js";
-import { malformedRequest } from "./request-decoding.js";
 
 /**
  * Caps request metadata for every service on the gRPC port, health and

@@ -1,4 +1,4 @@
-import type { WrappedDataKey } from "./crypto/envelope.js";
+import type { WrappedDataKey } from "../crypto/envelope.js";
 import { isEnvironmentName } from "./environment-name.js";
 
 const minute = 60_000;

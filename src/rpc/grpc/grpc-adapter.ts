@@ -20,15 +20,15 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { RoomkeyError } from "../domain/errors.js";
-import { StatusSchema } from "../gen/google/rpc/status_pb.js";
-import type { CallContext } from "./call-context.js";
-import { admissionKey } from "./edge.js";
-import { statusOf, toConnectError } from "./errors.js";
+import { RoomkeyError } from "../../domain/errors.js";
+import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
+import type { CallContext } from "../call-context.js";
+import { admissionKey } from "../edge.js";
+import { statusOf, toConnectError } from "../errors.js";
+import { maxRequestBytes } from "../method-policy.js";
+import { decodeRequest, requestTooLarge } from "../request-decoding.js";
 import { createGrpcContext, type GrpcCallContext } from "./grpc-context.js";
 import { MetadataHeaders } from "./metadata-headers.js";
-import { maxRequestBytes } from "./method-policy.js";
-import { decodeRequest, requestTooLarge } from "./request-decoding.js";
 
 /** A request as grpc-js hands it over: its bytes, decoded only once the call is admitted. */
 type Encoded = Buffer;

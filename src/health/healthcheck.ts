@@ -2,8 +2,8 @@
  * Container health check, a separate entry from the service (it reads
  * process.env itself). Exits 0 when healthy, 1 when not, 2 on bad usage.
  *
- *   node dist/src/healthcheck.js          grpc.health.v1.Health/Check on 127.0.0.1:$ROOMKEY_GRPC_PORT is SERVING
- *   node dist/src/healthcheck.js worker   $ROOMKEY_WORKER_HEARTBEAT_FILE was written in the last 30 s
+ *   node dist/src/health/healthcheck.js          grpc.health.v1.Health/Check on 127.0.0.1:$ROOMKEY_GRPC_PORT is SERVING
+ *   node dist/src/health/healthcheck.js worker   $ROOMKEY_WORKER_HEARTBEAT_FILE was written in the last 30 s
  */
 import { statSync } from "node:fs";
 import { create } from "@bufbuild/protobuf";
@@ -14,8 +14,8 @@ import {
   HealthCheckRequestSchema,
   type HealthCheckResponse,
   HealthCheckResponse_ServingStatus,
-} from "./gen/grpc/health/v1/health_pb.js";
-import { grpcClientDefinition } from "./rpc/grpc-adapter.js";
+} from "../gen/grpc/health/v1/health_pb.js";
+import { grpcClientDefinition } from "../rpc/grpc/grpc-adapter.js";
 
 const deadlineMs = 2_000;
 /** The worker writes its heartbeat every 5 s. */

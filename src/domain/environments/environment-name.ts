@@ -1,4 +1,4 @@
-import { RoomkeyError } from "./errors.js";
+import { RoomkeyError } from "../errors.js";
 
 /** MongoDB's own database names: an environment may never map onto them. */
 const reserved = new Set(["admin", "local", "config"]);

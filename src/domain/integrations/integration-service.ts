@@ -1,8 +1,8 @@
-import type { Clock } from "./clock.js";
-import { bindingFor, seal } from "./crypto/envelope.js";
-import { ConcurrentModificationError, FailedPreconditionError, invalidField, NotFoundError } from "./errors.js";
+import type { Clock } from "../clock.js";
+import { bindingFor, seal } from "../crypto/envelope.js";
+import { ConcurrentModificationError, FailedPreconditionError, invalidField, NotFoundError } from "../errors.js";
+import { type Page, type PageRequest, toPage } from "../paging.js";
 import { type Integration, type IntegrationInput, type IntegrationView, toView } from "./integrations.js";
-import { type Page, type PageRequest, toPage } from "./paging.js";
 
 /** Persistence of one environment's integrations. */
 export interface IntegrationStore {

@@ -1,5 +1,5 @@
-import type { Clock } from "./clock.js";
-import type { Keyring } from "./crypto/envelope.js";
+import type { Clock } from "../clock.js";
+import type { Keyring } from "../crypto/envelope.js";
 import { notFound } from "./environment-service.js";
 import { type Environment, type EnvironmentEvent, EnvironmentReplacedError, incarnationOf } from "./environments.js";
 
