@@ -1,11 +1,9 @@
-import { UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
 import type { Handshakes } from "../src/domain/accounts/handshake.js";
 import { ProviderUnavailableError } from "../src/domain/accounts/handshake.js";
 import type { JobName } from "../src/queue/queue-names.js";
+import { payloads } from "./job-payloads.js";
 import type { JobProcessor } from "./job-router.js";
-
-const accountIdPattern = /^acc_[0-9A-Za-z]{22}$/;
 
 /** The provider's `Retry-After`, when the error carries one (see src/queue/retry-policy.ts). */
 export function retryAfterOf(error: unknown): number | undefined {
@@ -20,15 +18,7 @@ export function handshakeProcessors(deps: {
 }): Record<JobName<"handshake">, JobProcessor> {
   return {
     async connect(job, environment, incarnation) {
-      const data = job.data as { accountId?: unknown; attempt?: unknown } | null;
-      const accountId = data?.accountId;
-      const attempt = data?.attempt;
-      if (typeof accountId !== "string" || !accountIdPattern.test(accountId)) {
-        throw new UnrecoverableError("connect: data.accountId is not an account id");
-      }
-      if (typeof attempt !== "number" || !Number.isInteger(attempt) || attempt < 1) {
-        throw new UnrecoverableError("connect: data.attempt is not a positive integer");
-      }
+      const { accountId, attempt } = payloads.handshake.connect(job);
       const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       const result = await deps.handshakes.run(environment, accountId, attempt, { lastTry, incarnation });
       if (result.outcome === "skipped")
@@ -36,8 +26,8 @@ export function handshakeProcessors(deps: {
       return result;
     },
     async "sweep-connecting"(job, environment, incarnation) {
-      const data = job.data as { noGrace?: unknown } | null;
-      return deps.sweep(environment, { noGrace: data?.noGrace === true, incarnation });
+      const { noGrace } = payloads.handshake["sweep-connecting"](job);
+      return deps.sweep(environment, { noGrace: noGrace === true, incarnation });
     },
   };
 }

@@ -2,6 +2,7 @@ import { type Job, UnrecoverableError } from "bullmq";
 import type { Logger } from "pino";
 import { EnvironmentReplacedError, type IncarnationSource } from "../src/domain/environments/environments.js";
 import type { QueueKind } from "../src/queue/queue-names.js";
+import { incarnationOf } from "./job-payloads.js";
 
 /**
  * Runs one job; `environment` comes from the queue, never from the payload.
@@ -17,12 +18,6 @@ export type ProcessorTable = Partial<Record<QueueKind, Record<string, JobProcess
 /** What a job that belongs to no current incarnation completes with: it did nothing. */
 export interface DiscardedJob {
   discarded: string;
-}
-
-/** The incarnation a job's payload names; undefined for jobs queued before payloads carried one. */
-function incarnationIn(job: Job): unknown {
-  const data = job.data as { incarnation?: unknown } | null;
-  return data !== null && typeof data === "object" ? data.incarnation : undefined;
 }
 
 /**
@@ -51,7 +46,7 @@ export function createJobRouter(
       logger.error({ queue: job.queueName, job: job.name, id: job.id }, "no processor for job");
       throw new UnrecoverableError(`no processor for job "${job.name}" on the ${kind} queue`);
     }
-    const claimed = incarnationIn(job);
+    const claimed = incarnationOf(job);
     const current = await incarnations.currentIncarnation(environment);
     if (current === undefined || (claimed !== undefined && claimed !== current)) {
       const why =
