@@ -1,17 +1,12 @@
 import type { CheckCredential, CheckOutcome, CredentialChecker } from "../domain/accounts/credential-check.js";
 import type { CredentialCheck } from "../domain/integrations/integrations.js";
-import type { OutboundSend } from "./outbound-http.js";
+import { callProvider, type ProviderCallOptions } from "./provider-call.js";
 import { providerMessage, sanitized } from "./provider-message.js";
 
 /** The most of a remote account's id or name that is kept: they are shown to callers as they are. */
 const maxRemoteFieldChars = 256;
 
-export interface HttpCredentialCheckerOptions {
-  /** The outbound guard's request function: the only way out (timeout, address policy, size cap). */
-  send: OutboundSend;
-  /** The longest `Retry-After` honoured; a provider asking for more is retried after this. */
-  maxRetryAfterMs: number;
-}
+export type HttpCredentialCheckerOptions = ProviderCallOptions;
 
 /** A value at a dot-separated path of parsed JSON, as a string; undefined if absent or not a scalar. */
 export function valueAt(body: unknown, path: string): string | undefined {
@@ -24,15 +19,6 @@ export function valueAt(body: unknown, path: string): string | undefined {
   if (typeof value === "string") return value;
   if (typeof value === "number" || typeof value === "boolean") return String(value);
   return undefined;
-}
-
-/** `Retry-After` in seconds or as an HTTP date, in milliseconds from now; undefined if absent or unreadable. */
-export function retryAfterMs(header: string | null, now: number): number | undefined {
-  if (header === null || header.trim() === "") return undefined;
-  const seconds = Number(header.trim());
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const at = Date.parse(header);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }
 
 /** The provider's status and what it said, bounded, sanitized and with the credential masked, fit for a status reason. */
@@ -66,23 +52,12 @@ export function createHttpCredentialChecker(options: HttpCredentialCheckerOption
         else if (check.placement === "query") url.searchParams.set(check.parameterName, secret);
         else headers.authorization = `Bearer ${secret}`;
       }
-      const result = await options.send({ url, method: check.method, headers });
-      if (result.kind === "refused") {
-        return { kind: "refused", reason: `roomkey refused to call the provider (${url.host}): ${result.reason}` };
-      }
-      if (result.kind === "failed") {
-        return { kind: "unavailable", reason: `the provider could not be reached (${url.host}): ${result.reason}` };
-      }
-      const { response } = result;
       const secrets = secretsOf(credential);
-      if (response.status === 429 || response.status >= 500) {
-        const after = retryAfterMs(response.header("retry-after") ?? null, Date.now());
-        return {
-          kind: "unavailable",
-          reason: summary(response.status, response, secrets),
-          ...(after === undefined ? {} : { retryAfterMs: Math.min(after, options.maxRetryAfterMs) }),
-        };
-      }
+      const call = await callProvider(options, { url, method: check.method, headers }, "the provider", (response) =>
+        summary(response.status, response, secrets),
+      );
+      if (call.kind !== "answered") return call;
+      const { response } = call;
       if (response.status < 200 || response.status >= 300) {
         return { kind: "refused", reason: summary(response.status, response, secrets) };
       }

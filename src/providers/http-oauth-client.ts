@@ -1,15 +1,10 @@
 import type { OAuthClient, OAuthTokens, TokenOutcome } from "../domain/accounts/oauth.js";
 import type { OAuth2Settings } from "../domain/integrations/integrations.js";
-import { retryAfterMs } from "./http-credential-checker.js";
-import type { OutboundSend } from "./outbound-http.js";
+import type { OutboundResponse } from "./outbound-http.js";
+import { callProvider, type ProviderCallOptions } from "./provider-call.js";
 import { jsonObjectOf, providerMessage, sanitized } from "./provider-message.js";
 
-export interface HttpOAuthClientOptions {
-  /** The outbound guard's request function: the only way out (timeout, address policy, size cap). */
-  send: OutboundSend;
-  /** The longest `Retry-After` honoured; a provider asking for more is retried after this. */
-  maxRetryAfterMs: number;
-}
+export type HttpOAuthClientOptions = ProviderCallOptions;
 
 /** The longest OAuth `error` code kept (RFC 6749 codes are short ASCII words). */
 const maxErrorCodeChars = 64;
@@ -50,40 +45,29 @@ export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthCli
       const password = encodeURIComponent(clientSecret);
       headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
     }
-    const host = new URL(settings.tokenUrl).host;
-    const result = await options.send({ url: settings.tokenUrl, method: "POST", headers, body: form.toString() });
-    if (result.kind === "refused") {
-      return {
-        kind: "refused",
-        error: "destination_refused",
-        reason: `roomkey refused to call the token endpoint (${host}): ${result.reason}`,
-      };
-    }
-    if (result.kind === "failed") {
-      return { kind: "unavailable", reason: `the token endpoint could not be reached (${host}): ${result.reason}` };
-    }
-    const { response } = result;
     // Whatever secret the endpoint echoes stays masked.
     const secrets = [clientSecret, grant.code, grant.code_verifier, grant.refresh_token].filter(
       (s): s is string => s !== undefined,
     );
+    /** The status and what the endpoint said: RFC 6749 §5.2's code and description, or any provider's answer. */
+    const answeredWith = (response: OutboundResponse, body: Record<string, unknown>) => {
+      const description = typeof body.error_description === "string" ? body.error_description : "";
+      const said =
+        typeof body.error === "string"
+          ? sanitized(description === "" ? body.error : `${body.error}: ${description}`, secrets)
+          : providerMessage(response, secrets);
+      return `the token endpoint answered ${response.status}${said ? `: ${said}` : ""}`;
+    };
+    const request = { url: settings.tokenUrl, method: "POST", headers, body: form.toString() };
+    const call = await callProvider(options, request, "the token endpoint", (response) =>
+      answeredWith(response, jsonObjectOf(response.text) ?? {}),
+    );
+    if (call.kind === "refused") return { ...call, error: "destination_refused" };
+    if (call.kind === "unavailable") return call;
+    const { response } = call;
     const body = jsonObjectOf(response.text) ?? {};
     const error = typeof body.error === "string" ? sanitized(body.error, secrets, maxErrorCodeChars) : "";
-    const description = typeof body.error_description === "string" ? body.error_description : "";
-    // RFC 6749 §5.2: an error code and perhaps a description; otherwise read as any provider's answer.
-    const said =
-      typeof body.error === "string"
-        ? sanitized(description === "" ? body.error : `${body.error}: ${description}`, secrets)
-        : providerMessage(response, secrets);
-    const answered = `the token endpoint answered ${response.status}${said ? `: ${said}` : ""}`;
-    if (response.status === 429 || response.status >= 500) {
-      const after = retryAfterMs(response.header("retry-after") ?? null, Date.now());
-      return {
-        kind: "unavailable",
-        reason: answered,
-        ...(after === undefined ? {} : { retryAfterMs: Math.min(after, options.maxRetryAfterMs) }),
-      };
-    }
+    const answered = answeredWith(response, body);
     if (response.status < 200 || response.status >= 300 || error !== "") {
       return { kind: "refused", error: error || `http_${response.status}`, reason: answered };
     }

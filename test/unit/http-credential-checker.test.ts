@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { CredentialCheck } from "../../src/domain/integrations/integrations.js";
-import { createHttpCredentialChecker, retryAfterMs, valueAt } from "../../src/providers/http-credential-checker.js";
+import { createHttpCredentialChecker, valueAt } from "../../src/providers/http-credential-checker.js";
 import type { OutboundResult } from "../../src/providers/outbound-http.js";
+import { retryAfterMs } from "../../src/providers/provider-call.js";
 
 describe("valueAt", () => {
   const body = {

@@ -9,6 +9,12 @@ import {
   NotFoundError,
   RoomkeyError,
 } from "../errors.js";
+import {
+  claimIdempotencyKey,
+  type IdempotencyClaim,
+  type IdempotencyStore,
+  idempotencyWindowMs,
+} from "../idempotency.js";
 import { newId } from "../ids.js";
 import type { DataKeySource } from "../integrations/integration-service.js";
 import { integrationNotFound } from "../integrations/integration-service.js";
@@ -29,9 +35,8 @@ import {
 } from "./accounts.js";
 import { authorizationUrl, hashState, newPkce, newState } from "./oauth.js";
 
-const hour = 3_600_000;
 /** How long a ConnectAccount idempotency key answers with the account it first created. */
-export const accountIdempotencyWindowMs = 24 * hour;
+export const accountIdempotencyWindowMs = idempotencyWindowMs;
 
 export interface AccountFilter {
   integration?: string;
@@ -40,14 +45,14 @@ export interface AccountFilter {
 }
 
 /** What ConnectAccount remembers of a request under its idempotency key. */
-export interface AccountIdempotencyRecord {
+export interface AccountIdempotencyRecord extends IdempotencyClaim {
   accountId: string;
   fingerprint: string;
   createTime: Date;
 }
 
 /** Persistence of one environment's accounts. */
-export interface AccountStore {
+export interface AccountStore extends IdempotencyStore<AccountIdempotencyRecord> {
   insert(environment: string, account: Account): Promise<void>;
   get(environment: string, id: string): Promise<Account | undefined>;
   /** Up to `page.size + 1` accounts matching `filter`, newest first, after `page.after`. */
@@ -66,23 +71,10 @@ export interface AccountStore {
     unset?: readonly (keyof Account)[],
     incarnation?: string,
   ): Promise<Account | undefined>;
-  /** Records `record` under `key` unless one is there: then returns the one that is. */
-  claimIdempotency(
-    environment: string,
-    key: string,
-    record: AccountIdempotencyRecord,
-  ): Promise<AccountIdempotencyRecord | undefined>;
   insertState(environment: string, state: OAuthState): Promise<void>;
   getState(environment: string, hash: string): Promise<OAuthState | undefined>;
   /** Marks the state used with a code (by its hash) if it is still at its version: false if another call did first. */
   useState(environment: string, state: OAuthState, usedWith: string): Promise<boolean>;
-  /** Replaces the record under `key` if it is still the one created at `expectedCreateTime`. */
-  replaceIdempotency(
-    environment: string,
-    key: string,
-    expectedCreateTime: Date,
-    record: AccountIdempotencyRecord,
-  ): Promise<boolean>;
 }
 
 /** Where status changes go: to every WatchAccounts on every replica. Best effort. */
@@ -261,27 +253,12 @@ export function createAccountService(deps: AccountServiceDeps) {
     if (input.idempotencyKey) {
       const key = `connect-account:${input.idempotencyKey}`;
       const record: AccountIdempotencyRecord = { accountId: id, fingerprint: fingerprintOf(input), createTime: now };
-      for (let attempt = 0; ; attempt++) {
-        const existing = await store.claimIdempotency(environment, key, record);
-        if (!existing) break;
-        if (now.getTime() - existing.createTime.getTime() >= accountIdempotencyWindowMs) {
-          if (await store.replaceIdempotency(environment, key, existing.createTime, record)) break;
-          if (attempt < 3) continue;
-          throw new ConcurrentModificationError(`idempotency key "${input.idempotencyKey}"`);
-        }
-        if (existing.fingerprint !== record.fingerprint) {
-          throw new FailedPreconditionError(
-            "failed_precondition",
-            "IDEMPOTENCY_KEY_REUSED",
-            "idempotency_key: was used within 24 hours for a different request",
-            { field: "idempotency_key" },
-          );
-        }
+      const existing = await claimIdempotencyKey(store, environment, key, record, input.idempotencyKey);
+      if (existing) {
         const first = await store.get(environment, existing.accountId);
         if (first) return { account: toAccountView(first), replayed: true };
         // The first request stopped before it wrote its account: finish it under the same id.
         id = existing.accountId;
-        break;
       }
     }
     const account: Account = {

@@ -1,6 +1,12 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.js";
-import { ConcurrentModificationError, FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.js";
+import { FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.js";
+import {
+  claimIdempotencyKey,
+  type IdempotencyClaim,
+  type IdempotencyStore,
+  idempotencyWindowMs,
+} from "../idempotency.js";
 import { newId } from "../ids.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
 import { displayPrefix, generateSecret, hashSecret } from "./token-secret.js";
@@ -10,17 +16,14 @@ const hour = 3_600_000;
 export const defaultGraceMs = 24 * hour;
 export const maxGraceMs = 7 * 24 * hour;
 /** How long an idempotency key answers with the token it first created. */
-export const idempotencyWindowMs = 24 * hour;
+export { idempotencyWindowMs };
 
 /** What CreateToken remembers of a request under its idempotency key. */
-export interface IdempotencyRecord {
+export interface IdempotencyRecord extends IdempotencyClaim {
   tokenId: string;
-  /** Digest of the request, so a key reused for another request is refused. */
-  fingerprint: string;
-  createTime: Date;
 }
 
-export interface TokenStore {
+export interface TokenStore extends IdempotencyStore<IdempotencyRecord> {
   /** False when a token with that id exists. */
   insert(environment: string, token: Token): Promise<boolean>;
   get(environment: string, id: string): Promise<Token | undefined>;
@@ -36,15 +39,6 @@ export interface TokenStore {
     rotation: { rotateTime: Date; graceExpireTime: Date; successorId: string },
   ): Promise<Token | undefined>;
   remove(environment: string, id: string): Promise<void>;
-  /** Records `record` under `key` unless one is there: then returns the one that is. */
-  claimIdempotency(environment: string, key: string, record: IdempotencyRecord): Promise<IdempotencyRecord | undefined>;
-  /** Replaces the record under `key` if it is still the one created at `expectedCreateTime`. */
-  replaceIdempotency(
-    environment: string,
-    key: string,
-    expectedCreateTime: Date,
-    record: IdempotencyRecord,
-  ): Promise<boolean>;
 }
 
 /**
@@ -190,30 +184,13 @@ export function createTokenService(deps: TokenServiceDeps) {
     if (input.idempotencyKey) {
       const key = `create-token:${input.idempotencyKey}`;
       const record: IdempotencyRecord = { tokenId: id, fingerprint: fingerprintOf(caller, input), createTime: now };
-      for (let attempt = 0; ; attempt++) {
-        const existing = await store.claimIdempotency(environment, key, record);
-        if (!existing) break;
-        const stale = now.getTime() - existing.createTime.getTime() >= idempotencyWindowMs;
-        if (stale) {
-          // The key is free again: a new token under it, unless another request took it first.
-          if (await store.replaceIdempotency(environment, key, existing.createTime, record)) break;
-          if (attempt < 3) continue;
-          throw new ConcurrentModificationError(`idempotency key "${input.idempotencyKey}"`);
-        }
-        if (existing.fingerprint !== record.fingerprint) {
-          throw new FailedPreconditionError(
-            "failed_precondition",
-            "IDEMPOTENCY_KEY_REUSED",
-            "idempotency_key: was used within 24 hours for a different request",
-            { field: "idempotency_key" },
-          );
-        }
+      const existing = await claimIdempotencyKey(store, environment, key, record, input.idempotencyKey);
+      if (existing) {
         const first = await store.get(environment, existing.tokenId);
         if (first) return { token: first, replayed: true };
         // The first request stopped before it wrote its token (a purge removes the key with its
         // token, so this is not a purged one): finish it, under the same id.
         id = existing.tokenId;
-        break;
       }
     }
     const lifetime = input.ttlMs ?? (await deps.defaultLifetimeMs(environment));
