@@ -36,6 +36,8 @@ echo '"""buf.validate messages that roomkey'"'"'s protos import, generated from 
 cp "$py/buf/__init__.py" "$py/buf/validate/__init__.py"
 
 protoc -I proto -I proto-deps --doc_out=docs --doc_opt=markdown,api.md "${files[@]}"
+# Well-known types are not in the reference: link them to protobuf's own.
+sed -i -E 's#\]\(\#google-protobuf-([A-Za-z]+)\)#](https://protobuf.dev/reference/protobuf/google.protobuf/\#\L\1)#g' docs/api.md
 
 if [ "${1:-}" = "--check" ]; then
   ts=$(mktemp -d)

@@ -3,7 +3,7 @@ import { RoomkeyError } from "../domain/errors.js";
 
 /**
  * How roomkey answers input it cannot decode, on every service of both ports
- * (README "Undecodable input"): the client's bytes are at fault, so it is
+ * (docs/guide.md "Hostile and undecodable input"): the client's bytes are at fault, so it is
  * INVALID_ARGUMENT with reason REQUEST_MALFORMED, never INTERNAL, which stays
  * for roomkey's own faults. A request over its method's size limit is
  * RESOURCE_EXHAUSTED (REQUEST_TOO_LARGE) and an unsupported compression

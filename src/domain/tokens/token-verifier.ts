@@ -30,7 +30,7 @@ export interface TokenVerifierDeps {
   /**
    * How long "no such token" is remembered, so a secret tried again and again
    * costs one lookup. Each new well-formed secret still costs one (the
-   * checksum is no secret): see the README.
+   * checksum is no secret): see docs/guide.md, "API tokens".
    */
   negativeTtlMs: number;
   /** Bounds each cache, known tokens and unknown secrets apart: unknown ones never push out real ones. */

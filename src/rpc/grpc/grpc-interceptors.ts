@@ -40,7 +40,7 @@ export function metadataCap(maxBytes: number, logger: Logger): ServerInterceptor
  * Statuses grpc-js sends by itself when it cannot read a request, on every
  * service of the port (health and reflection included), and what roomkey
  * answers instead: the client's bytes are at fault, so INVALID_ARGUMENT,
- * never INTERNAL (README "Undecodable input").
+ * never INTERNAL (docs/guide.md "Hostile and undecodable input").
  */
 const libraryStatuses: readonly { code: status; details: RegExp }[] = [
   { code: status.INTERNAL, details: /^Failed to decompress message/ },
