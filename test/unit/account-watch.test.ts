@@ -3,7 +3,6 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import type { AccountEvent, AccountStatus } from "../../src/domain/accounts/accounts.js";
-import type { Environment } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { accountsChannel, createAccountWatch } from "../../src/events/account-watch.js";
 import type { EventBus } from "../../src/events/event-bus.js";
@@ -11,7 +10,15 @@ import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
 import { createAccountHandlers } from "../../src/rpc/handlers/account-handlers.js";
-import { asRoomkeyError, type Deferred, deferred, rejectionOf, settle, testPageTokens } from "./fakes.js";
+import {
+  asRoomkeyError,
+  type Deferred,
+  deferred,
+  environmentRecord,
+  rejectionOf,
+  settle,
+  testPageTokens,
+} from "../helpers/fakes.js";
 
 /** Pub/sub in memory: a payload goes through JSON, as over Redis, and reaches handlers at once. */
 class FakeEventBus implements EventBus {
@@ -189,22 +196,6 @@ describe("account watch", () => {
 describe("WatchAccounts behind the edge", () => {
   const adminKey = "a".repeat(40);
 
-  function environment(name: string): Environment {
-    const time = new Date(Date.UTC(2030, 0, 1));
-    return {
-      name,
-      displayName: name,
-      description: "",
-      settings: {},
-      builtIn: false,
-      state: "active",
-      dataKey: { wrapped: "v1.x.y.z", masterKeyId: "0" },
-      createTime: time,
-      updateTime: time,
-      version: 1,
-    };
-  }
-
   it("when the watcher falls too far behind, then the stream ends with RESOURCE_EXHAUSTED and reason WATCH_TOO_SLOW", async () => {
     const bus = new FakeEventBus();
     const accountWatch = createAccountWatch({ bus, maxBacklog: 2 });
@@ -222,7 +213,7 @@ describe("WatchAccounts behind the edge", () => {
           knownToExist: () => false,
         },
       }),
-      environments: { require: async (name) => environment(name) },
+      environments: { require: async (name) => environmentRecord(name) },
       validator: createValidator(),
       logger: pino({ level: "silent" }),
     });

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { BackendUnavailableError } from "../../src/domain/errors.js";
 import { createAvailabilityGate } from "../../src/storage/availability-gate.js";
 import { isMongoUnreachable } from "../../src/storage/mongo.js";
-import { asRoomkeyError, memoryLogger, rejectionOf, settle } from "./fakes.js";
+import { asRoomkeyError, memoryLogger, rejectionOf, settle } from "../helpers/fakes.js";
 
 class Unreachable extends Error {}
 

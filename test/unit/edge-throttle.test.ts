@@ -7,7 +7,7 @@ import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service
 import type { Principal } from "../../src/rpc/call-context.js";
 import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
 import { createFailureThrottle } from "../../src/rpc/failure-throttle.js";
-import { type Deferred, deferred, rejectionOf, settle } from "./fakes.js";
+import { type Deferred, deferred, rejectionOf, settle } from "../helpers/fakes.js";
 
 const adminKey = "admin-key-of-at-least-thirty-two-characters";
 const getEnvironment = EnvironmentService.method.getEnvironment;

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { bindingFor, createKeyring, DecryptionError, open, seal } from "../../src/domain/crypto/envelope.js";
-import { asRoomkeyError, errorOf } from "./fakes.js";
+import { asRoomkeyError, errorOf } from "../helpers/fakes.js";
 
 const key = randomBytes(32);
 const binding = bindingFor("env-a", "account", "acc-1", "credential");

@@ -10,24 +10,7 @@ import {
   incarnationOf,
 } from "../../src/domain/environments/environments.js";
 import { NotFoundError } from "../../src/domain/errors.js";
-import { type Deferred, deferred, fakeClock, rejectionOf, settle } from "./fakes.js";
-
-function environment(name: string, overrides: Partial<Environment> = {}): Environment {
-  const time = new Date(Date.UTC(2029, 11, 31));
-  return {
-    name,
-    displayName: name,
-    description: "",
-    settings: {},
-    builtIn: false,
-    state: "active",
-    dataKey: { wrapped: `wrapped-${name}-1`, masterKeyId: "test-master" },
-    createTime: time,
-    updateTime: time,
-    version: 1,
-    ...overrides,
-  };
-}
+import { type Deferred, deferred, environmentRecord, fakeClock, rejectionOf, settle } from "../helpers/fakes.js";
 
 class FakeSource implements EnvironmentSource {
   readonly records = new Map<string, Environment>();
@@ -76,7 +59,7 @@ function setup(missTtlMs = 1_000, options: { listTrustMs?: number } = {}) {
 describe("find", () => {
   it("when many callers look up an unknown name at once, then the source is asked once", async () => {
     const { directory, source } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     source.gate = deferred<void>();
 
     const finds = [1, 2, 3, 4, 5].map(() => directory.find("env-a"));
@@ -90,7 +73,7 @@ describe("find", () => {
 
   it("when a name was found once, then later finds do not ask the source again", async () => {
     const { directory, source } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
 
     await directory.find("env-a");
     await directory.find("env-a");
@@ -103,7 +86,7 @@ describe("find", () => {
     const { directory, source, clock } = setup(1_000);
 
     expect(await directory.find("env-a")).toBeUndefined();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     clock.advance(999);
     expect(await directory.find("env-a")).toBeUndefined();
     expect(source.gets).toEqual(["env-a"]);
@@ -115,7 +98,7 @@ describe("find", () => {
 
   it.each(["creating", "deleting"] as const)("when the record is %s, then find returns undefined", async (state) => {
     const { directory, source } = setup();
-    source.put(environment("env-a", { state }));
+    source.put(environmentRecord("env-a", { state }));
 
     expect(await directory.find("env-a")).toBeUndefined();
     expect(directory.names()).toEqual([]);
@@ -132,7 +115,7 @@ describe("apply", () => {
   it("when a created event arrives for a remembered miss, then the next find sees the environment at once", async () => {
     const { directory, source } = setup(60_000);
     expect(await directory.find("env-a")).toBeUndefined();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
 
     await directory.apply({ type: "created", name: "env-a" });
 
@@ -142,7 +125,7 @@ describe("apply", () => {
 
   it("when a deleted event arrives, then the environment is evicted and not reloaded within missTtlMs", async () => {
     const { directory, source } = setup(60_000);
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     await directory.find("env-a");
 
     await directory.apply({ type: "deleted", name: "env-a" });
@@ -154,7 +137,7 @@ describe("apply", () => {
 
   it("when a deleting event arrives, then the environment is no longer served", async () => {
     const { directory, source } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     await directory.find("env-a");
 
     await directory.apply({ type: "deleting", name: "env-a" });
@@ -164,9 +147,9 @@ describe("apply", () => {
 
   it("when an updated event arrives, then the new record replaces the cached one", async () => {
     const { directory, source } = setup();
-    source.put(environment("env-a", { displayName: "Old" }));
+    source.put(environmentRecord("env-a", { displayName: "Old" }));
     await directory.find("env-a");
-    source.put(environment("env-a", { displayName: "New", version: 2 }));
+    source.put(environmentRecord("env-a", { displayName: "New", version: 2 }));
 
     await directory.apply({ type: "updated", name: "env-a" });
 
@@ -177,12 +160,12 @@ describe("apply", () => {
 describe("refresh", () => {
   it("when refreshed, then the served set becomes exactly the active records", async () => {
     const { directory, source } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     await directory.find("env-a");
     source.records.clear();
-    source.put(environment("env-b"));
-    source.put(environment("env-c"));
-    source.put(environment("env-d", { state: "deleting" }));
+    source.put(environmentRecord("env-b"));
+    source.put(environmentRecord("env-c"));
+    source.put(environmentRecord("env-d", { state: "deleting" }));
 
     await directory.refresh();
 
@@ -193,7 +176,7 @@ describe("refresh", () => {
 
   it("when an event arrives while a refresh is in flight, then the older refresh result is dropped", async () => {
     const { directory, source } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     const refreshing = directory.refresh();
     await directory.apply({ type: "deleted", name: "env-a" });
     await refreshing;
@@ -205,7 +188,7 @@ describe("refresh", () => {
 describe("dataKey", () => {
   it("when the data key is asked for repeatedly, then it is unwrapped once", async () => {
     const { directory, source, unwrapped } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
 
     const first = await directory.dataKey("env-a");
     const second = await directory.dataKey("env-a");
@@ -219,10 +202,10 @@ describe("dataKey", () => {
 
   it("when the wrapped key changes, then the new one is unwrapped", async () => {
     const { directory, source, unwrapped } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     await directory.dataKey("env-a");
     source.put(
-      environment("env-a", { version: 2, dataKey: { wrapped: "wrapped-env-a-2", masterKeyId: "test-master" } }),
+      environmentRecord("env-a", { version: 2, dataKey: { wrapped: "wrapped-env-a-2", masterKeyId: "test-master" } }),
     );
     await directory.apply({ type: "updated", name: "env-a" });
 
@@ -240,8 +223,8 @@ describe("dataKey", () => {
 });
 
 describe("dataKey of one incarnation", () => {
-  const first = environment("env-a");
-  const second = environment("env-a", {
+  const first = environmentRecord("env-a");
+  const second = environmentRecord("env-a", {
     createTime: new Date(first.createTime.getTime() + 60_000),
     dataKey: { wrapped: "wrapped-env-a-second", masterKeyId: "test-master" },
   });
@@ -310,7 +293,7 @@ describe("dataKey of one incarnation", () => {
 describe("names a caller makes up", () => {
   it("when the full list is fresh, then a name not in it is no environment without asking the source", async () => {
     const { directory, source, clock } = setup(1_000, { listTrustMs: 4_000 });
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     await directory.refresh();
     for (let i = 0; i < 100; i++) expect(await directory.find(`made-up-${i}`)).toBeUndefined();
     expect(source.gets).toEqual([]);
@@ -324,7 +307,7 @@ describe("names a caller makes up", () => {
   it("when an environment is announced after the list was read, then it is found at once", async () => {
     const { directory, source } = setup(1_000, { listTrustMs: 4_000 });
     await directory.refresh();
-    source.put(environment("env-new"));
+    source.put(environmentRecord("env-new"));
     await directory.apply({ type: "created", name: "env-new" });
     expect((await directory.find("env-new"))?.name).toBe("env-new");
   });
@@ -340,9 +323,9 @@ describe("names a caller makes up", () => {
 describe("an environment made again under its name", () => {
   it("when a load finds a newer incarnation than the one held, then what was cached for the old one is dropped", async () => {
     const { directory, source, gone } = setup();
-    source.put(environment("env-a"));
+    source.put(environmentRecord("env-a"));
     await directory.find("env-a");
-    source.put(environment("env-a", { createTime: new Date(Date.UTC(2030, 0, 2)) }));
+    source.put(environmentRecord("env-a", { createTime: new Date(Date.UTC(2030, 0, 2)) }));
     await directory.apply({ type: "created", name: "env-a" });
     expect(gone).toEqual(["env-a"]);
   });

@@ -3,7 +3,7 @@ import { Code, ConnectError, createClient, createRouterTransport } from "@connec
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { notFound } from "../../src/domain/environments/environment-service.js";
-import type { Environment, EnvironmentChanges } from "../../src/domain/environments/environments.js";
+import type { EnvironmentChanges } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
@@ -12,39 +12,23 @@ import type { Principal } from "../../src/rpc/call-context.js";
 import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
 import { createEnvironmentHandlers, type EnvironmentHandlerDeps } from "../../src/rpc/handlers/environment-handlers.js";
 import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
-import { testPageTokens } from "./fakes.js";
+import { environmentRecord, testPageTokens } from "../helpers/fakes.js";
 
 const adminKey = "a".repeat(40);
 const tokenSecret = "rk_staging_fake";
-
-function environment(name: string): Environment {
-  const time = new Date(Date.UTC(2030, 0, 1));
-  return {
-    name,
-    displayName: name,
-    description: "",
-    settings: {},
-    builtIn: false,
-    state: "active",
-    dataKey: { wrapped: "v1.x.y.z", masterKeyId: "0" },
-    createTime: time,
-    updateTime: time,
-    version: 1,
-  };
-}
 
 /** Handlers behind the real edge, over connect-es's in-memory transport, with a fake domain. */
 function setup(scopes: string[] = []) {
   const updates: { name: string; changes: EnvironmentChanges }[] = [];
   const known = new Set(["staging"]);
   const environments: EnvironmentHandlerDeps["environments"] = {
-    create: async (name) => environment(name),
-    get: async (name) => environment(name),
+    create: async (name) => environmentRecord(name),
+    get: async (name) => environmentRecord(name),
     update: async (name, changes) => {
       updates.push({ name, changes });
-      return { ...environment(name), displayName: changes.displayName ?? name };
+      return { ...environmentRecord(name), displayName: changes.displayName ?? name };
     },
-    list: async () => ({ items: [environment("staging")], nextAfter: undefined }),
+    list: async () => ({ items: [environmentRecord("staging")], nextAfter: undefined }),
     remove: async () => undefined,
   };
   const integrations: EnvironmentHandlerDeps["integrations"] = {
@@ -73,7 +57,7 @@ function setup(scopes: string[] = []) {
     environments: {
       require: async (name) => {
         if (!known.has(name)) throw notFound(name);
-        return environment(name);
+        return environmentRecord(name);
       },
     },
     validator: createValidator(),

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { environmentHeader, parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
-import { asRoomkeyError, errorOf } from "./fakes.js";
+import { asRoomkeyError, errorOf } from "../helpers/fakes.js";
 
 describe("parseEnvironmentName", () => {
   it.each([

@@ -14,7 +14,7 @@ import {
   RoomkeyError,
 } from "../../src/domain/errors.js";
 import type { PageRequest } from "../../src/domain/paging.js";
-import { asRoomkeyError, fakeClock, rejectionOf } from "./fakes.js";
+import { asRoomkeyError, fakeClock, rejectionOf } from "../helpers/fakes.js";
 
 /** Yields to other pending calls, so concurrent callers really interleave. */
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));

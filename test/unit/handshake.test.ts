@@ -23,7 +23,7 @@ import {
   recordingEvents,
   rejectionOf,
   settle,
-} from "./fakes.js";
+} from "../helpers/fakes.js";
 
 const env = "env-a";
 const keyring = createKeyring(randomBytes(32));

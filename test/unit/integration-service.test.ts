@@ -9,7 +9,7 @@ import {
 } from "../../src/domain/integrations/integration-service.js";
 import type { CredentialCheck, Integration, IntegrationInput } from "../../src/domain/integrations/integrations.js";
 import type { PageRequest } from "../../src/domain/paging.js";
-import { asRoomkeyError, errorOf, fakeClock, rejectionOf } from "./fakes.js";
+import { asRoomkeyError, errorOf, fakeClock, rejectionOf } from "../helpers/fakes.js";
 
 class FakeIntegrationStore implements IntegrationStore {
   readonly records = new Map<string, Integration>();

@@ -2,7 +2,7 @@ import { Job, UnrecoverableError } from "bullmq";
 import { describe, expect, it } from "vitest";
 import { EnvironmentReplacedError, type IncarnationSource } from "../../src/domain/environments/environments.js";
 import { createJobRouter, type JobProcessor } from "../../workers/job-router.js";
-import { memoryLogger, rejectionOf } from "./fakes.js";
+import { memoryLogger, rejectionOf } from "../helpers/fakes.js";
 
 /** Environment records as the router reads them: name to current incarnation (absent: deleted). */
 function incarnations(current: Record<string, string>): IncarnationSource & { reads: number } {

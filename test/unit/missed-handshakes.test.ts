@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createMissedHandshakes } from "../../src/queue/missed-handshakes.js";
-import { deferred, memoryLogger, settle } from "./fakes.js";
+import { deferred, memoryLogger, settle } from "../helpers/fakes.js";
 
 function setup() {
   const requested: string[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createOrphanSweeper } from "../../workers/orphan-sweeper.js";
-import { memoryLogger } from "./fakes.js";
+import { memoryLogger } from "../helpers/fakes.js";
 
 function setup(databases: string[], records: string[]) {
   const calls: string[] = [];

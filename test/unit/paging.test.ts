@@ -11,7 +11,7 @@ import {
   resolvePageSize,
   toPage,
 } from "../../src/domain/paging.js";
-import { asRoomkeyError, rejectionOf } from "./fakes.js";
+import { asRoomkeyError, rejectionOf } from "../helpers/fakes.js";
 
 const base64url = (text: string) => Buffer.from(text, "utf8").toString("base64url");
 const accountId = "acc_01JABCDEFGHJKMNPQRSTVW";

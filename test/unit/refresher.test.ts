@@ -17,7 +17,7 @@ import {
   recordingEvents,
   rejectionOf,
   settle,
-} from "./fakes.js";
+} from "../helpers/fakes.js";
 
 const env = "env-a";
 const dataKey = createKeyring(randomBytes(32)).createDataKey(env).key;

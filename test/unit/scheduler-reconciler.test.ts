@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { JobSchedule, SchedulerRef, SchedulerState } from "../../src/queue/job-schedulers.js";
 import { createSchedulerReconciler, schedulerCheckBatch } from "../../workers/scheduler-reconciler.js";
-import { type Deferred, deferred, memoryLogger, rejectionOf, settle } from "./fakes.js";
+import { type Deferred, deferred, memoryLogger, rejectionOf, settle } from "../helpers/fakes.js";
 
 const schedules: JobSchedule[] = [
   { kind: "handshake", name: "sweep-connecting", everyMs: 30_000 },

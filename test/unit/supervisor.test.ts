@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EnvironmentState } from "../../src/domain/environments/environments.js";
 import type { QueueKind } from "../../src/queue/queue-names.js";
 import { createWorkerSupervisor, type RunningWorker } from "../../workers/supervisor.js";
-import { type Deferred, deferred, memoryLogger, settle } from "./fakes.js";
+import { type Deferred, deferred, memoryLogger, settle } from "../helpers/fakes.js";
 
 class FakeWorker implements RunningWorker {
   readonly closeCalls: (boolean | undefined)[] = [];

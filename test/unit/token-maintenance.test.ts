@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createTokenMaintenance, type TokenMaintenanceStore } from "../../src/domain/tokens/token-maintenance.js";
 import type { IdempotencyRecord } from "../../src/domain/tokens/token-service.js";
 import type { Token } from "../../src/domain/tokens/tokens.js";
-import { fakeClock } from "./fakes.js";
+import { fakeClock } from "../helpers/fakes.js";
 
 const hour = 3_600_000;
 const day = 24 * hour;

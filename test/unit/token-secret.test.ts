@@ -2,7 +2,7 @@ import { crc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { base62Alphabet, base62Fixed, newId, randomBase62 } from "../../src/domain/ids.js";
 import { displayPrefix, generateSecret, hashSecret, inspectSecret } from "../../src/domain/tokens/token-secret.js";
-import { errorOf } from "./fakes.js";
+import { errorOf } from "../helpers/fakes.js";
 
 const secretShape = (environment: string) => new RegExp(`^rk_${environment}_[0-9A-Za-z]{54}$`);
 

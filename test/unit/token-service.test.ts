@@ -12,7 +12,7 @@ import {
   type TokenStore,
 } from "../../src/domain/tokens/token-service.js";
 import { stateAt, type Token, type TokenState } from "../../src/domain/tokens/tokens.js";
-import { asRoomkeyError, fakeClock, rejectionOf } from "./fakes.js";
+import { asRoomkeyError, fakeClock, rejectionOf } from "../helpers/fakes.js";
 
 const hour = 3_600_000;
 const day = 24 * hour;
@@ -200,7 +200,7 @@ function record(overrides: Partial<Token> = {}): Token {
     id: `tok_seed${String(seeded).padStart(18, "0")}`,
     environment: "staging",
     name: `seeded ${seeded}`,
-    scopes: ["tokens.read", "tokens.write"],
+    scopes: ["tokens:read", "tokens:write"],
     hash: createHash("sha256").update(`seed-${seeded}`).digest("hex"),
     displayPrefix: "rk_staging_seed…",
     createTime: new Date(Date.UTC(2029, 11, 31)),
@@ -217,7 +217,7 @@ describe("create", () => {
 
     const { token, secret, replayed } = await service.create("staging", admin, {
       name: "ci",
-      scopes: ["tokens.read"],
+      scopes: ["tokens:read"],
       idempotencyKey: "key-1",
     });
 
@@ -227,7 +227,7 @@ describe("create", () => {
     expect(createHash("sha256").update(secret).digest("hex")).toBe(store.stored("staging", token.id).hash);
     expect(store.stored("staging", token.id)).toMatchObject({
       name: "ci",
-      scopes: ["tokens.read"],
+      scopes: ["tokens:read"],
       createdBy: "admin",
       state: "active",
       version: 1,
@@ -246,7 +246,7 @@ describe("create", () => {
 
   it("when a token is created, then its hash is announced so that every replica's filter lets it through", async () => {
     const { service, published } = setup();
-    const { token } = await service.create("staging", admin, { name: "ci", scopes: ["tokens.read"] });
+    const { token } = await service.create("staging", admin, { name: "ci", scopes: ["tokens:read"] });
     expect(published).toEqual([{ environment: "staging", hash: token.hash }]);
   });
 
@@ -255,36 +255,36 @@ describe("create", () => {
 
     const error = asRoomkeyError(
       await rejectionOf(
-        service.create("staging", tokenCaller(["tokens.read"]), { name: "x", scopes: ["tokens.read", "tokens.write"] }),
+        service.create("staging", tokenCaller(["tokens:read"]), { name: "x", scopes: ["tokens:read", "tokens:write"] }),
       ),
     );
 
     expect(error).toMatchObject({
       kind: "permission_denied",
       reason: "SCOPE_MISSING",
-      metadata: { scope: "tokens.write" },
+      metadata: { scope: "tokens:write" },
     });
-    expect(error.message).toContain("tokens.write");
+    expect(error.message).toContain("tokens:write");
     expect(store.inserts).toBe(0);
   });
 
   it("when a token caller grants a subset of its scopes, then the token is created with them, by that caller", async () => {
     const { service, store } = setup();
 
-    const { token } = await service.create("staging", tokenCaller(["tokens.read", "tokens.write"], "tok_parent"), {
+    const { token } = await service.create("staging", tokenCaller(["tokens:read", "tokens:write"], "tok_parent"), {
       name: "child",
-      scopes: ["tokens.read"],
+      scopes: ["tokens:read"],
     });
 
-    expect(store.stored("staging", token.id)).toMatchObject({ scopes: ["tokens.read"], createdBy: "tok_parent" });
+    expect(store.stored("staging", token.id)).toMatchObject({ scopes: ["tokens:read"], createdBy: "tok_parent" });
   });
 
   it("when the admin grants any scopes, then the token is created with them", async () => {
     const { service, store } = setup();
 
-    const { token } = await service.create("staging", admin, { name: "all", scopes: ["a.b", "c.d", "tokens.write"] });
+    const { token } = await service.create("staging", admin, { name: "all", scopes: ["a.b", "c.d", "tokens:write"] });
 
-    expect(store.stored("staging", token.id).scopes).toEqual(["a.b", "c.d", "tokens.write"]);
+    expect(store.stored("staging", token.id).scopes).toEqual(["a.b", "c.d", "tokens:write"]);
   });
 
   it("when a ttl is given, then the token expires ttl after now, ahead of the environment default", async () => {

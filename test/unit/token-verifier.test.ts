@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { generateSecret, hashSecret } from "../../src/domain/tokens/token-secret.js";
 import { createTokenVerifier, type TokenLookup, type UsageSink } from "../../src/domain/tokens/token-verifier.js";
 import type { Token } from "../../src/domain/tokens/tokens.js";
-import { type Deferred, deferred, fakeClock, settle } from "./fakes.js";
+import { type Deferred, deferred, fakeClock, settle } from "../helpers/fakes.js";
 
 const ttlMs = 60_000;
 const negativeTtlMs = 5_000;
@@ -82,7 +82,7 @@ function setup(options: { maxEntries?: number; environments?: string[]; filter?:
       id: `tok_${String(count).padStart(22, "0")}`,
       environment,
       name: `token ${count}`,
-      scopes: ["tokens.read"],
+      scopes: ["tokens:read"],
       hash: hashSecret(secret),
       displayPrefix: "",
       createTime: clock.now(),
@@ -161,7 +161,7 @@ describe("caching", () => {
       const result = await verifier.verify(secret, "staging");
       expect(result).toMatchObject({ status: "valid", environment: "staging", inGrace: false });
       expect(result.token?.id).toBe(token.id);
-      expect([...(result.token?.scopes ?? [])]).toEqual(["tokens.read"]);
+      expect([...(result.token?.scopes ?? [])]).toEqual(["tokens:read"]);
     }
     expect(lookup.calls).toEqual([{ environment: "staging", hash: token.hash }]);
     expect(verifier.size()).toBe(1);

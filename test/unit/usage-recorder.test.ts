@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createUsageRecorder, type UsageWriter } from "../../src/domain/tokens/usage-recorder.js";
-import { memoryLogger } from "./fakes.js";
+import { memoryLogger } from "../helpers/fakes.js";
 
 class FakeWriter implements UsageWriter {
   readonly writes: { environment: string; lastUsed: Record<string, number> }[] = [];

@@ -9,7 +9,7 @@ import {
   transitionsCollection,
   type WriteGuard,
 } from "../../src/storage/versioned.js";
-import { rejectionOf } from "./fakes.js";
+import { rejectionOf } from "../helpers/fakes.js";
 
 type Stored = Document & { _id: string };
 

@@ -4,7 +4,7 @@ import type { AccountEvents, AccountStore } from "../../src/domain/accounts/acco
 import type { Account, AccountEvent } from "../../src/domain/accounts/accounts.js";
 import type { OAuthClient, TokenOutcome } from "../../src/domain/accounts/oauth.js";
 import type { Clock } from "../../src/domain/clock.js";
-import { EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
+import { type Environment, EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import type { OAuth2Settings } from "../../src/domain/integrations/integrations.js";
 import { createPageTokens, type PageTokens } from "../../src/domain/paging.js";
@@ -205,4 +205,22 @@ export function fakeOAuthClient(answers: {
 /** Real page tokens under a random key, every environment in its first incarnation. */
 export function testPageTokens(): PageTokens {
   return createPageTokens({ key: randomBytes(32), incarnation: () => "1" });
+}
+
+/** An environment record as the directory and the handlers see it: active, built on 2030-01-01. */
+export function environmentRecord(name: string, overrides: Partial<Environment> = {}): Environment {
+  const time = new Date(Date.UTC(2030, 0, 1));
+  return {
+    name,
+    displayName: name,
+    description: "",
+    settings: {},
+    builtIn: false,
+    state: "active",
+    dataKey: { wrapped: `wrapped-${name}-1`, masterKeyId: "test-master" },
+    createTime: time,
+    updateTime: time,
+    version: 1,
+    ...overrides,
+  };
 }
