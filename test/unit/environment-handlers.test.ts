@@ -1,26 +1,17 @@
-import { createValidator } from "@bufbuild/protovalidate";
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
-import { pino } from "pino";
+import { Code, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { notFound } from "../../src/domain/environments/environment-service.js";
 import type { EnvironmentChanges } from "../../src/domain/environments/environments.js";
-import { RoomkeyError } from "../../src/domain/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
-import type { Principal } from "../../src/rpc/call-context.js";
-import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
 import { createEnvironmentHandlers, type EnvironmentHandlerDeps } from "../../src/rpc/handlers/environment-handlers.js";
 import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
 import { environmentRecord, testPageTokens } from "../helpers/fakes.js";
-
-const adminKey = "a".repeat(40);
-const tokenSecret = "rk_staging_fake";
+import { adminKey, failure, headers, routerFor, tokenSecret } from "../helpers/router.js";
 
 /** Handlers behind the real edge, over connect-es's in-memory transport, with a fake domain. */
 function setup(scopes: string[] = []) {
   const updates: { name: string; changes: EnvironmentChanges }[] = [];
-  const known = new Set(["staging"]);
   const environments: EnvironmentHandlerDeps["environments"] = {
     create: async (name) => environmentRecord(name),
     get: async (name) => environmentRecord(name),
@@ -41,55 +32,25 @@ function setup(scopes: string[] = []) {
     list: async () => ({ items: [], nextAfter: undefined }),
     remove: async () => undefined,
   };
-  const token: Principal = { kind: "token", tokenId: "tok_1", scopes: new Set(scopes), environment: "staging" };
-  const edge = createEdge({
-    authenticator: createAuthenticator({
-      adminKey,
-      tokens: {
-        authenticate: async (secret) => {
-          if (secret !== tokenSecret) throw new RoomkeyError("unauthenticated", "CREDENTIALS_INVALID", "unknown token");
-          return token;
-        },
-        authenticateFromMemory: () => undefined,
-        knownToExist: () => false,
-      },
-    }),
-    environments: {
-      require: async (name) => {
-        if (!known.has(name)) throw notFound(name);
-        return environmentRecord(name);
-      },
+  const { transport, edge } = routerFor(
+    (router, made) => {
+      router.service(
+        EnvironmentService,
+        made.wrap(
+          EnvironmentService,
+          createEnvironmentHandlers({ environments, integrations, pages: testPageTokens() }),
+        ),
+      );
+      router.service(TokenService, made.wrap(TokenService, unimplementedService(TokenService)));
     },
-    validator: createValidator(),
-    logger: pino({ level: "silent" }),
-  });
-  const transport = createRouterTransport((router) => {
-    router.service(
-      EnvironmentService,
-      edge.wrap(EnvironmentService, createEnvironmentHandlers({ environments, integrations, pages: testPageTokens() })),
-    );
-    router.service(TokenService, edge.wrap(TokenService, unimplementedService(TokenService)));
-  });
+    { scopes },
+  );
   return {
     updates,
     edge,
     environments: createClient(EnvironmentService, transport),
     tokens: createClient(TokenService, transport),
   };
-}
-
-const headers = (secret = adminKey, env = "staging") => ({
-  "roomkey-environment": env,
-  authorization: `Bearer ${secret}`,
-});
-
-async function failure(promise: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await promise;
-  } catch (error) {
-    return ConnectError.from(error);
-  }
-  throw new Error("expected the call to fail");
 }
 
 describe("EnvironmentService handlers behind the edge", () => {
