@@ -1,0 +1,183 @@
+import { createValidator } from "@bufbuild/protovalidate";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "pino";
+import { sleep } from "../async.js";
+import type { Config } from "../config.js";
+import type { Clock } from "../domain/clock.js";
+import { isEnvironmentName } from "../domain/environments/environment-name.js";
+import { AccountService } from "../gen/roomkey/v1/account_service_pb.js";
+import { EnvironmentService } from "../gen/roomkey/v1/environment_service_pb.js";
+import { TokenService } from "../gen/roomkey/v1/token_service_pb.js";
+import { createHealthMonitor } from "../health/health-monitor.js";
+import { createAuthenticator, createEdge } from "../rpc/edge.js";
+import { createFailureThrottle } from "../rpc/failure-throttle.js";
+import { createAccountHandlers } from "../rpc/handlers/account-handlers.js";
+import { createEnvironmentHandlers } from "../rpc/handlers/environment-handlers.js";
+import { createTokenHandlers } from "../rpc/handlers/token-handlers.js";
+import { bindService, startTransports } from "../rpc/servers.js";
+import { createTokenAuthenticator } from "../rpc/token-authenticator.js";
+import { deploymentCollection, environmentsCollection } from "../storage/environment-repository.js";
+import { ensureCollections } from "../storage/mongo.js";
+import { transitionsCollection } from "../storage/versioned.js";
+import type { Clients } from "./clients.js";
+import { type Services, tokensChannel } from "./services.js";
+
+export interface Api {
+  grpcPort: number;
+  httpPort: number;
+  /** Resolves once the default environments exist and health says SERVING. */
+  ready: Promise<void>;
+  /** Stops taking calls and waits for those in flight, within the budget; true if they all finished. */
+  close(budgetMs: number): Promise<boolean>;
+}
+
+/** Stage 3 (roles api and all): token invalidations, usage flushes, the edge, both servers and the bootstrap. */
+export async function startApi(
+  config: Config,
+  clients: Clients,
+  services: Services,
+  logger: Logger,
+  clock: Clock,
+  stopping: AbortSignal,
+  cleanups: (() => unknown)[],
+): Promise<Api> {
+  const { subscriber, redis, mongoGate, mongoReady } = clients;
+  const { bus, verifier, usage, directory, environmentService, environments, databases, control, pages } = services;
+  cleanups.push(
+    bus.subscribe(tokensChannel, (payload) => {
+      const { hash, environment } = (payload ?? {}) as { hash?: unknown; environment?: unknown };
+      if (typeof hash !== "string") return;
+      verifier.invalidate(
+        hash,
+        typeof environment === "string" && isEnvironmentName(environment) ? environment : undefined,
+      );
+    }),
+  );
+  // Invalidations sent while the subscriber was disconnected are lost: forget everything it may have missed.
+  const onResubscribed = () => verifier.clear();
+  subscriber.on("ready", onResubscribed);
+  cleanups.push(() => subscriber.off("ready", onResubscribed));
+  const usageTimer = setInterval(() => {
+    if (usage.busy()) return;
+    usage.flush().catch((error: unknown) => logger.warn({ err: error }, "usage flush failed"));
+  }, config.ROOMKEY_USAGE_FLUSH_MS);
+  cleanups.push(
+    () => clearInterval(usageTimer),
+    () => usage.flush(),
+  );
+
+  const edge = createEdge({
+    authenticator: createAuthenticator({
+      adminKey: config.ROOMKEY_ADMIN_KEY,
+      tokens: createTokenAuthenticator(verifier),
+    }),
+    throttle: createFailureThrottle({
+      perMinute: config.ROOMKEY_AUTH_FAILURES_PER_MINUTE,
+      burst: config.ROOMKEY_AUTH_FAILURE_BURST,
+      maxPeers: 100_000,
+      now: () => clock.now().getTime(),
+    }),
+    environments: directory,
+    validator: createValidator({ failFast: true }),
+    fullValidator: createValidator(),
+    logger,
+  });
+  const bindings = [
+    bindService(
+      EnvironmentService,
+      edge.wrap(
+        EnvironmentService,
+        createEnvironmentHandlers({
+          environments: environmentService,
+          integrations: services.integrationService,
+          pages,
+        }),
+      ),
+    ),
+    bindService(
+      TokenService,
+      edge.wrap(
+        TokenService,
+        createTokenHandlers({ tokens: services.tokenService, verifier, pages, now: () => clock.now().getTime() }),
+      ),
+    ),
+    bindService(
+      AccountService,
+      edge.wrap(
+        AccountService,
+        createAccountHandlers({ accounts: services.accountService, watch: services.accountWatch.watch, pages }),
+      ),
+    ),
+  ];
+  const serviceNames = bindings.map((b) => b.service.typeName);
+  const health = new HealthImplementation(Object.fromEntries(["", ...serviceNames].map((s) => [s, "NOT_SERVING"])));
+  const monitor = createHealthMonitor({
+    health,
+    services: serviceNames,
+    probes: [
+      // The gate's ping: health and the gate agree, and the gate learns every second.
+      { name: "mongodb", check: () => mongoGate.probe() },
+      { name: "redis", check: () => redis.ping() },
+    ],
+    intervalMs: 1_000,
+    timeoutMs: 1_000,
+    logger,
+  });
+  const transports = await startTransports(
+    {
+      host: config.ROOMKEY_HOST,
+      port: config.ROOMKEY_GRPC_PORT,
+      bindings,
+      admit: edge.admit,
+      health,
+      maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+      maxMetadataBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+      maxConcurrentStreams: config.ROOMKEY_MAX_CONCURRENT_STREAMS,
+      logger,
+      shutdownSignal: stopping,
+    },
+    {
+      host: config.ROOMKEY_HOST,
+      port: config.ROOMKEY_HTTP_PORT,
+      bindings,
+      admit: edge.admit,
+      maxMessageBytes: config.ROOMKEY_MAX_MESSAGE_BYTES,
+      maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
+      logger,
+      shutdownSignal: stopping,
+    },
+  );
+  const { grpcPort, httpPort } = transports;
+  logger.info({ grpcPort, httpPort, host: config.ROOMKEY_HOST }, "listening");
+  await monitor.start();
+
+  // Bootstrap in the background, retried until MongoDB answers; health says NOT_SERVING until done.
+  const ready = (async () => {
+    await mongoReady;
+    for (let attempt = 1; !stopping.aborted; attempt++) {
+      try {
+        await ensureCollections(control, [environmentsCollection, deploymentCollection, transitionsCollection]);
+        await environmentService.bootstrap(config.ROOMKEY_DEFAULT_ENVIRONMENTS);
+        // Collections and indexes a newer release declares, for environments made before it.
+        await Promise.all((await environments.listActive()).map((env) => databases.provision(env.name)));
+        await directory.refresh();
+        monitor.markReady();
+        return;
+      } catch (error) {
+        logger.warn({ err: error, attempt }, "bootstrap failed; retrying");
+        await sleep(Math.min(5_000, 250 * attempt));
+      }
+    }
+  })();
+
+  return {
+    grpcPort,
+    httpPort,
+    ready,
+    close(budgetMs) {
+      monitor.markStopping();
+      edge.stop();
+      return transports.close(() => edge.idle(), budgetMs);
+    },
+  };
+}

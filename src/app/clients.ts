@@ -1,0 +1,80 @@
+import { Redis } from "ioredis";
+import type { MongoClient } from "mongodb";
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import type { Clock } from "../domain/clock.js";
+import { type AvailabilityGate, createAvailabilityGate } from "../storage/availability-gate.js";
+import {
+  connectWithRetry,
+  createMongoClient,
+  driverSeesNoServer,
+  isMongoUnreachable,
+  mongoPing,
+} from "../storage/mongo.js";
+import type { Role } from "./roomkey.js";
+
+/** One MongoClient and three Redis connections per process, and the gate that says when MongoDB is down. */
+export interface Clients {
+  mongo: MongoClient;
+  /** Commands fail fast while Redis is down (the API answers UNAVAILABLE). */
+  redis: Redis;
+  /** For BullMQ workers, which wait for Redis instead. */
+  workerRedis: Redis;
+  /** Subscribed to pub/sub channels; can do nothing else. */
+  subscriber: Redis;
+  /** While pings say MongoDB cannot be reached, repository calls fail at once with UNAVAILABLE. */
+  mongoGate: AvailabilityGate;
+  /** Resolves once MongoDB answered the first time (or the process stopped trying). */
+  mongoReady: Promise<void>;
+  /** Closes every connection. */
+  close(): Promise<void>;
+}
+
+/** Stage 1: the connections, opened in the background; nothing waits for them here. */
+export function openClients(config: Config, role: Role, logger: Logger, clock: Clock, stopping: AbortSignal): Clients {
+  const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`);
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
+  const subscriber = new Redis(config.REDIS_URL, { lazyConnect: true });
+  const connections = { redis, workerRedis, subscriber };
+  for (const [name, connection] of Object.entries(connections)) {
+    connection.on("error", (error) => logger.debug({ err: error, connection: name }, "redis connection error"));
+    connection.connect().catch((error: unknown) => logger.warn({ err: error, connection: name }, "redis unreachable"));
+  }
+
+  let mongoConnected = false;
+  // The driver's monitor notices a dead server first: the gate pings at once then.
+  const noServer = driverSeesNoServer(mongo, (gone) => {
+    if (gone) mongoGate.probe().catch(() => undefined);
+  });
+  const mongoGate = createAvailabilityGate({
+    backend: "MongoDB",
+    ping: mongoPing(mongo, () => mongoConnected),
+    isUnreachable: isMongoUnreachable,
+    unreachableNow: noServer,
+    pingTimeoutMs: 1_000,
+    recheckMs: 1_000,
+    clock,
+    logger,
+  });
+  const mongoReady = connectWithRetry(mongo, stopping, (error, attempt) =>
+    logger.warn({ err: error, attempt }, "MongoDB unreachable; retrying"),
+  ).then(async (connected) => {
+    mongoConnected = connected;
+    // Pings before the connection closed the gate: open it now, not at the next ping.
+    if (connected) await mongoGate.probe().catch(() => undefined);
+  });
+
+  return {
+    mongo,
+    redis,
+    workerRedis,
+    subscriber,
+    mongoGate,
+    mongoReady,
+    async close() {
+      for (const connection of Object.values(connections)) connection.disconnect();
+      await mongo.close();
+    },
+  };
+}

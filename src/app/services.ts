@@ -1,0 +1,222 @@
+import type { Logger } from "pino";
+import type { Config } from "../config.js";
+import { createAccountService } from "../domain/accounts/account-service.js";
+import type { Clock } from "../domain/clock.js";
+import { createKeyring, derivePurposeKey } from "../domain/crypto/envelope.js";
+import { createEnvironmentDirectory } from "../domain/environments/environment-directory.js";
+import { createEnvironmentService } from "../domain/environments/environment-service.js";
+import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
+import { createIntegrationService } from "../domain/integrations/integration-service.js";
+import { createPageTokens } from "../domain/paging.js";
+import { createTokenService } from "../domain/tokens/token-service.js";
+import { createTokenVerifier } from "../domain/tokens/token-verifier.js";
+import { createUsageRecorder } from "../domain/tokens/usage-recorder.js";
+import { createAccountWatch } from "../events/account-watch.js";
+import { createEventBus } from "../events/event-bus.js";
+import { createHttpOAuthClient } from "../providers/http-oauth-client.js";
+import { createOutboundHttp, type HostResolver } from "../providers/outbound-http.js";
+import { createJobProducer } from "../queue/job-producer.js";
+import { createProducers } from "../queue/producers.js";
+import { createQueueRegistry } from "../queue/queue-registry.js";
+import { maxProviderRetryAfterMs } from "../queue/retry-policy.js";
+import {
+  accountKeysCollection,
+  accountsCollection,
+  createAccountCounter,
+  createAccountRepository,
+  oauthStatesCollection,
+} from "../storage/account-repository.js";
+import { createEnvironmentDatabases } from "../storage/environment-databases.js";
+import { createEnvironmentRepository } from "../storage/environment-repository.js";
+import { createIntegrationRepository, integrationsCollection } from "../storage/integration-repository.js";
+import { databaseNames } from "../storage/mongo.js";
+import {
+  createTokenRepository,
+  idempotencyCollection,
+  tokensCollection,
+  tokenUsageCollection,
+} from "../storage/token-repository.js";
+import { transitionsCollection } from "../storage/versioned.js";
+import type { Clients } from "./clients.js";
+
+/** The pub/sub channels replicas and workers follow. */
+export const environmentsChannel = "environments";
+export const tokensChannel = "tokens";
+
+/** What tests replace of the outside world. */
+export interface RoomkeySeams {
+  /** DNS for provider calls (the outbound guard); the system's by default. */
+  resolveHost?: HostResolver;
+}
+
+export type Services = ReturnType<typeof composeServices>;
+
+/** Stage 2: repositories behind the MongoDB gate, queues, pub/sub and the domain services. */
+export function composeServices(config: Config, clients: Clients, logger: Logger, clock: Clock, seams: RoomkeySeams) {
+  const { mongo, redis, subscriber, mongoGate } = clients;
+  const { guard } = mongoGate;
+  const names = databaseNames(config.ROOMKEY_DB_PREFIX);
+  const control = mongo.db(names.control);
+  const environments = guard(createEnvironmentRepository(control));
+  const environmentDatabases = createEnvironmentDatabases(mongo, names, [
+    integrationsCollection,
+    accountsCollection,
+    accountKeysCollection,
+    oauthStatesCollection,
+    tokensCollection,
+    idempotencyCollection,
+    tokenUsageCollection,
+    transitionsCollection,
+  ]);
+  const databases = guard({
+    provision: (name: string) => environmentDatabases.provision(name),
+    drop: (name: string) => environmentDatabases.drop(name),
+    listWithDatabase: () => environmentDatabases.listWithDatabase(),
+  });
+  const tokenRepository = guard(createTokenRepository(environmentDatabases));
+  const accounts = guard(createAccountCounter(environmentDatabases));
+  const accountRepository = guard(createAccountRepository(environmentDatabases, environments));
+  const integrationRepository = guard(createIntegrationRepository(environmentDatabases));
+  const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
+  const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
+
+  const masterKey = Buffer.from(config.ROOMKEY_MASTER_KEY, "base64");
+  const keyring = createKeyring(masterKey);
+  // Tokens cached for an environment go with it (`verifier` is made below; called only later).
+  const directory = createEnvironmentDirectory({
+    source: environments,
+    keyring,
+    clock,
+    listTrustMs: 2 * config.ROOMKEY_ENVIRONMENT_REFRESH_MS,
+    onGone: (name) => verifier.invalidateEnvironment(name),
+  });
+  const environmentService = createEnvironmentService({
+    store: environments,
+    resources: {
+      assertQueuesReachable: () => queues.assertReachable(),
+      provision: (name) => databases.provision(name),
+      dropDatabase: (name) => databases.drop(name),
+      removeQueues: (name) => queues.removeEnvironment(name),
+    },
+    accounts,
+    keyring,
+    events: {
+      async publish(event) {
+        // This replica first, then the others.
+        await directory.apply(event).catch((error: unknown) => logger.warn({ err: error }, "directory update failed"));
+        await bus.publish(environmentsChannel, event);
+      },
+    },
+    clock,
+  });
+
+  // Tokens: verification from an in-process cache, invalidated on every replica through pub/sub.
+  const environmentExists = async (name: string) => (await directory.find(name)) !== undefined;
+  const usage = createUsageRecorder({ writer: tokenRepository, environmentExists, logger });
+  const verifier = createTokenVerifier({
+    lookup: tokenRepository,
+    knownHashes: tokenRepository,
+    environmentExists,
+    environmentKnown: (name) => directory.has(name),
+    usage,
+    clock,
+    ttlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
+    negativeTtlMs: 5_000,
+    maxEntries: 100_000,
+  });
+  const invalidations = {
+    async publish(environment: string, hash: string) {
+      verifier.invalidate(hash, environment);
+      return bus.publish(tokensChannel, { environment, hash });
+    },
+  };
+  const jobs = createJobProducer(queues);
+  const producers = createProducers({
+    queues,
+    jobs,
+    redis,
+    incarnationFor: async (environment, given) => given ?? incarnationOf(await directory.require(environment)),
+    clock,
+    logger,
+  });
+  const tokenService = createTokenService({
+    store: tokenRepository,
+    invalidations,
+    retirements: producers.retirements,
+    defaultLifetimeMs: async (name) => (await directory.require(name)).settings.defaultTokenLifetimeMs,
+    cacheTtlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
+    clock,
+    warn: (message, details) => logger.warn(details, message),
+  });
+
+  // Every request to a URL an integration names goes through this guard.
+  const outbound = createOutboundHttp({
+    allow: config.ROOMKEY_OUTBOUND_ALLOW,
+    timeoutMs: config.ROOMKEY_PROVIDER_TIMEOUT_MS,
+    ...(seams.resolveHost ? { resolve: seams.resolveHost } : {}),
+  });
+  const integrationService = createIntegrationService({
+    store: integrationRepository,
+    accounts,
+    keys: { dataKey: (name) => directory.dataKey(name) },
+    destinations: outbound,
+    clock,
+  });
+
+  // Accounts: handshakes on the environment's queue, status changes over pub/sub.
+  const accountWatch = createAccountWatch({ bus, maxBacklog: 1_000 });
+  const accountSettings = async (name: string) => {
+    const settings = effectiveSettings((await directory.require(name)).settings);
+    return {
+      refreshMarginMs: settings.oauthRefreshMarginMs,
+      refreshTokenKeepaliveMs: settings.refreshTokenKeepaliveMs,
+    };
+  };
+  const providerOptions = { send: outbound.send, maxRetryAfterMs: maxProviderRetryAfterMs };
+  const oauthClient = createHttpOAuthClient(providerOptions);
+  const accountService = createAccountService({
+    store: accountRepository,
+    integrations: integrationRepository,
+    keys: directory,
+    events: accountWatch.events,
+    handshakes: producers.handshakes,
+    refreshes: producers.refreshes,
+    refreshMarginMs: async (name) => (await accountSettings(name)).refreshMarginMs,
+    refreshWaitMs: Math.max(15_000, 2 * config.ROOMKEY_PROVIDER_TIMEOUT_MS),
+    clock,
+    warn: (message, details) => logger.warn(details, message),
+  });
+
+  // Page tokens carry a MAC under a key every replica derives alike, bound to the environment's incarnation.
+  const pages = createPageTokens({
+    key: derivePurposeKey(masterKey, "page-tokens"),
+    incarnation: async (name) => String((await directory.require(name)).createTime.getTime()),
+  });
+
+  return {
+    control,
+    environments,
+    environmentDatabases,
+    databases,
+    tokenRepository,
+    accountRepository,
+    integrationRepository,
+    queues,
+    bus,
+    directory,
+    environmentService,
+    usage,
+    verifier,
+    invalidations,
+    producers,
+    tokenService,
+    outbound,
+    integrationService,
+    accountWatch,
+    accountSettings,
+    providerOptions,
+    oauthClient,
+    accountService,
+    pages,
+  };
+}

@@ -1,0 +1,198 @@
+import { writeFileSync } from "node:fs";
+import type { Logger } from "pino";
+import { handshakeProcessors, retryAfterOf } from "../../workers/handshake.worker.js";
+import { startMaintenance } from "../../workers/maintenance.js";
+import { createOrphanSweeper } from "../../workers/orphan-sweeper.js";
+import { rotationProcessors, tokenSweepEveryMs } from "../../workers/rotation.worker.js";
+import { createSchedulerReconciler } from "../../workers/scheduler-reconciler.js";
+import { createWorkerSupervisor } from "../../workers/supervisor.js";
+import { createWorkerFactory } from "../../workers/worker-factory.js";
+import type { Config } from "../config.js";
+import { createConnectingSweep, createHandshakes } from "../domain/accounts/handshake.js";
+import { createHandshakeSweep } from "../domain/accounts/handshake-sweep.js";
+import { createRefresher, createRefreshSweep } from "../domain/accounts/refresher.js";
+import type { Clock } from "../domain/clock.js";
+import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
+import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
+import { createHttpCredentialChecker } from "../providers/http-credential-checker.js";
+import { createJobSchedulers, type JobSchedule } from "../queue/job-schedulers.js";
+import { handshakeJobId } from "../queue/queue-names.js";
+import { providerBackoffMs } from "../queue/retry-policy.js";
+import { claimRetentionMs, purgeTransitions } from "../storage/versioned.js";
+import type { Clients } from "./clients.js";
+import { environmentsChannel, type Services } from "./services.js";
+
+/** A `deleting` record untouched for this long was abandoned mid-way; the workers finish it. */
+const abandonedDeleteMs = 60_000;
+
+export interface Workers {
+  /** Resolves once the workers ran their first pass. */
+  ready: Promise<void>;
+  /** Environments the workers serve now. */
+  served(): string[];
+  /** Closes every worker, letting jobs in flight finish within the budget; true if they all did. */
+  close(budgetMs: number): Promise<boolean>;
+}
+
+/** Stage 3 (roles worker and all): the domain's job runners, one BullMQ worker per environment and queue, housekeeping. */
+export function startWorkers(
+  config: Config,
+  clients: Clients,
+  services: Services,
+  logger: Logger,
+  clock: Clock,
+  stopping: AbortSignal,
+  cleanups: (() => unknown)[],
+): Workers {
+  const { redis, workerRedis, mongoReady } = clients;
+  const { accountRepository, integrationRepository, directory, accountWatch, oauthClient, queues, producers } =
+    services;
+  const { environments, databases, environmentDatabases, environmentService } = services;
+  const handshakes = createHandshakes({
+    store: accountRepository,
+    integrations: integrationRepository,
+    keys: directory,
+    checker: createHttpCredentialChecker(services.providerOptions),
+    oauth: oauthClient,
+    events: accountWatch.events,
+    clock,
+  });
+  const refresher = createRefresher({
+    store: accountRepository,
+    integrations: integrationRepository,
+    keys: directory,
+    oauth: oauthClient,
+    events: accountWatch.events,
+    clock,
+  });
+  const sweepRefreshes = createRefreshSweep({
+    listDueForRefresh: (environment, expiringBefore, idleSince) =>
+      accountRepository.listDueForRefresh(environment, expiringBefore, idleSince),
+    refreshes: producers.refreshes,
+    settings: services.accountSettings,
+    clock,
+  });
+  const sweepHandshakes = createHandshakeSweep({
+    sweepConnecting: createConnectingSweep({
+      listConnecting: (environment, before) => accountRepository.listConnecting(environment, before),
+      async jobState(environment, accountId, attempt) {
+        const state = await queues.queue(environment, "handshake").getJobState(handshakeJobId(accountId, attempt));
+        if (state === "unknown") return "missing";
+        if (state === "completed" || state === "failed") return state;
+        return "live";
+      },
+      async requeue(environment, accountId, attempt, incarnation) {
+        await queues.queue(environment, "handshake").remove(handshakeJobId(accountId, attempt));
+        await producers.handshakes.enqueue(environment, accountId, attempt, incarnation);
+      },
+      failStuck: (environment, accountId, attempt, reason, incarnation) =>
+        handshakes.abandon(environment, accountId, attempt, reason, incarnation),
+      clock,
+      graceMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
+    }),
+    store: accountRepository,
+    purgeClaims: (environment, before, incarnation) =>
+      purgeTransitions(environmentDatabases.db(environment), before, incarnation),
+    claimRetentionMs,
+    clock,
+    onSwept: (environment, result) => logger.info({ environment, ...result }, "connecting sweep"),
+  });
+  const schedules: JobSchedule[] = [
+    { kind: "handshake", name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS },
+    { kind: "rotation", name: "sweep-tokens", everyMs: tokenSweepEveryMs },
+    { kind: "rotation", name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
+  ];
+  const supervisor = createWorkerSupervisor({
+    listEnvironments: async () =>
+      (await environments.listAll()).map((env) => ({
+        name: env.name,
+        state: env.state,
+        incarnation: incarnationOf(env),
+      })),
+    startWorker: createWorkerFactory({
+      connection: workerRedis,
+      prefix: config.ROOMKEY_QUEUE_PREFIX,
+      processors: {
+        handshake: handshakeProcessors({ handshakes, sweep: sweepHandshakes, logger }),
+        rotation: rotationProcessors({
+          tokens: createTokenMaintenance({
+            store: services.tokenRepository,
+            invalidations: services.invalidations,
+            retentionMs: async (name) =>
+              effectiveSettings((await environments.get(name))?.settings ?? {}).tokenRetentionMs,
+            clock,
+          }),
+          refresher,
+          sweepAccounts: sweepRefreshes,
+          logger,
+        }),
+      },
+      schedules,
+      backoffStrategy: (attemptsMade, _type, error) =>
+        providerBackoffMs(attemptsMade, retryAfterOf(error), config.ROOMKEY_PROVIDER_RETRY_MS),
+      lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
+      queues,
+      incarnations: environments,
+      concurrency: { handshake: 10, rotation: 10 },
+      logger,
+    }),
+    removeQueues: (name) => queues.removeEnvironment(name),
+    reconcileMs: config.ROOMKEY_ENVIRONMENT_REFRESH_MS,
+    logger,
+  });
+  cleanups.push(services.bus.subscribe(environmentsChannel, () => supervisor.reconcile()));
+
+  // Redis may come back without its data: the sweeps' schedulers are re-created and every lost handshake swept.
+  const reconciler = createSchedulerReconciler({
+    serving: () => supervisor.serving(),
+    schedules,
+    schedulers: createJobSchedulers({ connection: redis, queues }),
+    onRestored: producers.requestConnectingSweep,
+    everyMs: config.ROOMKEY_SCHEDULER_CHECK_MS,
+    logger,
+  });
+  const checkSchedulers = () => {
+    reconciler.reconcile().catch((error: unknown) => logger.debug({ err: error }, "could not check job schedulers"));
+  };
+  for (const connection of [redis, workerRedis]) {
+    connection.on("ready", checkSchedulers);
+    cleanups.push(() => connection.off("ready", checkSchedulers));
+  }
+  cleanups.push(() => reconciler.stop());
+
+  const sweepOrphans = createOrphanSweeper({
+    listDatabases: () => databases.listWithDatabase(),
+    listRecords: async () => (await environments.listAll()).map((r) => r.name),
+    dropDatabase: (name) => databases.drop(name),
+    logger,
+  });
+  cleanups.push(
+    startMaintenance({
+      sweepOrphans,
+      purgeControlClaims: () => purgeTransitions(services.control, new Date(Date.now() - claimRetentionMs)),
+      finishAbandonedDeletes: async () =>
+        environmentService.finishAbandonedDeletes(await environments.listAll(), abandonedDeleteMs),
+      everyMs: 30_000,
+      logger,
+    }),
+  );
+  const heartbeatFile = config.ROOMKEY_WORKER_HEARTBEAT_FILE;
+  if (heartbeatFile) {
+    const beat = () => {
+      try {
+        writeFileSync(heartbeatFile, new Date().toISOString());
+      } catch (error) {
+        logger.warn({ err: error, file: heartbeatFile }, "could not write the heartbeat file");
+      }
+    };
+    beat();
+    const heartbeat = setInterval(beat, 5_000);
+    cleanups.push(() => clearInterval(heartbeat));
+  }
+  const ready = mongoReady.then(async () => {
+    if (stopping.aborted) return;
+    await supervisor.start();
+    if (!stopping.aborted) reconciler.start();
+  });
+  return { ready, served: () => supervisor.serving(), close: (budgetMs) => supervisor.close(budgetMs) };
+}

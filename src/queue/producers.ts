@@ -1,0 +1,106 @@
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+import type { HandshakeQueue, RefreshQueue } from "../domain/accounts/account-service.js";
+import type { Clock } from "../domain/clock.js";
+import type { RetirementScheduler } from "../domain/tokens/token-service.js";
+import type { JobProducer } from "./job-producer.js";
+import { createMissedHandshakes } from "./missed-handshakes.js";
+import { handshakeJobId, refreshJobId } from "./queue-names.js";
+import type { QueueRegistry } from "./queue-registry.js";
+import {
+  handshakeJobOptions,
+  refreshJobOptions,
+  retireTokenJobOptions,
+  sweepRequestJobOptions,
+} from "./retry-policy.js";
+
+export interface ProducerDeps {
+  queues: Pick<QueueRegistry, "assertReachable">;
+  jobs: JobProducer;
+  /** The connection whose `ready` says Redis takes commands again. */
+  redis: Pick<Redis, "on" | "off">;
+  /** The incarnation a job is bound to: the caller's (a job queueing more work), else the environment's current one. */
+  incarnationFor(environment: string, given?: string): Promise<string>;
+  clock: Clock;
+  logger: Logger;
+}
+
+/**
+ * The queues behind the domain's ports: handshakes, refreshes, token
+ * retirements, and a one-off connecting sweep. BullMQ would wait for a Redis
+ * that is down, so each producer fails at once instead; the sweeps queue what
+ * was refused once Redis is back. `stop` detaches from the connection.
+ */
+export function createProducers({ queues, jobs, redis, incarnationFor, clock, logger }: ProducerDeps) {
+  /** A one-off connecting sweep without grace, once Redis is back after losing or refusing handshakes. */
+  async function requestConnectingSweep(environment: string): Promise<void> {
+    queues.assertReachable();
+    await jobs.add(environment, "handshake", "sweep-connecting", { noGrace: true }, sweepRequestJobOptions);
+  }
+  const missedHandshakes = createMissedHandshakes({ requestSweep: requestConnectingSweep, logger });
+  const flushMissed = () => missedHandshakes.flush();
+  redis.on("ready", flushMissed);
+
+  const handshakes: HandshakeQueue = {
+    async enqueue(environment, accountId, attempt, incarnation) {
+      try {
+        queues.assertReachable();
+        await jobs.add(
+          environment,
+          "handshake",
+          "connect",
+          { accountId, attempt, incarnation: await incarnationFor(environment, incarnation) },
+          { ...handshakeJobOptions, jobId: handshakeJobId(accountId, attempt) },
+        );
+      } catch (error) {
+        missedHandshakes.missed(environment);
+        throw error;
+      }
+      // Redis takes jobs again, also when it never said "ready" in between (a command that failed on its own).
+      if (missedHandshakes.pending()) flushMissed();
+    },
+  };
+
+  const refreshes: RefreshQueue = {
+    async request(environment, requests, given) {
+      queues.assertReachable();
+      const incarnation = await incarnationFor(environment, given);
+      // Removed when done, so that the job id only holds back refreshes while one is queued or running.
+      await jobs.addBulk(
+        environment,
+        "rotation",
+        "refresh-account",
+        requests.map(({ accountId, seenVersion }) => ({
+          data: { accountId, seenVersion, incarnation },
+          options: { ...refreshJobOptions, jobId: refreshJobId(accountId) },
+        })),
+      );
+    },
+  };
+
+  const retirements: RetirementScheduler = {
+    async retireAt(environment, tokenId, at) {
+      // The token sweep retires what could not be queued.
+      queues.assertReachable();
+      await jobs.add(
+        environment,
+        "rotation",
+        "retire-token",
+        { tokenId, incarnation: await incarnationFor(environment) },
+        {
+          ...retireTokenJobOptions,
+          delay: Math.max(0, at.getTime() - clock.now().getTime()),
+          jobId: `retire-${tokenId}`,
+        },
+      );
+    },
+  };
+
+  return {
+    handshakes,
+    refreshes,
+    retirements,
+    requestConnectingSweep,
+    stop: () => redis.off("ready", flushMissed),
+  };
+}
