@@ -1,5 +1,5 @@
-import type { AccountEvents } from "../domain/accounts/account-service.js";
 import type { AccountEvent, AccountStatus, AccountView } from "../domain/accounts/accounts.js";
+import type { AccountEvents } from "../domain/accounts/ports.js";
 import { RoomkeyError } from "../domain/errors.js";
 import type { EventBus } from "./event-bus.js";
 

@@ -7,7 +7,7 @@ import {
 } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { isIP, type LookupFunction } from "node:net";
-import type { DestinationCheck, OutboundDestinations } from "../domain/integrations/integration-service.js";
+import type { DestinationCheck, OutboundDestinations } from "../domain/integrations/ports.js";
 import { type AddressPolicy, createAddressPolicy, normalHost } from "./address-policy.js";
 
 /** The most of an answer roomkey reads; past it, it stops reading and says the answer was too large. */

@@ -1,8 +1,8 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { HandshakeQueue, RefreshQueue } from "../domain/accounts/account-service.js";
+import type { HandshakeQueue, RefreshQueue } from "../domain/accounts/ports.js";
 import type { Clock } from "../domain/clock.js";
-import type { RetirementScheduler } from "../domain/tokens/token-service.js";
+import type { RetirementScheduler } from "../domain/tokens/ports.js";
 import type { JobProducer } from "./job-producer.js";
 import { createMissedHandshakes } from "./missed-handshakes.js";
 import { handshakeJobId, refreshJobId } from "./queue-names.js";

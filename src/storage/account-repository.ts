@@ -1,6 +1,6 @@
 import type { Collection, Filter } from "mongodb";
-import type { AccountIdempotencyRecord, AccountStore } from "../domain/accounts/account-service.js";
 import type { Account, OAuthState } from "../domain/accounts/accounts.js";
+import type { AccountIdempotencyRecord, AccountStore } from "../domain/accounts/ports.js";
 import { EnvironmentReplacedError, type IncarnationSource } from "../domain/environments/environments.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";

@@ -1,7 +1,6 @@
 import type { Db, Filter } from "mongodb";
-import type { EnvironmentSource } from "../domain/environments/environment-directory.js";
-import type { EnvironmentStore } from "../domain/environments/environment-service.js";
 import { type Environment, type IncarnationSource, incarnationOf } from "../domain/environments/environments.js";
+import type { EnvironmentSource, EnvironmentStore } from "../domain/environments/ports.js";
 import type { PageRequest } from "../domain/paging.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 import { compareAndSet } from "./versioned.js";

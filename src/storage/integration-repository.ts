@@ -1,5 +1,5 @@
-import type { IntegrationStore } from "../domain/integrations/integration-service.js";
 import type { Integration } from "../domain/integrations/integrations.js";
+import type { IntegrationStore } from "../domain/integrations/ports.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 import { compareAndSet } from "./versioned.js";

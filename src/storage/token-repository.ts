@@ -1,12 +1,15 @@
 import type { Collection, Filter } from "mongodb";
 import { ConcurrentModificationError } from "../domain/errors.js";
 import type { PageRequest } from "../domain/paging.js";
-import type { TokenHashSource } from "../domain/tokens/known-hash-filter.js";
-import type { TokenMaintenanceStore } from "../domain/tokens/token-maintenance.js";
-import type { IdempotencyRecord, TokenStore } from "../domain/tokens/token-service.js";
-import type { TokenLookup } from "../domain/tokens/token-verifier.js";
+import type {
+  IdempotencyRecord,
+  TokenHashSource,
+  TokenLookup,
+  TokenMaintenanceStore,
+  TokenStore,
+  UsageWriter,
+} from "../domain/tokens/ports.js";
 import type { Token, TokenState } from "../domain/tokens/tokens.js";
-import type { UsageWriter } from "../domain/tokens/usage-recorder.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 import { compareAndSet } from "./versioned.js";

@@ -9,12 +9,7 @@ import {
   NotFoundError,
   RoomkeyError,
 } from "../errors.js";
-import {
-  claimIdempotencyKey,
-  type IdempotencyClaim,
-  type IdempotencyStore,
-  idempotencyWindowMs,
-} from "../idempotency.js";
+import { claimIdempotencyKey, idempotencyWindowMs } from "../idempotency.js";
 import { newId } from "../ids.js";
 import type { DataKeySource } from "../integrations/integration-service.js";
 import { integrationNotFound } from "../integrations/integration-service.js";
@@ -22,7 +17,6 @@ import type { Integration } from "../integrations/integrations.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
 import {
   type Account,
-  type AccountEvent,
   type AccountStatus,
   type AccountView,
   type Credential,
@@ -34,76 +28,17 @@ import {
   toAccountView,
 } from "./accounts.js";
 import { authorizationUrl, hashState, newPkce, newState } from "./oauth.js";
+import type {
+  AccountEvents,
+  AccountFilter,
+  AccountIdempotencyRecord,
+  AccountStore,
+  HandshakeQueue,
+  RefreshQueue,
+} from "./ports.js";
 
 /** How long a ConnectAccount idempotency key answers with the account it first created. */
 export const accountIdempotencyWindowMs = idempotencyWindowMs;
-
-export interface AccountFilter {
-  integration?: string;
-  status?: AccountStatus;
-  tenantId?: string;
-}
-
-/** What ConnectAccount remembers of a request under its idempotency key. */
-export interface AccountIdempotencyRecord extends IdempotencyClaim {
-  accountId: string;
-  fingerprint: string;
-  createTime: Date;
-}
-
-/** Persistence of one environment's accounts. */
-export interface AccountStore extends IdempotencyStore<AccountIdempotencyRecord> {
-  insert(environment: string, account: Account): Promise<void>;
-  get(environment: string, id: string): Promise<Account | undefined>;
-  /** Up to `page.size + 1` accounts matching `filter`, newest first, after `page.after`. */
-  list(environment: string, filter: AccountFilter, page: PageRequest): Promise<Account[]>;
-  /**
-   * Moves `account` (as read, at its version) to the next version with
-   * `changes`, removing `unset`: the account afterwards, or undefined if
-   * another writer moved it first. Given an `incarnation` (a job's), writes
-   * nothing and throws EnvironmentReplacedError unless that is still the
-   * environment's current incarnation.
-   */
-  update(
-    environment: string,
-    account: Account,
-    changes: Partial<Account>,
-    unset?: readonly (keyof Account)[],
-    incarnation?: string,
-  ): Promise<Account | undefined>;
-  insertState(environment: string, state: OAuthState): Promise<void>;
-  getState(environment: string, hash: string): Promise<OAuthState | undefined>;
-  /** Marks the state used with a code (by its hash) if it is still at its version: false if another call did first. */
-  useState(environment: string, state: OAuthState, usedWith: string): Promise<boolean>;
-}
-
-/** Where status changes go: to every WatchAccounts on every replica. Best effort. */
-export interface AccountEvents {
-  publish(environment: string, event: AccountEvent): Promise<void>;
-}
-
-/**
- * Puts an account's handshake on its environment's handshake queue, bound to
- * `incarnation` (by default the one this process knows the environment as).
- */
-export interface HandshakeQueue {
-  enqueue(environment: string, accountId: string, attempt: number, incarnation?: string): Promise<void>;
-}
-
-/** An account to refresh, with the credentials version its requester saw (the job skips it if that moved). */
-export interface RefreshRequest {
-  accountId: string;
-  seenVersion: number;
-}
-
-/** Asks the rotation queue to refresh accounts now (one job per account: a refresh already queued is it). */
-export interface RefreshQueue {
-  /**
-   * Queues refreshes in one round trip; one already queued for an account
-   * absorbs a new one. Bound to `incarnation` like HandshakeQueue.
-   */
-  request(environment: string, requests: readonly RefreshRequest[], incarnation?: string): Promise<void>;
-}
 
 /** How long an OAuth state from StartOAuthConnection is accepted. */
 export const oauthStateLifetimeMs = 10 * 60_000;
@@ -624,3 +559,13 @@ export function createAccountService(deps: AccountServiceDeps) {
 function stateBinding(environment: string, stateHash: string): string {
   return bindingFor(environment, "oauth_state", stateHash, "code_verifier");
 }
+
+export type {
+  AccountEvents,
+  AccountFilter,
+  AccountIdempotencyRecord,
+  AccountStore,
+  HandshakeQueue,
+  RefreshQueue,
+  RefreshRequest,
+} from "./ports.js";

@@ -2,11 +2,7 @@ import type { Clock } from "../clock.js";
 import type { Keyring } from "../crypto/envelope.js";
 import { notFound } from "./environment-service.js";
 import { type Environment, type EnvironmentEvent, EnvironmentReplacedError, incarnationOf } from "./environments.js";
-
-export interface EnvironmentSource {
-  get(name: string): Promise<Environment | undefined>;
-  listActive(): Promise<Environment[]>;
-}
+import type { EnvironmentSource } from "./ports.js";
 
 export interface EnvironmentDirectoryDeps {
   source: EnvironmentSource;
@@ -164,3 +160,5 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
 
   return { find, require, apply, refresh, dataKey, names, has };
 }
+
+export type { EnvironmentSource } from "./ports.js";

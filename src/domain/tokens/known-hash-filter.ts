@@ -1,9 +1,5 @@
 import type { Clock } from "../clock.js";
-
-/** Every token hash an environment holds, whatever its state: what the known-hash filter is made of. */
-export interface TokenHashSource {
-  listHashes(environment: string): Promise<string[]>;
-}
+import type { TokenHashSource } from "./ports.js";
 
 /**
  * The hashes of one environment's tokens, as of `loadedAt`, plus every hash
@@ -112,3 +108,5 @@ export function createKnownHashFilter(deps: {
     },
   };
 }
+
+export type { TokenHashSource } from "./ports.js";

@@ -1,22 +1,7 @@
 import type { Clock } from "../clock.js";
+import type { TokenMaintenanceStore } from "./ports.js";
 import type { TokenInvalidations } from "./token-service.js";
 import { idempotencyWindowMs } from "./token-service.js";
-import type { Token } from "./tokens.js";
-
-/** What the rotation worker's token jobs need of storage. */
-export interface TokenMaintenanceStore {
-  get(environment: string, id: string): Promise<Token | undefined>;
-  /** Marks a rotated token whose grace has ended as retired; false when it was already (or is not due). */
-  retire(environment: string, id: string, now: Date): Promise<boolean>;
-  /** Rotated tokens whose grace ended before `now` and that are not retired yet. */
-  dueForRetirement(environment: string, now: Date): Promise<Token[]>;
-  /** Stores state `expired` on tokens past expiry; returns those it changed. */
-  markExpired(environment: string, now: Date): Promise<Token[]>;
-  /** Deletes revoked, expired and retired tokens that ended before `before`; returns how many. */
-  purgeEnded(environment: string, before: Date): Promise<number>;
-  /** Deletes idempotency records created before `before`. */
-  purgeIdempotency(environment: string, before: Date): Promise<number>;
-}
 
 export interface TokenMaintenanceDeps {
   store: TokenMaintenanceStore;
@@ -69,3 +54,5 @@ export function createTokenMaintenance(deps: TokenMaintenanceDeps) {
 
   return { retire, sweep };
 }
+
+export type { TokenMaintenanceStore } from "./ports.js";

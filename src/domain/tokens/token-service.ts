@@ -1,14 +1,10 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.js";
-import {
-  claimIdempotencyKey,
-  type IdempotencyClaim,
-  type IdempotencyStore,
-  idempotencyWindowMs,
-} from "../idempotency.js";
+import { claimIdempotencyKey, idempotencyWindowMs } from "../idempotency.js";
 import { newId } from "../ids.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
+import type { IdempotencyRecord, RetirementScheduler, TokenInvalidations, TokenStore } from "./ports.js";
 import { displayPrefix, generateSecret, hashSecret } from "./token-secret.js";
 import { stateAt, type Token, type TokenState } from "./tokens.js";
 
@@ -17,46 +13,6 @@ export const defaultGraceMs = 24 * hour;
 export const maxGraceMs = 7 * 24 * hour;
 /** How long an idempotency key answers with the token it first created. */
 export { idempotencyWindowMs };
-
-/** What CreateToken remembers of a request under its idempotency key. */
-export interface IdempotencyRecord extends IdempotencyClaim {
-  tokenId: string;
-}
-
-export interface TokenStore extends IdempotencyStore<IdempotencyRecord> {
-  /** False when a token with that id exists. */
-  insert(environment: string, token: Token): Promise<boolean>;
-  get(environment: string, id: string): Promise<Token | undefined>;
-  /** Up to `page.size + 1` tokens in `state` at `now` (any state if unset), newest first, after `page.after`. */
-  list(environment: string, filter: { state?: TokenState; now: Date }, page: PageRequest): Promise<Token[]>;
-  /** Sets the revoke time unless revoked already; the token as it is afterwards, or undefined if absent. */
-  revoke(environment: string, id: string, at: Date): Promise<Token | undefined>;
-  /** Marks the token rotated if it still has `expectedVersion`; the updated token, or undefined. */
-  markRotated(
-    environment: string,
-    id: string,
-    expectedVersion: number,
-    rotation: { rotateTime: Date; graceExpireTime: Date; successorId: string },
-  ): Promise<Token | undefined>;
-  remove(environment: string, id: string): Promise<void>;
-}
-
-/**
- * Tells every replica to forget a token it may have cached. Resolves false
- * when the message could not be sent (Redis down): replicas then drop the
- * token only when their cache entry ends.
- */
-export interface TokenInvalidations {
-  publish(environment: string, hash: string): Promise<boolean>;
-}
-
-/**
- * Schedules the job that retires a rotated token when its grace period ends.
- * Best effort: the rotation worker's sweep retires what a lost job did not.
- */
-export interface RetirementScheduler {
-  retireAt(environment: string, tokenId: string, at: Date): Promise<void>;
-}
 
 /** Who asks: the admin key, or a token with its scopes. */
 export type Caller = { kind: "admin" } | { kind: "token"; tokenId: string; scopes: ReadonlySet<string> };
@@ -293,3 +249,5 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   return { create, get, list, revoke, rotate };
 }
+
+export type { IdempotencyRecord, RetirementScheduler, TokenInvalidations, TokenStore } from "./ports.js";

@@ -1,17 +1,9 @@
 import type { Clock } from "../clock.js";
 import { createKnownHashFilter, type TokenHashSource } from "./known-hash-filter.js";
+import type { TokenLookup, UsageSink } from "./ports.js";
 import { createTokenCache } from "./token-cache.js";
 import { hashSecret, inspectSecret } from "./token-secret.js";
-import { factsOf, statusAt, type Token, type TokenFacts, type Verification, type VerifyStatus } from "./tokens.js";
-
-export interface TokenLookup {
-  findByHash(environment: string, hash: string): Promise<Token | undefined>;
-}
-
-/** Where successful uses go, to be written as `last_used_time` in batches. */
-export interface UsageSink {
-  record(environment: string, tokenId: string, at: number): void;
-}
+import { factsOf, statusAt, type TokenFacts, type Verification, type VerifyStatus } from "./tokens.js";
 
 export interface TokenVerifierDeps {
   lookup: TokenLookup;
@@ -175,3 +167,5 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     size: () => cache.size(),
   };
 }
+
+export type { TokenLookup, UsageSink } from "./ports.js";

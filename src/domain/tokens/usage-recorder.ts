@@ -1,9 +1,5 @@
 import type { Logger } from "pino";
-
-/** Writes last-used times: per environment, token id to the latest use seen. */
-export interface UsageWriter {
-  recordUsage(environment: string, lastUsed: ReadonlyMap<string, Date>): Promise<void>;
-}
+import type { UsageWriter } from "./ports.js";
 
 export interface UsageRecorderDeps {
   writer: UsageWriter;
@@ -64,3 +60,5 @@ export function createUsageRecorder({ writer, environmentExists, logger }: Usage
     pendingCount: () => [...pending.values()].reduce((n, uses) => n + uses.size, 0),
   };
 }
+
+export type { UsageWriter } from "./ports.js";
