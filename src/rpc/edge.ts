@@ -1,4 +1,3 @@
-import { hash, timingSafeEqual } from "node:crypto";
 import type { DescMethod, DescService, Message } from "@bufbuild/protobuf";
 import { pathToString, type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
 import type { Validator } from "@bufbuild/protovalidate";
@@ -11,65 +10,13 @@ import {
 } from "../domain/environments/environment-name.js";
 import type { Environment } from "../domain/environments/environments.js";
 import { type FieldViolation, InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
+import type { Authenticator } from "./authentication.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
 import { toConnectError } from "./errors.js";
 import type { FailureThrottle } from "./failure-throttle.js";
 import { type MethodPolicy, policyOf } from "./method-policy.js";
 
 export type Edge = ReturnType<typeof createEdge>;
-
-/**
- * Turns a bearer secret into a principal of the call's environment. Answers
- * without a promise when it can (a cached token): this runs on every call.
- */
-export interface Authenticator {
-  /** Throws UNAUTHENTICATED or PERMISSION_DENIED errors; never returns for a bad secret. */
-  authenticate(secret: string, environment: string): Principal | Promise<Principal>;
-  /** The principal when memory alone shows the secret valid (admin key, cached token); else undefined. */
-  authenticateFromMemory(secret: string, environment: string): Principal | undefined;
-  /** Whether a credential with this secret exists here (a token in the known-hash filter): no one makes those up. */
-  knownToExist(secret: string, environment: string): boolean;
-}
-
-/** Environment API tokens: a principal, or a thrown UNAUTHENTICATED / PERMISSION_DENIED error. */
-export interface TokenAuthenticator {
-  authenticate(secret: string, environment: string): Principal | Promise<Principal>;
-  authenticateFromMemory(secret: string, environment: string): Principal | undefined;
-  knownToExist(secret: string, environment: string): boolean;
-}
-
-function digest(value: string): Buffer {
-  return hash("sha256", value, "buffer");
-}
-
-function invalidCredentials(): RoomkeyError {
-  return new RoomkeyError(
-    "unauthenticated",
-    "CREDENTIALS_INVALID",
-    "authorization: the credentials are not valid here",
-  );
-}
-
-/** The admin key (constant-time comparison of digests), then environment tokens. */
-export function createAuthenticator(deps: { adminKey: string; tokens?: TokenAuthenticator }): Authenticator {
-  const adminDigest = digest(deps.adminKey);
-  // Token secrets start with "rk_": unless the admin key does too, they need no admin comparison.
-  const adminLooksLikeToken = deps.adminKey.startsWith("rk_");
-  const isAdminKey = (secret: string) =>
-    (adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest);
-  return {
-    authenticate(secret, environment) {
-      if (isAdminKey(secret)) return { kind: "admin" };
-      if (!deps.tokens) throw invalidCredentials();
-      return deps.tokens.authenticate(secret, environment);
-    },
-    authenticateFromMemory(secret, environment) {
-      if (isAdminKey(secret)) return { kind: "admin" };
-      return deps.tokens?.authenticateFromMemory(secret, environment);
-    },
-    knownToExist: (secret, environment) => deps.tokens?.knownToExist(secret, environment) ?? false,
-  };
-}
 
 export interface EdgeDeps {
   authenticator: Authenticator;

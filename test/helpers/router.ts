@@ -4,8 +4,9 @@ import { ConnectError, createRouterTransport, type ServiceImpl, type Transport }
 import { pino } from "pino";
 import { notFound } from "../../src/domain/environments/environment-service.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
+import { createAuthenticator } from "../../src/rpc/authentication.js";
 import type { Principal } from "../../src/rpc/call-context.js";
-import { createAuthenticator, createEdge, type Edge } from "../../src/rpc/edge.js";
+import { createEdge, type Edge } from "../../src/rpc/edge.js";
 import { environmentRecord } from "./fakes.js";
 
 /** The admin key and the one token secret the router's edge knows. */

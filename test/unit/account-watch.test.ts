@@ -8,7 +8,8 @@ import { accountsChannel, createAccountWatch } from "../../src/events/account-wa
 import type { EventBus } from "../../src/events/event-bus.js";
 import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
+import { createAuthenticator } from "../../src/rpc/authentication.js";
+import { createEdge } from "../../src/rpc/edge.js";
 import { createAccountHandlers } from "../../src/rpc/handlers/account-handlers.js";
 import {
   asRoomkeyError,

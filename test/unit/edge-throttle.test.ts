@@ -4,8 +4,9 @@ import { describe, expect, it } from "vitest";
 import type { Environment } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { createAuthenticator } from "../../src/rpc/authentication.js";
 import type { Principal } from "../../src/rpc/call-context.js";
-import { createAuthenticator, createEdge } from "../../src/rpc/edge.js";
+import { createEdge } from "../../src/rpc/edge.js";
 import { createFailureThrottle } from "../../src/rpc/failure-throttle.js";
 import { type Deferred, deferred, rejectionOf, settle } from "../helpers/fakes.js";
 

@@ -1,8 +1,61 @@
+/**
+ * Authentication, in one module: who a call's bearer secret says it is. The
+ * admin key (compared in constant time) opens every environment; an API token
+ * opens the environment it was made in (through the token verifier and its
+ * cache); anything else is refused with a reason. The edge (edge.ts) asks;
+ * scopes are checked there, against rpc/method-policy.ts.
+ */
+import { hash, timingSafeEqual } from "node:crypto";
 import { RoomkeyError } from "../domain/errors.js";
 import type { TokenVerifier } from "../domain/tokens/token-verifier.js";
 import type { TokenFacts, Verification, VerifyStatus } from "../domain/tokens/tokens.js";
 import type { Principal } from "./call-context.js";
-import type { TokenAuthenticator } from "./edge.js";
+
+/**
+ * Turns a bearer secret into a principal of the call's environment. Answers
+ * without a promise when it can (a cached token): this runs on every call.
+ */
+export interface Authenticator {
+  /** Throws UNAUTHENTICATED or PERMISSION_DENIED errors; never returns for a bad secret. */
+  authenticate(secret: string, environment: string): Principal | Promise<Principal>;
+  /** The principal when memory alone shows the secret valid (admin key, cached token); else undefined. */
+  authenticateFromMemory(secret: string, environment: string): Principal | undefined;
+  /** Whether a credential with this secret exists here (a token in the known-hash filter): no one makes those up. */
+  knownToExist(secret: string, environment: string): boolean;
+}
+
+function digest(value: string): Buffer {
+  return hash("sha256", value, "buffer");
+}
+
+function invalidCredentials(): RoomkeyError {
+  return new RoomkeyError(
+    "unauthenticated",
+    "CREDENTIALS_INVALID",
+    "authorization: the credentials are not valid here",
+  );
+}
+
+/** The admin key (constant-time comparison of digests), then environment tokens. */
+export function createAuthenticator(deps: { adminKey: string; tokens?: Authenticator }): Authenticator {
+  const adminDigest = digest(deps.adminKey);
+  // Token secrets start with "rk_": unless the admin key does too, they need no admin comparison.
+  const adminLooksLikeToken = deps.adminKey.startsWith("rk_");
+  const isAdminKey = (secret: string) =>
+    (adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest);
+  return {
+    authenticate(secret, environment) {
+      if (isAdminKey(secret)) return { kind: "admin" };
+      if (!deps.tokens) throw invalidCredentials();
+      return deps.tokens.authenticate(secret, environment);
+    },
+    authenticateFromMemory(secret, environment) {
+      if (isAdminKey(secret)) return { kind: "admin" };
+      return deps.tokens?.authenticateFromMemory(secret, environment);
+    },
+    knownToExist: (secret, environment) => deps.tokens?.knownToExist(secret, environment) ?? false,
+  };
+}
 
 function refusal(reason: string, message: string): RoomkeyError {
   return Object.freeze(new RoomkeyError("unauthenticated", reason, `authorization: ${message}`));
@@ -30,7 +83,7 @@ const refusals: Record<Exclude<VerifyStatus, "valid" | "wrong_environment">, Roo
  */
 export function createTokenAuthenticator(
   verifier: Pick<TokenVerifier, "verify" | "verifyFromMemory" | "knownToExist">,
-): TokenAuthenticator {
+): Authenticator {
   return {
     authenticate(secret, environment) {
       const verification = verifier.verify(secret, environment);
