@@ -3,11 +3,11 @@ import { DecryptionError, open } from "../crypto/envelope.js";
 import { RoomkeyError } from "../errors.js";
 import { clientSecretBinding, type DataKeySource } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
-import type { AccountEvents, AccountStore } from "./account-service.js";
-import { openCredential, sealCredentials } from "./account-service.js";
+import { openCredential, sealCredentials } from "./account-common.js";
 import { type Account, type CredentialField, toAccountView } from "./accounts.js";
 import type { CheckCredential, CheckOutcome, CredentialChecker } from "./credential-check.js";
 import type { OAuthClient, OAuthTokens } from "./oauth.js";
+import type { AccountEvents, AccountStore } from "./ports.js";
 
 /**
  * The provider cannot answer now: the job is retried with backoff, after

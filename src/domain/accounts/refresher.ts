@@ -2,11 +2,11 @@ import type { Clock } from "../clock.js";
 import { open } from "../crypto/envelope.js";
 import { clientSecretBinding, type DataKeySource } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
-import type { AccountEvents, AccountStore, RefreshQueue } from "./account-service.js";
-import { openCredential } from "./account-service.js";
+import { openCredential } from "./account-common.js";
 import { type Account, toAccountView } from "./accounts.js";
 import { type JobScope, ProviderUnavailableError, tokenChanges } from "./handshake.js";
 import type { OAuthClient } from "./oauth.js";
+import type { AccountEvents, AccountStore, RefreshQueue } from "./ports.js";
 
 export interface RefresherDeps {
   store: Pick<AccountStore, "get" | "update">;

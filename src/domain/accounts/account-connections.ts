@@ -1,0 +1,294 @@
+import { createHash } from "node:crypto";
+import { bindingFor, open, seal } from "../crypto/envelope.js";
+import { invalidField } from "../errors.js";
+import { claimIdempotencyKey } from "../idempotency.js";
+import { newId } from "../ids.js";
+import { integrationNotFound } from "../integrations/integration-service.js";
+import type { Integration } from "../integrations/integrations.js";
+import {
+  type AccountServiceDeps,
+  type ConnectAccountInput,
+  oauthStateLifetimeMs,
+  type StartOAuthInput,
+  sealCredentials,
+} from "./account-common.js";
+import {
+  type Account,
+  type AccountStatus,
+  type AccountView,
+  type CredentialField,
+  type KeyCredential,
+  type OAuthState,
+  toAccountView,
+} from "./accounts.js";
+import { authorizationUrl, hashState, newPkce, newState } from "./oauth.js";
+import type { AccountIdempotencyRecord } from "./ports.js";
+
+/** What connecting shares with the rest of the account service. */
+export interface AccountAccess {
+  read(environment: string, id: string): Promise<Account>;
+  announce(environment: string, account: Account, previousStatus: AccountStatus | undefined): Promise<void>;
+  change(
+    environment: string,
+    id: string,
+    make: (account: Account) => { changes: Partial<Account>; unset?: (keyof Account)[] } | undefined,
+  ): Promise<{ before: Account; after: Account }>;
+}
+
+function fingerprintOf(input: ConnectAccountInput): string {
+  const labels = Object.entries(input.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const what = JSON.stringify([input.integration, input.tenantId, labels, input.credential]);
+  return createHash("sha256").update(what).digest("hex");
+}
+
+/** The credential field the request must use for an integration's auth type. */
+const credentialFieldFor = { api_key: "api_key", basic: "basic" } as const;
+
+function fieldsOf(credential: KeyCredential): Partial<Record<CredentialField, string>> {
+  return credential.kind === "api_key"
+    ? { api_key: credential.apiKey }
+    : { username: credential.username, password: credential.password };
+}
+
+/**
+ * Connecting accounts: with an API key or basic credentials (ConnectAccount),
+ * or through OAuth 2.0 (StartOAuthConnection, CompleteOAuthConnection). Each
+ * creates or updates the account CONNECTING and queues its handshake.
+ */
+export function createAccountConnections(deps: AccountServiceDeps, { read, announce, change }: AccountAccess) {
+  const { store, integrations, keys, handshakes, clock } = deps;
+
+  /** Queues a handshake; if Redis refuses, the connecting sweep queues it later, so the call still succeeds. */
+  async function startHandshake(environment: string, account: Account): Promise<void> {
+    try {
+      await handshakes.enqueue(environment, account.id, account.handshake.attempt);
+    } catch (error) {
+      deps.warn("could not queue a handshake; the connecting sweep will", {
+        environment,
+        account: account.id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  /**
+   * Creates the account CONNECTING with its credential sealed, queues the
+   * handshake, and returns at once. With an idempotency key, a repeat within
+   * 24 hours returns the first account as it is now.
+   */
+  async function connect(
+    environment: string,
+    input: ConnectAccountInput,
+  ): Promise<{ account: AccountView; replayed: boolean }> {
+    const integration = await integrations.get(environment, input.integration);
+    if (!integration) throw integrationNotFound(environment, input.integration);
+    if (integration.authType === "oauth2") {
+      throw invalidField(
+        "integration",
+        `integration "${input.integration}" uses OAuth 2.0: connect its accounts with StartOAuthConnection`,
+      );
+    }
+    const wanted = credentialFieldFor[integration.authType];
+    if (input.credential.kind !== integration.authType) {
+      throw invalidField(wanted, `integration "${input.integration}" takes a ${wanted} credential`);
+    }
+    const now = clock.now();
+    let id = newId("acc", now);
+    if (input.idempotencyKey) {
+      const key = `connect-account:${input.idempotencyKey}`;
+      const record: AccountIdempotencyRecord = { accountId: id, fingerprint: fingerprintOf(input), createTime: now };
+      const existing = await claimIdempotencyKey(store, environment, key, record, input.idempotencyKey);
+      if (existing) {
+        const first = await store.get(environment, existing.accountId);
+        if (first) return { account: toAccountView(first), replayed: true };
+        // The first request stopped before it wrote its account: finish it under the same id.
+        id = existing.accountId;
+      }
+    }
+    const account: Account = {
+      id,
+      integration: integration.name,
+      tenantId: input.tenantId,
+      labels: { ...input.labels },
+      status: "connecting",
+      statusReason: "",
+      authType: integration.authType,
+      createTime: now,
+      updateTime: now,
+      credentials: sealCredentials(await keys.dataKey(environment), environment, id, fieldsOf(input.credential)),
+      credentialsVersion: 1,
+      handshake: { attempt: 1, startTime: now },
+      version: 1,
+    };
+    try {
+      await store.insert(environment, account);
+    } catch (error) {
+      // A concurrent request with the same key wrote it first.
+      const first = await store.get(environment, id);
+      if (first) return { account: toAccountView(first), replayed: true };
+      throw error;
+    }
+    await startHandshake(environment, account);
+    await announce(environment, account, undefined);
+    return { account: toAccountView(account), replayed: false };
+  }
+
+  /** An account's integration, which must use OAuth 2.0. */
+  async function oauthIntegration(environment: string, name: string): Promise<Integration> {
+    const integration = await integrations.get(environment, name);
+    if (!integration) throw integrationNotFound(environment, name);
+    if (integration.authType !== "oauth2" || !integration.oauth2) {
+      throw invalidField("integration", `integration "${name}" does not use OAuth 2.0: connect with ConnectAccount`);
+    }
+    return integration;
+  }
+
+  /**
+   * Begins an OAuth connection (or a re-authorization of `accountId`): the
+   * provider's authorization URL and a state that CompleteOAuthConnection
+   * accepts for 10 minutes. Nothing is created until then.
+   */
+  async function startOAuth(
+    environment: string,
+    input: StartOAuthInput,
+  ): Promise<{ authorizationUrl: string; state: string; stateExpireTime: Date }> {
+    let integrationName = input.integration;
+    let tenantId = input.tenantId;
+    if (input.accountId) {
+      const account = await read(environment, input.accountId);
+      if (account.authType !== "oauth2") {
+        throw invalidField("account_id", `account "${account.id}" does not use OAuth 2.0`);
+      }
+      if (input.integration !== "" && input.integration !== account.integration) {
+        throw invalidField("integration", `account "${account.id}" belongs to integration "${account.integration}"`);
+      }
+      integrationName = account.integration;
+      tenantId = account.tenantId;
+    }
+    const integration = await oauthIntegration(environment, integrationName);
+    const settings = integration.oauth2 as NonNullable<Integration["oauth2"]>;
+    const now = clock.now();
+    const state = newState();
+    const hash = hashState(state);
+    const pkce = settings.pkce ? newPkce() : undefined;
+    const record: OAuthState = {
+      hash,
+      integration: integration.name,
+      tenantId,
+      labels: { ...input.labels },
+      redirectUri: input.redirectUri,
+      accountId: input.accountId ?? newId("acc", now),
+      reauthorize: input.accountId !== undefined,
+      createTime: now,
+      expireTime: new Date(now.getTime() + oauthStateLifetimeMs),
+      version: 1,
+    };
+    if (pkce)
+      record.sealedVerifier = seal(await keys.dataKey(environment), pkce.verifier, stateBinding(environment, hash));
+    await store.insertState(environment, record);
+    return {
+      authorizationUrl: authorizationUrl(settings, {
+        redirectUri: input.redirectUri,
+        state,
+        ...(pkce ? { codeChallenge: pkce.challenge } : {}),
+      }),
+      state,
+      stateExpireTime: record.expireTime,
+    };
+  }
+
+  /**
+   * Finishes an OAuth connection: the account (new, or the one re-authorized)
+   * becomes CONNECTING with the code sealed, and the handshake worker
+   * exchanges it. A retry with the same state and code returns the same
+   * account; a state is good for one code only.
+   */
+  async function completeOAuth(environment: string, stateValue: string, code: string): Promise<AccountView> {
+    const hash = hashState(stateValue);
+    const codeHash = createHash("sha256").update(code).digest("hex");
+    const invalidState = (why: string) => invalidField("state", why);
+    let state = await store.getState(environment, hash);
+    if (!state || state.expireTime.getTime() <= clock.now().getTime()) {
+      throw invalidState("is unknown or has expired; start the connection again");
+    }
+    if (state.usedWith === undefined && !(await store.useState(environment, state, codeHash))) {
+      state = await store.getState(environment, hash);
+      if (!state) throw invalidState("is unknown or has expired; start the connection again");
+    }
+    if (state.usedWith !== undefined && state.usedWith !== codeHash) {
+      throw invalidState("was completed already with another code; start the connection again");
+    }
+    const pending = state;
+    const key = await keys.dataKey(environment);
+    const verifier =
+      pending.sealedVerifier === undefined
+        ? undefined
+        : open(key, pending.sealedVerifier, stateBinding(environment, hash)).toString("utf8");
+    const now = clock.now();
+    const credentials = sealCredentials(key, environment, pending.accountId, {
+      authorization_code: code,
+      ...(verifier === undefined ? {} : { code_verifier: verifier }),
+    });
+
+    if (!pending.reauthorize) {
+      const existing = await store.get(environment, pending.accountId);
+      // A retry of a completion that already made its account.
+      if (existing) return toAccountView(existing);
+      const account: Account = {
+        id: pending.accountId,
+        integration: pending.integration,
+        tenantId: pending.tenantId,
+        labels: { ...pending.labels },
+        status: "connecting",
+        statusReason: "",
+        authType: "oauth2",
+        createTime: now,
+        updateTime: now,
+        credentials,
+        credentialsVersion: 1,
+        handshake: { attempt: 1, startTime: now, redirectUri: pending.redirectUri },
+        version: 1,
+      };
+      try {
+        await store.insert(environment, account);
+      } catch (error) {
+        const first = await store.get(environment, account.id);
+        if (first) return toAccountView(first);
+        throw error;
+      }
+      await startHandshake(environment, account);
+      await announce(environment, account, undefined);
+      return toAccountView(account);
+    }
+
+    const { before, after } = await change(environment, pending.accountId, (account) =>
+      // Already moved by this state (a retry): its handshake began after the state was made.
+      account.handshake.startTime.getTime() >= pending.createTime.getTime() && account.status !== "disconnected"
+        ? undefined
+        : {
+            changes: {
+              status: "connecting",
+              statusReason: "",
+              credentials,
+              credentialsVersion: account.credentialsVersion + 1,
+              handshake: { attempt: account.handshake.attempt + 1, startTime: now, redirectUri: pending.redirectUri },
+              updateTime: now,
+              ...(Object.keys(pending.labels).length > 0 ? { labels: { ...pending.labels } } : {}),
+            },
+            unset: ["credentialsExpireTime"],
+          },
+    );
+    if (before !== after) {
+      await startHandshake(environment, after);
+      await announce(environment, after, before.status);
+    }
+    return toAccountView(after);
+  }
+
+  return { connect, startOAuth, completeOAuth };
+}
+
+/** Where a pending OAuth connection's sealed PKCE verifier belongs. */
+function stateBinding(environment: string, stateHash: string): string {
+  return bindingFor(environment, "oauth_state", stateHash, "code_verifier");
+}
