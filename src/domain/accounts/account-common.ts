@@ -6,8 +6,8 @@ import type { Clock } from "../clock.js";
 import { open, seal } from "../crypto/envelope.js";
 import { NotFoundError } from "../errors.js";
 import { idempotencyWindowMs } from "../idempotency.js";
-import type { DataKeySource } from "../integrations/ports.js";
 import type { Integration } from "../integrations/integrations.js";
+import type { DataKeySource } from "../integrations/ports.js";
 import { type CredentialField, credentialBinding, type KeyCredential, type SealedCredentials } from "./accounts.js";
 import type { AccountEvents, AccountStore, HandshakeQueue, RefreshQueue } from "./ports.js";
 
