@@ -1,9 +1,6 @@
 import { createValidator } from "@bufbuild/protovalidate";
 import { HealthImplementation } from "grpc-health-check";
-import type { Logger } from "pino";
 import { sleep } from "../async.js";
-import type { Config } from "../config.js";
-import type { Clock } from "../domain/clock.js";
 import { isEnvironmentName } from "../domain/environments/environment-name.js";
 import { AccountService } from "../gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../gen/roomkey/v1/environment_service_pb.js";
@@ -19,8 +16,7 @@ import { bindService, startTransports } from "../rpc/servers.js";
 import { deploymentCollection, environmentsCollection } from "../storage/environment-repository.js";
 import { ensureCollections } from "../storage/mongo.js";
 import { transitionsCollection } from "../storage/versioned.js";
-import type { Clients } from "./clients.js";
-import { type Services, tokensChannel } from "./services.js";
+import { type Stage, tokensChannel } from "./services.js";
 
 export interface Api {
   grpcPort: number;
@@ -32,15 +28,7 @@ export interface Api {
 }
 
 /** Stage 3 (roles api and all): token invalidations, usage flushes, the edge, both servers and the bootstrap. */
-export async function startApi(
-  config: Config,
-  clients: Clients,
-  services: Services,
-  logger: Logger,
-  clock: Clock,
-  stopping: AbortSignal,
-  cleanups: (() => unknown)[],
-): Promise<Api> {
+export async function startApi({ config, clients, services, logger, clock, stopping, cleanups }: Stage): Promise<Api> {
   const { subscriber, redis, mongoGate, mongoReady } = clients;
   const { bus, verifier, usage, directory, environmentService, environments, databases, control, pages } = services;
   cleanups.push(

@@ -51,10 +51,11 @@ export async function startRoomkey(
     followEnvironments(services.bus, services.directory, config.ROOMKEY_ENVIRONMENT_REFRESH_MS, logger),
   );
 
+  const stage = { config, clients, services, logger, clock, stopping: stopping.signal, cleanups };
   let api: Api | undefined;
   if (role !== "worker") {
     try {
-      api = await startApi(config, clients, services, logger, clock, stopping.signal, cleanups);
+      api = await startApi(stage);
     } catch (error) {
       // A port in use, say: release what was opened so the process can exit.
       stopping.abort();
@@ -63,8 +64,7 @@ export async function startRoomkey(
       throw error;
     }
   }
-  const workers: Workers | undefined =
-    role !== "api" ? startWorkers(config, clients, services, logger, clock, stopping.signal, cleanups) : undefined;
+  const workers: Workers | undefined = role !== "api" ? startWorkers(stage) : undefined;
 
   async function shutdown(): Promise<boolean> {
     const started = Date.now();

@@ -51,6 +51,19 @@ export interface RoomkeySeams {
 
 export type Services = ReturnType<typeof composeServices>;
 
+/** What the API and worker stages start from. */
+export interface Stage {
+  config: Config;
+  clients: Clients;
+  services: Services;
+  logger: Logger;
+  clock: Clock;
+  /** Aborted when shutdown begins. */
+  stopping: AbortSignal;
+  /** Run in order at shutdown, after the servers stopped taking calls. */
+  cleanups: (() => unknown)[];
+}
+
 /** Stage 2: repositories behind the MongoDB gate, queues, pub/sub and the domain services. */
 export function composeServices(config: Config, clients: Clients, logger: Logger, clock: Clock, seams: RoomkeySeams) {
   const { mongo, redis, subscriber, mongoGate } = clients;

@@ -1,5 +1,4 @@
 import { writeFileSync } from "node:fs";
-import type { Logger } from "pino";
 import { handshakeProcessors, retryAfterOf } from "../../workers/handshake.worker.js";
 import { startMaintenance } from "../../workers/maintenance.js";
 import { createOrphanSweeper } from "../../workers/orphan-sweeper.js";
@@ -7,11 +6,9 @@ import { rotationProcessors, tokenSweepEveryMs } from "../../workers/rotation.wo
 import { createSchedulerReconciler } from "../../workers/scheduler-reconciler.js";
 import { createWorkerSupervisor } from "../../workers/supervisor.js";
 import { createWorkerFactory } from "../../workers/worker-factory.js";
-import type { Config } from "../config.js";
 import { createConnectingSweep, createHandshakes } from "../domain/accounts/handshake.js";
 import { createHandshakeSweep } from "../domain/accounts/handshake-sweep.js";
 import { createRefresher, createRefreshSweep } from "../domain/accounts/refresher.js";
-import type { Clock } from "../domain/clock.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
 import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
 import { createHttpCredentialChecker } from "../providers/http-credential-checker.js";
@@ -19,8 +16,7 @@ import { createJobSchedulers, type JobSchedule } from "../queue/job-schedulers.j
 import { handshakeJobId } from "../queue/queue-names.js";
 import { providerBackoffMs } from "../queue/retry-policy.js";
 import { claimRetentionMs, purgeTransitions } from "../storage/versioned.js";
-import type { Clients } from "./clients.js";
-import { environmentsChannel, type Services } from "./services.js";
+import { environmentsChannel, type Stage } from "./services.js";
 
 /** A `deleting` record untouched for this long was abandoned mid-way; the workers finish it. */
 const abandonedDeleteMs = 60_000;
@@ -35,15 +31,7 @@ export interface Workers {
 }
 
 /** Stage 3 (roles worker and all): the domain's job runners, one BullMQ worker per environment and queue, housekeeping. */
-export function startWorkers(
-  config: Config,
-  clients: Clients,
-  services: Services,
-  logger: Logger,
-  clock: Clock,
-  stopping: AbortSignal,
-  cleanups: (() => unknown)[],
-): Workers {
+export function startWorkers({ config, clients, services, logger, clock, stopping, cleanups }: Stage): Workers {
   const { redis, workerRedis, mongoReady } = clients;
   const { accountRepository, integrationRepository, directory, accountWatch, oauthClient, queues, producers } =
     services;
