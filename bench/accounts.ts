@@ -50,6 +50,7 @@ import { MongoClient } from "mongodb";
 import { sealCredentials } from "../src/domain/accounts/account-service.js";
 import type { Account } from "../src/domain/accounts/accounts.js";
 import { createKeyring, type WrappedDataKey } from "../src/domain/crypto/envelope.js";
+import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";
 import { settingDefaults } from "../src/domain/environments/environments.js";
 import { newId } from "../src/domain/ids.js";
 import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb.js";
@@ -420,7 +421,7 @@ async function refreshRow(): Promise<void> {
   );
   const listS = (performance.now() - listStarted) / 1000;
 
-  const rotation = new Queue(queueName(environment, "rotation"), {
+  const rotation = new Queue(queueName(parseEnvironmentName(environment), "rotation"), {
     connection: queueRedis,
     prefix: config.ROOMKEY_QUEUE_PREFIX,
   });

@@ -1,6 +1,7 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";
 import type { IncarnationSource } from "../src/domain/environments/environments.js";
 import { type JobSchedule, upsertSchedule } from "../src/queue/job-schedulers.js";
 import { type QueueKind, queueName } from "../src/queue/queue-names.js";
@@ -36,7 +37,7 @@ export interface WorkerFactoryDeps {
 /** Starts the BullMQ worker of one environment's queue, with errors logged, never thrown away. */
 export function createWorkerFactory(deps: WorkerFactoryDeps) {
   return (environment: string, kind: QueueKind): RunningWorker => {
-    const name = queueName(environment, kind);
+    const name = queueName(parseEnvironmentName(environment, "environment"), kind);
     const logger = deps.logger.child({ environment, queue: kind });
     const worker = new Worker(name, createJobRouter(deps.processors, kind, environment, logger, deps.incarnations), {
       connection: deps.connection,

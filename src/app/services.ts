@@ -4,6 +4,7 @@ import { createAccountService } from "../domain/accounts/account-service.js";
 import type { Clock } from "../domain/clock.js";
 import { createKeyring, derivePurposeKey } from "../domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "../domain/environments/environment-directory.js";
+import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { createEnvironmentService } from "../domain/environments/environment-service.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
 import { createIntegrationService } from "../domain/integrations/integration-service.js";
@@ -82,8 +83,8 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     transitionsCollection,
   ]);
   const databases = guard({
-    provision: (name: string) => environmentDatabases.provision(name),
-    drop: (name: string) => environmentDatabases.drop(name),
+    provision: (name: string) => environmentDatabases.provision(parseEnvironmentName(name, "environment")),
+    drop: (name: string) => environmentDatabases.drop(parseEnvironmentName(name, "environment")),
     listWithDatabase: () => environmentDatabases.listWithDatabase(),
   });
   const tokenRepository = guard(createTokenRepository(environmentDatabases));

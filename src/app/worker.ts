@@ -9,6 +9,7 @@ import { createWorkerFactory } from "../../workers/worker-factory.js";
 import { createConnectingSweep, createHandshakes } from "../domain/accounts/handshake.js";
 import { createHandshakeSweep } from "../domain/accounts/handshake-sweep.js";
 import { createRefresher, createRefreshSweep } from "../domain/accounts/refresher.js";
+import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
 import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
 import { createHttpCredentialChecker } from "../providers/http-credential-checker.js";
@@ -80,7 +81,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     }),
     store: accountRepository,
     purgeClaims: (environment, before, incarnation) =>
-      purgeTransitions(environmentDatabases.db(environment), before, incarnation),
+      purgeTransitions(environmentDatabases.db(parseEnvironmentName(environment, "environment")), before, incarnation),
     claimRetentionMs,
     clock,
     onSwept: (environment, result) => logger.info({ environment, ...result }, "connecting sweep"),

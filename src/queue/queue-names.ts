@@ -1,3 +1,4 @@
+import type { EnvironmentName } from "../domain/environments/environment-name.js";
 /** The queues every environment has. */
 export const queueKinds = ["handshake", "rotation"] as const;
 export type QueueKind = (typeof queueKinds)[number];
@@ -46,9 +47,10 @@ export type JobData<K extends QueueKind, N extends JobName<K>> = QueueJobs[K][N]
 
 /**
  * The one place that builds a queue name: `<environment>.<kind>`. Environment
- * names cannot contain `.`, so names never collide across environments.
+ * names cannot contain `.`, so names never collide across environments; the
+ * type makes sure the name passed `parseEnvironmentName`.
  */
-export function queueName(environment: string, kind: QueueKind): string {
+export function queueName(environment: EnvironmentName, kind: QueueKind): string {
   return `${environment}.${kind}`;
 }
 

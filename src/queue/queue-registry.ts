@@ -2,6 +2,7 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { withTimeout } from "../async.js";
+import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { RoomkeyError } from "../domain/errors.js";
 import { type QueueKind, queueKinds, queueName } from "./queue-names.js";
 
@@ -27,7 +28,7 @@ export function createQueueRegistry({ connection, prefix, logger, removeTimeoutM
   const queues = new Map<string, Queue>();
 
   function queue(environment: string, kind: QueueKind): Queue {
-    const name = queueName(environment, kind);
+    const name = queueName(parseEnvironmentName(environment, "environment"), kind);
     let found = queues.get(name);
     if (!found) {
       found = new Queue(name, { connection, prefix });

@@ -1,6 +1,7 @@
 import type { Collection, Filter } from "mongodb";
 import type { Account, OAuthState } from "../domain/accounts/accounts.js";
 import type { AccountIdempotencyRecord, AccountStore } from "../domain/accounts/ports.js";
+import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { EnvironmentReplacedError, type IncarnationSource } from "../domain/environments/environments.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
@@ -48,11 +49,15 @@ function guardFor(incarnations: IncarnationSource, environment: string, incarnat
  */
 export function createAccountRepository(databases: Pick<EnvironmentDatabases, "db">, incarnations: IncarnationSource) {
   const accounts = (environment: string): Collection<AccountDocument> =>
-    databases.db(environment).collection<AccountDocument>(accountsCollection.name);
+    databases.db(parseEnvironmentName(environment, "environment")).collection<AccountDocument>(accountsCollection.name);
   const keys = (environment: string): Collection<IdempotencyDocument> =>
-    databases.db(environment).collection<IdempotencyDocument>(accountKeysCollection.name);
+    databases
+      .db(parseEnvironmentName(environment, "environment"))
+      .collection<IdempotencyDocument>(accountKeysCollection.name);
   const states = (environment: string): Collection<StateDocument> =>
-    databases.db(environment).collection<StateDocument>(oauthStatesCollection.name);
+    databases
+      .db(parseEnvironmentName(environment, "environment"))
+      .collection<StateDocument>(oauthStatesCollection.name);
 
   const store: AccountStore = {
     async insert(environment, account) {
@@ -81,7 +86,7 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
       // Account ids are never reused: the id is its own incarnation.
       const { id: _id, version: _version, ...set } = changes;
       const won = await compareAndSet(
-        databases.db(environment),
+        databases.db(parseEnvironmentName(environment, "environment")),
         accountsCollection.name,
         { id: account.id, incarnation: "" },
         account.version,
@@ -118,7 +123,7 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
     },
     async useState(environment, state, usedWith) {
       return compareAndSet(
-        databases.db(environment),
+        databases.db(parseEnvironmentName(environment, "environment")),
         oauthStatesCollection.name,
         { id: state.hash, incarnation: "" },
         state.version,
@@ -181,7 +186,10 @@ export function createAccountCounter(databases: Pick<EnvironmentDatabases, "db">
     async countActive(environment: string, integration?: string): Promise<number> {
       const filter: Record<string, string> = { status: "active" };
       if (integration !== undefined) filter.integration = integration;
-      return databases.db(environment).collection(accountsCollection.name).countDocuments(filter);
+      return databases
+        .db(parseEnvironmentName(environment, "environment"))
+        .collection(accountsCollection.name)
+        .countDocuments(filter);
     },
   };
 }

@@ -1,4 +1,5 @@
 import type { Db, MongoClient } from "mongodb";
+import type { EnvironmentName } from "../domain/environments/environment-name.js";
 import { type CollectionSpec, type DatabaseNames, ensureCollections } from "./mongo.js";
 
 /**
@@ -6,10 +7,10 @@ import { type CollectionSpec, type DatabaseNames, ensureCollections } from "./mo
  * `parseEnvironmentName`; nothing else builds a database name.
  */
 export interface EnvironmentDatabases {
-  db(environment: string): Db;
+  db(environment: EnvironmentName): Db;
   /** Creates the database with every collection and index the repositories declare. */
-  provision(environment: string): Promise<void>;
-  drop(environment: string): Promise<void>;
+  provision(environment: EnvironmentName): Promise<void>;
+  drop(environment: EnvironmentName): Promise<void>;
   /** Environments that have a database, whether or not they have a record. */
   listWithDatabase(): Promise<string[]>;
 }
@@ -24,7 +25,7 @@ export function createEnvironmentDatabases(
   // bound only keeps a process that sees many short-lived environments from growing.
   const handles = new Map<string, Db>();
   const maxHandles = 1_000;
-  function db(environment: string): Db {
+  function db(environment: EnvironmentName): Db {
     let handle = handles.get(environment);
     if (!handle) {
       if (handles.size >= maxHandles) handles.clear();

@@ -1,3 +1,4 @@
+import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import type { Integration } from "../domain/integrations/integrations.js";
 import type { IntegrationStore } from "../domain/integrations/ports.js";
 import type { EnvironmentDatabases } from "./environment-databases.js";
@@ -19,7 +20,9 @@ function toDocument({ name, ...rest }: Integration): IntegrationDocument {
 /** Integrations in each environment's own database, keyed by name. */
 export function createIntegrationRepository(databases: Pick<EnvironmentDatabases, "db">): IntegrationStore {
   const collection = (environment: string) =>
-    databases.db(environment).collection<IntegrationDocument>(integrationsCollection.name);
+    databases
+      .db(parseEnvironmentName(environment, "environment"))
+      .collection<IntegrationDocument>(integrationsCollection.name);
   return {
     async get(environment, name) {
       const doc = await collection(environment).findOne({ _id: name });
@@ -39,7 +42,7 @@ export function createIntegrationRepository(databases: Pick<EnvironmentDatabases
       const unset = "oauth2" in fields ? [] : ["oauth2"];
       const target = { id: _id, incarnation: String(integration.createTime.getTime()) };
       return compareAndSet(
-        databases.db(environment),
+        databases.db(parseEnvironmentName(environment, "environment")),
         integrationsCollection.name,
         target,
         expectedVersion,

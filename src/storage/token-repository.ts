@@ -1,4 +1,5 @@
 import type { Collection, Filter } from "mongodb";
+import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { ConcurrentModificationError } from "../domain/errors.js";
 import type { PageRequest } from "../domain/paging.js";
 import type {
@@ -81,11 +82,13 @@ const usageWritesPerCommand = 16;
 /** API tokens and idempotency keys, in each environment's own database. */
 export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db">): TokenRepository {
   const tokens = (environment: string): Collection<TokenDocument> =>
-    databases.db(environment).collection<TokenDocument>(tokensCollection.name);
+    databases.db(parseEnvironmentName(environment, "environment")).collection<TokenDocument>(tokensCollection.name);
   const keys = (environment: string): Collection<IdempotencyDocument> =>
-    databases.db(environment).collection<IdempotencyDocument>(idempotencyCollection.name);
+    databases
+      .db(parseEnvironmentName(environment, "environment"))
+      .collection<IdempotencyDocument>(idempotencyCollection.name);
   const usage = (environment: string): Collection<UsageDocument> =>
-    databases.db(environment).collection<UsageDocument>(tokenUsageCollection.name);
+    databases.db(parseEnvironmentName(environment, "environment")).collection<UsageDocument>(tokenUsageCollection.name);
 
   /**
    * Tokens with their last-used times, read from their own collection. One
@@ -117,7 +120,13 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
   async function change(environment: string, token: Token, set: Partial<TokenDocument>): Promise<Token | undefined> {
     // Token ids are never reused: the id is its own incarnation.
     const target = { id: token.id, incarnation: "" };
-    const won = await compareAndSet(databases.db(environment), tokensCollection.name, target, token.version, set);
+    const won = await compareAndSet(
+      databases.db(parseEnvironmentName(environment, "environment")),
+      tokensCollection.name,
+      target,
+      token.version,
+      set,
+    );
     return won ? { ...token, ...set, version: token.version + 1 } : undefined;
   }
 
@@ -188,9 +197,15 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
       const existing = await keys(environment).findOne({ _id: key });
       if (!existing || existing.createTime.getTime() !== expectedCreateTime.getTime()) return false;
       const target = { id: key, incarnation: String(existing.createTime.getTime()) };
-      return compareAndSet(databases.db(environment), idempotencyCollection.name, target, existing.version, {
-        ...record,
-      });
+      return compareAndSet(
+        databases.db(parseEnvironmentName(environment, "environment")),
+        idempotencyCollection.name,
+        target,
+        existing.version,
+        {
+          ...record,
+        },
+      );
     },
     async recordUsage(environment, lastUsed) {
       const updates = [...lastUsed].map(([id, at]) => ({

@@ -2,6 +2,7 @@ import type { MessageShape } from "@bufbuild/protobuf";
 import { type ClientReadableStream, status } from "@grpc/grpc-js";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import {
   AccountService,
   AccountStatus,
@@ -428,7 +429,7 @@ describe("isolation between environments", () => {
     try {
       bAccount = (await connect(b, validKey())).account?.id ?? "";
       const before = await accountsOf(b).findOne({ _id: bAccount });
-      const queue = new Queue(queueName(env, "handshake"), {
+      const queue = new Queue(queueName(parseEnvironmentName(env), "handshake"), {
         connection: d.redis,
         prefix: d.server.config.ROOMKEY_QUEUE_PREFIX,
       });
@@ -457,7 +458,10 @@ describe("nothing is lost", () => {
     const admin = (environment: string) => metadataFor(environment, api.adminKey);
     let worker: TestServer | undefined;
     const queue = (name: string) =>
-      new Queue(queueName(name, "handshake"), { connection: d.redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
+      new Queue(queueName(parseEnvironmentName(name), "handshake"), {
+        connection: d.redis,
+        prefix: config.ROOMKEY_QUEUE_PREFIX,
+      });
     try {
       const name = await newEnvironment(environments, admin);
       const ids: string[] = [];

@@ -1,5 +1,6 @@
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
 import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
@@ -274,7 +275,7 @@ describe("a job of a deleted environment never lands in its successor of the sam
       .db(databaseNames(d.server.config.ROOMKEY_DB_PREFIX).environment(name))
       .collection<{ _id: string; credentialsVersion: number }>("accounts");
     const versionBefore = (await accounts.findOne({ _id: id }))?.credentialsVersion;
-    const rotation = new Queue(queueName(name, "rotation"), {
+    const rotation = new Queue(queueName(parseEnvironmentName(name), "rotation"), {
       connection: d.redis,
       prefix: d.server.config.ROOMKEY_QUEUE_PREFIX,
     });

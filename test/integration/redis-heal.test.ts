@@ -3,6 +3,7 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
+import { parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import {
   AccountService,
   AccountStatus,
@@ -126,7 +127,10 @@ async function schedulersOf(environment: string): Promise<boolean[]> {
   try {
     return await Promise.all(
       schedulers.map(async ([kind, id]) => {
-        const queue = new Queue(queueName(environment, kind), { connection, prefix: config.ROOMKEY_QUEUE_PREFIX });
+        const queue = new Queue(queueName(parseEnvironmentName(environment), kind), {
+          connection,
+          prefix: config.ROOMKEY_QUEUE_PREFIX,
+        });
         try {
           const scheduler = await queue.getJobScheduler(id);
           if (!scheduler?.next) return false;

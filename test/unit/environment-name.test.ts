@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { environmentHeader, parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
+import { queueName } from "../../src/queue/queue-names.js";
 import { asRoomkeyError, errorOf } from "../helpers/fakes.js";
 
 describe("parseEnvironmentName", () => {
@@ -70,5 +71,14 @@ describe("parseEnvironmentName", () => {
   it("when a reserved name is given in any case, then the description says it is reserved", () => {
     const error = asRoomkeyError(errorOf(() => parseEnvironmentName("Config")));
     expect(error.fieldViolations[0]?.description).toContain("reserved");
+  });
+});
+
+describe("the EnvironmentName type", () => {
+  it("when a name is parsed, then it can build a queue name; an unchecked string cannot (a compile error)", () => {
+    expect(queueName(parseEnvironmentName("staging"), "handshake")).toBe("staging.handshake");
+    const unchecked: string = "staging";
+    // @ts-expect-error an unchecked string is not an EnvironmentName (npm run typecheck fails without the brand)
+    expect(queueName(unchecked, "rotation")).toBe("staging.rotation");
   });
 });

@@ -5,6 +5,14 @@ const reserved = new Set(["admin", "local", "config"]);
 
 const pattern = /^[a-z][a-z0-9-]{0,22}[a-z0-9]$/;
 
+/**
+ * An environment name that passed `parseEnvironmentName`, the only function
+ * that returns one. Whatever builds a database name or a queue name takes
+ * this type, so an unchecked string cannot reach a database or a Redis key:
+ * passing one is a compile error.
+ */
+export type EnvironmentName = string & { readonly __environmentName: unique symbol };
+
 /** The metadata header that names the environment of a call. */
 export const environmentHeader = "roomkey-environment";
 
@@ -13,10 +21,10 @@ export const environmentHeader = "roomkey-environment";
  * Only `^[a-z][a-z0-9-]{0,22}[a-z0-9]$` minus the reserved names passes, so
  * look-alikes, separators, control and invisible characters never do.
  */
-export function parseEnvironmentName(raw: string, source = environmentHeader): string {
+export function parseEnvironmentName(raw: string, source = environmentHeader): EnvironmentName {
   const problem = describeProblem(raw);
   if (problem !== undefined) throw invalidEnvironment(problem, source);
-  return raw;
+  return raw as EnvironmentName;
 }
 
 /** INVALID_ARGUMENT ENVIRONMENT_INVALID, naming where the environment came from. */
@@ -27,7 +35,7 @@ export function invalidEnvironment(problem: string, source = environmentHeader):
 }
 
 /** Whether a name passes `parseEnvironmentName`. */
-export function isEnvironmentName(raw: string): boolean {
+export function isEnvironmentName(raw: string): raw is EnvironmentName {
   return describeProblem(raw) === undefined;
 }
 
