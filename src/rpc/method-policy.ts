@@ -1,5 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 
+/** The scopes a token may hold; the contract lists them too (CreateTokenRequest.scopes), and test/unit/scopes.test.ts keeps the two the same. */
 export const scopes = [
   "environment:read",
   "environment:write",
@@ -25,7 +26,7 @@ export interface MethodPolicy {
 
 const existing = (access: MethodPolicy["access"]): MethodPolicy => ({ access, environment: "existing" });
 
-/** The scope table (README "Scopes"); keyed by `<service>/<method>`. */
+/** The scope table (README "Access"); keyed by `<service>/<method>`. */
 export const methodPolicies: Readonly<Record<string, MethodPolicy>> = {
   "roomkey.v1.EnvironmentService/CreateEnvironment": { access: "admin", environment: "any" },
   "roomkey.v1.EnvironmentService/GetEnvironment": existing("environment:read"),
