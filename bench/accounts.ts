@@ -47,7 +47,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
-import { sealCredentials } from "../src/domain/accounts/account-service.js";
+import { sealCredentials } from "../src/domain/accounts/account-common.js";
 import type { Account } from "../src/domain/accounts/accounts.js";
 import { createKeyring, type WrappedDataKey } from "../src/domain/crypto/envelope.js";
 import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";

@@ -19,7 +19,7 @@ import {
   BadRequestSchema,
   ErrorInfoSchema,
 } from "../gen/google/rpc/error_details_pb.js";
-import { ErrorReason } from "../gen/roomkey/v1/error_reason_pb.js";
+import { ErrorReason, ErrorReasonSchema } from "../gen/roomkey/v1/error_reason_pb.js";
 
 export * from "../gen/roomkey/v1/account_service_pb.js";
 export * from "../gen/roomkey/v1/common_pb.js";
@@ -133,8 +133,8 @@ export interface RoomkeyError {
 export function errorOf(error: unknown): RoomkeyError | undefined {
   if (!(error instanceof ConnectError)) return undefined;
   const info = error.findDetails(ErrorInfoSchema).find((detail) => detail.domain === ERROR_DOMAIN);
-  const known = info?.reason ? (ErrorReason as unknown as Record<string, unknown>)[info.reason] : undefined;
-  const reason = typeof known === "number" ? (known as ErrorReason) : ErrorReason.UNSPECIFIED;
+  const known = info?.reason ? ErrorReasonSchema.values.find((value) => value.localName === info.reason) : undefined;
+  const reason: ErrorReason = known?.number ?? ErrorReason.UNSPECIFIED;
   return {
     code: error.code,
     message: error.rawMessage,

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { type Logger, pino } from "pino";
-import type { AccountEvents, AccountStore } from "../../src/domain/accounts/account-service.js";
 import type { Account, AccountEvent } from "../../src/domain/accounts/accounts.js";
 import type { OAuthClient, TokenOutcome } from "../../src/domain/accounts/oauth.js";
+import type { AccountEvents, AccountStore } from "../../src/domain/accounts/ports.js";
 import type { Clock } from "../../src/domain/clock.js";
 import { type Environment, EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
 import { RoomkeyError } from "../../src/domain/errors.js";

@@ -1,7 +1,8 @@
 import { Code, createClient } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import type { AccountFilter, ConnectAccountInput } from "../../src/domain/accounts/account-service.js";
+import type { ConnectAccountInput } from "../../src/domain/accounts/account-common.js";
 import type { AccountEvent, AccountView, Credential } from "../../src/domain/accounts/accounts.js";
+import type { AccountFilter } from "../../src/domain/accounts/ports.js";
 import { BadRequestSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";

@@ -1,10 +1,11 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { errorOf, parseAddr, roomkeyInterceptor } from "../../src/client/index.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { ErrorReason } from "../../src/gen/roomkey/v1/error_reason_pb.js";
+import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 
 /** The table all three clients read. */
 const addresses: { addr: string; target?: string; tls?: boolean; error?: boolean }[] = JSON.parse(
@@ -18,18 +19,26 @@ describe("roomkey/client", () => {
   });
 
   it("when a call sets its own environment, then the interceptor keeps it and adds only the token", async () => {
-    const seen: Headers[] = [];
-    const interceptor = roomkeyInterceptor("staging", "rk_staging_x");
-    const next = async (request: { header: Headers }) => {
-      seen.push(new Headers(request.header));
-      return {} as never;
-    };
-    await interceptor(next as never)({ header: new Headers() } as never);
-    await interceptor(next as never)({ header: new Headers({ "roomkey-environment": "qa" }) } as never);
-    expect(seen[0]?.get("roomkey-environment")).toBe("staging");
-    expect(seen[0]?.get("authorization")).toBe("Bearer rk_staging_x");
-    expect(seen[1]?.get("roomkey-environment")).toBe("qa");
-    expect(seen[1]?.get("authorization")).toBe("Bearer rk_staging_x");
+    // The server side echoes the two headers it got: environment in `environment`, authorization in `tokenId`.
+    const transport = createRouterTransport(
+      (router) =>
+        router.service(TokenService, {
+          verifyToken: (_req, ctx) => ({
+            environment: ctx.requestHeader.get("roomkey-environment") ?? "",
+            tokenId: ctx.requestHeader.get("authorization") ?? "",
+          }),
+        }),
+      { transport: { interceptors: [roomkeyInterceptor("staging", "rk_staging_x")] } },
+    );
+    const client = createClient(TokenService, transport);
+    expect(await client.verifyToken({ token: "t" })).toMatchObject({
+      environment: "staging",
+      tokenId: "Bearer rk_staging_x",
+    });
+    expect(await client.verifyToken({ token: "t" }, { headers: { "roomkey-environment": "qa" } })).toMatchObject({
+      environment: "qa",
+      tokenId: "Bearer rk_staging_x",
+    });
   });
 
   it("when an error carries ErrorInfo and BadRequest, then errorOf gives the reason, metadata and violations", () => {

@@ -1,14 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { WrappedDataKey } from "../../src/domain/crypto/envelope.js";
-import {
-  createEnvironmentDirectory,
-  type EnvironmentSource,
-} from "../../src/domain/environments/environment-directory.js";
+import { createEnvironmentDirectory } from "../../src/domain/environments/environment-directory.js";
 import {
   type Environment,
   EnvironmentReplacedError,
   incarnationOf,
 } from "../../src/domain/environments/environments.js";
+import type { EnvironmentSource } from "../../src/domain/environments/ports.js";
 import { NotFoundError } from "../../src/domain/errors.js";
 import { type Deferred, deferred, environmentRecord, fakeClock, rejectionOf, settle } from "../helpers/fakes.js";
 

@@ -1,11 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { WrappedDataKey } from "../../src/domain/crypto/envelope.js";
-import {
-  createEnvironmentService,
-  type EnvironmentResources,
-  type EnvironmentStore,
-} from "../../src/domain/environments/environment-service.js";
+import { createEnvironmentService } from "../../src/domain/environments/environment-service.js";
 import type { Environment, EnvironmentEvent } from "../../src/domain/environments/environments.js";
+import type { EnvironmentResources, EnvironmentStore } from "../../src/domain/environments/ports.js";
 import {
   AlreadyExistsError,
   ConcurrentModificationError,

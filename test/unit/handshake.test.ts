@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { openCredential, sealCredentials } from "../../src/domain/accounts/account-service.js";
+import { openCredential, sealCredentials } from "../../src/domain/accounts/account-common.js";
 import type { Account, CredentialField } from "../../src/domain/accounts/accounts.js";
 import type { CheckCredential, CheckOutcome } from "../../src/domain/accounts/credential-check.js";
 import {

@@ -2,12 +2,9 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { DecryptionError, open } from "../../src/domain/crypto/envelope.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../src/domain/errors.js";
-import {
-  clientSecretBinding,
-  createIntegrationService,
-  type IntegrationStore,
-} from "../../src/domain/integrations/integration-service.js";
+import { clientSecretBinding, createIntegrationService } from "../../src/domain/integrations/integration-service.js";
 import type { CredentialCheck, Integration, IntegrationInput } from "../../src/domain/integrations/integrations.js";
+import type { IntegrationStore } from "../../src/domain/integrations/ports.js";
 import type { PageRequest } from "../../src/domain/paging.js";
 import { asRoomkeyError, errorOf, fakeClock, rejectionOf } from "../helpers/fakes.js";
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { openCredential, sealCredentials } from "../../src/domain/accounts/account-service.js";
+import { openCredential, sealCredentials } from "../../src/domain/accounts/account-common.js";
 import type { Account, CredentialField } from "../../src/domain/accounts/accounts.js";
 import { ProviderUnavailableError } from "../../src/domain/accounts/handshake.js";
 import type { TokenOutcome } from "../../src/domain/accounts/oauth.js";

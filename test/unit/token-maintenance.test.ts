@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createTokenMaintenance, type TokenMaintenanceStore } from "../../src/domain/tokens/token-maintenance.js";
-import type { IdempotencyRecord } from "../../src/domain/tokens/token-service.js";
+import type { IdempotencyRecord, TokenMaintenanceStore } from "../../src/domain/tokens/ports.js";
+import { createTokenMaintenance } from "../../src/domain/tokens/token-maintenance.js";
 import type { Token } from "../../src/domain/tokens/tokens.js";
 import { fakeClock } from "../helpers/fakes.js";
 

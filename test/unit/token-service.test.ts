@@ -2,15 +2,14 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { FailedPreconditionError, NotFoundError, RoomkeyError } from "../../src/domain/errors.js";
 import type { PageRequest } from "../../src/domain/paging.js";
+import type {
+  IdempotencyRecord,
+  RetirementScheduler,
+  TokenInvalidations,
+  TokenStore,
+} from "../../src/domain/tokens/ports.js";
 import { hashSecret, inspectSecret } from "../../src/domain/tokens/token-secret.js";
-import {
-  type Caller,
-  createTokenService,
-  type IdempotencyRecord,
-  type RetirementScheduler,
-  type TokenInvalidations,
-  type TokenStore,
-} from "../../src/domain/tokens/token-service.js";
+import { type Caller, createTokenService } from "../../src/domain/tokens/token-service.js";
 import { stateAt, type Token, type TokenState } from "../../src/domain/tokens/tokens.js";
 import { asRoomkeyError, fakeClock, rejectionOf } from "../helpers/fakes.js";
 

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import type { TokenLookup, UsageSink } from "../../src/domain/tokens/ports.js";
 import { generateSecret, hashSecret } from "../../src/domain/tokens/token-secret.js";
-import { createTokenVerifier, type TokenLookup, type UsageSink } from "../../src/domain/tokens/token-verifier.js";
+import { createTokenVerifier } from "../../src/domain/tokens/token-verifier.js";
 import type { Token } from "../../src/domain/tokens/tokens.js";
 import { type Deferred, deferred, fakeClock, settle } from "../helpers/fakes.js";
 

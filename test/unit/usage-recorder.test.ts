@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { createUsageRecorder, type UsageWriter } from "../../src/domain/tokens/usage-recorder.js";
+import type { UsageWriter } from "../../src/domain/tokens/ports.js";
+import { createUsageRecorder } from "../../src/domain/tokens/usage-recorder.js";
 import { memoryLogger } from "../helpers/fakes.js";
 
 class FakeWriter implements UsageWriter {

@@ -5,14 +5,10 @@
 import type { Clock } from "../clock.js";
 import { open, seal } from "../crypto/envelope.js";
 import { NotFoundError } from "../errors.js";
-import { idempotencyWindowMs } from "../idempotency.js";
 import type { Integration } from "../integrations/integrations.js";
 import type { DataKeySource } from "../integrations/ports.js";
 import { type CredentialField, credentialBinding, type KeyCredential, type SealedCredentials } from "./accounts.js";
 import type { AccountEvents, AccountStore, HandshakeQueue, RefreshQueue } from "./ports.js";
-
-/** How long a ConnectAccount idempotency key answers with the account it first created. */
-export const accountIdempotencyWindowMs = idempotencyWindowMs;
 
 /** How long an OAuth state from StartOAuthConnection is accepted. */
 export const oauthStateLifetimeMs = 10 * 60_000;

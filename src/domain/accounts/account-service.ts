@@ -97,25 +97,3 @@ export function createAccountService(deps: AccountServiceDeps) {
     refresh: handOut.refresh,
   };
 }
-
-export {
-  type AccountServiceDeps,
-  accountIdempotencyWindowMs,
-  accountNotFound,
-  type ConnectAccountInput,
-  oauthStateLifetimeMs,
-  openCredential,
-  refreshPatienceMs,
-  type StartOAuthInput,
-  sealCredentials,
-  stillUsableMs,
-} from "./account-common.js";
-export type {
-  AccountEvents,
-  AccountFilter,
-  AccountIdempotencyRecord,
-  AccountStore,
-  HandshakeQueue,
-  RefreshQueue,
-  RefreshRequest,
-} from "./ports.js";

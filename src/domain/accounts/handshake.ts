@@ -1,8 +1,9 @@
 import type { Clock } from "../clock.js";
 import { DecryptionError, open } from "../crypto/envelope.js";
 import { RoomkeyError } from "../errors.js";
-import { clientSecretBinding, type DataKeySource } from "../integrations/integration-service.js";
+import { clientSecretBinding } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
+import type { DataKeySource } from "../integrations/ports.js";
 import { openCredential, sealCredentials } from "./account-common.js";
 import { type Account, type CredentialField, toAccountView } from "./accounts.js";
 import type { CheckCredential, CheckOutcome, CredentialChecker } from "./credential-check.js";

@@ -1,7 +1,8 @@
 import type { Clock } from "../clock.js";
 import { open } from "../crypto/envelope.js";
-import { clientSecretBinding, type DataKeySource } from "../integrations/integration-service.js";
+import { clientSecretBinding } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
+import type { DataKeySource } from "../integrations/ports.js";
 import { openCredential } from "./account-common.js";
 import { type Account, toAccountView } from "./accounts.js";
 import { type JobScope, ProviderUnavailableError, tokenChanges } from "./handshake.js";

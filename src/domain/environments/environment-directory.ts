@@ -160,5 +160,3 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
 
   return { find, require, apply, refresh, dataKey, names, has };
 }
-
-export type { EnvironmentSource } from "./ports.js";

@@ -234,10 +234,3 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
 
   return { create, ensure, bootstrap, get: getActive, update, list, remove, finishAbandonedDeletes };
 }
-
-export type {
-  ActiveAccountCounter,
-  EnvironmentEventPublisher,
-  EnvironmentResources,
-  EnvironmentStore,
-} from "./ports.js";

@@ -144,11 +144,3 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
 
   return { put, get, list, remove };
 }
-
-export type {
-  DataKeySource,
-  DestinationCheck,
-  IntegrationAccountCounter,
-  IntegrationStore,
-  OutboundDestinations,
-} from "./ports.js";

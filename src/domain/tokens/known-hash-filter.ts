@@ -108,5 +108,3 @@ export function createKnownHashFilter(deps: {
     },
   };
 }
-
-export type { TokenHashSource } from "./ports.js";

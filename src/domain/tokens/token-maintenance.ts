@@ -1,7 +1,6 @@
 import type { Clock } from "../clock.js";
-import type { TokenMaintenanceStore } from "./ports.js";
-import type { TokenInvalidations } from "./token-service.js";
-import { idempotencyWindowMs } from "./token-service.js";
+import { idempotencyWindowMs } from "../idempotency.js";
+import type { TokenInvalidations, TokenMaintenanceStore } from "./ports.js";
 
 export interface TokenMaintenanceDeps {
   store: TokenMaintenanceStore;
@@ -54,5 +53,3 @@ export function createTokenMaintenance(deps: TokenMaintenanceDeps) {
 
   return { retire, sweep };
 }
-
-export type { TokenMaintenanceStore } from "./ports.js";

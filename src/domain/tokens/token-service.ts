@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Clock } from "../clock.js";
 import { FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.js";
-import { claimIdempotencyKey, idempotencyWindowMs } from "../idempotency.js";
+import { claimIdempotencyKey } from "../idempotency.js";
 import { newId } from "../ids.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
 import type { IdempotencyRecord, RetirementScheduler, TokenInvalidations, TokenStore } from "./ports.js";
@@ -11,9 +11,6 @@ import { stateAt, type Token, type TokenState } from "./tokens.js";
 const hour = 3_600_000;
 export const defaultGraceMs = 24 * hour;
 export const maxGraceMs = 7 * 24 * hour;
-/** How long an idempotency key answers with the token it first created. */
-export { idempotencyWindowMs };
-
 /** Who asks: the admin key, or a token with its scopes. */
 export type Caller = { kind: "admin" } | { kind: "token"; tokenId: string; scopes: ReadonlySet<string> };
 
@@ -249,5 +246,3 @@ export function createTokenService(deps: TokenServiceDeps) {
 
   return { create, get, list, revoke, rotate };
 }
-
-export type { IdempotencyRecord, RetirementScheduler, TokenInvalidations, TokenStore } from "./ports.js";

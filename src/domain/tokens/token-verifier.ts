@@ -1,6 +1,6 @@
 import type { Clock } from "../clock.js";
-import { createKnownHashFilter, type TokenHashSource } from "./known-hash-filter.js";
-import type { TokenLookup, UsageSink } from "./ports.js";
+import { createKnownHashFilter } from "./known-hash-filter.js";
+import type { TokenHashSource, TokenLookup, UsageSink } from "./ports.js";
 import { createTokenCache } from "./token-cache.js";
 import { hashSecret, inspectSecret } from "./token-secret.js";
 import { factsOf, statusAt, type TokenFacts, type Verification, type VerifyStatus } from "./tokens.js";
@@ -167,5 +167,3 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     size: () => cache.size(),
   };
 }
-
-export type { TokenLookup, UsageSink } from "./ports.js";

@@ -60,5 +60,3 @@ export function createUsageRecorder({ writer, environmentExists, logger }: Usage
     pendingCount: () => [...pending.values()].reduce((n, uses) => n + uses.size, 0),
   };
 }
-
-export type { UsageWriter } from "./ports.js";

@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { AccountFilter, AccountService as Accounts } from "../../domain/accounts/account-service.js";
+import type { AccountService as Accounts } from "../../domain/accounts/account-service.js";
 import type { AccountEvent } from "../../domain/accounts/accounts.js";
+import type { AccountFilter } from "../../domain/accounts/ports.js";
 import { invalidField } from "../../domain/errors.js";
 import type { Listing, PageTokens } from "../../domain/paging.js";
 import type { AccountService } from "../../gen/roomkey/v1/account_service_pb.js";
