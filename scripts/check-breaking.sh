@@ -14,9 +14,11 @@ cd "$(dirname "$0")/.."
 # uncommitted changes to proto/, compare them with HEAD.
 committed=1
 if git diff --quiet HEAD -- proto; then against="${1:-HEAD~1}"; else against="${1:-HEAD}"; committed=0; fi
-if [ "$(git rev-parse --is-shallow-repository)" = true ]; then
+if [ "$(git rev-parse --is-shallow-repository 2>/dev/null)" = true ]; then
   echo "check-breaking: this is a shallow clone; fetch the history (git fetch --unshallow) to compare with $against" >&2
-  exit 1
+  # CI (.ci/run) must compare; a user's shallow clone running the tests is only told.
+  [ "${ROOMKEY_REQUIRE_BREAKING_CHECK:-}" = 1 ] && exit 1
+  exit 0
 fi
 if ! git rev-parse --verify --quiet "$against^{commit}" >/dev/null; then
   echo "check-breaking: $against does not exist (the first commit); nothing to compare with" >&2

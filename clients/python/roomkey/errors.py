@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 import grpc
+from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 from roomkey.v1 import error_reason_pb2
@@ -43,7 +44,11 @@ def error_of(error: BaseException) -> Optional[RoomkeyError]:
     for key, value in error.trailing_metadata() or ():
         if key != _DETAILS_KEY:
             continue
-        status = status_pb2.Status.FromString(value)
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:
+            # Not a google.rpc.Status (a proxy in between, say): the code and message still stand.
+            continue
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
             bad_request = error_details_pb2.BadRequest()

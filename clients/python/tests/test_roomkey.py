@@ -100,6 +100,12 @@ class ErrorOfTest(unittest.TestCase):
         self.assertEqual(err.reason, error_reason_pb2.ERROR_REASON_UNSPECIFIED)
         self.assertEqual(err.reason_name, "SOMETHING_NEW")
 
+    def test_details_that_are_not_a_status_leave_the_code_and_message(self):
+        err = roomkey.error_of(
+            _Error(grpc.StatusCode.UNAVAILABLE, "proxy", (("grpc-status-details-bin", b"\xff\xff\xff"),))
+        )
+        self.assertEqual((err.code, err.message, err.reason_name), (grpc.StatusCode.UNAVAILABLE, "proxy", ""))
+
     def test_another_domain_and_other_exceptions_are_not_roomkey_reasons(self):
         info = error_details_pb2.ErrorInfo(reason="TOKEN_WRONG_ENVIRONMENT", domain="example.com")
         err = roomkey.error_of(_Error(grpc.StatusCode.INTERNAL, "m", _status(grpc.StatusCode.INTERNAL, info)))
