@@ -27,6 +27,10 @@ const schema = z.object({
   ROOMKEY_HOST: z.string().min(1).default("0.0.0.0"),
   ROOMKEY_GRPC_PORT: port.default(50051),
   ROOMKEY_HTTP_PORT: port.default(8080),
+  /** Prometheus metrics (GET /metrics) on a port of their own, in every role; `off`: none. Unauthenticated. */
+  ROOMKEY_METRICS_PORT: z.union([z.literal("off"), port]).default(9464),
+  /** Bull Board at /admin/queues on the HTTP port, behind the admin key: read-only, retry-clean (retry and remove jobs) or off. */
+  ROOMKEY_DASHBOARD: z.enum(["off", "read-only", "retry-clean"]).default("read-only"),
   // No "_": then no deployment's names can start with another's `<prefix>_env_`.
   ROOMKEY_DB_PREFIX: z
     .string()

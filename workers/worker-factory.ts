@@ -1,4 +1,4 @@
-import { Worker } from "bullmq";
+import { type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";
@@ -32,6 +32,14 @@ export interface WorkerFactoryDeps {
    */
   lockDurationMs: number;
   logger: Logger;
+  /** Told how long each job took and how it ended (metrics); names not in `processors` are "unknown". */
+  observeJob?: (kind: QueueKind, job: string, outcome: "completed" | "failed", seconds: number) => void;
+}
+
+/** Seconds a finished job ran, from BullMQ's own times; undefined when it never started. */
+function ranFor(job: { processedOn?: number; finishedOn?: number } | undefined): number | undefined {
+  if (!job?.processedOn) return undefined;
+  return Math.max(0, (job.finishedOn ?? Date.now()) - job.processedOn) / 1000;
 }
 
 /** Starts the BullMQ worker of one environment's queue, with errors logged, never thrown away. */
@@ -54,6 +62,17 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
     worker.on("failed", (job, error) =>
       logger.warn({ err: error, job: job?.name, id: job?.id, attempts: job?.attemptsMade }, "job failed"),
     );
+    const { observeJob } = deps;
+    if (observeJob) {
+      const known = new Set(Object.keys(deps.processors[kind] ?? {}));
+      const observe = (job: Job | undefined, outcome: "completed" | "failed") => {
+        const seconds = ranFor(job);
+        if (job && seconds !== undefined)
+          observeJob(kind, known.has(job.name) ? job.name : "unknown", outcome, seconds);
+      };
+      worker.on("completed", (job) => observe(job, "completed"));
+      worker.on("failed", (job) => observe(job, "failed"));
+    }
     for (const schedule of deps.schedules.filter((s) => s.kind === kind)) {
       // Idempotent: every worker process upserts the same scheduler id. Retried while Redis is away.
       const upsert = () => {

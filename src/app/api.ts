@@ -1,12 +1,13 @@
 import { createValidator } from "@bufbuild/protovalidate";
 import { HealthImplementation } from "grpc-health-check";
+import { createQueueDashboard, isDashboardPath } from "../admin/queue-dashboard.js";
 import { sleep } from "../async.js";
 import { isEnvironmentName } from "../domain/environments/environment-name.js";
 import { AccountService } from "../gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../gen/roomkey/v1/token_service_pb.js";
 import { createHealthMonitor } from "../health/health-monitor.js";
-import { createAuthenticator, createTokenAuthenticator } from "../rpc/authentication.js";
+import { adminKeyMatcher, createAuthenticator, createTokenAuthenticator } from "../rpc/authentication.js";
 import { createEdge } from "../rpc/edge.js";
 import { createFailureThrottle } from "../rpc/failure-throttle.js";
 import { createAccountHandlers } from "../rpc/handlers/account-handlers.js";
@@ -54,22 +55,36 @@ export async function startApi({ config, clients, services, logger, clock, stopp
     () => usage.flush(),
   );
 
+  const throttle = createFailureThrottle({
+    perMinute: config.ROOMKEY_AUTH_FAILURES_PER_MINUTE,
+    burst: config.ROOMKEY_AUTH_FAILURE_BURST,
+    maxPeers: 100_000,
+    now: () => clock.now().getTime(),
+  });
   const edge = createEdge({
     authenticator: createAuthenticator({
       adminKey: config.ROOMKEY_ADMIN_KEY,
       tokens: createTokenAuthenticator(verifier),
     }),
-    throttle: createFailureThrottle({
-      perMinute: config.ROOMKEY_AUTH_FAILURES_PER_MINUTE,
-      burst: config.ROOMKEY_AUTH_FAILURE_BURST,
-      maxPeers: 100_000,
-      now: () => clock.now().getTime(),
-    }),
+    throttle,
     environments: directory,
     validator: createValidator({ failFast: true }),
     fullValidator: createValidator(),
     logger,
+    observer: services.metrics,
   });
+  const dashboardMode = config.ROOMKEY_DASHBOARD;
+  const dashboard =
+    dashboardMode === "off"
+      ? undefined
+      : createQueueDashboard({
+          mode: dashboardMode,
+          isAdminKey: adminKeyMatcher(config.ROOMKEY_ADMIN_KEY),
+          environments: () => directory.names(),
+          queue: (environment, kind) => services.queues.queue(environment, kind),
+          throttle,
+          logger,
+        });
   const bindings = [
     bindService(
       EnvironmentService,
@@ -133,6 +148,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
       maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
       logger,
       shutdownSignal: stopping,
+      ...(dashboard ? { pages: { matches: isDashboardPath, handle: dashboard } } : {}),
     },
   );
   const { grpcPort, httpPort } = transports;

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { settlesWithin } from "../async.js";
 import type { Config } from "../config.js";
 import { systemClock } from "../domain/clock.js";
+import { type MetricsServer, startMetricsServer } from "../metrics/metrics-server.js";
 import { type Api, startApi } from "./api.js";
 import { openClients } from "./clients.js";
 import { followEnvironments } from "./follow-environments.js";
@@ -17,6 +18,8 @@ export type Role = "all" | "api" | "worker";
 export interface Roomkey {
   grpcPort: number;
   httpPort: number;
+  /** The Prometheus metrics port; 0 when ROOMKEY_METRICS_PORT is off. */
+  metricsPort: number;
   /** Resolves once the default environments exist and the workers ran their first pass. */
   ready: Promise<void>;
   /** Environments the workers serve now (empty for the `api` role). */
@@ -53,16 +56,20 @@ export async function startRoomkey(
 
   const stage = { config, clients, services, logger, clock, stopping: stopping.signal, cleanups };
   let api: Api | undefined;
-  if (role !== "worker") {
-    try {
-      api = await startApi(stage);
-    } catch (error) {
-      // A port in use, say: release what was opened so the process can exit.
-      stopping.abort();
-      for (const cleanup of cleanups) await cleanup();
-      await clients.close();
-      throw error;
+  let metricsServer: MetricsServer | undefined;
+  try {
+    if (config.ROOMKEY_METRICS_PORT !== "off") {
+      const options = { host: config.ROOMKEY_HOST, port: config.ROOMKEY_METRICS_PORT, logger };
+      metricsServer = await startMetricsServer(services.metrics, options);
     }
+    if (role !== "worker") api = await startApi(stage);
+  } catch (error) {
+    // A port in use, say: release what was opened so the process can exit.
+    stopping.abort();
+    await metricsServer?.close();
+    for (const cleanup of cleanups) await cleanup();
+    await clients.close();
+    throw error;
   }
   const workers: Workers | undefined = role !== "api" ? startWorkers(stage) : undefined;
 
@@ -71,6 +78,7 @@ export async function startRoomkey(
     const left = () => Math.max(100, config.ROOMKEY_SHUTDOWN_TIMEOUT_MS - (Date.now() - started));
     stopping.abort();
     const drained = api ? await api.close(left()) : true;
+    await metricsServer?.close();
     for (const cleanup of cleanups) await cleanup();
     const workersClosed = workers ? await workers.close(left()) : true;
     // After the workers: their provider calls in flight keep their connections.
@@ -85,6 +93,7 @@ export async function startRoomkey(
   return {
     grpcPort: api?.grpcPort ?? 0,
     httpPort: api?.httpPort ?? 0,
+    metricsPort: metricsServer?.port ?? 0,
     ready: Promise.all([api?.ready, workers?.ready]).then(() => undefined),
     servedEnvironments: () => workers?.served() ?? [],
     shutdown: () => {

@@ -14,6 +14,7 @@ import { createTokenVerifier } from "../domain/tokens/token-verifier.js";
 import { createUsageRecorder } from "../domain/tokens/usage-recorder.js";
 import { createAccountWatch } from "../events/account-watch.js";
 import { createEventBus } from "../events/event-bus.js";
+import { createMetrics, queueStates } from "../metrics/metrics.js";
 import { createHttpOAuthClient } from "../providers/http-oauth-client.js";
 import { createOutboundHttp, type HostResolver } from "../providers/outbound-http.js";
 import { createJobProducer } from "../queue/job-producer.js";
@@ -186,7 +187,19 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
       refreshTokenKeepaliveMs: settings.refreshTokenKeepaliveMs,
     };
   };
-  const providerOptions = { send: outbound.send, maxRetryAfterMs: maxProviderRetryAfterMs };
+  // This process's Prometheus metrics: fed by the edge, the workers and provider calls; the rest read when scraped.
+  const metrics = createMetrics({
+    environments: () => directory.names(),
+    hasEnvironment: (name) => directory.has(name),
+    queueCounts: (environment, kind) => queues.queue(environment, kind).getJobCounts(...queueStates),
+    backends: () => ({ mongodb: !mongoGate.isDown(), redis: redis.status === "ready" }),
+    tokenCache: () => verifier.cacheStats(),
+  });
+  const providerOptions = {
+    send: outbound.send,
+    maxRetryAfterMs: maxProviderRetryAfterMs,
+    observe: metrics.providerCall,
+  };
   const oauthClient = createHttpOAuthClient(providerOptions);
   const accountService = createAccountService({
     store: accountRepository,
@@ -232,5 +245,6 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     oauthClient,
     accountService,
     pages,
+    metrics,
   };
 }

@@ -124,6 +124,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       incarnations: environments,
       concurrency: { handshake: 10, rotation: 10 },
       logger,
+      observeJob: services.metrics.job,
     }),
     removeQueues: (name) => queues.removeEnvironment(name),
     reconcileMs: config.ROOMKEY_ENVIRONMENT_REFRESH_MS,

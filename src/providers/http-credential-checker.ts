@@ -53,8 +53,11 @@ export function createHttpCredentialChecker(options: HttpCredentialCheckerOption
         else headers.authorization = `Bearer ${secret}`;
       }
       const secrets = secretsOf(credential);
-      const call = await callProvider(options, { url, method: check.method, headers }, "the provider", (response) =>
-        summary(response.status, response, secrets),
+      const call = await callProvider(
+        options,
+        { url, method: check.method, headers },
+        { kind: "credential_check", what: "the provider" },
+        (response) => summary(response.status, response, secrets),
       );
       if (call.kind !== "answered") return call;
       const { response } = call;

@@ -59,7 +59,8 @@ export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthCli
       return `the token endpoint answered ${response.status}${said ? `: ${said}` : ""}`;
     };
     const request = { url: settings.tokenUrl, method: "POST", headers, body: form.toString() };
-    const call = await callProvider(options, request, "the token endpoint", (response) =>
+    const kind = grant.grant_type === "refresh_token" ? "token_refresh" : "token_exchange";
+    const call = await callProvider(options, request, { kind, what: "the token endpoint" }, (response) =>
       answeredWith(response, jsonObjectOf(response.text) ?? {}),
     );
     if (call.kind === "refused") return { ...call, error: "destination_refused" };

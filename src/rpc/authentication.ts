@@ -36,13 +36,17 @@ function invalidCredentials(): RoomkeyError {
   );
 }
 
-/** The admin key (constant-time comparison of digests), then environment tokens. */
-export function createAuthenticator(deps: { adminKey: string; tokens?: Authenticator }): Authenticator {
-  const adminDigest = digest(deps.adminKey);
+/** Whether a secret is the admin key: a constant-time comparison of digests. */
+export function adminKeyMatcher(adminKey: string): (secret: string) => boolean {
+  const adminDigest = digest(adminKey);
   // Token secrets start with "rk_": unless the admin key does too, they need no admin comparison.
-  const adminLooksLikeToken = deps.adminKey.startsWith("rk_");
-  const isAdminKey = (secret: string) =>
-    (adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest);
+  const adminLooksLikeToken = adminKey.startsWith("rk_");
+  return (secret) => (adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest);
+}
+
+/** The admin key, then environment tokens. */
+export function createAuthenticator(deps: { adminKey: string; tokens?: Authenticator }): Authenticator {
+  const isAdminKey = adminKeyMatcher(deps.adminKey);
   return {
     authenticate(secret, environment) {
       if (isAdminKey(secret)) return { kind: "admin" };

@@ -12,7 +12,7 @@ import type { Environment } from "../domain/environments/environments.js";
 import { type FieldViolation, InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
 import type { Authenticator } from "./authentication.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
-import { toConnectError } from "./errors.js";
+import { codeOf, toConnectError } from "./errors.js";
 import type { FailureThrottle } from "./failure-throttle.js";
 import { type MethodPolicy, policyOf } from "./method-policy.js";
 
@@ -32,6 +32,15 @@ export interface EdgeDeps {
   /** Reports every violation; run only on invalid requests small enough to afford it. */
   fullValidator?: Validator;
   logger: Logger;
+  /** Told of every call's end and of every refused authentication (metrics). */
+  observer?: EdgeObserver;
+}
+
+export interface EdgeObserver {
+  /** A call ended (`code` undefined: OK), or was refused before its handler ran. */
+  call(method: DescMethod, code: Code | undefined, seconds: number): void;
+  /** A call refused for its credentials; a token of another environment also names both environments. */
+  authenticationFailed(reason: string, wrong?: { requested: string; token: string }): void;
 }
 
 /**
@@ -135,10 +144,12 @@ function readBearer(headers: Headers): string {
   return secret;
 }
 
+const tooManyReason = "TOO_MANY_FAILED_AUTHENTICATIONS";
+
 function tooManyFailures(waitSeconds: number): RoomkeyError {
   return new RoomkeyError(
     "resource_exhausted",
-    "TOO_MANY_FAILED_AUTHENTICATIONS",
+    tooManyReason,
     `authorization: too many failed authentications from this address; retry in ${waitSeconds} s`,
     { retry_after_seconds: String(waitSeconds) },
   );
@@ -235,7 +246,7 @@ export function createEdge(deps: EdgeDeps) {
    * before they read the request body. Answers without a promise when
    * nothing needs I/O (a cached token, a known environment).
    */
-  function admit(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext> {
+  function admitCall(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext> {
     // A keep-alive HTTP connection can still carry new calls after close(): refuse them.
     if (stopped) {
       throw new RoomkeyError("unavailable", "SHUTTING_DOWN", "the server is shutting down; retry on another replica");
@@ -283,6 +294,38 @@ export function createEdge(deps: EdgeDeps) {
     }
   }
 
+  /** Errors already told to the observer at admission: the handler's wrapper does not count them again. */
+  const refusedAtAdmission = new WeakSet<object>();
+
+  function refused(method: DescMethod, started: number, error: unknown): never {
+    const observer = deps.observer;
+    if (observer && typeof error === "object" && error !== null) {
+      refusedAtAdmission.add(error);
+      observer.call(method, codeOf(error), (performance.now() - started) / 1000);
+      if (error instanceof RoomkeyError && (isAuthenticationFailure(error) || error.reason === tooManyReason)) {
+        const { requested_environment: requested, token_environment: token } = error.metadata ?? {};
+        const wrong =
+          error.reason === "TOKEN_WRONG_ENVIRONMENT" && requested && token ? { requested, token } : undefined;
+        observer.authenticationFailed(error.reason, wrong);
+      }
+    }
+    throw error;
+  }
+
+  /** `admitCall`, with refusals told to the observer. Every transport admits through this. */
+  function admit(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext> {
+    if (!deps.observer) return admitCall(method, headers, peer);
+    const started = performance.now();
+    try {
+      const admitted = admitCall(method, headers, peer);
+      return admitted instanceof Promise
+        ? admitted.catch((error: unknown) => refused(method, started, error))
+        : admitted;
+    } catch (error) {
+      return refused(method, started, error);
+    }
+  }
+
   /**
    * The call as the transport admitted it, or admitted here (in-memory
    * transports); then the request is validated and the call context set.
@@ -302,8 +345,22 @@ export function createEdge(deps: EdgeDeps) {
 
   /** An access log line per call at debug level (never the request, never a credential). */
   const accessLog = logger.isLevelEnabled("debug");
+  const { observer } = deps;
+  const timed = accessLog || observer !== undefined;
 
-  function logCall(method: DescMethod, ctx: HandlerContext, started: number, error: ConnectError | undefined): void {
+  /**
+   * A call ended: the access log and the observer. A failure the observer
+   * was told of at admission (`error`, as thrown) is not counted again.
+   */
+  function ended(method: DescMethod, ctx: HandlerContext, started: number, failure?: ConnectError, error?: unknown) {
+    if (!timed) return;
+    const seconds = (performance.now() - started) / 1000;
+    if (accessLog) logCall(method, ctx, seconds, failure);
+    const counted = typeof error === "object" && error !== null && refusedAtAdmission.delete(error);
+    if (observer && !counted) observer.call(method, failure?.code, seconds);
+  }
+
+  function logCall(method: DescMethod, ctx: HandlerContext, seconds: number, error: ConnectError | undefined): void {
     const call = ctx.values.get(callContextKey);
     logger.debug(
       {
@@ -311,7 +368,7 @@ export function createEdge(deps: EdgeDeps) {
         environment: call?.environment,
         principal: call ? (call.principal.kind === "admin" ? "admin" : call.principal.tokenId) : undefined,
         code: error ? Code[error.code] : "OK",
-        ms: Date.now() - started,
+        ms: Math.round(seconds * 1000),
       },
       "call",
     );
@@ -325,25 +382,24 @@ export function createEdge(deps: EdgeDeps) {
       // Not async: a call that needs no I/O completes without a promise or a microtask of its own.
       return (request: Message, ctx: HandlerContext): unknown => {
         inflight++;
-        const started = accessLog ? Date.now() : 0;
-        const done = (failure?: ConnectError) => {
-          if (accessLog) logCall(method, ctx, started, failure);
-          leave();
-        };
+        const started = timed ? performance.now() : 0;
         const failed = (error: unknown): never => {
           const failure = fail(error);
-          done(failure);
+          ended(method, ctx, started, failure, error);
+          leave();
           throw failure;
         };
         try {
           const entered = enter(method, ctx, request);
           const result = entered instanceof Promise ? entered.then((req) => impl(req, ctx)) : impl(entered, ctx);
           if (!(result instanceof Promise)) {
-            done();
+            ended(method, ctx, started);
+            leave();
             return result;
           }
           return result.then((response: unknown) => {
-            done();
+            ended(method, ctx, started);
+            leave();
             return response;
           }, failed);
         } catch (error) {
@@ -354,16 +410,18 @@ export function createEdge(deps: EdgeDeps) {
     if (method.methodKind === "server_streaming") {
       return async function* (request: Message, ctx: HandlerContext) {
         inflight++;
-        const started = Date.now();
+        const started = performance.now();
         let failure: ConnectError | undefined;
+        let thrown: unknown;
         try {
           const entered = enter(method, ctx, request);
           yield* impl(entered instanceof Promise ? await entered : entered, ctx) as AsyncIterable<unknown>;
         } catch (error) {
+          thrown = error;
           failure = fail(error);
           throw failure;
         } finally {
-          if (accessLog) logCall(method, ctx, started, failure);
+          ended(method, ctx, started, failure, thrown);
           leave();
         }
       };

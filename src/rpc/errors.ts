@@ -49,6 +49,13 @@ function isBackendUnavailable(error: unknown): boolean {
   );
 }
 
+/** The status code `toConnectError` gives an error, without building the status or logging. */
+export function codeOf(error: unknown): Code {
+  if (error instanceof RoomkeyError) return codes[error.kind];
+  if (error instanceof ConnectError) return error.code;
+  return isBackendUnavailable(error) ? Code.Unavailable : Code.Internal;
+}
+
 /**
  * The one place errors become statuses. Domain errors keep their message and
  * gain ErrorInfo (and BadRequest); anything unexpected is logged and leaves

@@ -34,6 +34,14 @@ export interface HttpAdapterOptions {
   writeMaxBytes: number;
   shutdownSignal: AbortSignal;
   logger: Logger;
+  /** Pages served beside the API on this port (the queue dashboard), each checking its own access. */
+  pages?: PageRoute;
+}
+
+/** A handler for the request paths it matches. */
+export interface PageRoute {
+  matches(path: string): boolean;
+  handle(req: IncomingMessage, res: ServerResponse): void;
 }
 
 type Format = "binary" | "json";
@@ -313,6 +321,10 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
     try {
       const path = (req.url ?? "").split("?", 1)[0] ?? "";
       const handler = handlers.get(path);
+      if (!handler && options.pages?.matches(path)) {
+        options.pages.handle(req, res);
+        return;
+      }
       if (!handler) {
         res.writeHead(404);
         res.end();

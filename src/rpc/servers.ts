@@ -10,7 +10,7 @@ import { settlesWithin } from "../async.js";
 import type { CallContext } from "./call-context.js";
 import { type GrpcAdapterOptions, grpcService } from "./grpc/grpc-adapter.js";
 import { grpcAdmission, metadataCap, undecodableAsInvalidArgument } from "./grpc/grpc-interceptors.js";
-import { createHttpHandler } from "./http-adapter.js";
+import { createHttpHandler, type PageRoute } from "./http-adapter.js";
 import { largestRequestBytes } from "./method-policy.js";
 import { addReflection } from "./reflection.js";
 
@@ -123,6 +123,8 @@ export interface HttpServerOptions {
   maxHeaderBytes: number;
   logger: Logger;
   shutdownSignal: AbortSignal;
+  /** Pages served beside the API (the queue dashboard). */
+  pages?: PageRoute;
 }
 
 /** A request's headers must arrive within this, and the whole request within `requestTimeoutMs`. */
@@ -145,6 +147,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<{ ser
     writeMaxBytes: options.maxMessageBytes,
     shutdownSignal: options.shutdownSignal,
     logger: options.logger,
+    ...(options.pages ? { pages: options.pages } : {}),
   });
   const server = http.createServer(
     { maxHeaderSize: options.maxHeaderBytes, headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs },

@@ -52,6 +52,7 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ROOMKEY_HOST: "127.0.0.1",
     ROOMKEY_GRPC_PORT: "0",
     ROOMKEY_HTTP_PORT: "0",
+    ROOMKEY_METRICS_PORT: "0",
     ROOMKEY_DB_PREFIX: prefix,
     ROOMKEY_QUEUE_PREFIX: prefix,
     ROOMKEY_LOG_LEVEL: process.env.ROOMKEY_TEST_LOG_LEVEL ?? "silent",

@@ -39,6 +39,13 @@ export interface TokenVerifierDeps {
 
 export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
 
+/** Counts since start: verifications answered by a cached token, by a hash known to match none, or by a lookup. */
+export interface TokenCacheStats {
+  hits: number;
+  negativeHits: number;
+  misses: number;
+}
+
 /**
  * Verification on the hot path. A secret's shape, checksum and environment are
  * checked with no I/O; a well-formed secret is looked up once by its SHA-256
@@ -50,6 +57,8 @@ export type TokenVerifier = ReturnType<typeof createTokenVerifier>;
 export function createTokenVerifier(deps: TokenVerifierDeps) {
   const { lookup, environmentExists, usage, clock, ttlMs } = deps;
   const cache = createTokenCache({ clock, ttlMs, negativeTtlMs: deps.negativeTtlMs, maxEntries: deps.maxEntries });
+  /** How well the cache answers, for metrics: plain counts, read when scraped. */
+  const stats: TokenCacheStats = { hits: 0, negativeHits: 0, misses: 0 };
   const filter = deps.knownHashes
     ? createKnownHashFilter({
         source: deps.knownHashes,
@@ -111,8 +120,15 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     const now = clock.now().getTime();
     const hash = hashSecret(secret);
     const hit = cache.get(hash, now);
-    if (hit !== undefined) return verdict(environment, hit ?? undefined, now);
-    if (knownUnknown(environment, hash, now)) return verdict(environment, undefined, now);
+    if (hit) {
+      stats.hits++;
+      return verdict(environment, hit, now);
+    }
+    if (hit === null || knownUnknown(environment, hash, now)) {
+      stats.negativeHits++;
+      return verdict(environment, undefined, now);
+    }
+    stats.misses++;
     return lookupOnce(environment, hash).then((facts) => verdict(environment, facts, clock.now().getTime()));
   }
 
@@ -137,6 +153,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     const now = clock.now().getTime();
     const hit = cache.get(hashSecret(secret), now);
     if (!hit) return undefined;
+    stats.hits++;
     const found = verdict(environment, hit, now);
     return found.status === "valid" ? found : undefined;
   }
@@ -165,5 +182,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
       filter?.clear();
     },
     size: () => cache.size(),
+    /** Lookups answered from memory (a token, or a hash known to match none) and those that read the database. */
+    cacheStats: (): Readonly<TokenCacheStats> => stats,
   };
 }

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { offeredSecret } from "../../src/admin/queue-dashboard.js";
+import { createMetrics } from "../../src/metrics/metrics.js";
+import type { OutboundResult } from "../../src/providers/outbound-http.js";
+import { callProvider, type ProviderCallOutcome } from "../../src/providers/provider-call.js";
+
+function answered(status: number): OutboundResult {
+  return {
+    kind: "response",
+    response: { status, text: "", contentType: "", tooLarge: false, header: () => undefined },
+  };
+}
+
+describe("provider call outcomes", () => {
+  const cases: [string, OutboundResult, ProviderCallOutcome][] = [
+    ["a 200", answered(200), "2xx"],
+    ["a 401", answered(401), "4xx"],
+    ["a 302", answered(302), "3xx"],
+    ["a 429", answered(429), "busy"],
+    ["a 503", answered(503), "busy"],
+    ["no connection", { kind: "failed", reason: "ECONNREFUSED" }, "unreachable"],
+    ["the outbound guard", { kind: "refused", reason: "private address" }, "refused"],
+  ];
+  for (const [what, result, outcome] of cases) {
+    it(`${what} is ${outcome}`, async () => {
+      const seen: [string, string, number][] = [];
+      await callProvider(
+        { send: async () => result, maxRetryAfterMs: 1_000, observe: (call, o, s) => seen.push([call, o, s]) },
+        { url: "https://provider.example/me", method: "GET", headers: {} },
+        { kind: "credential_check", what: "the provider" },
+        () => "busy",
+      );
+      expect(seen).toHaveLength(1);
+      expect(seen[0]?.[0]).toBe("credential_check");
+      expect(seen[0]?.[1]).toBe(outcome);
+      expect(seen[0]?.[2]).toBeGreaterThanOrEqual(0);
+    });
+  }
+});
+
+describe("the dashboard's credentials", () => {
+  const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+  it("takes the admin key as a bearer secret or as a Basic password, whatever the user name", () => {
+    expect(offeredSecret("Bearer k3y")).toBe("k3y");
+    expect(offeredSecret(basic("admin", "k3y:with:colons"))).toBe("k3y:with:colons");
+    expect(offeredSecret(basic("", "k3y"))).toBe("k3y");
+  });
+  it("offers nothing for a missing, empty or other scheme", () => {
+    expect(offeredSecret(undefined)).toBeUndefined();
+    expect(offeredSecret("")).toBeUndefined();
+    expect(offeredSecret("Bearer ")).toBeUndefined();
+    expect(offeredSecret(basic("admin", ""))).toBeUndefined();
+    expect(offeredSecret("Digest abc")).toBeUndefined();
+    expect(offeredSecret(`Basic ${"A".repeat(5_000)}`)).toBeUndefined();
+  });
+});
+
+describe("metrics labels", () => {
+  const sources = {
+    environments: () => ["development", "staging"],
+    hasEnvironment: (name: string) => name === "development" || name === "staging",
+    queueCounts: async () => ({ waiting: 3, active: 1, delayed: 0, failed: 2 }),
+    backends: () => ({ mongodb: true, redis: false }),
+  };
+  it("never takes an environment name it does not know as a label value", async () => {
+    const metrics = createMetrics(sources);
+    metrics.authenticationFailed("TOKEN_WRONG_ENVIRONMENT", { requested: "attacker-chosen", token: "staging" });
+    metrics.authenticationFailed("TOKEN_WRONG_ENVIRONMENT", { requested: "development", token: "staging" });
+    const { body } = await metrics.scrape();
+    expect(body).not.toContain("attacker-chosen");
+    expect(body).toContain(
+      'roomkey_auth_wrong_environment_total{requested_environment="other",token_environment="staging"} 1',
+    );
+    expect(body).toContain(
+      'roomkey_auth_wrong_environment_total{requested_environment="development",token_environment="staging"} 1',
+    );
+    expect(body).toContain('roomkey_auth_failures_total{reason="TOKEN_WRONG_ENVIRONMENT"} 2');
+  });
+  it("reads queue depth and reachability when scraped", async () => {
+    const { body } = await createMetrics(sources).scrape();
+    expect(body).toContain('roomkey_queue_jobs{environment="staging",queue="rotation",state="failed"} 2');
+    expect(body).toContain('roomkey_queue_jobs{environment="development",queue="handshake",state="waiting"} 3');
+    expect(body).toContain('roomkey_backend_up{backend="redis"} 0');
+    expect(body).toContain('roomkey_backend_up{backend="mongodb"} 1');
+  });
+  it("leaves out queue counts that do not come in time, and still answers", async () => {
+    const metrics = createMetrics(
+      { ...sources, queueCounts: () => new Promise(() => undefined) },
+      { queueCountTimeoutMs: 50 },
+    );
+    const { body } = await metrics.scrape();
+    expect(body).not.toContain("roomkey_queue_jobs{");
+    expect(body).toContain("roomkey_backend_up");
+  });
+});
