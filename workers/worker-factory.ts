@@ -34,6 +34,8 @@ export interface WorkerFactoryDeps {
   logger: Logger;
   /** Told how long each job took and how it ended (metrics); names not in `processors` are "unknown". */
   observeJob?: (kind: QueueKind, job: string, outcome: "completed" | "failed", seconds: number) => void;
+  /** Told how each handshake ended: the account `active` or `failed` (metrics). */
+  observeHandshake?: (environment: string, outcome: "active" | "failed") => void;
 }
 
 /** Seconds a finished job ran, from BullMQ's own times; undefined when it never started. */
@@ -70,7 +72,14 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
         if (job && seconds !== undefined)
           observeJob(kind, known.has(job.name) ? job.name : "unknown", outcome, seconds);
       };
-      worker.on("completed", (job) => observe(job, "completed"));
+      worker.on("completed", (job) => {
+        observe(job, "completed");
+        // A handshake's job completes whatever the provider said: its result says how the account ended.
+        const ended = (job.returnvalue as { outcome?: unknown } | null | undefined)?.outcome;
+        if (kind === "handshake" && job.name === "connect" && (ended === "active" || ended === "failed")) {
+          deps.observeHandshake?.(environment, ended);
+        }
+      });
       worker.on("failed", (job) => observe(job, "failed"));
     }
     for (const schedule of deps.schedules.filter((s) => s.kind === kind)) {

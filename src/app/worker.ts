@@ -125,6 +125,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       concurrency: { handshake: 10, rotation: 10 },
       logger,
       observeJob: services.metrics.job,
+      observeHandshake: services.metrics.handshake,
     }),
     removeQueues: (name) => queues.removeEnvironment(name),
     reconcileMs: config.ROOMKEY_ENVIRONMENT_REFRESH_MS,

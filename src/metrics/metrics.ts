@@ -92,6 +92,12 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     buckets: latencyBuckets,
     registers: [registry],
   });
+  const handshakes = new Counter({
+    name: "roomkey_handshakes_total",
+    help: "Account handshakes that ended, by environment and how the account ended (active, failed).",
+    labelNames: ["environment", "outcome"],
+    registers: [registry],
+  });
   const providerCalls = new Counter({
     name: "roomkey_provider_calls_total",
     help: "Calls to providers (credential checks, OAuth token exchanges and refreshes), by outcome.",
@@ -227,6 +233,10 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     /** A job ended on a worker of this process. */
     job(queue: QueueKind, job: string, outcome: "completed" | "failed", seconds: number): void {
       jobSeconds.observe({ queue, job, outcome }, seconds);
+    },
+    /** A handshake ended with the account `active` or `failed`. */
+    handshake(environment: string, outcome: "active" | "failed"): void {
+      handshakes.inc({ environment: knownEnvironment(environment), outcome });
     },
     providerCall: providerObserver,
     /** The text exposition format and its content type. */

@@ -169,7 +169,25 @@ describe("the metrics endpoint", () => {
       5_000,
       "the handshake's duration is observed",
     );
+    // A key the provider refuses: the handshake ends the account FAILED, the call is a 4xx.
+    const { account: refused } = await d.accounts.unary(
+      AccountService.method.connectAccount,
+      { integration: "keyed", tenantId: "t2", credential: { case: "apiKey", value: { key: "sk_unknown" } } },
+      d.admin(env),
+    );
+    const handshake = (outcome: string) => ({ environment: env, outcome });
+    await eventually(
+      async () => value((await scrape()).body, "roomkey_handshakes_total", handshake("failed")) === 1,
+      10_000,
+      "the refused handshake is counted",
+    );
     const after = (await scrape()).body;
+    expect(value(after, "roomkey_handshakes_total", handshake("active"))).toBe(1);
+    const rejected = { call: "credential_check", outcome: "4xx" };
+    expect(
+      value(after, "roomkey_provider_calls_total", rejected) - value(before, "roomkey_provider_calls_total", rejected),
+    ).toBe(1);
+    expect(after).not.toContain(refused?.id ?? "missing id");
     expect(
       value(after, "roomkey_provider_calls_total", call) - value(before, "roomkey_provider_calls_total", call),
     ).toBe(1);
