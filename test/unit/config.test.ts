@@ -34,3 +34,26 @@ describe("ROOMKEY_OUTBOUND_ALLOW", () => {
     },
   );
 });
+
+describe("ROOMKEY_METRICS_PORT and ROOMKEY_DASHBOARD", () => {
+  it("when they are not set, then metrics are on 9464 and the dashboard is read-only", () => {
+    const config = loadConfig(required);
+    expect(config.ROOMKEY_METRICS_PORT).toBe(9464);
+    expect(config.ROOMKEY_DASHBOARD).toBe("read-only");
+  });
+
+  it("when the metrics port is off or a number, then it is taken", () => {
+    expect(loadConfig({ ...required, ROOMKEY_METRICS_PORT: "off" }).ROOMKEY_METRICS_PORT).toBe("off");
+    expect(loadConfig({ ...required, ROOMKEY_METRICS_PORT: "0" }).ROOMKEY_METRICS_PORT).toBe(0);
+    expect(loadConfig({ ...required, ROOMKEY_DASHBOARD: "retry-clean" }).ROOMKEY_DASHBOARD).toBe("retry-clean");
+  });
+
+  it.each([
+    ["ROOMKEY_METRICS_PORT", "70000"],
+    ["ROOMKEY_METRICS_PORT", "no"],
+    ["ROOMKEY_METRICS_PORT", ""],
+    ["ROOMKEY_DASHBOARD", "read-write"],
+  ])("when %s is %j, then start-up stops naming it", (name, value) => {
+    expect(() => loadConfig({ ...required, [name]: value })).toThrow(new RegExp(`${name}: `));
+  });
+});
