@@ -3,6 +3,7 @@ import type { MongoClient } from "mongodb";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Clock } from "../domain/clock.js";
+import { backendStartupGraceMs } from "../health/health-monitor.js";
 import { type AvailabilityGate, createAvailabilityGate } from "../storage/availability-gate.js";
 import {
   connectWithRetry,
@@ -30,6 +31,33 @@ export interface Clients {
   close(): Promise<void>;
 }
 
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * The MongoDB gate's logger. Until the first connection the gate is closed on
+ * purpose (calls fail at once instead of waiting out server selection): that
+ * is start-up, not an outage, so the gate's "unreachable" then, and the
+ * "reachable again" that ends it, are debug lines without a stack. Whether
+ * the first connection takes too long, connectWithRetry's callback says.
+ */
+function quietBeforeFirstConnection(logger: Logger, connected: () => boolean): Pick<Logger, "warn" | "info"> {
+  let closedQuietly = false;
+  return {
+    warn: (details: unknown, message?: string) => {
+      if (connected()) return logger.warn(details, message);
+      closedQuietly = true;
+      logger.debug({ backend: "MongoDB" }, "MongoDB not connected yet; calls that need it fail at once until it is");
+    },
+    info: (details: unknown, message?: string) => {
+      if (!closedQuietly) return logger.info(details, message);
+      closedQuietly = false;
+      logger.debug(details, message);
+    },
+  };
+}
+
 /** Stage 1: the connections, opened in the background; nothing waits for them here. */
 export function openClients(config: Config, role: Role, logger: Logger, clock: Clock, stopping: AbortSignal): Clients {
   const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`);
@@ -39,7 +67,15 @@ export function openClients(config: Config, role: Role, logger: Logger, clock: C
   const connections = { redis, workerRedis, subscriber };
   for (const [name, connection] of Object.entries(connections)) {
     connection.on("error", (error) => logger.debug({ err: error, connection: name }, "redis connection error"));
-    connection.connect().catch((error: unknown) => logger.warn({ err: error, connection: name }, "redis unreachable"));
+    // ioredis keeps reconnecting by itself; the health monitor warns when Redis stays away.
+    connection
+      .connect()
+      .catch((error: unknown) =>
+        logger.info(
+          { connection: name, reason: reasonOf(error) },
+          "redis not reachable yet; reconnecting in the background",
+        ),
+      );
   }
 
   let mongoConnected = false;
@@ -55,11 +91,20 @@ export function openClients(config: Config, role: Role, logger: Logger, clock: C
     pingTimeoutMs: 1_000,
     recheckMs: 1_000,
     clock,
-    logger,
+    logger: quietBeforeFirstConnection(logger, () => mongoConnected),
   });
-  const mongoReady = connectWithRetry(mongo, stopping, (error, attempt) =>
-    logger.warn({ err: error, attempt }, "MongoDB unreachable; retrying"),
-  ).then(async (connected) => {
+  const connectStarted = clock.now().getTime();
+  let warnedConnect = false;
+  const mongoReady = connectWithRetry(mongo, stopping, (error, attempt) => {
+    const elapsedMs = clock.now().getTime() - connectStarted;
+    if (elapsedMs >= backendStartupGraceMs && !warnedConnect) {
+      warnedConnect = true;
+      logger.warn({ err: error, attempt, elapsedMs }, "MongoDB still unreachable since start-up; retrying");
+    } else {
+      logger.debug({ attempt, reason: reasonOf(error) }, "MongoDB not reachable yet; retrying");
+    }
+  }).then(async (connected) => {
+    if (connected && warnedConnect) logger.info("MongoDB connected");
     mongoConnected = connected;
     // Pings before the connection closed the gate: open it now, not at the next ping.
     if (connected) await mongoGate.probe().catch(() => undefined);

@@ -14,20 +14,65 @@ export interface HealthMonitorDeps {
   probes: readonly Probe[];
   intervalMs: number;
   timeoutMs: number;
-  logger: Logger;
+  logger: Pick<Logger, "warn" | "info" | "debug">;
+  /** How long a backend may stay unreachable at start-up before it is worth a warning (`backendStartupGraceMs`). */
+  startupGraceMs?: number;
+  now?: () => number;
 }
+
+/**
+ * A backend that has not answered yet at start-up is expected for a moment:
+ * the connections open in the background while the servers start. Only when
+ * one still does not answer after this long is it a warning.
+ */
+export const backendStartupGraceMs = 10_000;
 
 /**
  * Reports SERVING only while every backend answers and the server is ready
  * and not shutting down; NOT_SERVING otherwise, checked every interval.
+ *
+ * A backend that stops answering is a warning at once. One that has not
+ * answered yet since start-up is logged at debug (without a stack), and is a
+ * warning only once it has lasted `startupGraceMs`.
  */
 export function createHealthMonitor(deps: HealthMonitorDeps) {
   const { health, services, probes, intervalMs, timeoutMs, logger } = deps;
+  const startupGraceMs = deps.startupGraceMs ?? backendStartupGraceMs;
+  const now = deps.now ?? Date.now;
   let ready = false;
   let stopping = false;
   let timer: NodeJS.Timeout | undefined;
   let serving: boolean | undefined;
+  let startedAt = 0;
   const failing = new Set<string>();
+  /** Probes that answered at least once. */
+  const answered = new Set<string>();
+  /** Probes whose failure was logged as a warning, until they answer again. */
+  const warned = new Set<string>();
+
+  function failed(probe: string, error: unknown): void {
+    const first = !failing.has(probe);
+    failing.add(probe);
+    if (warned.has(probe)) return;
+    if (answered.has(probe)) {
+      logger.warn({ err: error, probe }, "backend unreachable");
+      warned.add(probe);
+    } else if (now() - startedAt >= startupGraceMs) {
+      logger.warn({ err: error, probe, sinceStartMs: now() - startedAt }, "backend still unreachable since start-up");
+      warned.add(probe);
+    } else if (first) {
+      logger.debug(
+        { probe, reason: error instanceof Error ? error.message : String(error) },
+        "backend not answering yet",
+      );
+    }
+  }
+
+  function passed(probe: string): void {
+    failing.delete(probe);
+    answered.add(probe);
+    if (warned.delete(probe)) logger.info({ probe }, "backend answers again");
+  }
 
   function publish(): void {
     const next = ready && !stopping && failing.size === 0;
@@ -47,10 +92,9 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
             timeoutMs,
             () => new Error(`${probe.name} did not answer within ${timeoutMs} ms`),
           );
-          failing.delete(probe.name);
+          passed(probe.name);
         } catch (error) {
-          if (!failing.has(probe.name)) logger.warn({ err: error, probe: probe.name }, "backend unreachable");
-          failing.add(probe.name);
+          failed(probe.name, error);
         }
       }),
     );
@@ -67,6 +111,7 @@ export function createHealthMonitor(deps: HealthMonitorDeps) {
   return {
     /** Begins probing; SERVING once `markReady` was called and probes pass. */
     async start(): Promise<void> {
+      startedAt = now();
       publish();
       await probeAll();
       schedule();
