@@ -29,7 +29,7 @@ COPY package.json ./
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER node
-EXPOSE 50051 8080
+EXPOSE 50051 8080 9464
 # Health: `node dist/src/health/healthcheck.js` (api) or `node dist/src/health/healthcheck.js worker`.
 ENTRYPOINT ["node", "dist/src/main.js"]
 CMD ["api"]
