@@ -294,13 +294,29 @@ export function createEdge(deps: EdgeDeps) {
     }
   }
 
-  /** Errors already told to the observer at admission: the handler's wrapper does not count them again. */
-  const refusedAtAdmission = new WeakSet<object>();
+  /**
+   * Errors already told to the observer at admission, with how many calls each
+   * refused, so the handler's wrapper does not count those calls again. A
+   * count, not a set: calls can share one error object (authentication.ts
+   * throws one prebuilt refusal per reason; concurrent calls awaiting one
+   * environment load or token lookup get its one rejection).
+   */
+  const refusedAtAdmission = new WeakMap<object, number>();
+
+  /** Whether `error` refused a call at admission that is not yet accounted for; accounts for it. */
+  function takeRefusal(error: unknown): boolean {
+    if (typeof error !== "object" || error === null) return false;
+    const left = refusedAtAdmission.get(error);
+    if (left === undefined) return false;
+    if (left > 1) refusedAtAdmission.set(error, left - 1);
+    else refusedAtAdmission.delete(error);
+    return true;
+  }
 
   function refused(method: DescMethod, started: number, error: unknown): never {
     const observer = deps.observer;
     if (observer && typeof error === "object" && error !== null) {
-      refusedAtAdmission.add(error);
+      refusedAtAdmission.set(error, (refusedAtAdmission.get(error) ?? 0) + 1);
       observer.call(method, codeOf(error), (performance.now() - started) / 1000);
       if (error instanceof RoomkeyError && (isAuthenticationFailure(error) || error.reason === tooManyReason)) {
         const { requested_environment: requested, token_environment: token } = error.metadata ?? {};
@@ -356,8 +372,7 @@ export function createEdge(deps: EdgeDeps) {
     if (!timed) return;
     const seconds = (performance.now() - started) / 1000;
     if (accessLog) logCall(method, ctx, seconds, failure);
-    const counted = typeof error === "object" && error !== null && refusedAtAdmission.delete(error);
-    if (observer && !counted) observer.call(method, failure?.code, seconds);
+    if (observer && !takeRefusal(error)) observer.call(method, failure?.code, seconds);
   }
 
   function logCall(method: DescMethod, ctx: HandlerContext, seconds: number, error: ConnectError | undefined): void {
