@@ -81,7 +81,7 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
   });
   const wrongEnvironment = new Counter({
     name: "roomkey_auth_wrong_environment_total",
-    help: `A valid token of one environment presented to another: a security signal. Environments not known here are "${otherEnvironment}".`,
+    help: `A well-formed token (checksum right) of one environment presented to another; not looked up, so anyone can send one. Environments not known here are "${otherEnvironment}".`,
     labelNames: ["requested_environment", "token_environment"],
     registers: [registry],
   });
