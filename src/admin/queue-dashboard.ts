@@ -124,15 +124,17 @@ export function createQueueDashboard(deps: QueueDashboardDeps): (req: IncomingMe
   }
 
   return (req, res) => {
-    const peer = peerKey(req.socket.remoteAddress);
-    const blocked = deps.throttle?.blockedFor(peer);
-    if (blocked !== undefined) {
-      res.writeHead(429, { "retry-after": String(blocked), "content-type": "text/plain" });
-      res.end("too many failed authentications from this address\n");
-      return;
-    }
     const secret = offeredSecret(req.headers.authorization);
+    // The admin key is let in before the throttle, as on the API: an address (a proxy's, say) that
+    // others used to guess does not lock the operator out.
     if (secret === undefined || !deps.isAdminKey(secret)) {
+      const peer = peerKey(req.socket.remoteAddress);
+      const blocked = deps.throttle?.blockedFor(peer);
+      if (blocked !== undefined) {
+        res.writeHead(429, { "retry-after": String(blocked), "content-type": "text/plain" });
+        res.end("too many failed authentications from this address\n");
+        return;
+      }
       if (secret !== undefined) deps.throttle?.fail(peer);
       res.writeHead(401, { "www-authenticate": realm, "content-type": "text/plain" });
       res.end("the queue dashboard needs the admin key\n");
