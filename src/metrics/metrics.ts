@@ -128,6 +128,11 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     },
   });
   async function countQueues(): Promise<void> {
+    // Redis not answering: BullMQ waits for a first connection, so counts would only wait out the timeout.
+    if (!sources.backends().redis) {
+      queueJobs.reset();
+      return;
+    }
     const rows: { environment: string; queue: QueueKind; counts: Partial<Record<QueueState, number>> }[] = [];
     const all = sources.environments().flatMap((environment) =>
       (["handshake", "rotation"] as const).map(async (queue) => {

@@ -60,7 +60,7 @@ describe("metrics labels", () => {
     environments: () => ["development", "staging"],
     hasEnvironment: (name: string) => name === "development" || name === "staging",
     queueCounts: async () => ({ waiting: 3, active: 1, delayed: 0, failed: 2 }),
-    backends: () => ({ mongodb: true, redis: false }),
+    backends: () => ({ mongodb: true, redis: true }),
   };
   it("never takes an environment name it does not know as a label value", async () => {
     const metrics = createMetrics(sources);
@@ -80,8 +80,23 @@ describe("metrics labels", () => {
     const { body } = await createMetrics(sources).scrape();
     expect(body).toContain('roomkey_queue_jobs{environment="staging",queue="rotation",state="failed"} 2');
     expect(body).toContain('roomkey_queue_jobs{environment="development",queue="handshake",state="waiting"} 3');
-    expect(body).toContain('roomkey_backend_up{backend="redis"} 0');
+    expect(body).toContain('roomkey_backend_up{backend="redis"} 1');
     expect(body).toContain('roomkey_backend_up{backend="mongodb"} 1');
+  });
+  it("when Redis does not answer, then a scrape answers at once, without queue counts", async () => {
+    const metrics = createMetrics(
+      {
+        ...sources,
+        queueCounts: () => new Promise(() => undefined),
+        backends: () => ({ mongodb: true, redis: false }),
+      },
+      { queueCountTimeoutMs: 5_000 },
+    );
+    const started = performance.now();
+    const { body } = await metrics.scrape();
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(body).not.toContain("roomkey_queue_jobs{");
+    expect(body).toContain('roomkey_backend_up{backend="redis"} 0');
   });
   it("leaves out queue counts that do not come in time, and still answers", async () => {
     const metrics = createMetrics(
