@@ -159,10 +159,10 @@ function checkout(dataDir: string): Checkout {
 }
 
 /** Runs SQL on the machine's PostgreSQL (127.0.0.1:5432, user postgres, trust auth). */
-function psql(sql: string) {
+function psql(sql: string, database = "postgres") {
   return spawnSync(
     "psql",
-    ["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-tAc", sql],
+    ["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", sql],
     {
       encoding: "utf8",
       timeout: 15_000,
@@ -489,10 +489,32 @@ function servicesRunningOn(dataDir: string): string[] {
 }
 
 /**
+ * Databases of other checkouts in this checkout's FerretDB store: a checkout
+ * started while this one's FerretDB answered on 27017 used it, so its data
+ * sits in this one's PostgreSQL database (a schema per database) or SQLite
+ * directory (a file per database), and wiping the store would wipe it too.
+ */
+function otherCheckoutsData(names: Checkout, dataDir: string, ourPrefixes: readonly string[]): string[] {
+  const databases: string[] = [];
+  const sqlite = join(dataDir, "ferretdb", "sqlite");
+  if (existsSync(sqlite)) {
+    for (const file of readdirSync(sqlite))
+      if (file.endsWith(".sqlite")) databases.push(file.slice(0, -".sqlite".length));
+  }
+  const schemas = psql("SELECT schema_name FROM information_schema.schemata", names.postgresDatabase);
+  if (!schemas.error && schemas.status === 0) databases.push(...schemas.stdout.split("\n").map((line) => line.trim()));
+  return databases.filter((name) => {
+    const prefix = /^(rk[a-z0-9]{8})_/.exec(name)?.[1];
+    return prefix !== undefined && !ourPrefixes.includes(prefix);
+  });
+}
+
+/**
  * Wipes this checkout's local data: its MongoDB databases (`<prefix>_*`) and
  * Redis keys (`<queue prefix>:*`) wherever they answer now, its FerretDB
  * database in PostgreSQL, then the data directory. Refuses while a FerretDB or
- * redis-server of this checkout runs.
+ * redis-server of this checkout runs, and while its FerretDB holds another
+ * checkout's databases.
  */
 async function reset(): Promise<void> {
   const local = localSettings();
@@ -506,6 +528,15 @@ async function reset(): Promise<void> {
   const dbPrefix = process.env.ROOMKEY_DB_PREFIX || names?.dbPrefix;
   const queuePrefix = process.env.ROOMKEY_QUEUE_PREFIX || names?.queuePrefix;
   if (!names) log(`no checkout id in ${dataDir}: nothing in MongoDB, Redis or PostgreSQL is named after this checkout`);
+  const others = names ? otherCheckoutsData(names, dataDir, [names.id, dbPrefix ?? names.id]) : [];
+  if (others.length > 0) {
+    log(
+      `this checkout's FerretDB also holds other checkouts' databases (${others.join(", ")}): they started while it ` +
+        "answered on 27017. Wiping it would wipe them. Start this checkout, run scripts/reset in theirs (it drops " +
+        "their databases through this FerretDB), stop this one, then reset it; nothing was wiped",
+    );
+    process.exit(1);
+  }
   let incomplete = false;
 
   if (dbPrefix) {

@@ -376,6 +376,76 @@ describe("scripts/reset on a MongoDB and a Redis shared with others", () => {
   });
 });
 
+describe("scripts/reset of a checkout whose FerretDB holds another checkout's databases", () => {
+  // A second checkout started while this one's FerretDB answered on 27017 keeps its databases in this one's store.
+  const ours = "rkreset002";
+  const theirs = "rkother002";
+  const postgres = `roomkey_ferretdb_${ours}`;
+  const sql = (statement: string, database = "postgres") =>
+    spawnSync(
+      "psql",
+      ["-h", "127.0.0.1", "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-tAc", statement],
+      {
+        encoding: "utf8",
+      },
+    );
+  let local: Local;
+
+  beforeAll(async () => {
+    local = await localSetup();
+  });
+
+  afterAll(() => {
+    if (hasPsql) sql(`DROP DATABASE IF EXISTS "${postgres}"`);
+    rmSync(local.dataDir, { recursive: true, force: true });
+  });
+
+  async function reset(): Promise<{ code: number; stderr: string }> {
+    return execFileAsync(join(root, "scripts", "reset"), [], { cwd: root, env: local.env }).then(
+      ({ stderr }) => ({ code: 0, stderr }),
+      (error: { code?: number; stderr?: string }) => ({ code: error.code ?? -1, stderr: error.stderr ?? "" }),
+    );
+  }
+
+  it("when it is on SQLite, then reset refuses, naming them, and wipes nothing until they are gone", async () => {
+    const sqlite = join(local.dataDir, "ferretdb", "sqlite");
+    mkdirSync(sqlite, { recursive: true });
+    writeFileSync(join(local.dataDir, "checkout-id"), `${ours}\n`);
+    writeFileSync(join(sqlite, `${ours}_control.sqlite`), "");
+    writeFileSync(join(sqlite, `${theirs}_control.sqlite`), "");
+
+    const refused = await reset();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`${theirs}_control`);
+    expect(refused.stderr).not.toContain(`${ours}_control`);
+    expect(existsSync(join(sqlite, `${theirs}_control.sqlite`))).toBe(true);
+
+    rmSync(join(sqlite, `${theirs}_control.sqlite`));
+    expect((await reset()).code).toBe(0);
+    expect(existsSync(local.dataDir)).toBe(false);
+  });
+
+  it.skipIf(!hasPsql)(
+    "when it is on PostgreSQL, then reset refuses, naming them, and drops the database once they are gone",
+    async () => {
+      mkdirSync(local.dataDir, { recursive: true });
+      writeFileSync(join(local.dataDir, "checkout-id"), `${ours}\n`);
+      expect(sql(`CREATE DATABASE "${postgres}"`).status).toBe(0);
+      expect(sql(`CREATE SCHEMA ${ours}_control; CREATE SCHEMA ${theirs}_control`, postgres).status).toBe(0);
+
+      const refused = await reset();
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`${theirs}_control`);
+      expect(sql(`SELECT 1 FROM pg_database WHERE datname = '${postgres}'`).stdout.trim()).toBe("1");
+
+      expect(sql(`DROP SCHEMA ${theirs}_control`, postgres).status).toBe(0);
+      expect((await reset()).code).toBe(0);
+      expect(sql(`SELECT 1 FROM pg_database WHERE datname = '${postgres}'`).stdout.trim()).toBe("");
+      expect(existsSync(local.dataDir)).toBe(false);
+    },
+  );
+});
+
 describe("FerretDB's log, as scripts/services.ts passes it on", () => {
   // Lines as FerretDB 1.24.2 on PostgreSQL writes them (console format, tab-separated).
   const duplicateKey =
