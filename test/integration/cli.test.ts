@@ -1,11 +1,12 @@
 import { execFile, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
+import { builtBefore } from "../helpers/build.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { eventually, startTestServer, type TestServer } from "../helpers/server.js";
 
@@ -48,21 +49,6 @@ afterAll(async () => {
   await provider?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
-
-/** True when `file` is missing or older than a file under `sources`. */
-function builtBefore(file: string, sources: string[]): boolean {
-  let built: number;
-  try {
-    built = statSync(file).mtimeMs;
-  } catch {
-    return true;
-  }
-  return sources.some((dir) =>
-    readdirSync(dir, { recursive: true, withFileTypes: true }).some(
-      (entry) => entry.isFile() && statSync(join(entry.parentPath, entry.name)).mtimeMs > built,
-    ),
-  );
-}
 
 interface Run {
   code: number | null;

@@ -1,10 +1,11 @@
 import { execFile, spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
+import { builtBefore } from "../helpers/build.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 
 /**
@@ -53,21 +54,6 @@ beforeAll(async () => {
     await run("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root, timeout: 120_000 });
   }
 }, 300_000);
-
-/** True when `file` is missing or older than a file under `sources`. */
-function builtBefore(file: string, sources: string[]): boolean {
-  let built: number;
-  try {
-    built = statSync(file).mtimeMs;
-  } catch {
-    return true;
-  }
-  return sources.some((dir) =>
-    readdirSync(dir, { recursive: true, withFileTypes: true }).some(
-      (entry) => entry.isFile() && statSync(join(entry.parentPath, entry.name)).mtimeMs > built,
-    ),
-  );
-}
 
 afterAll(async () => {
   await server?.stop();
