@@ -223,6 +223,17 @@ describe("the metrics endpoint", () => {
     expect(body).toContain("nodejs_eventloop_lag_p99_seconds");
   });
 
+  it("when roomkey shuts down, then its metrics port is closed", async () => {
+    const own = await startDeployment(testConfig());
+    const url = `http://127.0.0.1:${own.server.app.metricsPort}/metrics`;
+    try {
+      expect((await fetch(url)).status).toBe(200);
+    } finally {
+      await own.stop();
+    }
+    await expect(fetch(url)).rejects.toThrow();
+  });
+
   it("grows by a bounded size per environment", async () => {
     const sizeBefore = Buffer.byteLength((await scrape()).body);
     const added = 10;
