@@ -525,8 +525,20 @@ async function reset(): Promise<void> {
     process.exit(1);
   }
   const names = readCheckout(dataDir);
-  const dbPrefix = process.env.ROOMKEY_DB_PREFIX || names?.dbPrefix;
-  const queuePrefix = process.env.ROOMKEY_QUEUE_PREFIX || names?.queuePrefix;
+  // Only what is named after this checkout's id: a prefix from the shell may name data shared on
+  // purpose, or another deployment's on a MONGODB_URL / REDIS_URL, and is never reset's to drop.
+  for (const variable of ["ROOMKEY_DB_PREFIX", "ROOMKEY_QUEUE_PREFIX"] as const) {
+    const set = process.env[variable];
+    if (set && set !== names?.id) {
+      log(
+        `${variable}=${set} is set: reset wipes only what is named after this checkout (${names?.id ?? "no id yet"}). ` +
+          `Data under ${set} may be shared or another deployment's: drop it yourself, or unset ${variable}; nothing was wiped`,
+      );
+      process.exit(1);
+    }
+  }
+  const dbPrefix = names?.dbPrefix;
+  const queuePrefix = names?.queuePrefix;
   if (!names) log(`no checkout id in ${dataDir}: nothing in MongoDB, Redis or PostgreSQL is named after this checkout`);
   const others = names ? otherCheckoutsData(names, dataDir, [names.id, dbPrefix ?? names.id]) : [];
   if (others.length > 0) {

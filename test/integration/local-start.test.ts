@@ -352,6 +352,24 @@ describe("scripts/reset on a MongoDB and a Redis shared with others", () => {
     rmSync(local.dataDir, { recursive: true, force: true });
   });
 
+  it("when a prefix is set in the shell, then reset refuses and wipes nothing: that data may be shared or another deployment's", async () => {
+    mkdirSync(local.dataDir, { recursive: true });
+    writeFileSync(join(local.dataDir, "checkout-id"), `${ours}\n`);
+    await mongo.db(`${theirs}_control`).collection("c").insertOne({ seeded: true });
+    const refused = await execFileAsync(join(root, "scripts", "reset"), [], {
+      cwd: root,
+      env: { ...local.env, ROOMKEY_DB_PREFIX: theirs },
+    }).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`ROOMKEY_DB_PREFIX=${theirs} is set`);
+    const { databases } = await mongo.db("admin").admin().listDatabases({ nameOnly: true });
+    expect(databases.map((d) => d.name)).toContain(`${theirs}_control`);
+    expect(existsSync(join(local.dataDir, "checkout-id"))).toBe(true);
+  });
+
   it("when a checkout is reset, then its databases, its Redis keys and its data directory go, and another checkout's stay", async () => {
     mkdirSync(local.dataDir, { recursive: true });
     writeFileSync(join(local.dataDir, "checkout-id"), `${ours}\n`);
