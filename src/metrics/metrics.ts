@@ -47,6 +47,8 @@ export interface MetricsOptions {
   defaultLabels?: Record<string, string>;
   /** How long one scrape's queue counts may take before they are left out. */
   queueCountTimeoutMs?: number;
+  /** Queue counts are read at most this often; scrapes in between get the last reading. */
+  queueCountEveryMs?: number;
 }
 
 /** Seconds buckets from 1 ms to 10 s: unary calls, and jobs that call providers. */
@@ -113,15 +115,21 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
   });
 
   const queueCountTimeoutMs = options.queueCountTimeoutMs ?? 2_000;
-  // One collection at a time, shared by concurrent scrapes: a scrape costs Redis at most one round per queue.
+  const queueCountEveryMs = options.queueCountEveryMs ?? 1_000;
+  // One reading at a time, shared by concurrent scrapes, and at most one per `queueCountEveryMs`:
+  // scraping in a loop (the port asks for no credentials) costs Redis a bounded rate of reads.
   let counting: Promise<void> | undefined;
+  let countedAt = Number.NEGATIVE_INFINITY;
   const queueJobs: Gauge<"environment" | "queue" | "state"> = new Gauge({
     name: "roomkey_queue_jobs",
     help: "Jobs on each environment's queues, by state (waiting, active, delayed, failed). Every process reports the same queues: aggregate with max.",
     labelNames: ["environment", "queue", "state"],
     registers: [registry],
     collect() {
-      counting ??= countQueues().finally(() => {
+      if (counting) return counting;
+      if (performance.now() - countedAt < queueCountEveryMs) return;
+      counting = countQueues().finally(() => {
+        countedAt = performance.now();
         counting = undefined;
       });
       return counting;

@@ -22,7 +22,14 @@ let env: string;
 
 beforeAll(async () => {
   provider = await startApiKeyProvider();
-  d = await startDeployment(testConfig({ ROOMKEY_PROVIDER_RETRY_MS: "50" }));
+  // The sweeps' schedules stay put during the test: the delayed count moves only with the test's own job.
+  d = await startDeployment(
+    testConfig({
+      ROOMKEY_PROVIDER_RETRY_MS: "50",
+      ROOMKEY_HANDSHAKE_SWEEP_MS: "3600000",
+      ROOMKEY_REFRESH_SWEEP_MS: "3600000",
+    }),
+  );
   env = randomEnvironmentName();
   await d.environments.unary(EnvironmentService.method.createEnvironment, {}, d.admin(env));
   await d.environments.unary(
@@ -205,11 +212,14 @@ describe("the metrics endpoint", () => {
       prefix: d.server.config.ROOMKEY_QUEUE_PREFIX,
     });
     const delayed = await queue.add("sweep-connecting", {}, { delay: 3_600_000 });
-    // Concurrent scrapes share one reading of the queues, and each sees the job.
-    const both = await Promise.all([scrape(), scrape()]);
-    for (const { body } of both) expect(value(body, "roomkey_queue_jobs", labels)).toBe(scheduled + 1);
+    // Queue counts are read at most once a second: the job shows within that.
+    const delayedNow = async () => value((await scrape()).body, "roomkey_queue_jobs", labels);
+    await eventually(async () => (await delayedNow()) === scheduled + 1, 5_000, "the delayed job is counted");
+    for (const { body } of await Promise.all([scrape(), scrape()])) {
+      expect(value(body, "roomkey_queue_jobs", labels)).toBe(scheduled + 1);
+    }
     await delayed.remove();
-    expect(value((await scrape()).body, "roomkey_queue_jobs", labels)).toBe(scheduled);
+    await eventually(async () => (await delayedNow()) === scheduled, 5_000, "the removed job is no longer counted");
     await queue.close();
   });
 

@@ -107,4 +107,19 @@ describe("metrics labels", () => {
     expect(body).not.toContain("roomkey_queue_jobs{");
     expect(body).toContain("roomkey_backend_up");
   });
+
+  it("reads the queues at most once per interval, however often it is scraped", async () => {
+    let reads = 0;
+    const counted = { ...sources, queueCounts: async () => ({ waiting: ++reads }) };
+    const metrics = createMetrics(counted, { queueCountEveryMs: 60_000 });
+    await Promise.all([metrics.scrape(), metrics.scrape()]);
+    await metrics.scrape();
+    // Two environments, two queues each: one reading.
+    expect(reads).toBe(4);
+    const always = createMetrics(counted, { queueCountEveryMs: 0 });
+    reads = 0;
+    await always.scrape();
+    await always.scrape();
+    expect(reads).toBe(8);
+  });
 });
