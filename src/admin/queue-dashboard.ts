@@ -101,25 +101,26 @@ export function createQueueDashboard(deps: QueueDashboardDeps): (req: IncomingMe
   app.disable("x-powered-by");
   app.use(dashboardPath, serverAdapter.getRouter());
 
-  /** The adapters shown, by queue name; the board is given a new list only when the environments change. */
-  let shown = "";
+  /**
+   * The queues shown. The board gets a new list only when they change: another environment, or
+   * the same name deleted and created again (the registry then holds new Queue objects).
+   */
+  let shown: Queue[] = [];
   function showCurrentQueues(): void {
     const environments = [...deps.environments()].sort();
-    const key = environments.join(",");
-    if (key === shown) return;
-    shown = key;
+    const current = environments.flatMap((environment) => queueKinds.map((kind) => deps.queue(environment, kind)));
+    if (current.length === shown.length && current.every((queue, i) => queue === shown[i])) return;
+    shown = current;
     board.replaceQueues(
-      environments.flatMap((environment) =>
-        queueKinds.map(
-          (kind) =>
-            new BullMQAdapter(deps.queue(environment, kind), {
-              readOnlyMode,
-              allowRetries: !readOnlyMode,
-              delimiter: ".",
-              description: `${kind} jobs of the ${environment} environment`,
-            }),
-        ),
-      ),
+      current.map((queue) => {
+        const [environment, kind] = queue.name.split(".");
+        return new BullMQAdapter(queue, {
+          readOnlyMode,
+          allowRetries: !readOnlyMode,
+          delimiter: ".",
+          description: `${kind} jobs of the ${environment} environment`,
+        });
+      }),
     );
   }
 

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboardPath } from "../../src/admin/queue-dashboard.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { randomEnvironmentName } from "../helpers/names.js";
-import { type Deployment, startDeployment, testConfig } from "../helpers/server.js";
+import { type Deployment, eventually, startDeployment, testConfig } from "../helpers/server.js";
 
 const executablePath = process.env.ROOMKEY_CHROMIUM ?? "/usr/bin/chromium";
 const haveBrowser = existsSync(executablePath);
@@ -143,6 +143,28 @@ describe("the queue dashboard over HTTP", () => {
     expect(ok.status).toBe(200);
     const wrong = await fetch(`${base}/api/queues`, { headers: { authorization: "Bearer wrong" } });
     expect(wrong.status).toBe(401);
+  });
+});
+
+describe("the queue dashboard after an environment is deleted and created again", () => {
+  it("shows the environment's queues and their counts after it is deleted and created again", async () => {
+    const name = randomEnvironmentName();
+    const headers = { authorization: basic(d.server.adminKey) };
+    const queuesListed = async () => {
+      const answer = await fetch(`${base}/api/queues`, { headers });
+      expect(answer.status).toBe(200);
+      return ((await answer.json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
+    };
+    await d.environments.unary(EnvironmentService.method.createEnvironment, {}, d.admin(name));
+    await eventually(async () => (await queuesListed()).includes(`${name}.handshake`), 5_000, "listed");
+    // Deleted and created again with no visit in between: the names shown are the same as before.
+    await d.environments.unary(EnvironmentService.method.deleteEnvironment, {}, d.admin(name));
+    await d.environments.unary(EnvironmentService.method.createEnvironment, {}, d.admin(name));
+    const key = `${name}.handshake`;
+    const counts = await fetch(`${base}/api/queues?activeQueue=${key}&status=latest`, { headers });
+    expect(counts.status).toBe(200);
+    const body = (await counts.json()) as { queues: { name: string; counts: Record<string, number> }[] };
+    expect(body.queues.find((q) => q.name === key)?.counts).toBeDefined();
   });
 });
 
