@@ -18,14 +18,28 @@ export function integrationFromText(text: string, where: string): Integration {
   try {
     value = where.toLowerCase().endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new UsageError(`${where}: ${(error as Error).message}`);
+    throw new UsageError(`${where}: ${withoutContent((error as Error).message)}`);
   }
   if (!isObject(value)) throw new UsageError(`${where}: want an integration (a mapping of its fields)`);
   try {
     return fromJson(IntegrationSchema, value);
   } catch (error) {
-    throw new UsageError(`${where}: ${(error as Error).message}`);
+    throw new UsageError(`${where}: ${withoutContent((error as Error).message)}`);
   }
+}
+
+/**
+ * A parser's message without what it quotes of the file, which may hold a client secret: YAML's
+ * excerpt of the line, V8's excerpt of the JSON, protobuf-es's value of a field (`: "…"`, `got …`).
+ * Where it is stays (line and column, position, the field's name).
+ */
+export function withoutContent(message: string): string {
+  const [first = ""] = message.split("\n");
+  return first
+    .replace(/, ".*" is not valid JSON$/, " (not valid JSON)")
+    .replace(/ from JSON: "(?:[^"\\]|\\.)*"$/, " from JSON")
+    .replace(/, got .*$/, "")
+    .replace(/:$/, "");
 }
 
 function isObject(value: unknown): value is { [key: string]: JsonValue } {
