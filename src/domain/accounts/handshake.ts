@@ -24,6 +24,16 @@ export class ProviderUnavailableError extends RoomkeyError {
   }
 }
 
+/**
+ * How a handshake waits for a transition that another run claimed and has not
+ * written (see AccountStore.update): it tries its own write again this often,
+ * for at most this long. A live claimant writes within milliseconds; the claim
+ * of one that died (SIGKILL between its claim and its write) is finished by
+ * the first write after the claim is a minute old.
+ */
+export const heldTransitionRetryMs = 1_000;
+export const heldTransitionPatienceMs = 120_000;
+
 export interface HandshakeDeps {
   store: Pick<AccountStore, "get" | "update">;
   integrations: { get(environment: string, name: string): Promise<Integration | undefined> };
@@ -32,6 +42,8 @@ export interface HandshakeDeps {
   oauth: OAuthClient;
   events: AccountEvents;
   clock: Clock;
+  /** By default `heldTransitionRetryMs` and `heldTransitionPatienceMs`; a unit test can shorten them. */
+  heldTransition?: { retryMs: number; patienceMs: number };
 }
 
 /**
@@ -84,11 +96,20 @@ export function tokenChanges(
  */
 export function createHandshakes(deps: HandshakeDeps) {
   const { store, integrations, keys, checker, oauth, events, clock } = deps;
+  const held = deps.heldTransition ?? { retryMs: heldTransitionRetryMs, patienceMs: heldTransitionPatienceMs };
 
   /**
    * Writes `changes` over the account as it is now, as long as it is still
    * CONNECTING in the same attempt: a concurrent label change must not lose
    * them. Undefined if another writer ended this handshake.
+   *
+   * A write refused while the account reads unchanged means that another run
+   * of this handshake claimed this very transition and has not written it:
+   * the claim carries that run's outcome and no other write can land before
+   * it, so this run waits for it instead of failing. Failing would make BullMQ
+   * run the job again, asking the provider again on every attempt for an
+   * answer that can never be written (a worker killed between the claim and
+   * the write cost 8 provider calls and the job).
    */
   async function writeOwn(
     { environment, incarnation }: JobScope,
@@ -97,8 +118,16 @@ export function createHandshakes(deps: HandshakeDeps) {
     unset: (keyof Account)[] = [],
   ): Promise<Account | undefined> {
     let account: Account | undefined = read;
-    for (let tries = 0; tries < 5 && account; tries++) {
-      if (account.status !== "connecting" || account.handshake.attempt !== read.handshake.attempt) return undefined;
+    let changedUnder = 0;
+    let heldFor = 0;
+    while (account && account.status === "connecting" && account.handshake.attempt === read.handshake.attempt) {
+      if (changedUnder >= 5) {
+        // Still ours but always changed under us: let BullMQ run the job again.
+        throw new ProviderUnavailableError("the account kept changing during its handshake");
+      }
+      if (heldFor >= held.patienceMs) {
+        throw new ProviderUnavailableError(`another run of this handshake held the account for ${heldFor} ms`);
+      }
       const after = await store.update(
         environment,
         account,
@@ -107,11 +136,14 @@ export function createHandshakes(deps: HandshakeDeps) {
         incarnation,
       );
       if (after) return after;
-      account = await store.get(environment, read.id);
-    }
-    if (account && account.status === "connecting" && account.handshake.attempt === read.handshake.attempt) {
-      // Still ours but always changed under us: let BullMQ run the job again.
-      throw new ProviderUnavailableError("the account kept changing during its handshake");
+      const now = await store.get(environment, read.id);
+      if (now?.version === account.version) {
+        await new Promise((resolve) => setTimeout(resolve, held.retryMs));
+        heldFor += held.retryMs;
+      } else {
+        changedUnder++;
+      }
+      account = now;
     }
     return undefined;
   }

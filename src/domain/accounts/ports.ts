@@ -29,7 +29,10 @@ export interface AccountStore extends IdempotencyStore<AccountIdempotencyRecord>
   /**
    * Moves `account` (as read, at its version) to the next version with
    * `changes`, removing `unset`: the account afterwards, or undefined if
-   * another writer moved it first. Given an `incarnation` (a job's), writes
+   * another writer moved it first, or claimed this version and has not
+   * written it yet (then the account still reads at its version; once that
+   * claim is abandoned, a later update finishes it with the claimant's
+   * changes and returns undefined). Given an `incarnation` (a job's), writes
    * nothing and throws EnvironmentReplacedError unless that is still the
    * environment's current incarnation.
    */
