@@ -15,7 +15,7 @@ import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
 import { createHttpCredentialChecker } from "../providers/http-credential-checker.js";
 import { createJobSchedulers, type JobSchedule } from "../queue/job-schedulers.js";
 import { handshakeJobId } from "../queue/queue-names.js";
-import { providerBackoffMs } from "../queue/retry-policy.js";
+import { handshakeWriteRetries, providerBackoffMs } from "../queue/retry-policy.js";
 import { claimRetentionMs, purgeTransitions } from "../storage/versioned.js";
 import { environmentsChannel, type Stage } from "./services.js";
 
@@ -45,6 +45,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     oauth: oauthClient,
     events: accountWatch.events,
     clock,
+    writeRetries: handshakeWriteRetries,
   });
   const refresher = createRefresher({
     store: accountRepository,

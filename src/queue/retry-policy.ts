@@ -71,3 +71,12 @@ export const sweepRequestJobOptions = {
 
 /** A delayed token retirement (the end of a rotation's grace period): one try; the token sweep retires what it misses. */
 export const retireTokenJobOptions = { removeOnComplete: 1_000, removeOnFail: 1_000 } satisfies JobsOptions;
+
+/**
+ * A handshake's write of its outcome (src/domain/accounts/handshake.ts). Refused while the account
+ * reads unchanged, it waits for the run that claimed the transition: a live one writes within
+ * milliseconds; the claim of one that died between its claim and its write (SIGKILL) is finished by
+ * the first write after the claim is a minute old (versioned.ts). Refused because the account really
+ * changed, it is tried again up to `changedLimit` times, then the attempt fails and BullMQ runs it again.
+ */
+export const handshakeWriteRetries = { retryMs: 1_000, patienceMs: 120_000, changedLimit: 5 } as const;

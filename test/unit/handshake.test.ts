@@ -15,6 +15,7 @@ import { createKeyring, seal } from "../../src/domain/crypto/envelope.js";
 import { EnvironmentReplacedError } from "../../src/domain/environments/environments.js";
 import { clientSecretBinding } from "../../src/domain/integrations/integration-service.js";
 import type { CredentialCheck, Integration, OAuth2Settings } from "../../src/domain/integrations/integrations.js";
+import { handshakeWriteRetries } from "../../src/queue/retry-policy.js";
 import {
   deferred,
   FakeAccountStore,
@@ -132,6 +133,7 @@ function setup(
   const integrations = new Map((options.integrations ?? [acme, github]).map((i) => [i.name, i]));
   const keyRequests: (string | undefined)[] = [];
   const handshakes = createHandshakes({
+    writeRetries: handshakeWriteRetries,
     store,
     integrations: {
       async get(environment, name) {

@@ -24,16 +24,6 @@ export class ProviderUnavailableError extends RoomkeyError {
   }
 }
 
-/**
- * How a handshake waits for a transition that another run claimed and has not
- * written (see AccountStore.update): it tries its own write again this often,
- * for at most this long. A live claimant writes within milliseconds; the claim
- * of one that died (SIGKILL between its claim and its write) is finished by
- * the first write after the claim is a minute old.
- */
-export const heldTransitionRetryMs = 1_000;
-export const heldTransitionPatienceMs = 120_000;
-
 export interface HandshakeDeps {
   store: Pick<AccountStore, "get" | "update">;
   integrations: { get(environment: string, name: string): Promise<Integration | undefined> };
@@ -42,8 +32,13 @@ export interface HandshakeDeps {
   oauth: OAuthClient;
   events: AccountEvents;
   clock: Clock;
-  /** By default `heldTransitionRetryMs` and `heldTransitionPatienceMs`; a unit test can shorten them. */
-  heldTransition?: { retryMs: number; patienceMs: number };
+  /**
+   * How a write waits for a transition another run claimed and has not written (see
+   * AccountStore.update): it tries again every `retryMs`, for at most `patienceMs`; after
+   * `changedLimit` writes refused because the account really changed, the attempt fails
+   * (src/queue/retry-policy.ts has the numbers).
+   */
+  writeRetries: { retryMs: number; patienceMs: number; changedLimit: number };
 }
 
 /**
@@ -96,7 +91,7 @@ export function tokenChanges(
  */
 export function createHandshakes(deps: HandshakeDeps) {
   const { store, integrations, keys, checker, oauth, events, clock } = deps;
-  const held = deps.heldTransition ?? { retryMs: heldTransitionRetryMs, patienceMs: heldTransitionPatienceMs };
+  const held = deps.writeRetries;
 
   /**
    * Writes `changes` over the account as it is now, as long as it is still
@@ -121,7 +116,7 @@ export function createHandshakes(deps: HandshakeDeps) {
     let changedUnder = 0;
     let heldFor = 0;
     while (account && account.status === "connecting" && account.handshake.attempt === read.handshake.attempt) {
-      if (changedUnder >= 5) {
+      if (changedUnder >= held.changedLimit) {
         // Still ours but always changed under us: let BullMQ run the job again.
         throw new ProviderUnavailableError("the account kept changing during its handshake");
       }
