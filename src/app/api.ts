@@ -168,6 +168,8 @@ export async function startApi({ config, clients, services, logger, clock, stopp
         monitor.markReady();
         return;
       } catch (error) {
+        // Shut down while bootstrapping: its connections closed under it, nothing went wrong.
+        if (stopping.aborted) return;
         logger.warn({ err: error, attempt }, "bootstrap failed; retrying");
         await sleep(Math.min(5_000, 250 * attempt));
       }
