@@ -35,29 +35,6 @@ function reasonOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/**
- * The MongoDB gate's logger. Until the first connection the gate is closed on
- * purpose (calls fail at once instead of waiting out server selection): that
- * is start-up, not an outage, so the gate's "unreachable" then, and the
- * "reachable again" that ends it, are debug lines without a stack. Whether
- * the first connection takes too long, connectWithRetry's callback says.
- */
-function quietBeforeFirstConnection(logger: Logger, connected: () => boolean): Pick<Logger, "warn" | "info"> {
-  let closedQuietly = false;
-  return {
-    warn: (details: unknown, message?: string) => {
-      if (connected()) return logger.warn(details, message);
-      closedQuietly = true;
-      logger.debug({ backend: "MongoDB" }, "MongoDB not connected yet; calls that need it fail at once until it is");
-    },
-    info: (details: unknown, message?: string) => {
-      if (!closedQuietly) return logger.info(details, message);
-      closedQuietly = false;
-      logger.debug(details, message);
-    },
-  };
-}
-
 /** Stage 1: the connections, opened in the background; nothing waits for them here. */
 export function openClients(config: Config, role: Role, logger: Logger, clock: Clock, stopping: AbortSignal): Clients {
   const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`);
@@ -91,7 +68,7 @@ export function openClients(config: Config, role: Role, logger: Logger, clock: C
     pingTimeoutMs: 1_000,
     recheckMs: 1_000,
     clock,
-    logger: quietBeforeFirstConnection(logger, () => mongoConnected),
+    logger,
   });
   const connectStarted = clock.now().getTime();
   let warnedConnect = false;

@@ -30,7 +30,7 @@ export interface AvailabilityGateDeps {
    */
   recheckMs: number;
   clock: Clock;
-  logger: Pick<Logger, "warn" | "info">;
+  logger: Pick<Logger, "warn" | "info" | "debug">;
 }
 
 /** Every member an async function: what `guard` can wrap. */
@@ -59,6 +59,13 @@ export type AvailabilityGate = ReturnType<typeof createAvailabilityGate>;
 export function createAvailabilityGate(deps: AvailabilityGateDeps) {
   const { backend, isUnreachable, pingTimeoutMs, recheckMs, clock, logger } = deps;
   let down = false;
+  /**
+   * Whether a ping ever answered. Until one has, a closed gate is start-up
+   * (the backend not there yet), not an outage: its closing and opening are
+   * debug lines; whether the first connection takes too long is the
+   * connection's own retry loop to say.
+   */
+  let answeredOnce = false;
   let timeoutsInARow = 0;
   const maxTimeoutsInARow = deps.maxTimeoutsInARow ?? 3;
   let downSince = 0;
@@ -70,16 +77,22 @@ export function createAvailabilityGate(deps: AvailabilityGateDeps) {
   function open(): void {
     clearTimeout(timer);
     timer = undefined;
+    const starting = !answeredOnce;
+    answeredOnce = true;
     if (!down) return;
     down = false;
-    logger.info({ backend, downMs: clock.now().getTime() - downSince }, "backend reachable again; calls pass");
+    const details = { backend, downMs: clock.now().getTime() - downSince };
+    if (starting) logger.debug(details, "backend reachable again; calls pass");
+    else logger.info(details, "backend reachable again; calls pass");
   }
 
   function close(error: unknown): void {
     if (!down) {
       down = true;
       downSince = clock.now().getTime();
-      logger.warn({ err: error, backend }, "backend unreachable; calls that need it fail at once until a ping answers");
+      const message = "backend unreachable; calls that need it fail at once until a ping answers";
+      if (answeredOnce) logger.warn({ err: error, backend }, message);
+      else logger.debug({ backend, reason: error instanceof Error ? error.message : String(error) }, message);
     }
     recheckLater();
   }

@@ -286,3 +286,23 @@ describe("a backend black-holed by the network", () => {
     expect(gate.isDown()).toBe(false);
   });
 });
+
+describe("the gate's log levels", () => {
+  it("when the backend has never answered, then closing and opening are debug lines; once it has, an outage warns", async () => {
+    const { gate, backend, lines } = setup();
+    backend.state = "unreachable";
+    await probed(gate);
+    backend.state = "up";
+    await gate.probe();
+    backend.state = "unreachable";
+    await probed(gate);
+    const levels = lines()
+      .filter((line) => String(line.msg).startsWith("backend"))
+      .map((line) => [line.level, line.msg]);
+    expect(levels).toEqual([
+      [20, "backend unreachable; calls that need it fail at once until a ping answers"],
+      [20, "backend reachable again; calls pass"],
+      [40, "backend unreachable; calls that need it fail at once until a ping answers"],
+    ]);
+  });
+});
