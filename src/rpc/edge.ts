@@ -294,29 +294,9 @@ export function createEdge(deps: EdgeDeps) {
     }
   }
 
-  /**
-   * Errors already told to the observer at admission, with how many calls each
-   * refused, so the handler's wrapper does not count those calls again. A
-   * count, not a set: calls can share one error object (authentication.ts
-   * throws one prebuilt refusal per reason; concurrent calls awaiting one
-   * environment load or token lookup get its one rejection).
-   */
-  const refusedAtAdmission = new WeakMap<object, number>();
-
-  /** Whether `error` refused a call at admission that is not yet accounted for; accounts for it. */
-  function takeRefusal(error: unknown): boolean {
-    if (typeof error !== "object" || error === null) return false;
-    const left = refusedAtAdmission.get(error);
-    if (left === undefined) return false;
-    if (left > 1) refusedAtAdmission.set(error, left - 1);
-    else refusedAtAdmission.delete(error);
-    return true;
-  }
-
   function refused(method: DescMethod, started: number, error: unknown): never {
     const observer = deps.observer;
-    if (observer && typeof error === "object" && error !== null) {
-      refusedAtAdmission.set(error, (refusedAtAdmission.get(error) ?? 0) + 1);
+    if (observer) {
       observer.call(method, codeOf(error), (performance.now() - started) / 1000);
       if (error instanceof RoomkeyError && (isAuthenticationFailure(error) || error.reason === tooManyReason)) {
         const { requested_environment: requested, token_environment: token } = error.metadata ?? {};
@@ -350,8 +330,9 @@ export function createEdge(deps: EdgeDeps) {
     const admission = ctx.values.get(admissionKey);
     if (admission && "error" in admission) throw admission.error;
     const finish = (call: CallContext, message: Message): Message => {
-      validate(method, message);
+      // Set before validation: from here on the call counts as admitted (see `ended`).
       ctx.values.set(callContextKey, call);
+      validate(method, message);
       return message;
     };
     if (admission) return finish(admission.call, admission.request);
@@ -365,14 +346,15 @@ export function createEdge(deps: EdgeDeps) {
   const timed = accessLog || observer !== undefined;
 
   /**
-   * A call ended: the access log and the observer. A failure the observer
-   * was told of at admission (`error`, as thrown) is not counted again.
+   * A call ended: the access log and the observer. The observer counts here
+   * only calls that were admitted (their call context is set); a refusal at
+   * admission was counted by `admit`, whichever transport called it.
    */
-  function ended(method: DescMethod, ctx: HandlerContext, started: number, failure?: ConnectError, error?: unknown) {
+  function ended(method: DescMethod, ctx: HandlerContext, started: number, failure?: ConnectError) {
     if (!timed) return;
     const seconds = (performance.now() - started) / 1000;
     if (accessLog) logCall(method, ctx, seconds, failure);
-    if (observer && !takeRefusal(error)) observer.call(method, failure?.code, seconds);
+    if (observer && ctx.values.get(callContextKey) !== undefined) observer.call(method, failure?.code, seconds);
   }
 
   function logCall(method: DescMethod, ctx: HandlerContext, seconds: number, error: ConnectError | undefined): void {
@@ -400,7 +382,7 @@ export function createEdge(deps: EdgeDeps) {
         const started = timed ? performance.now() : 0;
         const failed = (error: unknown): never => {
           const failure = fail(error);
-          ended(method, ctx, started, failure, error);
+          ended(method, ctx, started, failure);
           leave();
           throw failure;
         };
@@ -427,16 +409,14 @@ export function createEdge(deps: EdgeDeps) {
         inflight++;
         const started = performance.now();
         let failure: ConnectError | undefined;
-        let thrown: unknown;
         try {
           const entered = enter(method, ctx, request);
           yield* impl(entered instanceof Promise ? await entered : entered, ctx) as AsyncIterable<unknown>;
         } catch (error) {
-          thrown = error;
           failure = fail(error);
           throw failure;
         } finally {
-          ended(method, ctx, started, failure, thrown);
+          ended(method, ctx, started, failure);
           leave();
         }
       };
