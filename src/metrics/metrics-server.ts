@@ -1,6 +1,6 @@
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
+import { listen } from "../rpc/servers.js";
 import type { Metrics } from "./metrics.js";
 
 export const metricsPath = "/metrics";
@@ -14,8 +14,8 @@ export interface MetricsServer {
  * Serves `GET /metrics` (Prometheus text format) on a port of its own, in
  * every role. It holds no secret and takes no input, so it asks for no
  * credentials: keep the port on the internal network (or turn it off with
- * ROOMKEY_METRICS_PORT=off). Concurrent scrapes share one reading of the
- * queues (metrics.ts), so scraping in a loop costs Redis little.
+ * ROOMKEY_METRICS_PORT=off). Queue counts are read at most once a second
+ * (metrics.ts), so scraping in a loop costs Redis little.
  */
 export async function startMetricsServer(
   metrics: Pick<Metrics, "scrape">,
@@ -43,15 +43,8 @@ export async function startMetricsServer(
     );
   });
   server.maxRequestsPerSocket = 100;
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port, options.host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
   return {
-    port: (server.address() as AddressInfo).port,
+    port: await listen(server, options.port, options.host),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -12,7 +12,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { ProviderCallKind, ProviderCallObserver } from "../providers/provider-call.js";
-import type { QueueKind } from "../queue/queue-names.js";
+import { type QueueKind, queueKinds } from "../queue/queue-names.js";
 
 /** gRPC's canonical code names (UNAUTHENTICATED, not Unauthenticated): what operators know from grpc-go and Envoy. */
 const codeNames: ReadonlyMap<Code, string> = new Map(
@@ -143,7 +143,7 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     }
     const rows: { environment: string; queue: QueueKind; counts: Partial<Record<QueueState, number>> }[] = [];
     const all = sources.environments().flatMap((environment) =>
-      (["handshake", "rotation"] as const).map(async (queue) => {
+      queueKinds.map(async (queue) => {
         rows.push({ environment, queue, counts: await sources.queueCounts(environment, queue) });
       }),
     );

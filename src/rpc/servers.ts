@@ -155,14 +155,19 @@ export async function startHttpServer(options: HttpServerOptions): Promise<{ ser
   );
   server.maxRequestsPerSocket = maxRequestsPerSocket;
   server.on("clientError", answerMalformedRequest);
+  return { server, port: await listen(server, options.port, options.host) };
+}
+
+/** Starts `server` listening; resolves with the port it got (port 0: one the OS chose), rejects when it cannot (in use). */
+export async function listen(server: http.Server, port: number, host: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host, () => {
+    server.listen(port, host, () => {
       server.off("error", reject);
       resolve();
     });
   });
-  return { server, port: (server.address() as AddressInfo).port };
+  return (server.address() as AddressInfo).port;
 }
 
 /** Both transports, closed together. */
