@@ -1,7 +1,8 @@
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcessByStdio, execFile, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import type { Readable, Writable } from "node:stream";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -73,6 +74,19 @@ function cliEnv(options: RunOptions): NodeJS.ProcessEnv {
   return { ...env, ...options.env };
 }
 
+/** What a child process has written so far, on each stream. */
+function captured(child: ChildProcessByStdio<Writable | null, Readable, Readable>) {
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return { stdout: () => stdout, stderr: () => stderr };
+}
+
 /** Runs the built CLI to its end. */
 function roomkey(args: string[], options: RunOptions = {}): Promise<Run> {
   return new Promise((done) => {
@@ -81,19 +95,12 @@ function roomkey(args: string[], options: RunOptions = {}): Promise<Run> {
       env: cliEnv(options),
       stdio: ["pipe", "pipe", "pipe"],
     });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
+    const output = captured(child);
     child.stdin.end(options.input ?? "");
     const timer = setTimeout(() => child.kill("SIGKILL"), 40_000);
     child.on("close", (code) => {
       clearTimeout(timer);
-      done({ code, stdout, stderr });
+      done({ code, stdout: output.stdout(), stderr: output.stderr() });
     });
   });
 }
@@ -145,20 +152,13 @@ async function startWatch(environment: string, args: string[] = []) {
     stdio: ["ignore", "pipe", "pipe"],
   });
   watches.add(child);
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
+  const output = captured(child);
   const exited = new Promise<number | null>((done) => child.on("close", done));
   // The watch is live only: it must be subscribed before the change it is to print.
   await eventually(async () => (await subscribers()) > before, 10_000, "the watch subscribes");
   return {
-    lines: () => stdout.split("\n").filter(Boolean),
-    stderr: () => stderr,
+    lines: () => output.stdout().split("\n").filter(Boolean),
+    stderr: output.stderr,
     async stop() {
       child.kill("SIGINT");
       const code = await exited;
