@@ -109,6 +109,53 @@ const schema = z.object({
     ),
   /** Base delay of handshake retries (doubling, up to a minute). */
   ROOMKEY_PROVIDER_RETRY_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
+  /** Webhook endpoints may be plain http:// URLs (local development and tests); https only otherwise. */
+  ROOMKEY_WEBHOOK_ALLOW_HTTP: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
+  /** How long one webhook delivery may take, answer included. */
+  ROOMKEY_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(15_000),
+  /** Attempts of one delivery, the first included (see retry-policy.ts for the schedule). */
+  ROOMKEY_WEBHOOK_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(11),
+  /** The first retry's delay; each next one is 4 times longer, up to ROOMKEY_WEBHOOK_RETRY_MAX_MS. */
+  ROOMKEY_WEBHOOK_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(5_000),
+  ROOMKEY_WEBHOOK_RETRY_MAX_MS: z.coerce
+    .number()
+    .int()
+    .min(10)
+    .max(7 * 86_400_000)
+    .default(8 * 3_600_000),
+  /** An endpoint whose deliveries have all failed for this long is disabled. */
+  ROOMKEY_WEBHOOK_DISABLE_AFTER_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(90 * 86_400_000)
+    .default(5 * 86_400_000),
+  /** After a secret rotation, deliveries are also signed with the old secret for this long (unless the call says). */
+  ROOMKEY_WEBHOOK_SECRET_OVERLAP_MS: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 86_400_000)
+    .default(86_400_000),
+  /** `token.expiring` is sent this long before a token expires. */
+  ROOMKEY_WEBHOOK_TOKEN_EXPIRING_MS: z.coerce
+    .number()
+    .int()
+    .min(60_000)
+    .max(365 * 86_400_000)
+    .default(7 * 86_400_000),
+  /** Events and their delivery log are purged this long after the event (by a job every tenth of it, at most hourly). */
+  ROOMKEY_WEBHOOK_RETENTION_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(365 * 86_400_000)
+    .default(30 * 86_400_000),
+  /** How often each environment's webhook sweep runs (lost jobs, token.expiring, purge). */
+  ROOMKEY_WEBHOOK_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(60_000),
 });
 
 /** Validated process configuration. */

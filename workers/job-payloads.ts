@@ -14,6 +14,9 @@ export function incarnationOf(job: Pick<Job, "data">): unknown {
 
 const accountIdPattern = /^acc_[0-9A-Za-z]{22}$/;
 const tokenIdPattern = /^tok_[0-9A-Za-z]{22}$/;
+const eventIdPattern = /^evt_[0-9A-Za-z]{22}$/;
+const endpointIdPattern = /^we_[0-9A-Za-z]{22}$/;
+const deliveryIdPattern = /^whd_[0-9A-Za-z]{22}$/;
 
 /** An own property's value; inherited ones (`__proto__`, `toString`) are not payload. */
 function own(data: object, key: string): unknown {
@@ -71,5 +74,22 @@ export const payloads: Readers = {
       };
     },
     "sweep-accounts": () => ({}),
+  },
+  webhook: {
+    dispatch: (job) => {
+      const data = dataOf(job);
+      return { eventId: id(data, "dispatch", "eventId", eventIdPattern, "an event id"), ...incarnation(data) };
+    },
+    deliver: (job) => {
+      const data = dataOf(job);
+      return {
+        deliveryId: id(data, "deliver", "deliveryId", deliveryIdPattern, "a delivery id"),
+        eventId: id(data, "deliver", "eventId", eventIdPattern, "an event id"),
+        endpointId: id(data, "deliver", "endpointId", endpointIdPattern, "an endpoint id"),
+        ...incarnation(data),
+      };
+    },
+    "sweep-webhooks": () => ({}),
+    "purge-webhooks": () => ({}),
   },
 };

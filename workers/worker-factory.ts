@@ -26,6 +26,8 @@ export interface WorkerFactoryDeps {
   incarnations: IncarnationSource;
   /** Delay before a job's next attempt, for jobs whose backoff type is not one of BullMQ's own. */
   backoffStrategy?: (attemptsMade: number, type: string | undefined, error: Error | undefined) => number;
+  /** Failures that are the job's expected news (an endpoint that did not answer): logged at info, not warn. */
+  expectedFailure?: (error: Error) => boolean;
   /**
    * How long a job's lock lasts without renewal: a worker that died (SIGKILL) has its active
    * jobs run again once their locks lapse and the stalled check (as often) finds them.
@@ -61,9 +63,11 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
       ...(deps.backoffStrategy ? { settings: { backoffStrategy: deps.backoffStrategy } } : {}),
     });
     worker.on("error", (error) => logger.error({ err: error }, "worker error"));
-    worker.on("failed", (job, error) =>
-      logger.warn({ err: error, job: job?.name, id: job?.id, attempts: job?.attemptsMade }, "job failed"),
-    );
+    worker.on("failed", (job, error) => {
+      const details = { err: error, job: job?.name, id: job?.id, attempts: job?.attemptsMade };
+      if (deps.expectedFailure?.(error)) logger.info(details, "job attempt failed; it will be tried again");
+      else logger.warn(details, "job failed");
+    });
     const { observeJob } = deps;
     if (observeJob) {
       const known = new Set(Object.keys(deps.processors[kind] ?? {}));

@@ -93,6 +93,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
         createEnvironmentHandlers({
           environments: environmentService,
           integrations: services.integrationService,
+          webhooks: services.webhookService,
           pages,
         }),
       ),

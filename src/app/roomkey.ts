@@ -83,6 +83,7 @@ export async function startRoomkey(
     const workersClosed = workers ? await workers.close(left()) : true;
     // After the workers: their provider calls in flight keep their connections.
     services.outbound.close();
+    services.webhookOutbound.close();
     await settlesWithin(services.queues.close(), left());
     await settlesWithin(clients.close(), left());
     logger.info({ drained, workersClosed, ms: Date.now() - started }, "shut down");

@@ -12,6 +12,8 @@ import { createPageTokens } from "../domain/paging.js";
 import { createTokenService } from "../domain/tokens/token-service.js";
 import { createTokenVerifier } from "../domain/tokens/token-verifier.js";
 import { createUsageRecorder } from "../domain/tokens/usage-recorder.js";
+import { accountWebhooks, createWebhookRaiser, tokenWebhooks } from "../domain/webhooks/webhook-raiser.js";
+import { createWebhookService } from "../domain/webhooks/webhook-service.js";
 import { createAccountWatch } from "../events/account-watch.js";
 import { createEventBus } from "../events/event-bus.js";
 import { createMetrics, queueStates } from "../metrics/metrics.js";
@@ -21,6 +23,7 @@ import { createJobProducer } from "../queue/job-producer.js";
 import { createProducers } from "../queue/producers.js";
 import { createQueueRegistry } from "../queue/queue-registry.js";
 import { maxProviderRetryAfterMs } from "../queue/retry-policy.js";
+import { renderWebhookEvent } from "../rpc/mappers/webhook-mapper.js";
 import {
   accountKeysCollection,
   accountsCollection,
@@ -39,6 +42,7 @@ import {
   tokenUsageCollection,
 } from "../storage/token-repository.js";
 import { transitionsCollection } from "../storage/versioned.js";
+import { createWebhookRepository, webhookCollections } from "../storage/webhook-repository.js";
 import type { Clients } from "./clients.js";
 
 /** The pub/sub channels replicas and workers follow. */
@@ -82,6 +86,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     idempotencyCollection,
     tokenUsageCollection,
     transitionsCollection,
+    ...webhookCollections,
   ]);
   const databases = guard({
     provision: (name: string) => environmentDatabases.provision(parseEnvironmentName(name, "environment")),
@@ -92,6 +97,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   const accounts = guard(createAccountCounter(environmentDatabases));
   const accountRepository = guard(createAccountRepository(environmentDatabases, environments));
   const integrationRepository = guard(createIntegrationRepository(environmentDatabases));
+  const webhookRepository = guard(createWebhookRepository(environmentDatabases));
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
@@ -154,10 +160,19 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     clock,
     logger,
   });
+  // Webhooks: events stored in the environment's database, delivered from its webhook queue.
+  const webhookRaiser = createWebhookRaiser({
+    store: webhookRepository,
+    queue: producers.webhooks,
+    render: renderWebhookEvent,
+    clock,
+    warn: (message, details) => logger.warn(details, message),
+  });
   const tokenService = createTokenService({
     store: tokenRepository,
     invalidations,
     retirements: producers.retirements,
+    events: tokenWebhooks(webhookRaiser, clock),
     defaultLifetimeMs: async (name) => (await directory.require(name)).settings.defaultTokenLifetimeMs,
     cacheTtlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
     clock,
@@ -178,8 +193,37 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     clock,
   });
 
-  // Accounts: handshakes on the environment's queue, status changes over pub/sub.
+  // Every webhook delivery goes through a guard of its own: the webhook timeout, a small answer cap.
+  const webhookOutbound = createOutboundHttp({
+    allow: config.ROOMKEY_OUTBOUND_ALLOW,
+    timeoutMs: config.ROOMKEY_WEBHOOK_TIMEOUT_MS,
+    maxResponseBytes: 4 * 1024,
+    ...(seams.resolveHost ? { resolve: seams.resolveHost } : {}),
+  });
+  const webhookService = createWebhookService({
+    store: webhookRepository,
+    queue: producers.webhooks,
+    keys: directory,
+    destinations: webhookOutbound,
+    allowHttp: config.ROOMKEY_WEBHOOK_ALLOW_HTTP,
+    defaultOverlapMs: config.ROOMKEY_WEBHOOK_SECRET_OVERLAP_MS,
+    attempts: config.ROOMKEY_WEBHOOK_ATTEMPTS,
+    clock,
+  });
+
+  // Accounts: handshakes on the environment's queue, status changes over pub/sub and as webhook events.
   const accountWatch = createAccountWatch({ bus, maxBacklog: 1_000 });
+  const accountHooks = accountWebhooks(webhookRaiser);
+  const accountEvents: typeof accountWatch.events = {
+    async publish(environment, event) {
+      // Both, whatever the other did: pub/sub is best effort, the webhook raise keeps trying on its own.
+      const [published] = await Promise.allSettled([
+        accountWatch.events.publish(environment, event),
+        accountHooks(environment, event),
+      ]);
+      if (published.status === "rejected") throw published.reason;
+    },
+  };
   const accountSettings = async (name: string) => {
     const settings = effectiveSettings((await directory.require(name)).settings);
     return {
@@ -205,7 +249,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     store: accountRepository,
     integrations: integrationRepository,
     keys: directory,
-    events: accountWatch.events,
+    events: accountEvents,
     handshakes: producers.handshakes,
     refreshes: producers.refreshes,
     refreshMarginMs: async (name) => (await accountSettings(name)).refreshMarginMs,
@@ -228,6 +272,11 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     tokenRepository,
     accountRepository,
     integrationRepository,
+    webhookRepository,
+    webhookRaiser,
+    webhookOutbound,
+    webhookService,
+    accountEvents,
     queues,
     bus,
     directory,

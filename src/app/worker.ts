@@ -5,6 +5,7 @@ import { createOrphanSweeper } from "../../workers/orphan-sweeper.js";
 import { rotationProcessors, tokenSweepEveryMs } from "../../workers/rotation.worker.js";
 import { createSchedulerReconciler } from "../../workers/scheduler-reconciler.js";
 import { createWorkerSupervisor } from "../../workers/supervisor.js";
+import { webhookProcessors, webhookPurgeEveryMs } from "../../workers/webhook.worker.js";
 import { createWorkerFactory } from "../../workers/worker-factory.js";
 import { createConnectingSweep, createHandshakes } from "../domain/accounts/handshake.js";
 import { createHandshakeSweep } from "../domain/accounts/handshake-sweep.js";
@@ -12,10 +13,16 @@ import { createRefresher, createRefreshSweep } from "../domain/accounts/refreshe
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
 import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
+import { createWebhookDelivery, DeliveryAttemptFailedError } from "../domain/webhooks/webhook-delivery.js";
 import { createHttpCredentialChecker } from "../providers/http-credential-checker.js";
 import { createJobSchedulers, type JobSchedule } from "../queue/job-schedulers.js";
 import { handshakeJobId } from "../queue/queue-names.js";
-import { handshakeWriteRetries, providerBackoffMs } from "../queue/retry-policy.js";
+import {
+  handshakeWriteRetries,
+  providerBackoffMs,
+  webhookBackoff,
+  webhookRetryDelayMs,
+} from "../queue/retry-policy.js";
 import { claimRetentionMs, purgeTransitions } from "../storage/versioned.js";
 import { environmentsChannel, type Stage } from "./services.js";
 
@@ -34,8 +41,7 @@ export interface Workers {
 /** Stage 3 (roles worker and all): the domain's job runners, one BullMQ worker per environment and queue, housekeeping. */
 export function startWorkers({ config, clients, services, logger, clock, stopping, cleanups }: Stage): Workers {
   const { redis, workerRedis, mongoReady } = clients;
-  const { accountRepository, integrationRepository, directory, accountWatch, oauthClient, queues, producers } =
-    services;
+  const { accountRepository, integrationRepository, directory, oauthClient, queues, producers } = services;
   const { environments, databases, environmentDatabases, environmentService } = services;
   const handshakes = createHandshakes({
     store: accountRepository,
@@ -43,7 +49,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     keys: directory,
     checker: createHttpCredentialChecker(services.providerOptions),
     oauth: oauthClient,
-    events: accountWatch.events,
+    events: services.accountEvents,
     clock,
     writeRetries: handshakeWriteRetries,
   });
@@ -52,7 +58,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     integrations: integrationRepository,
     keys: directory,
     oauth: oauthClient,
-    events: accountWatch.events,
+    events: services.accountEvents,
     clock,
   });
   const sweepRefreshes = createRefreshSweep({
@@ -87,10 +93,48 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     clock,
     onSwept: (environment, result) => logger.info({ environment, ...result }, "connecting sweep"),
   });
+  const webhookDelivery = createWebhookDelivery({
+    store: services.webhookRepository,
+    queue: producers.webhooks,
+    keys: directory,
+    async send(url, headers, body) {
+      const result = await services.webhookOutbound.send({ url, method: "POST", headers, body });
+      return result.kind === "response" ? { kind: "response", status: result.response.status } : result;
+    },
+    raiser: services.webhookRaiser,
+    expiring: {
+      async listExpiringUnannounced(environment, before, limit) {
+        const now = clock.now();
+        const tokens = await services.tokenRepository.listActiveExpiringBefore(environment, before, now, 10 * limit);
+        const told = await services.webhookRepository.announced(
+          environment,
+          "token.expiring",
+          tokens.map((t) => t.id),
+        );
+        return tokens.filter((t) => !told.has(t.id)).slice(0, limit);
+      },
+      markExpiringAnnounced: (environment, id, at) =>
+        services.webhookRepository.announce(environment, "token.expiring", id, at),
+    },
+    attempts: config.ROOMKEY_WEBHOOK_ATTEMPTS,
+    retryDelayMs: (failed) =>
+      webhookRetryDelayMs(failed, config.ROOMKEY_WEBHOOK_RETRY_BASE_MS, config.ROOMKEY_WEBHOOK_RETRY_MAX_MS),
+    disableAfterMs: config.ROOMKEY_WEBHOOK_DISABLE_AFTER_MS,
+    expiringWindowMs: config.ROOMKEY_WEBHOOK_TOKEN_EXPIRING_MS,
+    retentionMs: config.ROOMKEY_WEBHOOK_RETENTION_MS,
+    overdueMs: Math.max(60_000, 2 * config.ROOMKEY_JOB_LOCK_MS),
+    clock,
+  });
   const schedules: JobSchedule[] = [
     { kind: "handshake", name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS },
     { kind: "rotation", name: "sweep-tokens", everyMs: tokenSweepEveryMs },
     { kind: "rotation", name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
+    { kind: "webhook", name: "sweep-webhooks", everyMs: config.ROOMKEY_WEBHOOK_SWEEP_MS },
+    {
+      kind: "webhook",
+      name: "purge-webhooks",
+      everyMs: Math.min(webhookPurgeEveryMs, Math.max(500, config.ROOMKEY_WEBHOOK_RETENTION_MS / 10)),
+    },
   ];
   const supervisor = createWorkerSupervisor({
     listEnvironments: async () =>
@@ -116,14 +160,19 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
           sweepAccounts: sweepRefreshes,
           logger,
         }),
+        webhook: webhookProcessors({ delivery: webhookDelivery, logger }),
       },
       schedules,
-      backoffStrategy: (attemptsMade, _type, error) =>
-        providerBackoffMs(attemptsMade, retryAfterOf(error), config.ROOMKEY_PROVIDER_RETRY_MS),
+      backoffStrategy: (attemptsMade, type, error) =>
+        type === webhookBackoff && error instanceof DeliveryAttemptFailedError
+          ? error.retryAfterMs
+          : providerBackoffMs(attemptsMade, retryAfterOf(error), config.ROOMKEY_PROVIDER_RETRY_MS),
+      // An endpoint that fails is the endpoint's news, not roomkey's: its log says so, at info.
+      expectedFailure: (error) => error instanceof DeliveryAttemptFailedError,
       lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
       queues,
       incarnations: environments,
-      concurrency: { handshake: 10, rotation: 10 },
+      concurrency: { handshake: 10, rotation: 10, webhook: 20 },
       logger,
       observeJob: services.metrics.job,
       observeHandshake: services.metrics.handshake,

@@ -3,11 +3,14 @@ import type { Logger } from "pino";
 import type { HandshakeQueue, RefreshQueue } from "../domain/accounts/ports.js";
 import type { Clock } from "../domain/clock.js";
 import type { RetirementScheduler } from "../domain/tokens/ports.js";
+import type { WebhookQueue } from "../domain/webhooks/ports.js";
 import type { JobProducer } from "./job-producer.js";
 import { createMissedHandshakes } from "./missed-handshakes.js";
-import { handshakeJobId, refreshJobId } from "./queue-names.js";
+import { dispatchJobId, handshakeJobId, refreshJobId } from "./queue-names.js";
 import type { QueueRegistry } from "./queue-registry.js";
 import {
+  deliverJobOptions,
+  dispatchJobOptions,
   handshakeJobOptions,
   refreshJobOptions,
   retireTokenJobOptions,
@@ -96,10 +99,38 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
     },
   };
 
+  // What the sweep of the webhook queue finds in MongoDB it queues again: jobs are never the only record.
+  const webhooks: WebhookQueue = {
+    async dispatch(environment, eventId) {
+      queues.assertReachable();
+      await jobs.add(
+        environment,
+        "webhook",
+        "dispatch",
+        { eventId, incarnation: await incarnationFor(environment) },
+        { ...dispatchJobOptions, jobId: dispatchJobId(eventId) },
+      );
+    },
+    async deliver(environment, deliveries) {
+      queues.assertReachable();
+      const incarnation = await incarnationFor(environment);
+      await jobs.addBulk(
+        environment,
+        "webhook",
+        "deliver",
+        deliveries.map(({ deliveryId, eventId, endpointId, jobId, attempts }) => ({
+          data: { deliveryId, eventId, endpointId, incarnation },
+          options: { ...deliverJobOptions, attempts, jobId },
+        })),
+      );
+    },
+  };
+
   return {
     handshakes,
     refreshes,
     retirements,
+    webhooks,
     requestConnectingSweep,
     stop: () => redis.off("ready", flushMissed),
   };

@@ -1,6 +1,6 @@
 import type { EnvironmentName } from "../domain/environments/environment-name.js";
 /** The queues every environment has. */
-export const queueKinds = ["handshake", "rotation"] as const;
+export const queueKinds = ["handshake", "rotation", "webhook"] as const;
 export type QueueKind = (typeof queueKinds)[number];
 
 /**
@@ -40,6 +40,16 @@ export interface QueueJobs {
     /** Queue refreshes for OAuth accounts whose tokens expire within the margin or sit idle. */
     "sweep-accounts": Record<string, never>;
   };
+  webhook: {
+    /** Make an event's deliveries, one per endpoint that wants it, and queue them. */
+    dispatch: { eventId: string } & IncarnationBound;
+    /** Send one event to one endpoint (job id `deliver-<delivery>`, one per redelivery round). */
+    deliver: { deliveryId: string; eventId: string; endpointId: string } & IncarnationBound;
+    /** Queue what Redis lost (dispatches, overdue deliveries) and raise token.expiring. */
+    "sweep-webhooks": Record<string, never>;
+    /** Remove events and deliveries past the retention period. */
+    "purge-webhooks": Record<string, never>;
+  };
 }
 
 export type JobName<K extends QueueKind> = keyof QueueJobs[K] & string;
@@ -62,4 +72,9 @@ export function refreshJobId(accountId: string): string {
 /** The one job id of an account's handshake attempt: adding it twice queues it once. */
 export function handshakeJobId(accountId: string, attempt: number): string {
   return `connect-${accountId}-${attempt}`;
+}
+
+/** The one job id of an event's fan-out: raising the event again queues it once. */
+export function dispatchJobId(eventId: string): string {
+  return `dispatch-${eventId}`;
 }

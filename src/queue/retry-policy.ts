@@ -80,3 +80,50 @@ export const retireTokenJobOptions = { removeOnComplete: 1_000, removeOnFail: 1_
  * changed, it is tried again up to `changedLimit` times, then the attempt fails and BullMQ runs it again.
  */
 export const handshakeWriteRetries = { retryMs: 1_000, patienceMs: 120_000, changedLimit: 5 } as const;
+
+/** The backoff type of webhook deliveries: the delay the processor chose (its error's `retryAfterMs`). */
+export const webhookBackoff = "webhook";
+
+/** Each webhook retry waits this many times longer than the one before. */
+export const webhookBackoffFactor = 4;
+
+/** Each webhook delay is scaled by a factor in [1 - jitter, 1 + jitter), so that endpoints back off out of step. */
+export const webhookBackoffJitter = 0.2;
+
+/**
+ * The delay before a delivery's next attempt after `failed` failed ones:
+ * `ROOMKEY_WEBHOOK_RETRY_BASE_MS` × 4^(failed - 1), at most
+ * `ROOMKEY_WEBHOOK_RETRY_MAX_MS`, with jitter. With the defaults (5 s, 8 h, 11
+ * attempts): 5 s, 20 s, 80 s, 5.3 min, 21 min, 85 min, 5.7 h, 8 h, 8 h, 8 h:
+ * 31.6 hours in all, 25.3 at least with the jitter.
+ */
+export function webhookRetryDelayMs(failed: number, baseMs: number, maxMs: number, random = Math.random): number {
+  const exponential = Math.min(maxMs, baseMs * webhookBackoffFactor ** Math.max(0, failed - 1));
+  return Math.round(exponential * (1 - webhookBackoffJitter + random() * 2 * webhookBackoffJitter));
+}
+
+/** The schedule without jitter: each retry's delay, for the docs and for operators to check a setting. */
+export function webhookRetrySchedule(attempts: number, baseMs: number, maxMs: number): number[] {
+  return Array.from({ length: Math.max(0, attempts - 1) }, (_, i) =>
+    webhookRetryDelayMs(i + 1, baseMs, maxMs, () => 0.5),
+  );
+}
+
+/**
+ * A delivery job: its attempts are set per job (a re-queued delivery has only
+ * what is left); removed when done, so that the sweep may queue a lost one
+ * again under the same id.
+ */
+export const deliverJobOptions = {
+  backoff: { type: webhookBackoff },
+  removeOnComplete: true,
+  removeOnFail: true,
+} satisfies JobsOptions;
+
+/** An event's fan-out: a few quick tries; the webhook sweep queues it again if they all fail. */
+export const dispatchJobOptions = {
+  attempts: 5,
+  backoff: { type: "exponential", delay: 1_000 },
+  removeOnComplete: true,
+  removeOnFail: true,
+} satisfies JobsOptions;

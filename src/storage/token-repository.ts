@@ -3,6 +3,7 @@ import { parseEnvironmentName } from "../domain/environments/environment-name.js
 import { ConcurrentModificationError } from "../domain/errors.js";
 import type { PageRequest } from "../domain/paging.js";
 import type {
+  ExpiringTokenSource,
   IdempotencyRecord,
   TokenHashSource,
   TokenLookup,
@@ -63,7 +64,12 @@ function stateFilter(state: TokenState, now: Date): Filter<TokenDocument> {
   }
 }
 
-export type TokenRepository = TokenStore & TokenLookup & TokenHashSource & UsageWriter & TokenMaintenanceStore;
+export type TokenRepository = TokenStore &
+  TokenLookup &
+  TokenHashSource &
+  UsageWriter &
+  TokenMaintenanceStore &
+  ExpiringTokenSource;
 
 const maxAttempts = 5;
 
@@ -161,6 +167,14 @@ export function createTokenRepository(databases: Pick<EnvironmentDatabases, "db"
         .limit(page.size + 1)
         .toArray();
       return withUsage(environment, docs);
+    },
+    async listActiveExpiringBefore(environment, before, now, limit) {
+      const docs = await tokens(environment)
+        .find({ ...stateFilter("active", now), expireTime: { $gt: now, $lte: before } })
+        .sort({ expireTime: 1 })
+        .limit(limit)
+        .toArray();
+      return docs.map((doc) => toDomain(environment, doc));
     },
     async revoke(environment, id, at) {
       for (let attempt = 0; attempt < maxAttempts; attempt++) {

@@ -32,13 +32,26 @@ function setup(scopes: string[] = []) {
     list: async () => ({ items: [], nextAfter: undefined }),
     remove: async () => undefined,
   };
+  const unused = async (): Promise<never> => {
+    throw new Error("not used");
+  };
+  const unusedWebhooks = {
+    create: unused,
+    get: unused,
+    list: unused,
+    update: unused,
+    remove: unused,
+    rotateSecret: unused,
+    listDeliveries: unused,
+    redeliver: unused,
+  };
   const { transport, edge } = routerFor(
     (router, made) => {
       router.service(
         EnvironmentService,
         made.wrap(
           EnvironmentService,
-          createEnvironmentHandlers({ environments, integrations, pages: testPageTokens() }),
+          createEnvironmentHandlers({ environments, integrations, webhooks: unusedWebhooks, pages: testPageTokens() }),
         ),
       );
       router.service(TokenService, made.wrap(TokenService, unimplementedService(TokenService)));

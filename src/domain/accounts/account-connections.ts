@@ -271,7 +271,12 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
               statusReason: "",
               credentials,
               credentialsVersion: account.credentialsVersion + 1,
-              handshake: { attempt: account.handshake.attempt + 1, startTime: now, redirectUri: pending.redirectUri },
+              handshake: {
+                attempt: account.handshake.attempt + 1,
+                startTime: now,
+                redirectUri: pending.redirectUri,
+                reauthorizedFrom: account.status,
+              },
               updateTime: now,
               ...(Object.keys(pending.labels).length > 0 ? { labels: { ...pending.labels } } : {}),
             },

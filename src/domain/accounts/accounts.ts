@@ -37,6 +37,8 @@ export interface Handshake {
   startTime: Date;
   /** OAuth: the redirect URI the code was issued for (the token request repeats it). */
   redirectUri?: string;
+  /** A re-authorization: the status the account had when it began (NEEDS_REAUTH → ACTIVE is a recovery). */
+  reauthorizedFrom?: AccountStatus;
 }
 
 /** A third-party account of one environment, as stored. */
@@ -96,6 +98,8 @@ export interface AccountEvent {
   account: AccountView;
   previousStatus: AccountStatus;
   eventTime: Date;
+  /** A handshake's outcome: the status the account had when its re-authorization began. */
+  reauthorizedFrom?: AccountStatus;
 }
 
 /** A pending OAuth connection: what StartOAuthConnection began and CompleteOAuthConnection finishes. */

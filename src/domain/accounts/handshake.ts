@@ -155,6 +155,7 @@ export function createHandshakes(deps: HandshakeDeps) {
       account: toAccountView(after),
       previousStatus: read.status,
       eventTime: after.updateTime,
+      ...(read.handshake.reauthorizedFrom ? { reauthorizedFrom: read.handshake.reauthorizedFrom } : {}),
     });
     return { outcome: after.status === "active" ? "active" : "failed" };
   }

@@ -32,6 +32,12 @@ export interface TokenMaintenanceStore {
   purgeIdempotency(environment: string, before: Date): Promise<number>;
 }
 
+/** Tokens about to expire, for token.expiring. */
+export interface ExpiringTokenSource {
+  /** Active tokens that expire after `now` and by `before`, soonest first. */
+  listActiveExpiringBefore(environment: string, before: Date, now: Date, limit: number): Promise<Token[]>;
+}
+
 export interface TokenLookup {
   findByHash(environment: string, hash: string): Promise<Token | undefined>;
 }
@@ -79,4 +85,14 @@ export interface TokenInvalidations {
  */
 export interface RetirementScheduler {
   retireAt(environment: string, tokenId: string, at: Date): Promise<void>;
+}
+
+/**
+ * Where token changes are told (webhooks). Called after the change is
+ * committed; implementations never fail their caller.
+ */
+export interface TokenEvents {
+  created(environment: string, token: Token): Promise<void>;
+  rotated(environment: string, token: Token, previous: Token): Promise<void>;
+  revoked(environment: string, token: Token): Promise<void>;
 }

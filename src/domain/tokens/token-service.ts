@@ -4,7 +4,7 @@ import { FailedPreconditionError, NotFoundError, RoomkeyError } from "../errors.
 import { claimIdempotencyKey } from "../idempotency.js";
 import { newId } from "../ids.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
-import type { IdempotencyRecord, RetirementScheduler, TokenInvalidations, TokenStore } from "./ports.js";
+import type { IdempotencyRecord, RetirementScheduler, TokenEvents, TokenInvalidations, TokenStore } from "./ports.js";
 import { displayPrefix, generateSecret, hashSecret } from "./token-secret.js";
 import { stateAt, type Token, type TokenState } from "./tokens.js";
 
@@ -25,6 +25,8 @@ export interface TokenServiceDeps {
   store: TokenStore;
   invalidations: TokenInvalidations;
   retirements: RetirementScheduler;
+  /** Told of created, rotated and revoked tokens (webhooks); none by default. */
+  events?: TokenEvents;
   /** The environment's default token lifetime, if it has one. */
   defaultLifetimeMs(environment: string): Promise<number | undefined>;
   /** How long replicas may keep a token cached without hearing of a change (ms). */
@@ -156,6 +158,7 @@ export function createTokenService(deps: TokenServiceDeps) {
     });
     if (await store.insert(environment, token)) {
       await announce(environment, token);
+      await deps.events?.created(environment, token);
       return { token, secret, replayed: false };
     }
     // A concurrent request with the same key wrote it first.
@@ -173,8 +176,11 @@ export function createTokenService(deps: TokenServiceDeps) {
    * cache once this returns, or drops it within a second.
    */
   async function revoke(environment: string, id: string): Promise<Token> {
-    const token = await store.revoke(environment, id, clock.now());
+    const at = clock.now();
+    const token = await store.revoke(environment, id, at);
     if (!token) throw tokenNotFound(environment, id);
+    // Revoking again changes nothing and tells nothing new.
+    if (token.revokeTime?.getTime() === at.getTime()) await deps.events?.revoked(environment, token);
     if (!(await invalidations.publish(environment, token.hash))) {
       // Revoked for good, but replicas that cached it were not told: say so; a retry tells them.
       throw new RoomkeyError(
@@ -232,6 +238,7 @@ export function createTokenService(deps: TokenServiceDeps) {
       deps.warn("replicas were not told of a rotation", { environment, token: old.id });
     }
     await announce(environment, token);
+    await deps.events?.rotated(environment, token, previous);
     try {
       await retirements.retireAt(environment, old.id, new Date(graceEnd));
     } catch (error) {

@@ -2,15 +2,25 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { EnvironmentService as Environments } from "../../domain/environments/environment-service.js";
 import type { IntegrationService } from "../../domain/integrations/integration-service.js";
 import type { PageTokens } from "../../domain/paging.js";
+import type { WebhookService } from "../../domain/webhooks/webhook-service.js";
 import type { EnvironmentService } from "../../gen/roomkey/v1/environment_service_pb.js";
 import { callContext } from "../call-context.js";
 import { changesFromUpdate, environmentToProto, settingsFromProto } from "../mappers/environment-mapper.js";
 import { integrationFromProto, integrationToProto } from "../mappers/integration-mapper.js";
 import { present } from "../mappers/present.js";
+import { fromDuration } from "../mappers/time.js";
+import {
+  deliveryStatusFromProto,
+  deliveryToProto,
+  endpointChangesFromUpdate,
+  endpointFromProto,
+  endpointToProto,
+} from "../mappers/webhook-mapper.js";
 
 export interface EnvironmentHandlerDeps {
   environments: Pick<Environments, "create" | "get" | "update" | "list" | "remove">;
   integrations: Pick<IntegrationService, "put" | "get" | "list" | "remove">;
+  webhooks: WebhookService;
   pages: PageTokens;
 }
 
@@ -18,6 +28,7 @@ export interface EnvironmentHandlerDeps {
 export function createEnvironmentHandlers({
   environments,
   integrations,
+  webhooks,
   pages,
 }: EnvironmentHandlerDeps): ServiceImpl<typeof EnvironmentService> {
   return {
@@ -74,6 +85,68 @@ export function createEnvironmentHandlers({
     async deleteIntegration(req, ctx) {
       await integrations.remove(callContext(ctx).environment, req.name, req.force);
       return {};
+    },
+    async createWebhookEndpoint(req, ctx) {
+      const input = endpointFromProto(present(req.endpoint, "endpoint"));
+      const { endpoint, secret } = await webhooks.create(callContext(ctx).environment, input);
+      return { endpoint: endpointToProto(endpoint), signingSecret: secret };
+    },
+    async getWebhookEndpoint(req, ctx) {
+      return { endpoint: endpointToProto(await webhooks.get(callContext(ctx).environment, req.id)) };
+    },
+    async listWebhookEndpoints(req, ctx) {
+      const { environment } = callContext(ctx);
+      const listing = { environment, method: "ListWebhookEndpoints" };
+      const page = await webhooks.list(environment, await pages.parse(listing, req.pageToken, req.pageSize));
+      return {
+        endpoints: page.items.map(endpointToProto),
+        nextPageToken: await pages.next(listing, page.nextAfter),
+      };
+    },
+    async updateWebhookEndpoint(req, ctx) {
+      const endpoint = present(req.endpoint, "endpoint");
+      const changes = endpointChangesFromUpdate(endpoint, present(req.updateMask, "update_mask"));
+      return { endpoint: endpointToProto(await webhooks.update(callContext(ctx).environment, endpoint.id, changes)) };
+    },
+    async deleteWebhookEndpoint(req, ctx) {
+      await webhooks.remove(callContext(ctx).environment, req.id);
+      return {};
+    },
+    async rotateWebhookEndpointSecret(req, ctx) {
+      const overlapMs = fromDuration(req.overlap);
+      const { endpoint, secret } = await webhooks.rotateSecret(callContext(ctx).environment, req.id, overlapMs);
+      return { endpoint: endpointToProto(endpoint), signingSecret: secret };
+    },
+    async listWebhookDeliveries(req, ctx) {
+      const { environment } = callContext(ctx);
+      const status = deliveryStatusFromProto(req.status);
+      const filter = {
+        ...(req.endpointId ? { endpointId: req.endpointId } : {}),
+        ...(req.eventId ? { eventId: req.eventId } : {}),
+        ...(status ? { status } : {}),
+      };
+      const listing = {
+        environment,
+        method: "ListWebhookDeliveries",
+        filter: { endpoint: req.endpointId, event: req.eventId, status: status ?? "" },
+      };
+      const page = await webhooks.listDeliveries(
+        environment,
+        filter,
+        await pages.parse(listing, req.pageToken, req.pageSize),
+      );
+      return {
+        deliveries: page.items.map(deliveryToProto),
+        nextPageToken: await pages.next(listing, page.nextAfter),
+      };
+    },
+    async redeliverWebhookEvent(req, ctx) {
+      const deliveries = await webhooks.redeliver(
+        callContext(ctx).environment,
+        req.eventId,
+        req.endpointId === "" ? undefined : req.endpointId,
+      );
+      return { deliveries: deliveries.map(deliveryToProto) };
     },
   };
 }

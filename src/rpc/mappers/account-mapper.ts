@@ -17,7 +17,7 @@ import {
 import { authTypeToProto } from "./integration-mapper.js";
 import { toTimestamp } from "./time.js";
 
-const statuses: Record<DomainAccountStatus, AccountStatus> = {
+export const accountStatuses: Readonly<Record<DomainAccountStatus, AccountStatus>> = {
   connecting: AccountStatus.CONNECTING,
   active: AccountStatus.ACTIVE,
   failed: AccountStatus.FAILED,
@@ -26,7 +26,7 @@ const statuses: Record<DomainAccountStatus, AccountStatus> = {
 };
 
 const statusesBack = new Map<AccountStatus, DomainAccountStatus>(
-  Object.entries(statuses).map(([domain, proto]) => [proto, domain as DomainAccountStatus]),
+  Object.entries(accountStatuses).map(([domain, proto]) => [proto, domain as DomainAccountStatus]),
 );
 
 /** A ListAccounts status filter; UNSPECIFIED means any status. */
@@ -40,7 +40,7 @@ export function accountToProto(account: AccountView): MessageInitShape<typeof Ac
     integration: account.integration,
     tenantId: account.tenantId,
     labels: account.labels,
-    status: statuses[account.status],
+    status: accountStatuses[account.status],
     statusReason: account.statusReason,
     authType: authTypeToProto(account.authType),
     remoteId: account.remoteId ?? "",
@@ -56,7 +56,7 @@ export function accountEventToProto(event: AccountEvent): MessageInitShape<typeo
   return {
     account: accountToProto(event.account),
     previousStatus:
-      event.account.status === event.previousStatus ? AccountStatus.UNSPECIFIED : statuses[event.previousStatus],
+      event.account.status === event.previousStatus ? AccountStatus.UNSPECIFIED : accountStatuses[event.previousStatus],
     eventTime: toTimestamp(event.eventTime),
   };
 }

@@ -1536,12 +1536,852 @@ func (*DeleteIntegrationResponse) Descriptor() ([]byte, []int) {
 	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{22}
 }
 
+// Request of CreateWebhookEndpoint.
+type CreateWebhookEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint: `url` (required), `event_types`, `enabled`, `description`.
+	Endpoint      *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookEndpointRequest) Reset() {
+	*x = CreateWebhookEndpointRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *CreateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*CreateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *CreateWebhookEndpointRequest) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+// Response of CreateWebhookEndpoint.
+type CreateWebhookEndpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint as stored.
+	Endpoint *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// The signing secret, `whsec_<base64>`. Shown only here: store it now.
+	SigningSecret string `protobuf:"bytes,2,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateWebhookEndpointResponse) Reset() {
+	*x = CreateWebhookEndpointResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *CreateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*CreateWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CreateWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *CreateWebhookEndpointResponse) GetSigningSecret() string {
+	if x != nil {
+		return x.SigningSecret
+	}
+	return ""
+}
+
+// Request of GetWebhookEndpoint.
+type GetWebhookEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier of the endpoint.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookEndpointRequest) Reset() {
+	*x = GetWebhookEndpointRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *GetWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*GetWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetWebhookEndpointRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Response of GetWebhookEndpoint.
+type GetWebhookEndpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint, without its secret.
+	Endpoint      *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetWebhookEndpointResponse) Reset() {
+	*x = GetWebhookEndpointResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *GetWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*GetWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+// Request of ListWebhookEndpoints (AIP-158).
+type ListWebhookEndpointsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Maximum number of endpoints to return. 0 means 50; values above 100 are
+	// treated as 100.
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of a previous response, to continue after it.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookEndpointsRequest) Reset() {
+	*x = ListWebhookEndpointsRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookEndpointsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookEndpointsRequest) ProtoMessage() {}
+
+func (x *ListWebhookEndpointsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookEndpointsRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookEndpointsRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListWebhookEndpointsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhookEndpointsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of ListWebhookEndpoints.
+type ListWebhookEndpointsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoints of this page, oldest first, without secrets.
+	Endpoints []*WebhookEndpoint `protobuf:"bytes,1,rep,name=endpoints,proto3" json:"endpoints,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookEndpointsResponse) Reset() {
+	*x = ListWebhookEndpointsResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookEndpointsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookEndpointsResponse) ProtoMessage() {}
+
+func (x *ListWebhookEndpointsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookEndpointsResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookEndpointsResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListWebhookEndpointsResponse) GetEndpoints() []*WebhookEndpoint {
+	if x != nil {
+		return x.Endpoints
+	}
+	return nil
+}
+
+func (x *ListWebhookEndpointsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request of UpdateWebhookEndpoint (AIP-134).
+type UpdateWebhookEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint with its `id` and the new values of the fields named in
+	// `update_mask`.
+	Endpoint *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// Fields to change: `url`, `event_types`, `enabled`, `description`.
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookEndpointRequest) Reset() {
+	*x = UpdateWebhookEndpointRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *UpdateWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *UpdateWebhookEndpointRequest) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *UpdateWebhookEndpointRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
+	}
+	return nil
+}
+
+// Response of UpdateWebhookEndpoint.
+type UpdateWebhookEndpointResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint after the change.
+	Endpoint      *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateWebhookEndpointResponse) Reset() {
+	*x = UpdateWebhookEndpointResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *UpdateWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*UpdateWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UpdateWebhookEndpointResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+// Request of DeleteWebhookEndpoint.
+type DeleteWebhookEndpointRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier of the endpoint.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookEndpointRequest) Reset() {
+	*x = DeleteWebhookEndpointRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookEndpointRequest) ProtoMessage() {}
+
+func (x *DeleteWebhookEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookEndpointRequest.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeleteWebhookEndpointRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// Response of DeleteWebhookEndpoint.
+type DeleteWebhookEndpointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteWebhookEndpointResponse) Reset() {
+	*x = DeleteWebhookEndpointResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteWebhookEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteWebhookEndpointResponse) ProtoMessage() {}
+
+func (x *DeleteWebhookEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteWebhookEndpointResponse.ProtoReflect.Descriptor instead.
+func (*DeleteWebhookEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{32}
+}
+
+// Request of RotateWebhookEndpointSecret.
+type RotateWebhookEndpointSecretRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Identifier of the endpoint.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// How long deliveries are also signed with the current secret. Unset: 24
+	// hours (or the deployment's default); zero: not at all. At most 7 days.
+	Overlap       *durationpb.Duration `protobuf:"bytes,2,opt,name=overlap,proto3" json:"overlap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookEndpointSecretRequest) Reset() {
+	*x = RotateWebhookEndpointSecretRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookEndpointSecretRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookEndpointSecretRequest) ProtoMessage() {}
+
+func (x *RotateWebhookEndpointSecretRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookEndpointSecretRequest.ProtoReflect.Descriptor instead.
+func (*RotateWebhookEndpointSecretRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *RotateWebhookEndpointSecretRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RotateWebhookEndpointSecretRequest) GetOverlap() *durationpb.Duration {
+	if x != nil {
+		return x.Overlap
+	}
+	return nil
+}
+
+// Response of RotateWebhookEndpointSecret.
+type RotateWebhookEndpointSecretResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The endpoint after the rotation.
+	Endpoint *WebhookEndpoint `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	// The new signing secret, `whsec_<base64>`. Shown only here.
+	SigningSecret string `protobuf:"bytes,2,opt,name=signing_secret,json=signingSecret,proto3" json:"signing_secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateWebhookEndpointSecretResponse) Reset() {
+	*x = RotateWebhookEndpointSecretResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateWebhookEndpointSecretResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateWebhookEndpointSecretResponse) ProtoMessage() {}
+
+func (x *RotateWebhookEndpointSecretResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateWebhookEndpointSecretResponse.ProtoReflect.Descriptor instead.
+func (*RotateWebhookEndpointSecretResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *RotateWebhookEndpointSecretResponse) GetEndpoint() *WebhookEndpoint {
+	if x != nil {
+		return x.Endpoint
+	}
+	return nil
+}
+
+func (x *RotateWebhookEndpointSecretResponse) GetSigningSecret() string {
+	if x != nil {
+		return x.SigningSecret
+	}
+	return ""
+}
+
+// Request of ListWebhookDeliveries (AIP-158): exactly one of `endpoint_id`
+// and `event_id`.
+type ListWebhookDeliveriesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Deliveries to this endpoint.
+	EndpointId string `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	// Deliveries of this event.
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Only deliveries in this status; unset: any.
+	Status WebhookDeliveryStatus `protobuf:"varint,3,opt,name=status,proto3,enum=roomkey.v1.WebhookDeliveryStatus" json:"status,omitempty"`
+	// Maximum number of deliveries to return. 0 means 50; values above 100 are
+	// treated as 100.
+	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The `next_page_token` of a previous response, to continue after it.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesRequest) Reset() {
+	*x = ListWebhookDeliveriesRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesRequest) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesRequest.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListWebhookDeliveriesRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *ListWebhookDeliveriesRequest) GetStatus() WebhookDeliveryStatus {
+	if x != nil {
+		return x.Status
+	}
+	return WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_UNSPECIFIED
+}
+
+func (x *ListWebhookDeliveriesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListWebhookDeliveriesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of ListWebhookDeliveries.
+type ListWebhookDeliveriesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deliveries of this page, newest first.
+	Deliveries []*WebhookDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	// Token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListWebhookDeliveriesResponse) Reset() {
+	*x = ListWebhookDeliveriesResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListWebhookDeliveriesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListWebhookDeliveriesResponse) ProtoMessage() {}
+
+func (x *ListWebhookDeliveriesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListWebhookDeliveriesResponse.ProtoReflect.Descriptor instead.
+func (*ListWebhookDeliveriesResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ListWebhookDeliveriesResponse) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
+func (x *ListWebhookDeliveriesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request of RedeliverWebhookEvent.
+type RedeliverWebhookEventRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The event to deliver again.
+	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// Only to this endpoint; empty: every enabled endpoint the event went to.
+	EndpointId    string `protobuf:"bytes,2,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookEventRequest) Reset() {
+	*x = RedeliverWebhookEventRequest{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookEventRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookEventRequest) ProtoMessage() {}
+
+func (x *RedeliverWebhookEventRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookEventRequest.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookEventRequest) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RedeliverWebhookEventRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookEventRequest) GetEndpointId() string {
+	if x != nil {
+		return x.EndpointId
+	}
+	return ""
+}
+
+// Response of RedeliverWebhookEvent.
+type RedeliverWebhookEventResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deliveries queued again, now pending.
+	Deliveries    []*WebhookDelivery `protobuf:"bytes,1,rep,name=deliveries,proto3" json:"deliveries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookEventResponse) Reset() {
+	*x = RedeliverWebhookEventResponse{}
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookEventResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookEventResponse) ProtoMessage() {}
+
+func (x *RedeliverWebhookEventResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_environment_service_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookEventResponse.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookEventResponse) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_environment_service_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *RedeliverWebhookEventResponse) GetDeliveries() []*WebhookDelivery {
+	if x != nil {
+		return x.Deliveries
+	}
+	return nil
+}
+
 var File_roomkey_v1_environment_service_proto protoreflect.FileDescriptor
 
 const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\n" +
 	"$roomkey/v1/environment_service.proto\x12\n" +
-	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17roomkey/v1/common.proto\"\xcb\x02\n" +
+	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17roomkey/v1/common.proto\x1a\x19roomkey/v1/webhooks.proto\"\xcb\x02\n" +
 	"\vEnvironment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18dR\vdisplayName\x12*\n" +
@@ -1641,7 +2481,59 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\x18DeleteIntegrationRequest\x122\n" +
 	"\x04name\x18\x01 \x01(\tB\x1e\xbaH\x1br\x192\x17^[a-z][a-z0-9_-]{0,62}$R\x04name\x12\x14\n" +
 	"\x05force\x18\x02 \x01(\bR\x05force\"\x1b\n" +
-	"\x19DeleteIntegrationResponse*\x8d\x01\n" +
+	"\x19DeleteIntegrationResponse\"_\n" +
+	"\x1cCreateWebhookEndpointRequest\x12?\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1b.roomkey.v1.WebhookEndpointB\x06\xbaH\x03\xc8\x01\x01R\bendpoint\"\x7f\n" +
+	"\x1dCreateWebhookEndpointResponse\x127\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1b.roomkey.v1.WebhookEndpointR\bendpoint\x12%\n" +
+	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"6\n" +
+	"\x19GetWebhookEndpointRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x02id\"U\n" +
+	"\x1aGetWebhookEndpointResponse\x127\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1b.roomkey.v1.WebhookEndpointR\bendpoint\"l\n" +
+	"\x1bListWebhookEndpointsRequest\x12$\n" +
+	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x81\x01\n" +
+	"\x1cListWebhookEndpointsResponse\x129\n" +
+	"\tendpoints\x18\x01 \x03(\v2\x1b.roomkey.v1.WebhookEndpointR\tendpoints\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
+	"\x1cUpdateWebhookEndpointRequest\x12?\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1b.roomkey.v1.WebhookEndpointB\x06\xbaH\x03\xc8\x01\x01R\bendpoint\x12C\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskB\x06\xbaH\x03\xc8\x01\x01R\n" +
+	"updateMask\"X\n" +
+	"\x1dUpdateWebhookEndpointResponse\x127\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1b.roomkey.v1.WebhookEndpointR\bendpoint\"9\n" +
+	"\x1cDeleteWebhookEndpointRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x02id\"\x1f\n" +
+	"\x1dDeleteWebhookEndpointResponse\"\x84\x01\n" +
+	"\"RotateWebhookEndpointSecretRequest\x12\x19\n" +
+	"\x02id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\x02id\x12C\n" +
+	"\aoverlap\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x0e\xbaH\v\xaa\x01\b\"\x04\b\x80\xf5$2\x00R\aoverlap\"\x85\x01\n" +
+	"#RotateWebhookEndpointSecretResponse\x127\n" +
+	"\bendpoint\x18\x01 \x01(\v2\x1b.roomkey.v1.WebhookEndpointR\bendpoint\x12%\n" +
+	"\x0esigning_secret\x18\x02 \x01(\tR\rsigningSecret\"\x80\x02\n" +
+	"\x1cListWebhookDeliveriesRequest\x12(\n" +
+	"\vendpoint_id\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
+	"endpointId\x12\"\n" +
+	"\bevent_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\aeventId\x12C\n" +
+	"\x06status\x18\x03 \x01(\x0e2!.roomkey.v1.WebhookDeliveryStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12$\n" +
+	"\tpage_size\x18\x04 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\"\x84\x01\n" +
+	"\x1dListWebhookDeliveriesResponse\x12;\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1b.roomkey.v1.WebhookDeliveryR\n" +
+	"deliveries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"n\n" +
+	"\x1cRedeliverWebhookEventRequest\x12$\n" +
+	"\bevent_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@R\aeventId\x12(\n" +
+	"\vendpoint_id\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18@R\n" +
+	"endpointId\"\\\n" +
+	"\x1dRedeliverWebhookEventResponse\x12;\n" +
+	"\n" +
+	"deliveries\x18\x01 \x03(\v2\x1b.roomkey.v1.WebhookDeliveryR\n" +
+	"deliveries*\x8d\x01\n" +
 	"\x10ClientAuthMethod\x12\"\n" +
 	"\x1eCLIENT_AUTH_METHOD_UNSPECIFIED\x10\x00\x12*\n" +
 	"&CLIENT_AUTH_METHOD_CLIENT_SECRET_BASIC\x10\x01\x12)\n" +
@@ -1651,7 +2543,7 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\x1bCREDENTIAL_PLACEMENT_BEARER\x10\x01\x12\x1f\n" +
 	"\x1bCREDENTIAL_PLACEMENT_HEADER\x10\x02\x12\x1e\n" +
 	"\x1aCREDENTIAL_PLACEMENT_QUERY\x10\x03\x12\x1e\n" +
-	"\x1aCREDENTIAL_PLACEMENT_BASIC\x10\x042\xfe\x06\n" +
+	"\x1aCREDENTIAL_PLACEMENT_BASIC\x10\x042\x83\x0e\n" +
 	"\x12EnvironmentService\x12`\n" +
 	"\x11CreateEnvironment\x12$.roomkey.v1.CreateEnvironmentRequest\x1a%.roomkey.v1.CreateEnvironmentResponse\x12\\\n" +
 	"\x0eGetEnvironment\x12!.roomkey.v1.GetEnvironmentRequest\x1a\".roomkey.v1.GetEnvironmentResponse\"\x03\x90\x02\x01\x12`\n" +
@@ -1661,7 +2553,15 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\x0ePutIntegration\x12!.roomkey.v1.PutIntegrationRequest\x1a\".roomkey.v1.PutIntegrationResponse\"\x03\x90\x02\x02\x12\\\n" +
 	"\x0eGetIntegration\x12!.roomkey.v1.GetIntegrationRequest\x1a\".roomkey.v1.GetIntegrationResponse\"\x03\x90\x02\x01\x12b\n" +
 	"\x10ListIntegrations\x12#.roomkey.v1.ListIntegrationsRequest\x1a$.roomkey.v1.ListIntegrationsResponse\"\x03\x90\x02\x01\x12`\n" +
-	"\x11DeleteIntegration\x12$.roomkey.v1.DeleteIntegrationRequest\x1a%.roomkey.v1.DeleteIntegrationResponseB\x99\x01\n" +
+	"\x11DeleteIntegration\x12$.roomkey.v1.DeleteIntegrationRequest\x1a%.roomkey.v1.DeleteIntegrationResponse\x12l\n" +
+	"\x15CreateWebhookEndpoint\x12(.roomkey.v1.CreateWebhookEndpointRequest\x1a).roomkey.v1.CreateWebhookEndpointResponse\x12h\n" +
+	"\x12GetWebhookEndpoint\x12%.roomkey.v1.GetWebhookEndpointRequest\x1a&.roomkey.v1.GetWebhookEndpointResponse\"\x03\x90\x02\x01\x12n\n" +
+	"\x14ListWebhookEndpoints\x12'.roomkey.v1.ListWebhookEndpointsRequest\x1a(.roomkey.v1.ListWebhookEndpointsResponse\"\x03\x90\x02\x01\x12l\n" +
+	"\x15UpdateWebhookEndpoint\x12(.roomkey.v1.UpdateWebhookEndpointRequest\x1a).roomkey.v1.UpdateWebhookEndpointResponse\x12l\n" +
+	"\x15DeleteWebhookEndpoint\x12(.roomkey.v1.DeleteWebhookEndpointRequest\x1a).roomkey.v1.DeleteWebhookEndpointResponse\x12~\n" +
+	"\x1bRotateWebhookEndpointSecret\x12..roomkey.v1.RotateWebhookEndpointSecretRequest\x1a/.roomkey.v1.RotateWebhookEndpointSecretResponse\x12q\n" +
+	"\x15ListWebhookDeliveries\x12(.roomkey.v1.ListWebhookDeliveriesRequest\x1a).roomkey.v1.ListWebhookDeliveriesResponse\"\x03\x90\x02\x01\x12l\n" +
+	"\x15RedeliverWebhookEvent\x12(.roomkey.v1.RedeliverWebhookEventRequest\x1a).roomkey.v1.RedeliverWebhookEventResponseB\x99\x01\n" +
 	"\x0edev.roomkey.v1B\x17EnvironmentServiceProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\n" +
 	"Roomkey.V1\xca\x02\n" +
 	"Roomkey\\V1\xea\x02\vRoomkey::V1b\x06proto3"
@@ -1679,89 +2579,136 @@ func file_roomkey_v1_environment_service_proto_rawDescGZIP() []byte {
 }
 
 var file_roomkey_v1_environment_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_roomkey_v1_environment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_roomkey_v1_environment_service_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_roomkey_v1_environment_service_proto_goTypes = []any{
-	(ClientAuthMethod)(0),             // 0: roomkey.v1.ClientAuthMethod
-	(CredentialPlacement)(0),          // 1: roomkey.v1.CredentialPlacement
-	(*Environment)(nil),               // 2: roomkey.v1.Environment
-	(*EnvironmentSettings)(nil),       // 3: roomkey.v1.EnvironmentSettings
-	(*CreateEnvironmentRequest)(nil),  // 4: roomkey.v1.CreateEnvironmentRequest
-	(*CreateEnvironmentResponse)(nil), // 5: roomkey.v1.CreateEnvironmentResponse
-	(*GetEnvironmentRequest)(nil),     // 6: roomkey.v1.GetEnvironmentRequest
-	(*GetEnvironmentResponse)(nil),    // 7: roomkey.v1.GetEnvironmentResponse
-	(*UpdateEnvironmentRequest)(nil),  // 8: roomkey.v1.UpdateEnvironmentRequest
-	(*UpdateEnvironmentResponse)(nil), // 9: roomkey.v1.UpdateEnvironmentResponse
-	(*ListEnvironmentsRequest)(nil),   // 10: roomkey.v1.ListEnvironmentsRequest
-	(*ListEnvironmentsResponse)(nil),  // 11: roomkey.v1.ListEnvironmentsResponse
-	(*DeleteEnvironmentRequest)(nil),  // 12: roomkey.v1.DeleteEnvironmentRequest
-	(*DeleteEnvironmentResponse)(nil), // 13: roomkey.v1.DeleteEnvironmentResponse
-	(*Integration)(nil),               // 14: roomkey.v1.Integration
-	(*OAuth2Config)(nil),              // 15: roomkey.v1.OAuth2Config
-	(*CredentialCheck)(nil),           // 16: roomkey.v1.CredentialCheck
-	(*PutIntegrationRequest)(nil),     // 17: roomkey.v1.PutIntegrationRequest
-	(*PutIntegrationResponse)(nil),    // 18: roomkey.v1.PutIntegrationResponse
-	(*GetIntegrationRequest)(nil),     // 19: roomkey.v1.GetIntegrationRequest
-	(*GetIntegrationResponse)(nil),    // 20: roomkey.v1.GetIntegrationResponse
-	(*ListIntegrationsRequest)(nil),   // 21: roomkey.v1.ListIntegrationsRequest
-	(*ListIntegrationsResponse)(nil),  // 22: roomkey.v1.ListIntegrationsResponse
-	(*DeleteIntegrationRequest)(nil),  // 23: roomkey.v1.DeleteIntegrationRequest
-	(*DeleteIntegrationResponse)(nil), // 24: roomkey.v1.DeleteIntegrationResponse
-	nil,                               // 25: roomkey.v1.OAuth2Config.AuthorizationParamsEntry
-	(*timestamppb.Timestamp)(nil),     // 26: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 27: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),     // 28: google.protobuf.FieldMask
-	(AuthType)(0),                     // 29: roomkey.v1.AuthType
+	(ClientAuthMethod)(0),                       // 0: roomkey.v1.ClientAuthMethod
+	(CredentialPlacement)(0),                    // 1: roomkey.v1.CredentialPlacement
+	(*Environment)(nil),                         // 2: roomkey.v1.Environment
+	(*EnvironmentSettings)(nil),                 // 3: roomkey.v1.EnvironmentSettings
+	(*CreateEnvironmentRequest)(nil),            // 4: roomkey.v1.CreateEnvironmentRequest
+	(*CreateEnvironmentResponse)(nil),           // 5: roomkey.v1.CreateEnvironmentResponse
+	(*GetEnvironmentRequest)(nil),               // 6: roomkey.v1.GetEnvironmentRequest
+	(*GetEnvironmentResponse)(nil),              // 7: roomkey.v1.GetEnvironmentResponse
+	(*UpdateEnvironmentRequest)(nil),            // 8: roomkey.v1.UpdateEnvironmentRequest
+	(*UpdateEnvironmentResponse)(nil),           // 9: roomkey.v1.UpdateEnvironmentResponse
+	(*ListEnvironmentsRequest)(nil),             // 10: roomkey.v1.ListEnvironmentsRequest
+	(*ListEnvironmentsResponse)(nil),            // 11: roomkey.v1.ListEnvironmentsResponse
+	(*DeleteEnvironmentRequest)(nil),            // 12: roomkey.v1.DeleteEnvironmentRequest
+	(*DeleteEnvironmentResponse)(nil),           // 13: roomkey.v1.DeleteEnvironmentResponse
+	(*Integration)(nil),                         // 14: roomkey.v1.Integration
+	(*OAuth2Config)(nil),                        // 15: roomkey.v1.OAuth2Config
+	(*CredentialCheck)(nil),                     // 16: roomkey.v1.CredentialCheck
+	(*PutIntegrationRequest)(nil),               // 17: roomkey.v1.PutIntegrationRequest
+	(*PutIntegrationResponse)(nil),              // 18: roomkey.v1.PutIntegrationResponse
+	(*GetIntegrationRequest)(nil),               // 19: roomkey.v1.GetIntegrationRequest
+	(*GetIntegrationResponse)(nil),              // 20: roomkey.v1.GetIntegrationResponse
+	(*ListIntegrationsRequest)(nil),             // 21: roomkey.v1.ListIntegrationsRequest
+	(*ListIntegrationsResponse)(nil),            // 22: roomkey.v1.ListIntegrationsResponse
+	(*DeleteIntegrationRequest)(nil),            // 23: roomkey.v1.DeleteIntegrationRequest
+	(*DeleteIntegrationResponse)(nil),           // 24: roomkey.v1.DeleteIntegrationResponse
+	(*CreateWebhookEndpointRequest)(nil),        // 25: roomkey.v1.CreateWebhookEndpointRequest
+	(*CreateWebhookEndpointResponse)(nil),       // 26: roomkey.v1.CreateWebhookEndpointResponse
+	(*GetWebhookEndpointRequest)(nil),           // 27: roomkey.v1.GetWebhookEndpointRequest
+	(*GetWebhookEndpointResponse)(nil),          // 28: roomkey.v1.GetWebhookEndpointResponse
+	(*ListWebhookEndpointsRequest)(nil),         // 29: roomkey.v1.ListWebhookEndpointsRequest
+	(*ListWebhookEndpointsResponse)(nil),        // 30: roomkey.v1.ListWebhookEndpointsResponse
+	(*UpdateWebhookEndpointRequest)(nil),        // 31: roomkey.v1.UpdateWebhookEndpointRequest
+	(*UpdateWebhookEndpointResponse)(nil),       // 32: roomkey.v1.UpdateWebhookEndpointResponse
+	(*DeleteWebhookEndpointRequest)(nil),        // 33: roomkey.v1.DeleteWebhookEndpointRequest
+	(*DeleteWebhookEndpointResponse)(nil),       // 34: roomkey.v1.DeleteWebhookEndpointResponse
+	(*RotateWebhookEndpointSecretRequest)(nil),  // 35: roomkey.v1.RotateWebhookEndpointSecretRequest
+	(*RotateWebhookEndpointSecretResponse)(nil), // 36: roomkey.v1.RotateWebhookEndpointSecretResponse
+	(*ListWebhookDeliveriesRequest)(nil),        // 37: roomkey.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil),       // 38: roomkey.v1.ListWebhookDeliveriesResponse
+	(*RedeliverWebhookEventRequest)(nil),        // 39: roomkey.v1.RedeliverWebhookEventRequest
+	(*RedeliverWebhookEventResponse)(nil),       // 40: roomkey.v1.RedeliverWebhookEventResponse
+	nil,                                         // 41: roomkey.v1.OAuth2Config.AuthorizationParamsEntry
+	(*timestamppb.Timestamp)(nil),               // 42: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),                 // 43: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),               // 44: google.protobuf.FieldMask
+	(AuthType)(0),                               // 45: roomkey.v1.AuthType
+	(*WebhookEndpoint)(nil),                     // 46: roomkey.v1.WebhookEndpoint
+	(WebhookDeliveryStatus)(0),                  // 47: roomkey.v1.WebhookDeliveryStatus
+	(*WebhookDelivery)(nil),                     // 48: roomkey.v1.WebhookDelivery
 }
 var file_roomkey_v1_environment_service_proto_depIdxs = []int32{
 	3,  // 0: roomkey.v1.Environment.settings:type_name -> roomkey.v1.EnvironmentSettings
-	26, // 1: roomkey.v1.Environment.create_time:type_name -> google.protobuf.Timestamp
-	26, // 2: roomkey.v1.Environment.update_time:type_name -> google.protobuf.Timestamp
-	27, // 3: roomkey.v1.EnvironmentSettings.default_token_lifetime:type_name -> google.protobuf.Duration
-	27, // 4: roomkey.v1.EnvironmentSettings.oauth_refresh_margin:type_name -> google.protobuf.Duration
-	27, // 5: roomkey.v1.EnvironmentSettings.refresh_token_keepalive:type_name -> google.protobuf.Duration
-	27, // 6: roomkey.v1.EnvironmentSettings.token_retention:type_name -> google.protobuf.Duration
+	42, // 1: roomkey.v1.Environment.create_time:type_name -> google.protobuf.Timestamp
+	42, // 2: roomkey.v1.Environment.update_time:type_name -> google.protobuf.Timestamp
+	43, // 3: roomkey.v1.EnvironmentSettings.default_token_lifetime:type_name -> google.protobuf.Duration
+	43, // 4: roomkey.v1.EnvironmentSettings.oauth_refresh_margin:type_name -> google.protobuf.Duration
+	43, // 5: roomkey.v1.EnvironmentSettings.refresh_token_keepalive:type_name -> google.protobuf.Duration
+	43, // 6: roomkey.v1.EnvironmentSettings.token_retention:type_name -> google.protobuf.Duration
 	3,  // 7: roomkey.v1.CreateEnvironmentRequest.settings:type_name -> roomkey.v1.EnvironmentSettings
 	2,  // 8: roomkey.v1.CreateEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
 	2,  // 9: roomkey.v1.GetEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
 	2,  // 10: roomkey.v1.UpdateEnvironmentRequest.environment:type_name -> roomkey.v1.Environment
-	28, // 11: roomkey.v1.UpdateEnvironmentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	44, // 11: roomkey.v1.UpdateEnvironmentRequest.update_mask:type_name -> google.protobuf.FieldMask
 	2,  // 12: roomkey.v1.UpdateEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
 	2,  // 13: roomkey.v1.ListEnvironmentsResponse.environments:type_name -> roomkey.v1.Environment
-	29, // 14: roomkey.v1.Integration.auth_type:type_name -> roomkey.v1.AuthType
+	45, // 14: roomkey.v1.Integration.auth_type:type_name -> roomkey.v1.AuthType
 	15, // 15: roomkey.v1.Integration.oauth2:type_name -> roomkey.v1.OAuth2Config
 	16, // 16: roomkey.v1.Integration.credential_check:type_name -> roomkey.v1.CredentialCheck
-	26, // 17: roomkey.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	26, // 18: roomkey.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	42, // 17: roomkey.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	42, // 18: roomkey.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
 	0,  // 19: roomkey.v1.OAuth2Config.client_auth_method:type_name -> roomkey.v1.ClientAuthMethod
-	25, // 20: roomkey.v1.OAuth2Config.authorization_params:type_name -> roomkey.v1.OAuth2Config.AuthorizationParamsEntry
+	41, // 20: roomkey.v1.OAuth2Config.authorization_params:type_name -> roomkey.v1.OAuth2Config.AuthorizationParamsEntry
 	1,  // 21: roomkey.v1.CredentialCheck.placement:type_name -> roomkey.v1.CredentialPlacement
 	14, // 22: roomkey.v1.PutIntegrationRequest.integration:type_name -> roomkey.v1.Integration
 	14, // 23: roomkey.v1.PutIntegrationResponse.integration:type_name -> roomkey.v1.Integration
 	14, // 24: roomkey.v1.GetIntegrationResponse.integration:type_name -> roomkey.v1.Integration
 	14, // 25: roomkey.v1.ListIntegrationsResponse.integrations:type_name -> roomkey.v1.Integration
-	4,  // 26: roomkey.v1.EnvironmentService.CreateEnvironment:input_type -> roomkey.v1.CreateEnvironmentRequest
-	6,  // 27: roomkey.v1.EnvironmentService.GetEnvironment:input_type -> roomkey.v1.GetEnvironmentRequest
-	8,  // 28: roomkey.v1.EnvironmentService.UpdateEnvironment:input_type -> roomkey.v1.UpdateEnvironmentRequest
-	10, // 29: roomkey.v1.EnvironmentService.ListEnvironments:input_type -> roomkey.v1.ListEnvironmentsRequest
-	12, // 30: roomkey.v1.EnvironmentService.DeleteEnvironment:input_type -> roomkey.v1.DeleteEnvironmentRequest
-	17, // 31: roomkey.v1.EnvironmentService.PutIntegration:input_type -> roomkey.v1.PutIntegrationRequest
-	19, // 32: roomkey.v1.EnvironmentService.GetIntegration:input_type -> roomkey.v1.GetIntegrationRequest
-	21, // 33: roomkey.v1.EnvironmentService.ListIntegrations:input_type -> roomkey.v1.ListIntegrationsRequest
-	23, // 34: roomkey.v1.EnvironmentService.DeleteIntegration:input_type -> roomkey.v1.DeleteIntegrationRequest
-	5,  // 35: roomkey.v1.EnvironmentService.CreateEnvironment:output_type -> roomkey.v1.CreateEnvironmentResponse
-	7,  // 36: roomkey.v1.EnvironmentService.GetEnvironment:output_type -> roomkey.v1.GetEnvironmentResponse
-	9,  // 37: roomkey.v1.EnvironmentService.UpdateEnvironment:output_type -> roomkey.v1.UpdateEnvironmentResponse
-	11, // 38: roomkey.v1.EnvironmentService.ListEnvironments:output_type -> roomkey.v1.ListEnvironmentsResponse
-	13, // 39: roomkey.v1.EnvironmentService.DeleteEnvironment:output_type -> roomkey.v1.DeleteEnvironmentResponse
-	18, // 40: roomkey.v1.EnvironmentService.PutIntegration:output_type -> roomkey.v1.PutIntegrationResponse
-	20, // 41: roomkey.v1.EnvironmentService.GetIntegration:output_type -> roomkey.v1.GetIntegrationResponse
-	22, // 42: roomkey.v1.EnvironmentService.ListIntegrations:output_type -> roomkey.v1.ListIntegrationsResponse
-	24, // 43: roomkey.v1.EnvironmentService.DeleteIntegration:output_type -> roomkey.v1.DeleteIntegrationResponse
-	35, // [35:44] is the sub-list for method output_type
-	26, // [26:35] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	46, // 26: roomkey.v1.CreateWebhookEndpointRequest.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 27: roomkey.v1.CreateWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 28: roomkey.v1.GetWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 29: roomkey.v1.ListWebhookEndpointsResponse.endpoints:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 30: roomkey.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	44, // 31: roomkey.v1.UpdateWebhookEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	46, // 32: roomkey.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	43, // 33: roomkey.v1.RotateWebhookEndpointSecretRequest.overlap:type_name -> google.protobuf.Duration
+	46, // 34: roomkey.v1.RotateWebhookEndpointSecretResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	47, // 35: roomkey.v1.ListWebhookDeliveriesRequest.status:type_name -> roomkey.v1.WebhookDeliveryStatus
+	48, // 36: roomkey.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> roomkey.v1.WebhookDelivery
+	48, // 37: roomkey.v1.RedeliverWebhookEventResponse.deliveries:type_name -> roomkey.v1.WebhookDelivery
+	4,  // 38: roomkey.v1.EnvironmentService.CreateEnvironment:input_type -> roomkey.v1.CreateEnvironmentRequest
+	6,  // 39: roomkey.v1.EnvironmentService.GetEnvironment:input_type -> roomkey.v1.GetEnvironmentRequest
+	8,  // 40: roomkey.v1.EnvironmentService.UpdateEnvironment:input_type -> roomkey.v1.UpdateEnvironmentRequest
+	10, // 41: roomkey.v1.EnvironmentService.ListEnvironments:input_type -> roomkey.v1.ListEnvironmentsRequest
+	12, // 42: roomkey.v1.EnvironmentService.DeleteEnvironment:input_type -> roomkey.v1.DeleteEnvironmentRequest
+	17, // 43: roomkey.v1.EnvironmentService.PutIntegration:input_type -> roomkey.v1.PutIntegrationRequest
+	19, // 44: roomkey.v1.EnvironmentService.GetIntegration:input_type -> roomkey.v1.GetIntegrationRequest
+	21, // 45: roomkey.v1.EnvironmentService.ListIntegrations:input_type -> roomkey.v1.ListIntegrationsRequest
+	23, // 46: roomkey.v1.EnvironmentService.DeleteIntegration:input_type -> roomkey.v1.DeleteIntegrationRequest
+	25, // 47: roomkey.v1.EnvironmentService.CreateWebhookEndpoint:input_type -> roomkey.v1.CreateWebhookEndpointRequest
+	27, // 48: roomkey.v1.EnvironmentService.GetWebhookEndpoint:input_type -> roomkey.v1.GetWebhookEndpointRequest
+	29, // 49: roomkey.v1.EnvironmentService.ListWebhookEndpoints:input_type -> roomkey.v1.ListWebhookEndpointsRequest
+	31, // 50: roomkey.v1.EnvironmentService.UpdateWebhookEndpoint:input_type -> roomkey.v1.UpdateWebhookEndpointRequest
+	33, // 51: roomkey.v1.EnvironmentService.DeleteWebhookEndpoint:input_type -> roomkey.v1.DeleteWebhookEndpointRequest
+	35, // 52: roomkey.v1.EnvironmentService.RotateWebhookEndpointSecret:input_type -> roomkey.v1.RotateWebhookEndpointSecretRequest
+	37, // 53: roomkey.v1.EnvironmentService.ListWebhookDeliveries:input_type -> roomkey.v1.ListWebhookDeliveriesRequest
+	39, // 54: roomkey.v1.EnvironmentService.RedeliverWebhookEvent:input_type -> roomkey.v1.RedeliverWebhookEventRequest
+	5,  // 55: roomkey.v1.EnvironmentService.CreateEnvironment:output_type -> roomkey.v1.CreateEnvironmentResponse
+	7,  // 56: roomkey.v1.EnvironmentService.GetEnvironment:output_type -> roomkey.v1.GetEnvironmentResponse
+	9,  // 57: roomkey.v1.EnvironmentService.UpdateEnvironment:output_type -> roomkey.v1.UpdateEnvironmentResponse
+	11, // 58: roomkey.v1.EnvironmentService.ListEnvironments:output_type -> roomkey.v1.ListEnvironmentsResponse
+	13, // 59: roomkey.v1.EnvironmentService.DeleteEnvironment:output_type -> roomkey.v1.DeleteEnvironmentResponse
+	18, // 60: roomkey.v1.EnvironmentService.PutIntegration:output_type -> roomkey.v1.PutIntegrationResponse
+	20, // 61: roomkey.v1.EnvironmentService.GetIntegration:output_type -> roomkey.v1.GetIntegrationResponse
+	22, // 62: roomkey.v1.EnvironmentService.ListIntegrations:output_type -> roomkey.v1.ListIntegrationsResponse
+	24, // 63: roomkey.v1.EnvironmentService.DeleteIntegration:output_type -> roomkey.v1.DeleteIntegrationResponse
+	26, // 64: roomkey.v1.EnvironmentService.CreateWebhookEndpoint:output_type -> roomkey.v1.CreateWebhookEndpointResponse
+	28, // 65: roomkey.v1.EnvironmentService.GetWebhookEndpoint:output_type -> roomkey.v1.GetWebhookEndpointResponse
+	30, // 66: roomkey.v1.EnvironmentService.ListWebhookEndpoints:output_type -> roomkey.v1.ListWebhookEndpointsResponse
+	32, // 67: roomkey.v1.EnvironmentService.UpdateWebhookEndpoint:output_type -> roomkey.v1.UpdateWebhookEndpointResponse
+	34, // 68: roomkey.v1.EnvironmentService.DeleteWebhookEndpoint:output_type -> roomkey.v1.DeleteWebhookEndpointResponse
+	36, // 69: roomkey.v1.EnvironmentService.RotateWebhookEndpointSecret:output_type -> roomkey.v1.RotateWebhookEndpointSecretResponse
+	38, // 70: roomkey.v1.EnvironmentService.ListWebhookDeliveries:output_type -> roomkey.v1.ListWebhookDeliveriesResponse
+	40, // 71: roomkey.v1.EnvironmentService.RedeliverWebhookEvent:output_type -> roomkey.v1.RedeliverWebhookEventResponse
+	55, // [55:72] is the sub-list for method output_type
+	38, // [38:55] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_roomkey_v1_environment_service_proto_init() }
@@ -1770,13 +2717,14 @@ func file_roomkey_v1_environment_service_proto_init() {
 		return
 	}
 	file_roomkey_v1_common_proto_init()
+	file_roomkey_v1_webhooks_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roomkey_v1_environment_service_proto_rawDesc), len(file_roomkey_v1_environment_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

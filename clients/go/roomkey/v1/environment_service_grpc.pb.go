@@ -19,15 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EnvironmentService_CreateEnvironment_FullMethodName = "/roomkey.v1.EnvironmentService/CreateEnvironment"
-	EnvironmentService_GetEnvironment_FullMethodName    = "/roomkey.v1.EnvironmentService/GetEnvironment"
-	EnvironmentService_UpdateEnvironment_FullMethodName = "/roomkey.v1.EnvironmentService/UpdateEnvironment"
-	EnvironmentService_ListEnvironments_FullMethodName  = "/roomkey.v1.EnvironmentService/ListEnvironments"
-	EnvironmentService_DeleteEnvironment_FullMethodName = "/roomkey.v1.EnvironmentService/DeleteEnvironment"
-	EnvironmentService_PutIntegration_FullMethodName    = "/roomkey.v1.EnvironmentService/PutIntegration"
-	EnvironmentService_GetIntegration_FullMethodName    = "/roomkey.v1.EnvironmentService/GetIntegration"
-	EnvironmentService_ListIntegrations_FullMethodName  = "/roomkey.v1.EnvironmentService/ListIntegrations"
-	EnvironmentService_DeleteIntegration_FullMethodName = "/roomkey.v1.EnvironmentService/DeleteIntegration"
+	EnvironmentService_CreateEnvironment_FullMethodName           = "/roomkey.v1.EnvironmentService/CreateEnvironment"
+	EnvironmentService_GetEnvironment_FullMethodName              = "/roomkey.v1.EnvironmentService/GetEnvironment"
+	EnvironmentService_UpdateEnvironment_FullMethodName           = "/roomkey.v1.EnvironmentService/UpdateEnvironment"
+	EnvironmentService_ListEnvironments_FullMethodName            = "/roomkey.v1.EnvironmentService/ListEnvironments"
+	EnvironmentService_DeleteEnvironment_FullMethodName           = "/roomkey.v1.EnvironmentService/DeleteEnvironment"
+	EnvironmentService_PutIntegration_FullMethodName              = "/roomkey.v1.EnvironmentService/PutIntegration"
+	EnvironmentService_GetIntegration_FullMethodName              = "/roomkey.v1.EnvironmentService/GetIntegration"
+	EnvironmentService_ListIntegrations_FullMethodName            = "/roomkey.v1.EnvironmentService/ListIntegrations"
+	EnvironmentService_DeleteIntegration_FullMethodName           = "/roomkey.v1.EnvironmentService/DeleteIntegration"
+	EnvironmentService_CreateWebhookEndpoint_FullMethodName       = "/roomkey.v1.EnvironmentService/CreateWebhookEndpoint"
+	EnvironmentService_GetWebhookEndpoint_FullMethodName          = "/roomkey.v1.EnvironmentService/GetWebhookEndpoint"
+	EnvironmentService_ListWebhookEndpoints_FullMethodName        = "/roomkey.v1.EnvironmentService/ListWebhookEndpoints"
+	EnvironmentService_UpdateWebhookEndpoint_FullMethodName       = "/roomkey.v1.EnvironmentService/UpdateWebhookEndpoint"
+	EnvironmentService_DeleteWebhookEndpoint_FullMethodName       = "/roomkey.v1.EnvironmentService/DeleteWebhookEndpoint"
+	EnvironmentService_RotateWebhookEndpointSecret_FullMethodName = "/roomkey.v1.EnvironmentService/RotateWebhookEndpointSecret"
+	EnvironmentService_ListWebhookDeliveries_FullMethodName       = "/roomkey.v1.EnvironmentService/ListWebhookDeliveries"
+	EnvironmentService_RedeliverWebhookEvent_FullMethodName       = "/roomkey.v1.EnvironmentService/RedeliverWebhookEvent"
 )
 
 // EnvironmentServiceClient is the client API for EnvironmentService service.
@@ -68,6 +76,29 @@ type EnvironmentServiceClient interface {
 	// Deletes an integration. Refuses with FAILED_PRECONDITION while accounts of
 	// the integration are active, unless `force` is set.
 	DeleteIntegration(ctx context.Context, in *DeleteIntegrationRequest, opts ...grpc.CallOption) (*DeleteIntegrationResponse, error)
+	// Creates a webhook endpoint of the environment. Its URL is checked by the
+	// outbound guard (INVALID_ARGUMENT naming `endpoint.url` and the reason).
+	// The signing secret is returned once, here.
+	CreateWebhookEndpoint(ctx context.Context, in *CreateWebhookEndpointRequest, opts ...grpc.CallOption) (*CreateWebhookEndpointResponse, error)
+	// Returns one webhook endpoint of the environment, without its secret.
+	GetWebhookEndpoint(ctx context.Context, in *GetWebhookEndpointRequest, opts ...grpc.CallOption) (*GetWebhookEndpointResponse, error)
+	// Lists the webhook endpoints of the environment, oldest first.
+	ListWebhookEndpoints(ctx context.Context, in *ListWebhookEndpointsRequest, opts ...grpc.CallOption) (*ListWebhookEndpointsResponse, error)
+	// Updates a webhook endpoint: only the fields named in `update_mask` change
+	// (`url`, `event_types`, `enabled`, `description`).
+	UpdateWebhookEndpoint(ctx context.Context, in *UpdateWebhookEndpointRequest, opts ...grpc.CallOption) (*UpdateWebhookEndpointResponse, error)
+	// Deletes a webhook endpoint; its pending deliveries end. Deleting again
+	// answers NOT_FOUND.
+	DeleteWebhookEndpoint(ctx context.Context, in *DeleteWebhookEndpointRequest, opts ...grpc.CallOption) (*DeleteWebhookEndpointResponse, error)
+	// Gives a webhook endpoint a new signing secret, returned once. For
+	// `overlap` (default 24 hours) deliveries carry a signature with each
+	// secret, so that receivers can switch without losing one.
+	RotateWebhookEndpointSecret(ctx context.Context, in *RotateWebhookEndpointSecretRequest, opts ...grpc.CallOption) (*RotateWebhookEndpointSecretResponse, error)
+	// Lists deliveries of one endpoint or of one event, newest first.
+	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
+	// Delivers one event again, with the same `webhook-id`, to one endpoint or
+	// to every enabled endpoint that it was delivered to.
+	RedeliverWebhookEvent(ctx context.Context, in *RedeliverWebhookEventRequest, opts ...grpc.CallOption) (*RedeliverWebhookEventResponse, error)
 }
 
 type environmentServiceClient struct {
@@ -168,6 +199,86 @@ func (c *environmentServiceClient) DeleteIntegration(ctx context.Context, in *De
 	return out, nil
 }
 
+func (c *environmentServiceClient) CreateWebhookEndpoint(ctx context.Context, in *CreateWebhookEndpointRequest, opts ...grpc.CallOption) (*CreateWebhookEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateWebhookEndpointResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_CreateWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) GetWebhookEndpoint(ctx context.Context, in *GetWebhookEndpointRequest, opts ...grpc.CallOption) (*GetWebhookEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetWebhookEndpointResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_GetWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) ListWebhookEndpoints(ctx context.Context, in *ListWebhookEndpointsRequest, opts ...grpc.CallOption) (*ListWebhookEndpointsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookEndpointsResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_ListWebhookEndpoints_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) UpdateWebhookEndpoint(ctx context.Context, in *UpdateWebhookEndpointRequest, opts ...grpc.CallOption) (*UpdateWebhookEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateWebhookEndpointResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_UpdateWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) DeleteWebhookEndpoint(ctx context.Context, in *DeleteWebhookEndpointRequest, opts ...grpc.CallOption) (*DeleteWebhookEndpointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteWebhookEndpointResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_DeleteWebhookEndpoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) RotateWebhookEndpointSecret(ctx context.Context, in *RotateWebhookEndpointSecretRequest, opts ...grpc.CallOption) (*RotateWebhookEndpointSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateWebhookEndpointSecretResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_RotateWebhookEndpointSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWebhookDeliveriesResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_ListWebhookDeliveries_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) RedeliverWebhookEvent(ctx context.Context, in *RedeliverWebhookEventRequest, opts ...grpc.CallOption) (*RedeliverWebhookEventResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeliverWebhookEventResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_RedeliverWebhookEvent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnvironmentServiceServer is the server API for EnvironmentService service.
 // All implementations must embed UnimplementedEnvironmentServiceServer
 // for forward compatibility.
@@ -206,6 +317,29 @@ type EnvironmentServiceServer interface {
 	// Deletes an integration. Refuses with FAILED_PRECONDITION while accounts of
 	// the integration are active, unless `force` is set.
 	DeleteIntegration(context.Context, *DeleteIntegrationRequest) (*DeleteIntegrationResponse, error)
+	// Creates a webhook endpoint of the environment. Its URL is checked by the
+	// outbound guard (INVALID_ARGUMENT naming `endpoint.url` and the reason).
+	// The signing secret is returned once, here.
+	CreateWebhookEndpoint(context.Context, *CreateWebhookEndpointRequest) (*CreateWebhookEndpointResponse, error)
+	// Returns one webhook endpoint of the environment, without its secret.
+	GetWebhookEndpoint(context.Context, *GetWebhookEndpointRequest) (*GetWebhookEndpointResponse, error)
+	// Lists the webhook endpoints of the environment, oldest first.
+	ListWebhookEndpoints(context.Context, *ListWebhookEndpointsRequest) (*ListWebhookEndpointsResponse, error)
+	// Updates a webhook endpoint: only the fields named in `update_mask` change
+	// (`url`, `event_types`, `enabled`, `description`).
+	UpdateWebhookEndpoint(context.Context, *UpdateWebhookEndpointRequest) (*UpdateWebhookEndpointResponse, error)
+	// Deletes a webhook endpoint; its pending deliveries end. Deleting again
+	// answers NOT_FOUND.
+	DeleteWebhookEndpoint(context.Context, *DeleteWebhookEndpointRequest) (*DeleteWebhookEndpointResponse, error)
+	// Gives a webhook endpoint a new signing secret, returned once. For
+	// `overlap` (default 24 hours) deliveries carry a signature with each
+	// secret, so that receivers can switch without losing one.
+	RotateWebhookEndpointSecret(context.Context, *RotateWebhookEndpointSecretRequest) (*RotateWebhookEndpointSecretResponse, error)
+	// Lists deliveries of one endpoint or of one event, newest first.
+	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
+	// Delivers one event again, with the same `webhook-id`, to one endpoint or
+	// to every enabled endpoint that it was delivered to.
+	RedeliverWebhookEvent(context.Context, *RedeliverWebhookEventRequest) (*RedeliverWebhookEventResponse, error)
 	mustEmbedUnimplementedEnvironmentServiceServer()
 }
 
@@ -242,6 +376,30 @@ func (UnimplementedEnvironmentServiceServer) ListIntegrations(context.Context, *
 }
 func (UnimplementedEnvironmentServiceServer) DeleteIntegration(context.Context, *DeleteIntegrationRequest) (*DeleteIntegrationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteIntegration not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) CreateWebhookEndpoint(context.Context, *CreateWebhookEndpointRequest) (*CreateWebhookEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateWebhookEndpoint not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) GetWebhookEndpoint(context.Context, *GetWebhookEndpointRequest) (*GetWebhookEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetWebhookEndpoint not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) ListWebhookEndpoints(context.Context, *ListWebhookEndpointsRequest) (*ListWebhookEndpointsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookEndpoints not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) UpdateWebhookEndpoint(context.Context, *UpdateWebhookEndpointRequest) (*UpdateWebhookEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateWebhookEndpoint not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) DeleteWebhookEndpoint(context.Context, *DeleteWebhookEndpointRequest) (*DeleteWebhookEndpointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteWebhookEndpoint not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) RotateWebhookEndpointSecret(context.Context, *RotateWebhookEndpointSecretRequest) (*RotateWebhookEndpointSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateWebhookEndpointSecret not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) RedeliverWebhookEvent(context.Context, *RedeliverWebhookEventRequest) (*RedeliverWebhookEventResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeliverWebhookEvent not implemented")
 }
 func (UnimplementedEnvironmentServiceServer) mustEmbedUnimplementedEnvironmentServiceServer() {}
 func (UnimplementedEnvironmentServiceServer) testEmbeddedByValue()                            {}
@@ -426,6 +584,150 @@ func _EnvironmentService_DeleteIntegration_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EnvironmentService_CreateWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateWebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).CreateWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_CreateWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).CreateWebhookEndpoint(ctx, req.(*CreateWebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_GetWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetWebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).GetWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_GetWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).GetWebhookEndpoint(ctx, req.(*GetWebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_ListWebhookEndpoints_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookEndpointsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).ListWebhookEndpoints(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_ListWebhookEndpoints_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).ListWebhookEndpoints(ctx, req.(*ListWebhookEndpointsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_UpdateWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateWebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).UpdateWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_UpdateWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).UpdateWebhookEndpoint(ctx, req.(*UpdateWebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_DeleteWebhookEndpoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteWebhookEndpointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).DeleteWebhookEndpoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_DeleteWebhookEndpoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).DeleteWebhookEndpoint(ctx, req.(*DeleteWebhookEndpointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_RotateWebhookEndpointSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateWebhookEndpointSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).RotateWebhookEndpointSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_RotateWebhookEndpointSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).RotateWebhookEndpointSecret(ctx, req.(*RotateWebhookEndpointSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_ListWebhookDeliveries_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWebhookDeliveriesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).ListWebhookDeliveries(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_ListWebhookDeliveries_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).ListWebhookDeliveries(ctx, req.(*ListWebhookDeliveriesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_RedeliverWebhookEvent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeliverWebhookEventRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).RedeliverWebhookEvent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_RedeliverWebhookEvent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).RedeliverWebhookEvent(ctx, req.(*RedeliverWebhookEventRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EnvironmentService_ServiceDesc is the grpc.ServiceDesc for EnvironmentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -468,6 +770,38 @@ var EnvironmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteIntegration",
 			Handler:    _EnvironmentService_DeleteIntegration_Handler,
+		},
+		{
+			MethodName: "CreateWebhookEndpoint",
+			Handler:    _EnvironmentService_CreateWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "GetWebhookEndpoint",
+			Handler:    _EnvironmentService_GetWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "ListWebhookEndpoints",
+			Handler:    _EnvironmentService_ListWebhookEndpoints_Handler,
+		},
+		{
+			MethodName: "UpdateWebhookEndpoint",
+			Handler:    _EnvironmentService_UpdateWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "DeleteWebhookEndpoint",
+			Handler:    _EnvironmentService_DeleteWebhookEndpoint_Handler,
+		},
+		{
+			MethodName: "RotateWebhookEndpointSecret",
+			Handler:    _EnvironmentService_RotateWebhookEndpointSecret_Handler,
+		},
+		{
+			MethodName: "ListWebhookDeliveries",
+			Handler:    _EnvironmentService_ListWebhookDeliveries_Handler,
+		},
+		{
+			MethodName: "RedeliverWebhookEvent",
+			Handler:    _EnvironmentService_RedeliverWebhookEvent_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -111,6 +111,13 @@ const (
 	// call was refused without checking its credentials. Metadata
 	// `retry_after_seconds` says when to try again.
 	ErrorReason_ERROR_REASON_TOO_MANY_FAILED_AUTHENTICATIONS ErrorReason = 34
+	// The webhook endpoint does not exist in this environment.
+	ErrorReason_ERROR_REASON_WEBHOOK_ENDPOINT_NOT_FOUND ErrorReason = 35
+	// The webhook event does not exist in this environment (or its log entry
+	// was purged after the retention period).
+	ErrorReason_ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND ErrorReason = 36
+	// The environment has as many webhook endpoints as it may.
+	ErrorReason_ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT ErrorReason = 37
 )
 
 // Enum value maps for ErrorReason.
@@ -151,6 +158,9 @@ var (
 		32: "ERROR_REASON_REQUEST_MALFORMED",
 		33: "ERROR_REASON_REQUEST_TOO_LARGE",
 		34: "ERROR_REASON_TOO_MANY_FAILED_AUTHENTICATIONS",
+		35: "ERROR_REASON_WEBHOOK_ENDPOINT_NOT_FOUND",
+		36: "ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND",
+		37: "ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                     0,
@@ -188,6 +198,9 @@ var (
 		"ERROR_REASON_REQUEST_MALFORMED":               32,
 		"ERROR_REASON_REQUEST_TOO_LARGE":               33,
 		"ERROR_REASON_TOO_MANY_FAILED_AUTHENTICATIONS": 34,
+		"ERROR_REASON_WEBHOOK_ENDPOINT_NOT_FOUND":      35,
+		"ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND":         36,
+		"ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT":          37,
 	}
 )
 
@@ -223,8 +236,7 @@ var File_roomkey_v1_error_reason_proto protoreflect.FileDescriptor
 const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x1droomkey/v1/error_reason.proto\x12\n" +
-	"roomkey.v1*\xa9\n" +
-	"\n" +
+	"roomkey.v1*\xa9\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" ERROR_REASON_ENVIRONMENT_INVALID\x10\x01\x12&\n" +
@@ -261,7 +273,10 @@ const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	"!ERROR_REASON_PROVIDER_UNAVAILABLE\x10\x1f\x12\"\n" +
 	"\x1eERROR_REASON_REQUEST_MALFORMED\x10 \x12\"\n" +
 	"\x1eERROR_REASON_REQUEST_TOO_LARGE\x10!\x120\n" +
-	",ERROR_REASON_TOO_MANY_FAILED_AUTHENTICATIONS\x10\"B\x92\x01\n" +
+	",ERROR_REASON_TOO_MANY_FAILED_AUTHENTICATIONS\x10\"\x12+\n" +
+	"'ERROR_REASON_WEBHOOK_ENDPOINT_NOT_FOUND\x10#\x12(\n" +
+	"$ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND\x10$\x12'\n" +
+	"#ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT\x10%B\x92\x01\n" +
 	"\x0edev.roomkey.v1B\x10ErrorReasonProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\n" +
 	"Roomkey.V1\xca\x02\n" +
 	"Roomkey\\V1\xea\x02\vRoomkey::V1b\x06proto3"

@@ -3,6 +3,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from roomkey.v1 import common_pb2 as _common_pb2
+from roomkey.v1 import webhooks_pb2 as _webhooks_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -34,6 +35,20 @@ class CreateEnvironmentResponse(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     environment: Environment
     def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
+
+class CreateWebhookEndpointRequest(_message.Message):
+    __slots__ = ["endpoint"]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: _webhooks_pb2.WebhookEndpoint
+    def __init__(self, endpoint: _Optional[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]] = ...) -> None: ...
+
+class CreateWebhookEndpointResponse(_message.Message):
+    __slots__ = ["endpoint", "signing_secret"]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_SECRET_FIELD_NUMBER: _ClassVar[int]
+    endpoint: _webhooks_pb2.WebhookEndpoint
+    signing_secret: str
+    def __init__(self, endpoint: _Optional[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]] = ..., signing_secret: _Optional[str] = ...) -> None: ...
 
 class CredentialCheck(_message.Message):
     __slots__ = ["account_id_path", "account_name_path", "method", "parameter_name", "placement", "url"]
@@ -70,6 +85,16 @@ class DeleteIntegrationRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., force: bool = ...) -> None: ...
 
 class DeleteIntegrationResponse(_message.Message):
+    __slots__ = []
+    def __init__(self) -> None: ...
+
+class DeleteWebhookEndpointRequest(_message.Message):
+    __slots__ = ["id"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class DeleteWebhookEndpointResponse(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...
 
@@ -125,6 +150,18 @@ class GetIntegrationResponse(_message.Message):
     integration: Integration
     def __init__(self, integration: _Optional[_Union[Integration, _Mapping]] = ...) -> None: ...
 
+class GetWebhookEndpointRequest(_message.Message):
+    __slots__ = ["id"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class GetWebhookEndpointResponse(_message.Message):
+    __slots__ = ["endpoint"]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: _webhooks_pb2.WebhookEndpoint
+    def __init__(self, endpoint: _Optional[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]] = ...) -> None: ...
+
 class Integration(_message.Message):
     __slots__ = ["auth_type", "create_time", "credential_check", "display_name", "name", "oauth2", "update_time"]
     AUTH_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +212,44 @@ class ListIntegrationsResponse(_message.Message):
     next_page_token: str
     def __init__(self, integrations: _Optional[_Iterable[_Union[Integration, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
+class ListWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ["endpoint_id", "event_id", "page_size", "page_token", "status"]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    event_id: str
+    page_size: int
+    page_token: str
+    status: _webhooks_pb2.WebhookDeliveryStatus
+    def __init__(self, endpoint_id: _Optional[str] = ..., event_id: _Optional[str] = ..., status: _Optional[_Union[_webhooks_pb2.WebhookDeliveryStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ["deliveries", "next_page_token"]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[_webhooks_pb2.WebhookDelivery]
+    next_page_token: str
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[_webhooks_pb2.WebhookDelivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhookEndpointsRequest(_message.Message):
+    __slots__ = ["page_size", "page_token"]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListWebhookEndpointsResponse(_message.Message):
+    __slots__ = ["endpoints", "next_page_token"]
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    endpoints: _containers.RepeatedCompositeFieldContainer[_webhooks_pb2.WebhookEndpoint]
+    next_page_token: str
+    def __init__(self, endpoints: _Optional[_Iterable[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class OAuth2Config(_message.Message):
     __slots__ = ["authorization_params", "authorization_url", "client_auth_method", "client_id", "client_secret", "client_secret_set", "pkce", "scope_separator", "scopes", "token_url"]
     class AuthorizationParamsEntry(_message.Message):
@@ -220,6 +295,36 @@ class PutIntegrationResponse(_message.Message):
     integration: Integration
     def __init__(self, integration: _Optional[_Union[Integration, _Mapping]] = ..., created: bool = ...) -> None: ...
 
+class RedeliverWebhookEventRequest(_message.Message):
+    __slots__ = ["endpoint_id", "event_id"]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    event_id: str
+    def __init__(self, event_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhookEventResponse(_message.Message):
+    __slots__ = ["deliveries"]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[_webhooks_pb2.WebhookDelivery]
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[_webhooks_pb2.WebhookDelivery, _Mapping]]] = ...) -> None: ...
+
+class RotateWebhookEndpointSecretRequest(_message.Message):
+    __slots__ = ["id", "overlap"]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    overlap: _duration_pb2.Duration
+    def __init__(self, id: _Optional[str] = ..., overlap: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RotateWebhookEndpointSecretResponse(_message.Message):
+    __slots__ = ["endpoint", "signing_secret"]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_SECRET_FIELD_NUMBER: _ClassVar[int]
+    endpoint: _webhooks_pb2.WebhookEndpoint
+    signing_secret: str
+    def __init__(self, endpoint: _Optional[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]] = ..., signing_secret: _Optional[str] = ...) -> None: ...
+
 class UpdateEnvironmentRequest(_message.Message):
     __slots__ = ["environment", "update_mask"]
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +338,20 @@ class UpdateEnvironmentResponse(_message.Message):
     ENVIRONMENT_FIELD_NUMBER: _ClassVar[int]
     environment: Environment
     def __init__(self, environment: _Optional[_Union[Environment, _Mapping]] = ...) -> None: ...
+
+class UpdateWebhookEndpointRequest(_message.Message):
+    __slots__ = ["endpoint", "update_mask"]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    endpoint: _webhooks_pb2.WebhookEndpoint
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, endpoint: _Optional[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class UpdateWebhookEndpointResponse(_message.Message):
+    __slots__ = ["endpoint"]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint: _webhooks_pb2.WebhookEndpoint
+    def __init__(self, endpoint: _Optional[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]] = ...) -> None: ...
 
 class ClientAuthMethod(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

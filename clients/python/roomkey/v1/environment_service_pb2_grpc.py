@@ -66,6 +66,46 @@ class EnvironmentServiceStub(object):
                 request_serializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteIntegrationRequest.SerializeToString,
                 response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteIntegrationResponse.FromString,
                 )
+        self.CreateWebhookEndpoint = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/CreateWebhookEndpoint',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.CreateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.CreateWebhookEndpointResponse.FromString,
+                )
+        self.GetWebhookEndpoint = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/GetWebhookEndpoint',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.GetWebhookEndpointRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.GetWebhookEndpointResponse.FromString,
+                )
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/ListWebhookEndpoints',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookEndpointsResponse.FromString,
+                )
+        self.UpdateWebhookEndpoint = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/UpdateWebhookEndpoint',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.UpdateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.UpdateWebhookEndpointResponse.FromString,
+                )
+        self.DeleteWebhookEndpoint = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/DeleteWebhookEndpoint',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteWebhookEndpointResponse.FromString,
+                )
+        self.RotateWebhookEndpointSecret = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/RotateWebhookEndpointSecret',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.RotateWebhookEndpointSecretRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.RotateWebhookEndpointSecretResponse.FromString,
+                )
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/ListWebhookDeliveries',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookDeliveriesResponse.FromString,
+                )
+        self.RedeliverWebhookEvent = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/RedeliverWebhookEvent',
+                request_serializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventResponse.FromString,
+                )
 
 
 class EnvironmentServiceServicer(object):
@@ -149,6 +189,69 @@ class EnvironmentServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateWebhookEndpoint(self, request, context):
+        """Creates a webhook endpoint of the environment. Its URL is checked by the
+        outbound guard (INVALID_ARGUMENT naming `endpoint.url` and the reason).
+        The signing secret is returned once, here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWebhookEndpoint(self, request, context):
+        """Returns one webhook endpoint of the environment, without its secret.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """Lists the webhook endpoints of the environment, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateWebhookEndpoint(self, request, context):
+        """Updates a webhook endpoint: only the fields named in `update_mask` change
+        (`url`, `event_types`, `enabled`, `description`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookEndpoint(self, request, context):
+        """Deletes a webhook endpoint; its pending deliveries end. Deleting again
+        answers NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookEndpointSecret(self, request, context):
+        """Gives a webhook endpoint a new signing secret, returned once. For
+        `overlap` (default 24 hours) deliveries carry a signature with each
+        secret, so that receivers can switch without losing one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Lists deliveries of one endpoint or of one event, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhookEvent(self, request, context):
+        """Delivers one event again, with the same `webhook-id`, to one endpoint or
+        to every enabled endpoint that it was delivered to.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvironmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -196,6 +299,46 @@ def add_EnvironmentServiceServicer_to_server(servicer, server):
                     servicer.DeleteIntegration,
                     request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteIntegrationRequest.FromString,
                     response_serializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteIntegrationResponse.SerializeToString,
+            ),
+            'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookEndpoint,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.CreateWebhookEndpointRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.CreateWebhookEndpointResponse.SerializeToString,
+            ),
+            'GetWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhookEndpoint,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.GetWebhookEndpointRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.GetWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'UpdateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateWebhookEndpoint,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.UpdateWebhookEndpointRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.UpdateWebhookEndpointResponse.SerializeToString,
+            ),
+            'DeleteWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookEndpoint,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteWebhookEndpointRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.DeleteWebhookEndpointResponse.SerializeToString,
+            ),
+            'RotateWebhookEndpointSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookEndpointSecret,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.RotateWebhookEndpointSecretRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.RotateWebhookEndpointSecretResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhookEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhookEvent,
+                    request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -364,5 +507,141 @@ class EnvironmentService(object):
         return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/DeleteIntegration',
             roomkey_dot_v1_dot_environment__service__pb2.DeleteIntegrationRequest.SerializeToString,
             roomkey_dot_v1_dot_environment__service__pb2.DeleteIntegrationResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/CreateWebhookEndpoint',
+            roomkey_dot_v1_dot_environment__service__pb2.CreateWebhookEndpointRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.CreateWebhookEndpointResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/GetWebhookEndpoint',
+            roomkey_dot_v1_dot_environment__service__pb2.GetWebhookEndpointRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.GetWebhookEndpointResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/ListWebhookEndpoints',
+            roomkey_dot_v1_dot_environment__service__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.ListWebhookEndpointsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UpdateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/UpdateWebhookEndpoint',
+            roomkey_dot_v1_dot_environment__service__pb2.UpdateWebhookEndpointRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.UpdateWebhookEndpointResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeleteWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/DeleteWebhookEndpoint',
+            roomkey_dot_v1_dot_environment__service__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.DeleteWebhookEndpointResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RotateWebhookEndpointSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/RotateWebhookEndpointSecret',
+            roomkey_dot_v1_dot_environment__service__pb2.RotateWebhookEndpointSecretRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.RotateWebhookEndpointSecretResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/ListWebhookDeliveries',
+            roomkey_dot_v1_dot_environment__service__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.ListWebhookDeliveriesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RedeliverWebhookEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/RedeliverWebhookEvent',
+            roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventRequest.SerializeToString,
+            roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -9,13 +9,15 @@ import type { Duration, FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { AuthType } from "./common_pb.js";
 import { file_roomkey_v1_common } from "./common_pb.js";
+import type { WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint } from "./webhooks_pb.js";
+import { file_roomkey_v1_webhooks } from "./webhooks_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file roomkey/v1/environment_service.proto.
  */
 export const file_roomkey_v1_environment_service: GenFile = /*@__PURE__*/
-  fileDesc("CiRyb29ta2V5L3YxL2Vudmlyb25tZW50X3NlcnZpY2UucHJvdG8SCnJvb21rZXkudjEigAIKC0Vudmlyb25tZW50EgwKBG5hbWUYASABKAkSHQoMZGlzcGxheV9uYW1lGAIgASgJQge6SARyAhhkEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjoBxIxCghzZXR0aW5ncxgEIAEoCzIfLnJvb21rZXkudjEuRW52aXJvbm1lbnRTZXR0aW5ncxIQCghidWlsdF9pbhgFIAEoCBIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscCChNFbnZpcm9ubWVudFNldHRpbmdzEk0KFmRlZmF1bHRfdG9rZW5fbGlmZXRpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CErpID6oBDCIGCICGsJYBMgIIPBJJChRvYXV0aF9yZWZyZXNoX21hcmdpbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIQukgNqgEKIgQIgKMFMgIIPBJOChdyZWZyZXNoX3Rva2VuX2tlZXBhbGl2ZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkISukgPqgEMIgUIgOeEDzIDCJAcEkYKD3Rva2VuX3JldGVudGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkISukgPqgEMIgUIgOeEDzIDCJAcIosBChhDcmVhdGVFbnZpcm9ubWVudFJlcXVlc3QSHQoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhhkEh0KC2Rlc2NyaXB0aW9uGAIgASgJQgi6SAVyAxjoBxIxCghzZXR0aW5ncxgDIAEoCzIfLnJvb21rZXkudjEuRW52aXJvbm1lbnRTZXR0aW5ncyJJChlDcmVhdGVFbnZpcm9ubWVudFJlc3BvbnNlEiwKC2Vudmlyb25tZW50GAEgASgLMhcucm9vbWtleS52MS5FbnZpcm9ubWVudCIXChVHZXRFbnZpcm9ubWVudFJlcXVlc3QiRgoWR2V0RW52aXJvbm1lbnRSZXNwb25zZRIsCgtlbnZpcm9ubWVudBgBIAEoCzIXLnJvb21rZXkudjEuRW52aXJvbm1lbnQi2AEKGFVwZGF0ZUVudmlyb25tZW50UmVxdWVzdBI0CgtlbnZpcm9ubWVudBgBIAEoCzIXLnJvb21rZXkudjEuRW52aXJvbm1lbnRCBrpIA8gBARKFAQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQlS6SFG6AUsKFXVwZGF0ZV9tYXNrLm1heF9wYXRocxIabXVzdCBuYW1lIGF0IG1vc3QgMTYgcGF0aHMaFnNpemUodGhpcy5wYXRocykgPD0gMTbIAQEiSQoZVXBkYXRlRW52aXJvbm1lbnRSZXNwb25zZRIsCgtlbnZpcm9ubWVudBgBIAEoCzIXLnJvb21rZXkudjEuRW52aXJvbm1lbnQiUwoXTGlzdEVudmlyb25tZW50c1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEImIKGExpc3RFbnZpcm9ubWVudHNSZXNwb25zZRItCgxlbnZpcm9ubWVudHMYASADKAsyFy5yb29ta2V5LnYxLkVudmlyb25tZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChhEZWxldGVFbnZpcm9ubWVudFJlcXVlc3QSDQoFZm9yY2UYASABKAgiGwoZRGVsZXRlRW52aXJvbm1lbnRSZXNwb25zZSLfAwoLSW50ZWdyYXRpb24SLAoEbmFtZRgBIAEoCUIeukgbchkyF15bYS16XVthLXowLTlfLV17MCw2Mn0kEh0KDGRpc3BsYXlfbmFtZRgCIAEoCUIHukgEcgIYZBIzCglhdXRoX3R5cGUYAyABKA4yFC5yb29ta2V5LnYxLkF1dGhUeXBlQgq6SAeCAQQQASAAEigKBm9hdXRoMhgEIAEoCzIYLnJvb21rZXkudjEuT0F1dGgyQ29uZmlnEj0KEGNyZWRlbnRpYWxfY2hlY2sYBSABKAsyGy5yb29ta2V5LnYxLkNyZWRlbnRpYWxDaGVja0IGukgDyAEBEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6ggG6SH8afQobaW50ZWdyYXRpb24ub2F1dGgyX3JlcXVpcmVkEjVvYXV0aDIgaXMgcmVxdWlyZWQgd2hlbiBhdXRoX3R5cGUgaXMgQVVUSF9UWVBFX09BVVRIMhondGhpcy5hdXRoX3R5cGUgIT0gMyB8fCBoYXModGhpcy5vYXV0aDIpIs0FCgxPQXV0aDJDb25maWcSjAEKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJQnG6SG66AWMKCGh0dHBfdXJsEhxtdXN0IGJlIGFuIGh0dHAgb3IgaHR0cHMgVVJMGjl0aGlzLnN0YXJ0c1dpdGgoJ2h0dHBzOi8vJykgfHwgdGhpcy5zdGFydHNXaXRoKCdodHRwOi8vJylyBhiAEIgBARKEAQoJdG9rZW5fdXJsGAIgASgJQnG6SG66AWMKCGh0dHBfdXJsEhxtdXN0IGJlIGFuIGh0dHAgb3IgaHR0cHMgVVJMGjl0aGlzLnN0YXJ0c1dpdGgoJ2h0dHBzOi8vJykgfHwgdGhpcy5zdGFydHNXaXRoKCdodHRwOi8vJylyBhiAEIgBARIdCgljbGllbnRfaWQYAyABKAlCCrpIB3IFEAEYgAQSHwoNY2xpZW50X3NlY3JldBgEIAEoCUIIukgFcgMYgCASGQoRY2xpZW50X3NlY3JldF9zZXQYBSABKAgSMQoGc2NvcGVzGAYgAygJQiG6SB6SARsQZCIXchUQARiAAjIOXltceDIxLVx4N2VdKyQSDAoEcGtjZRgHIAEoCBJCChJjbGllbnRfYXV0aF9tZXRob2QYCCABKA4yHC5yb29ta2V5LnYxLkNsaWVudEF1dGhNZXRob2RCCLpIBYIBAhABEmkKFGF1dGhvcml6YXRpb25fcGFyYW1zGAkgAygLMjEucm9vbWtleS52MS5PQXV0aDJDb25maWcuQXV0aG9yaXphdGlvblBhcmFtc0VudHJ5Qhi6SBWaARIQICIHcgUQARiAASoFcgMYgAgSIAoPc2NvcGVfc2VwYXJhdG9yGAogASgJQge6SARyAhgEGjoKGEF1dGhvcml6YXRpb25QYXJhbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIs8DCg9DcmVkZW50aWFsQ2hlY2sSfgoDdXJsGAEgASgJQnG6SG66AWMKCGh0dHBfdXJsEhxtdXN0IGJlIGFuIGh0dHAgb3IgaHR0cHMgVVJMGjl0aGlzLnN0YXJ0c1dpdGgoJ2h0dHBzOi8vJykgfHwgdGhpcy5zdGFydHNXaXRoKCdodHRwOi8vJylyBhiAEIgBARIiCgZtZXRob2QYAiABKAlCErpID3INUgBSA0dFVFIEUE9TVBI8CglwbGFjZW1lbnQYAyABKA4yHy5yb29ta2V5LnYxLkNyZWRlbnRpYWxQbGFjZW1lbnRCCLpIBYIBAhABEkIKDnBhcmFtZXRlcl9uYW1lGAQgASgJQiq6SCdyJRiAATIgXihbQS1aYS16MC05ISMkJSYnKisuXl9gfH4tXSspPyQSSQoPYWNjb3VudF9pZF9wYXRoGAUgASgJQjC6SC1yKxiAAjImXihbQS1aYS16MC05Xy1dKyhcLltBLVphLXowLTlfLV0rKSopPyQSSwoRYWNjb3VudF9uYW1lX3BhdGgYBiABKAlCMLpILXIrGIACMiZeKFtBLVphLXowLTlfLV0rKFwuW0EtWmEtejAtOV8tXSspKik/JCJNChVQdXRJbnRlZ3JhdGlvblJlcXVlc3QSNAoLaW50ZWdyYXRpb24YASABKAsyFy5yb29ta2V5LnYxLkludGVncmF0aW9uQga6SAPIAQEiVwoWUHV0SW50ZWdyYXRpb25SZXNwb25zZRIsCgtpbnRlZ3JhdGlvbhgBIAEoCzIXLnJvb21rZXkudjEuSW50ZWdyYXRpb24SDwoHY3JlYXRlZBgCIAEoCCJFChVHZXRJbnRlZ3JhdGlvblJlcXVlc3QSLAoEbmFtZRgBIAEoCUIeukgbchkyF15bYS16XVthLXowLTlfLV17MCw2Mn0kIkYKFkdldEludGVncmF0aW9uUmVzcG9uc2USLAoLaW50ZWdyYXRpb24YASABKAsyFy5yb29ta2V5LnYxLkludGVncmF0aW9uIlMKF0xpc3RJbnRlZ3JhdGlvbnNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJiChhMaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USLQoMaW50ZWdyYXRpb25zGAEgAygLMhcucm9vbWtleS52MS5JbnRlZ3JhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVwoYRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0EiwKBG5hbWUYASABKAlCHrpIG3IZMhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JBINCgVmb3JjZRgCIAEoCCIbChlEZWxldGVJbnRlZ3JhdGlvblJlc3BvbnNlKo0BChBDbGllbnRBdXRoTWV0aG9kEiIKHkNMSUVOVF9BVVRIX01FVEhPRF9VTlNQRUNJRklFRBAAEioKJkNMSUVOVF9BVVRIX01FVEhPRF9DTElFTlRfU0VDUkVUX0JBU0lDEAESKQolQ0xJRU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfUE9TVBACKr0BChNDcmVkZW50aWFsUGxhY2VtZW50EiQKIENSRURFTlRJQUxfUExBQ0VNRU5UX1VOU1BFQ0lGSUVEEAASHwobQ1JFREVOVElBTF9QTEFDRU1FTlRfQkVBUkVSEAESHwobQ1JFREVOVElBTF9QTEFDRU1FTlRfSEVBREVSEAISHgoaQ1JFREVOVElBTF9QTEFDRU1FTlRfUVVFUlkQAxIeChpDUkVERU5USUFMX1BMQUNFTUVOVF9CQVNJQxAEMv4GChJFbnZpcm9ubWVudFNlcnZpY2USYAoRQ3JlYXRlRW52aXJvbm1lbnQSJC5yb29ta2V5LnYxLkNyZWF0ZUVudmlyb25tZW50UmVxdWVzdBolLnJvb21rZXkudjEuQ3JlYXRlRW52aXJvbm1lbnRSZXNwb25zZRJcCg5HZXRFbnZpcm9ubWVudBIhLnJvb21rZXkudjEuR2V0RW52aXJvbm1lbnRSZXF1ZXN0GiIucm9vbWtleS52MS5HZXRFbnZpcm9ubWVudFJlc3BvbnNlIgOQAgESYAoRVXBkYXRlRW52aXJvbm1lbnQSJC5yb29ta2V5LnYxLlVwZGF0ZUVudmlyb25tZW50UmVxdWVzdBolLnJvb21rZXkudjEuVXBkYXRlRW52aXJvbm1lbnRSZXNwb25zZRJiChBMaXN0RW52aXJvbm1lbnRzEiMucm9vbWtleS52MS5MaXN0RW52aXJvbm1lbnRzUmVxdWVzdBokLnJvb21rZXkudjEuTGlzdEVudmlyb25tZW50c1Jlc3BvbnNlIgOQAgESYAoRRGVsZXRlRW52aXJvbm1lbnQSJC5yb29ta2V5LnYxLkRlbGV0ZUVudmlyb25tZW50UmVxdWVzdBolLnJvb21rZXkudjEuRGVsZXRlRW52aXJvbm1lbnRSZXNwb25zZRJcCg5QdXRJbnRlZ3JhdGlvbhIhLnJvb21rZXkudjEuUHV0SW50ZWdyYXRpb25SZXF1ZXN0GiIucm9vbWtleS52MS5QdXRJbnRlZ3JhdGlvblJlc3BvbnNlIgOQAgISXAoOR2V0SW50ZWdyYXRpb24SIS5yb29ta2V5LnYxLkdldEludGVncmF0aW9uUmVxdWVzdBoiLnJvb21rZXkudjEuR2V0SW50ZWdyYXRpb25SZXNwb25zZSIDkAIBEmIKEExpc3RJbnRlZ3JhdGlvbnMSIy5yb29ta2V5LnYxLkxpc3RJbnRlZ3JhdGlvbnNSZXF1ZXN0GiQucm9vbWtleS52MS5MaXN0SW50ZWdyYXRpb25zUmVzcG9uc2UiA5ACARJgChFEZWxldGVJbnRlZ3JhdGlvbhIkLnJvb21rZXkudjEuRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0GiUucm9vbWtleS52MS5EZWxldGVJbnRlZ3JhdGlvblJlc3BvbnNlQpkBCg5kZXYucm9vbWtleS52MUIXRW52aXJvbm1lbnRTZXJ2aWNlUHJvdG9QAVo+Z2l0aHViLmNvbS9yb29ta2V5LWRldi9yb29ta2V5L2NsaWVudHMvZ28vcm9vbWtleS92MTtyb29ta2V5djGiAgNSS1iqAgpSb29ta2V5LlYxygIKUm9vbWtleVxWMeoCC1Jvb21rZXk6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_roomkey_v1_common]);
+  fileDesc("CiRyb29ta2V5L3YxL2Vudmlyb25tZW50X3NlcnZpY2UucHJvdG8SCnJvb21rZXkudjEigAIKC0Vudmlyb25tZW50EgwKBG5hbWUYASABKAkSHQoMZGlzcGxheV9uYW1lGAIgASgJQge6SARyAhhkEh0KC2Rlc2NyaXB0aW9uGAMgASgJQgi6SAVyAxjoBxIxCghzZXR0aW5ncxgEIAEoCzIfLnJvb21rZXkudjEuRW52aXJvbm1lbnRTZXR0aW5ncxIQCghidWlsdF9pbhgFIAEoCBIvCgtjcmVhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIscCChNFbnZpcm9ubWVudFNldHRpbmdzEk0KFmRlZmF1bHRfdG9rZW5fbGlmZXRpbWUYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CErpID6oBDCIGCICGsJYBMgIIPBJJChRvYXV0aF9yZWZyZXNoX21hcmdpbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkIQukgNqgEKIgQIgKMFMgIIPBJOChdyZWZyZXNoX3Rva2VuX2tlZXBhbGl2ZRgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkISukgPqgEMIgUIgOeEDzIDCJAcEkYKD3Rva2VuX3JldGVudGlvbhgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbkISukgPqgEMIgUIgOeEDzIDCJAcIosBChhDcmVhdGVFbnZpcm9ubWVudFJlcXVlc3QSHQoMZGlzcGxheV9uYW1lGAEgASgJQge6SARyAhhkEh0KC2Rlc2NyaXB0aW9uGAIgASgJQgi6SAVyAxjoBxIxCghzZXR0aW5ncxgDIAEoCzIfLnJvb21rZXkudjEuRW52aXJvbm1lbnRTZXR0aW5ncyJJChlDcmVhdGVFbnZpcm9ubWVudFJlc3BvbnNlEiwKC2Vudmlyb25tZW50GAEgASgLMhcucm9vbWtleS52MS5FbnZpcm9ubWVudCIXChVHZXRFbnZpcm9ubWVudFJlcXVlc3QiRgoWR2V0RW52aXJvbm1lbnRSZXNwb25zZRIsCgtlbnZpcm9ubWVudBgBIAEoCzIXLnJvb21rZXkudjEuRW52aXJvbm1lbnQi2AEKGFVwZGF0ZUVudmlyb25tZW50UmVxdWVzdBI0CgtlbnZpcm9ubWVudBgBIAEoCzIXLnJvb21rZXkudjEuRW52aXJvbm1lbnRCBrpIA8gBARKFAQoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQlS6SFG6AUsKFXVwZGF0ZV9tYXNrLm1heF9wYXRocxIabXVzdCBuYW1lIGF0IG1vc3QgMTYgcGF0aHMaFnNpemUodGhpcy5wYXRocykgPD0gMTbIAQEiSQoZVXBkYXRlRW52aXJvbm1lbnRSZXNwb25zZRIsCgtlbnZpcm9ubWVudBgBIAEoCzIXLnJvb21rZXkudjEuRW52aXJvbm1lbnQiUwoXTGlzdEVudmlyb25tZW50c1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEImIKGExpc3RFbnZpcm9ubWVudHNSZXNwb25zZRItCgxlbnZpcm9ubWVudHMYASADKAsyFy5yb29ta2V5LnYxLkVudmlyb25tZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIpChhEZWxldGVFbnZpcm9ubWVudFJlcXVlc3QSDQoFZm9yY2UYASABKAgiGwoZRGVsZXRlRW52aXJvbm1lbnRSZXNwb25zZSLfAwoLSW50ZWdyYXRpb24SLAoEbmFtZRgBIAEoCUIeukgbchkyF15bYS16XVthLXowLTlfLV17MCw2Mn0kEh0KDGRpc3BsYXlfbmFtZRgCIAEoCUIHukgEcgIYZBIzCglhdXRoX3R5cGUYAyABKA4yFC5yb29ta2V5LnYxLkF1dGhUeXBlQgq6SAeCAQQQASAAEigKBm9hdXRoMhgEIAEoCzIYLnJvb21rZXkudjEuT0F1dGgyQ29uZmlnEj0KEGNyZWRlbnRpYWxfY2hlY2sYBSABKAsyGy5yb29ta2V5LnYxLkNyZWRlbnRpYWxDaGVja0IGukgDyAEBEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXA6ggG6SH8afQobaW50ZWdyYXRpb24ub2F1dGgyX3JlcXVpcmVkEjVvYXV0aDIgaXMgcmVxdWlyZWQgd2hlbiBhdXRoX3R5cGUgaXMgQVVUSF9UWVBFX09BVVRIMhondGhpcy5hdXRoX3R5cGUgIT0gMyB8fCBoYXModGhpcy5vYXV0aDIpIs0FCgxPQXV0aDJDb25maWcSjAEKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJQnG6SG66AWMKCGh0dHBfdXJsEhxtdXN0IGJlIGFuIGh0dHAgb3IgaHR0cHMgVVJMGjl0aGlzLnN0YXJ0c1dpdGgoJ2h0dHBzOi8vJykgfHwgdGhpcy5zdGFydHNXaXRoKCdodHRwOi8vJylyBhiAEIgBARKEAQoJdG9rZW5fdXJsGAIgASgJQnG6SG66AWMKCGh0dHBfdXJsEhxtdXN0IGJlIGFuIGh0dHAgb3IgaHR0cHMgVVJMGjl0aGlzLnN0YXJ0c1dpdGgoJ2h0dHBzOi8vJykgfHwgdGhpcy5zdGFydHNXaXRoKCdodHRwOi8vJylyBhiAEIgBARIdCgljbGllbnRfaWQYAyABKAlCCrpIB3IFEAEYgAQSHwoNY2xpZW50X3NlY3JldBgEIAEoCUIIukgFcgMYgCASGQoRY2xpZW50X3NlY3JldF9zZXQYBSABKAgSMQoGc2NvcGVzGAYgAygJQiG6SB6SARsQZCIXchUQARiAAjIOXltceDIxLVx4N2VdKyQSDAoEcGtjZRgHIAEoCBJCChJjbGllbnRfYXV0aF9tZXRob2QYCCABKA4yHC5yb29ta2V5LnYxLkNsaWVudEF1dGhNZXRob2RCCLpIBYIBAhABEmkKFGF1dGhvcml6YXRpb25fcGFyYW1zGAkgAygLMjEucm9vbWtleS52MS5PQXV0aDJDb25maWcuQXV0aG9yaXphdGlvblBhcmFtc0VudHJ5Qhi6SBWaARIQICIHcgUQARiAASoFcgMYgAgSIAoPc2NvcGVfc2VwYXJhdG9yGAogASgJQge6SARyAhgEGjoKGEF1dGhvcml6YXRpb25QYXJhbXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIs8DCg9DcmVkZW50aWFsQ2hlY2sSfgoDdXJsGAEgASgJQnG6SG66AWMKCGh0dHBfdXJsEhxtdXN0IGJlIGFuIGh0dHAgb3IgaHR0cHMgVVJMGjl0aGlzLnN0YXJ0c1dpdGgoJ2h0dHBzOi8vJykgfHwgdGhpcy5zdGFydHNXaXRoKCdodHRwOi8vJylyBhiAEIgBARIiCgZtZXRob2QYAiABKAlCErpID3INUgBSA0dFVFIEUE9TVBI8CglwbGFjZW1lbnQYAyABKA4yHy5yb29ta2V5LnYxLkNyZWRlbnRpYWxQbGFjZW1lbnRCCLpIBYIBAhABEkIKDnBhcmFtZXRlcl9uYW1lGAQgASgJQiq6SCdyJRiAATIgXihbQS1aYS16MC05ISMkJSYnKisuXl9gfH4tXSspPyQSSQoPYWNjb3VudF9pZF9wYXRoGAUgASgJQjC6SC1yKxiAAjImXihbQS1aYS16MC05Xy1dKyhcLltBLVphLXowLTlfLV0rKSopPyQSSwoRYWNjb3VudF9uYW1lX3BhdGgYBiABKAlCMLpILXIrGIACMiZeKFtBLVphLXowLTlfLV0rKFwuW0EtWmEtejAtOV8tXSspKik/JCJNChVQdXRJbnRlZ3JhdGlvblJlcXVlc3QSNAoLaW50ZWdyYXRpb24YASABKAsyFy5yb29ta2V5LnYxLkludGVncmF0aW9uQga6SAPIAQEiVwoWUHV0SW50ZWdyYXRpb25SZXNwb25zZRIsCgtpbnRlZ3JhdGlvbhgBIAEoCzIXLnJvb21rZXkudjEuSW50ZWdyYXRpb24SDwoHY3JlYXRlZBgCIAEoCCJFChVHZXRJbnRlZ3JhdGlvblJlcXVlc3QSLAoEbmFtZRgBIAEoCUIeukgbchkyF15bYS16XVthLXowLTlfLV17MCw2Mn0kIkYKFkdldEludGVncmF0aW9uUmVzcG9uc2USLAoLaW50ZWdyYXRpb24YASABKAsyFy5yb29ta2V5LnYxLkludGVncmF0aW9uIlMKF0xpc3RJbnRlZ3JhdGlvbnNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJiChhMaXN0SW50ZWdyYXRpb25zUmVzcG9uc2USLQoMaW50ZWdyYXRpb25zGAEgAygLMhcucm9vbWtleS52MS5JbnRlZ3JhdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiVwoYRGVsZXRlSW50ZWdyYXRpb25SZXF1ZXN0EiwKBG5hbWUYASABKAlCHrpIG3IZMhdeW2Etel1bYS16MC05Xy1dezAsNjJ9JBINCgVmb3JjZRgCIAEoCCIbChlEZWxldGVJbnRlZ3JhdGlvblJlc3BvbnNlIlUKHENyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSNQoIZW5kcG9pbnQYASABKAsyGy5yb29ta2V5LnYxLldlYmhvb2tFbmRwb2ludEIGukgDyAEBImYKHUNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEi0KCGVuZHBvaW50GAEgASgLMhsucm9vbWtleS52MS5XZWJob29rRW5kcG9pbnQSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkiMgoZR2V0V2ViaG9va0VuZHBvaW50UmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAIksKGkdldFdlYmhvb2tFbmRwb2ludFJlc3BvbnNlEi0KCGVuZHBvaW50GAEgASgLMhsucm9vbWtleS52MS5XZWJob29rRW5kcG9pbnQiVwobTGlzdFdlYmhvb2tFbmRwb2ludHNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABCJnChxMaXN0V2ViaG9va0VuZHBvaW50c1Jlc3BvbnNlEi4KCWVuZHBvaW50cxgBIAMoCzIbLnJvb21rZXkudjEuV2ViaG9va0VuZHBvaW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKOAQocVXBkYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBI1CghlbmRwb2ludBgBIAEoCzIbLnJvb21rZXkudjEuV2ViaG9va0VuZHBvaW50Qga6SAPIAQESNwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrQga6SAPIAQEiTgodVXBkYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USLQoIZW5kcG9pbnQYASABKAsyGy5yb29ta2V5LnYxLldlYmhvb2tFbmRwb2ludCI1ChxEZWxldGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EhUKAmlkGAEgASgJQgm6SAZyBBABGEAiHwodRGVsZXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2UidwoiUm90YXRlV2ViaG9va0VuZHBvaW50U2VjcmV0UmVxdWVzdBIVCgJpZBgBIAEoCUIJukgGcgQQARhAEjoKB292ZXJsYXAYAiABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CDrpIC6oBCCIECID1JDIAImwKI1JvdGF0ZVdlYmhvb2tFbmRwb2ludFNlY3JldFJlc3BvbnNlEi0KCGVuZHBvaW50GAEgASgLMhsucm9vbWtleS52MS5XZWJob29rRW5kcG9pbnQSFgoOc2lnbmluZ19zZWNyZXQYAiABKAkizgEKHExpc3RXZWJob29rRGVsaXZlcmllc1JlcXVlc3QSHAoLZW5kcG9pbnRfaWQYASABKAlCB7pIBHICGEASGQoIZXZlbnRfaWQYAiABKAlCB7pIBHICGEASOwoGc3RhdHVzGAMgASgOMiEucm9vbWtleS52MS5XZWJob29rRGVsaXZlcnlTdGF0dXNCCLpIBYIBAhABEhoKCXBhZ2Vfc2l6ZRgEIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAUgASgJQgi6SAVyAxiABCJpCh1MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRIvCgpkZWxpdmVyaWVzGAEgAygLMhsucm9vbWtleS52MS5XZWJob29rRGVsaXZlcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlkKHFJlZGVsaXZlcldlYmhvb2tFdmVudFJlcXVlc3QSGwoIZXZlbnRfaWQYASABKAlCCbpIBnIEEAEYQBIcCgtlbmRwb2ludF9pZBgCIAEoCUIHukgEcgIYQCJQCh1SZWRlbGl2ZXJXZWJob29rRXZlbnRSZXNwb25zZRIvCgpkZWxpdmVyaWVzGAEgAygLMhsucm9vbWtleS52MS5XZWJob29rRGVsaXZlcnkqjQEKEENsaWVudEF1dGhNZXRob2QSIgoeQ0xJRU5UX0FVVEhfTUVUSE9EX1VOU1BFQ0lGSUVEEAASKgomQ0xJRU5UX0FVVEhfTUVUSE9EX0NMSUVOVF9TRUNSRVRfQkFTSUMQARIpCiVDTElFTlRfQVVUSF9NRVRIT0RfQ0xJRU5UX1NFQ1JFVF9QT1NUEAIqvQEKE0NyZWRlbnRpYWxQbGFjZW1lbnQSJAogQ1JFREVOVElBTF9QTEFDRU1FTlRfVU5TUEVDSUZJRUQQABIfChtDUkVERU5USUFMX1BMQUNFTUVOVF9CRUFSRVIQARIfChtDUkVERU5USUFMX1BMQUNFTUVOVF9IRUFERVIQAhIeChpDUkVERU5USUFMX1BMQUNFTUVOVF9RVUVSWRADEh4KGkNSRURFTlRJQUxfUExBQ0VNRU5UX0JBU0lDEAQygw4KEkVudmlyb25tZW50U2VydmljZRJgChFDcmVhdGVFbnZpcm9ubWVudBIkLnJvb21rZXkudjEuQ3JlYXRlRW52aXJvbm1lbnRSZXF1ZXN0GiUucm9vbWtleS52MS5DcmVhdGVFbnZpcm9ubWVudFJlc3BvbnNlElwKDkdldEVudmlyb25tZW50EiEucm9vbWtleS52MS5HZXRFbnZpcm9ubWVudFJlcXVlc3QaIi5yb29ta2V5LnYxLkdldEVudmlyb25tZW50UmVzcG9uc2UiA5ACARJgChFVcGRhdGVFbnZpcm9ubWVudBIkLnJvb21rZXkudjEuVXBkYXRlRW52aXJvbm1lbnRSZXF1ZXN0GiUucm9vbWtleS52MS5VcGRhdGVFbnZpcm9ubWVudFJlc3BvbnNlEmIKEExpc3RFbnZpcm9ubWVudHMSIy5yb29ta2V5LnYxLkxpc3RFbnZpcm9ubWVudHNSZXF1ZXN0GiQucm9vbWtleS52MS5MaXN0RW52aXJvbm1lbnRzUmVzcG9uc2UiA5ACARJgChFEZWxldGVFbnZpcm9ubWVudBIkLnJvb21rZXkudjEuRGVsZXRlRW52aXJvbm1lbnRSZXF1ZXN0GiUucm9vbWtleS52MS5EZWxldGVFbnZpcm9ubWVudFJlc3BvbnNlElwKDlB1dEludGVncmF0aW9uEiEucm9vbWtleS52MS5QdXRJbnRlZ3JhdGlvblJlcXVlc3QaIi5yb29ta2V5LnYxLlB1dEludGVncmF0aW9uUmVzcG9uc2UiA5ACAhJcCg5HZXRJbnRlZ3JhdGlvbhIhLnJvb21rZXkudjEuR2V0SW50ZWdyYXRpb25SZXF1ZXN0GiIucm9vbWtleS52MS5HZXRJbnRlZ3JhdGlvblJlc3BvbnNlIgOQAgESYgoQTGlzdEludGVncmF0aW9ucxIjLnJvb21rZXkudjEuTGlzdEludGVncmF0aW9uc1JlcXVlc3QaJC5yb29ta2V5LnYxLkxpc3RJbnRlZ3JhdGlvbnNSZXNwb25zZSIDkAIBEmAKEURlbGV0ZUludGVncmF0aW9uEiQucm9vbWtleS52MS5EZWxldGVJbnRlZ3JhdGlvblJlcXVlc3QaJS5yb29ta2V5LnYxLkRlbGV0ZUludGVncmF0aW9uUmVzcG9uc2USbAoVQ3JlYXRlV2ViaG9va0VuZHBvaW50Eigucm9vbWtleS52MS5DcmVhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0Gikucm9vbWtleS52MS5DcmVhdGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJoChJHZXRXZWJob29rRW5kcG9pbnQSJS5yb29ta2V5LnYxLkdldFdlYmhvb2tFbmRwb2ludFJlcXVlc3QaJi5yb29ta2V5LnYxLkdldFdlYmhvb2tFbmRwb2ludFJlc3BvbnNlIgOQAgESbgoUTGlzdFdlYmhvb2tFbmRwb2ludHMSJy5yb29ta2V5LnYxLkxpc3RXZWJob29rRW5kcG9pbnRzUmVxdWVzdBooLnJvb21rZXkudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZSIDkAIBEmwKFVVwZGF0ZVdlYmhvb2tFbmRwb2ludBIoLnJvb21rZXkudjEuVXBkYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBopLnJvb21rZXkudjEuVXBkYXRlV2ViaG9va0VuZHBvaW50UmVzcG9uc2USbAoVRGVsZXRlV2ViaG9va0VuZHBvaW50Eigucm9vbWtleS52MS5EZWxldGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0Gikucm9vbWtleS52MS5EZWxldGVXZWJob29rRW5kcG9pbnRSZXNwb25zZRJ+ChtSb3RhdGVXZWJob29rRW5kcG9pbnRTZWNyZXQSLi5yb29ta2V5LnYxLlJvdGF0ZVdlYmhvb2tFbmRwb2ludFNlY3JldFJlcXVlc3QaLy5yb29ta2V5LnYxLlJvdGF0ZVdlYmhvb2tFbmRwb2ludFNlY3JldFJlc3BvbnNlEnEKFUxpc3RXZWJob29rRGVsaXZlcmllcxIoLnJvb21rZXkudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBopLnJvb21rZXkudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2UiA5ACARJsChVSZWRlbGl2ZXJXZWJob29rRXZlbnQSKC5yb29ta2V5LnYxLlJlZGVsaXZlcldlYmhvb2tFdmVudFJlcXVlc3QaKS5yb29ta2V5LnYxLlJlZGVsaXZlcldlYmhvb2tFdmVudFJlc3BvbnNlQpkBCg5kZXYucm9vbWtleS52MUIXRW52aXJvbm1lbnRTZXJ2aWNlUHJvdG9QAVo+Z2l0aHViLmNvbS9yb29ta2V5LWRldi9yb29ta2V5L2NsaWVudHMvZ28vcm9vbWtleS92MTtyb29ta2V5djGiAgNSS1iqAgpSb29ta2V5LlYxygIKUm9vbWtleVxWMeoCC1Jvb21rZXk6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_roomkey_v1_common, file_roomkey_v1_webhooks]);
 
 /**
  * An environment: a sealed room with its own database, queues, API tokens,
@@ -773,6 +775,425 @@ export const DeleteIntegrationResponseSchema: GenMessage<DeleteIntegrationRespon
   messageDesc(file_roomkey_v1_environment_service, 22);
 
 /**
+ * Request of CreateWebhookEndpoint.
+ *
+ * @generated from message roomkey.v1.CreateWebhookEndpointRequest
+ */
+export type CreateWebhookEndpointRequest = Message<"roomkey.v1.CreateWebhookEndpointRequest"> & {
+  /**
+   * The endpoint: `url` (required), `event_types`, `enabled`, `description`.
+   *
+   * @generated from field: roomkey.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+};
+
+/**
+ * Describes the message roomkey.v1.CreateWebhookEndpointRequest.
+ * Use `create(CreateWebhookEndpointRequestSchema)` to create a new message.
+ */
+export const CreateWebhookEndpointRequestSchema: GenMessage<CreateWebhookEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 23);
+
+/**
+ * Response of CreateWebhookEndpoint.
+ *
+ * @generated from message roomkey.v1.CreateWebhookEndpointResponse
+ */
+export type CreateWebhookEndpointResponse = Message<"roomkey.v1.CreateWebhookEndpointResponse"> & {
+  /**
+   * The endpoint as stored.
+   *
+   * @generated from field: roomkey.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+
+  /**
+   * The signing secret, `whsec_<base64>`. Shown only here: store it now.
+   *
+   * @generated from field: string signing_secret = 2;
+   */
+  signingSecret: string;
+};
+
+/**
+ * Describes the message roomkey.v1.CreateWebhookEndpointResponse.
+ * Use `create(CreateWebhookEndpointResponseSchema)` to create a new message.
+ */
+export const CreateWebhookEndpointResponseSchema: GenMessage<CreateWebhookEndpointResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 24);
+
+/**
+ * Request of GetWebhookEndpoint.
+ *
+ * @generated from message roomkey.v1.GetWebhookEndpointRequest
+ */
+export type GetWebhookEndpointRequest = Message<"roomkey.v1.GetWebhookEndpointRequest"> & {
+  /**
+   * Identifier of the endpoint.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message roomkey.v1.GetWebhookEndpointRequest.
+ * Use `create(GetWebhookEndpointRequestSchema)` to create a new message.
+ */
+export const GetWebhookEndpointRequestSchema: GenMessage<GetWebhookEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 25);
+
+/**
+ * Response of GetWebhookEndpoint.
+ *
+ * @generated from message roomkey.v1.GetWebhookEndpointResponse
+ */
+export type GetWebhookEndpointResponse = Message<"roomkey.v1.GetWebhookEndpointResponse"> & {
+  /**
+   * The endpoint, without its secret.
+   *
+   * @generated from field: roomkey.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+};
+
+/**
+ * Describes the message roomkey.v1.GetWebhookEndpointResponse.
+ * Use `create(GetWebhookEndpointResponseSchema)` to create a new message.
+ */
+export const GetWebhookEndpointResponseSchema: GenMessage<GetWebhookEndpointResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 26);
+
+/**
+ * Request of ListWebhookEndpoints (AIP-158).
+ *
+ * @generated from message roomkey.v1.ListWebhookEndpointsRequest
+ */
+export type ListWebhookEndpointsRequest = Message<"roomkey.v1.ListWebhookEndpointsRequest"> & {
+  /**
+   * Maximum number of endpoints to return. 0 means 50; values above 100 are
+   * treated as 100.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of a previous response, to continue after it.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message roomkey.v1.ListWebhookEndpointsRequest.
+ * Use `create(ListWebhookEndpointsRequestSchema)` to create a new message.
+ */
+export const ListWebhookEndpointsRequestSchema: GenMessage<ListWebhookEndpointsRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 27);
+
+/**
+ * Response of ListWebhookEndpoints.
+ *
+ * @generated from message roomkey.v1.ListWebhookEndpointsResponse
+ */
+export type ListWebhookEndpointsResponse = Message<"roomkey.v1.ListWebhookEndpointsResponse"> & {
+  /**
+   * The endpoints of this page, oldest first, without secrets.
+   *
+   * @generated from field: repeated roomkey.v1.WebhookEndpoint endpoints = 1;
+   */
+  endpoints: WebhookEndpoint[];
+
+  /**
+   * Token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message roomkey.v1.ListWebhookEndpointsResponse.
+ * Use `create(ListWebhookEndpointsResponseSchema)` to create a new message.
+ */
+export const ListWebhookEndpointsResponseSchema: GenMessage<ListWebhookEndpointsResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 28);
+
+/**
+ * Request of UpdateWebhookEndpoint (AIP-134).
+ *
+ * @generated from message roomkey.v1.UpdateWebhookEndpointRequest
+ */
+export type UpdateWebhookEndpointRequest = Message<"roomkey.v1.UpdateWebhookEndpointRequest"> & {
+  /**
+   * The endpoint with its `id` and the new values of the fields named in
+   * `update_mask`.
+   *
+   * @generated from field: roomkey.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+
+  /**
+   * Fields to change: `url`, `event_types`, `enabled`, `description`.
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message roomkey.v1.UpdateWebhookEndpointRequest.
+ * Use `create(UpdateWebhookEndpointRequestSchema)` to create a new message.
+ */
+export const UpdateWebhookEndpointRequestSchema: GenMessage<UpdateWebhookEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 29);
+
+/**
+ * Response of UpdateWebhookEndpoint.
+ *
+ * @generated from message roomkey.v1.UpdateWebhookEndpointResponse
+ */
+export type UpdateWebhookEndpointResponse = Message<"roomkey.v1.UpdateWebhookEndpointResponse"> & {
+  /**
+   * The endpoint after the change.
+   *
+   * @generated from field: roomkey.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+};
+
+/**
+ * Describes the message roomkey.v1.UpdateWebhookEndpointResponse.
+ * Use `create(UpdateWebhookEndpointResponseSchema)` to create a new message.
+ */
+export const UpdateWebhookEndpointResponseSchema: GenMessage<UpdateWebhookEndpointResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 30);
+
+/**
+ * Request of DeleteWebhookEndpoint.
+ *
+ * @generated from message roomkey.v1.DeleteWebhookEndpointRequest
+ */
+export type DeleteWebhookEndpointRequest = Message<"roomkey.v1.DeleteWebhookEndpointRequest"> & {
+  /**
+   * Identifier of the endpoint.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message roomkey.v1.DeleteWebhookEndpointRequest.
+ * Use `create(DeleteWebhookEndpointRequestSchema)` to create a new message.
+ */
+export const DeleteWebhookEndpointRequestSchema: GenMessage<DeleteWebhookEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 31);
+
+/**
+ * Response of DeleteWebhookEndpoint.
+ *
+ * @generated from message roomkey.v1.DeleteWebhookEndpointResponse
+ */
+export type DeleteWebhookEndpointResponse = Message<"roomkey.v1.DeleteWebhookEndpointResponse"> & {
+};
+
+/**
+ * Describes the message roomkey.v1.DeleteWebhookEndpointResponse.
+ * Use `create(DeleteWebhookEndpointResponseSchema)` to create a new message.
+ */
+export const DeleteWebhookEndpointResponseSchema: GenMessage<DeleteWebhookEndpointResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 32);
+
+/**
+ * Request of RotateWebhookEndpointSecret.
+ *
+ * @generated from message roomkey.v1.RotateWebhookEndpointSecretRequest
+ */
+export type RotateWebhookEndpointSecretRequest = Message<"roomkey.v1.RotateWebhookEndpointSecretRequest"> & {
+  /**
+   * Identifier of the endpoint.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * How long deliveries are also signed with the current secret. Unset: 24
+   * hours (or the deployment's default); zero: not at all. At most 7 days.
+   *
+   * @generated from field: google.protobuf.Duration overlap = 2;
+   */
+  overlap?: Duration | undefined;
+};
+
+/**
+ * Describes the message roomkey.v1.RotateWebhookEndpointSecretRequest.
+ * Use `create(RotateWebhookEndpointSecretRequestSchema)` to create a new message.
+ */
+export const RotateWebhookEndpointSecretRequestSchema: GenMessage<RotateWebhookEndpointSecretRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 33);
+
+/**
+ * Response of RotateWebhookEndpointSecret.
+ *
+ * @generated from message roomkey.v1.RotateWebhookEndpointSecretResponse
+ */
+export type RotateWebhookEndpointSecretResponse = Message<"roomkey.v1.RotateWebhookEndpointSecretResponse"> & {
+  /**
+   * The endpoint after the rotation.
+   *
+   * @generated from field: roomkey.v1.WebhookEndpoint endpoint = 1;
+   */
+  endpoint?: WebhookEndpoint | undefined;
+
+  /**
+   * The new signing secret, `whsec_<base64>`. Shown only here.
+   *
+   * @generated from field: string signing_secret = 2;
+   */
+  signingSecret: string;
+};
+
+/**
+ * Describes the message roomkey.v1.RotateWebhookEndpointSecretResponse.
+ * Use `create(RotateWebhookEndpointSecretResponseSchema)` to create a new message.
+ */
+export const RotateWebhookEndpointSecretResponseSchema: GenMessage<RotateWebhookEndpointSecretResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 34);
+
+/**
+ * Request of ListWebhookDeliveries (AIP-158): exactly one of `endpoint_id`
+ * and `event_id`.
+ *
+ * @generated from message roomkey.v1.ListWebhookDeliveriesRequest
+ */
+export type ListWebhookDeliveriesRequest = Message<"roomkey.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * Deliveries to this endpoint.
+   *
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * Deliveries of this event.
+   *
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * Only deliveries in this status; unset: any.
+   *
+   * @generated from field: roomkey.v1.WebhookDeliveryStatus status = 3;
+   */
+  status: WebhookDeliveryStatus;
+
+  /**
+   * Maximum number of deliveries to return. 0 means 50; values above 100 are
+   * treated as 100.
+   *
+   * @generated from field: int32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * The `next_page_token` of a previous response, to continue after it.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message roomkey.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 35);
+
+/**
+ * Response of ListWebhookDeliveries.
+ *
+ * @generated from message roomkey.v1.ListWebhookDeliveriesResponse
+ */
+export type ListWebhookDeliveriesResponse = Message<"roomkey.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * The deliveries of this page, newest first.
+   *
+   * @generated from field: repeated roomkey.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+
+  /**
+   * Token of the next page; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message roomkey.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 36);
+
+/**
+ * Request of RedeliverWebhookEvent.
+ *
+ * @generated from message roomkey.v1.RedeliverWebhookEventRequest
+ */
+export type RedeliverWebhookEventRequest = Message<"roomkey.v1.RedeliverWebhookEventRequest"> & {
+  /**
+   * The event to deliver again.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Only to this endpoint; empty: every enabled endpoint the event went to.
+   *
+   * @generated from field: string endpoint_id = 2;
+   */
+  endpointId: string;
+};
+
+/**
+ * Describes the message roomkey.v1.RedeliverWebhookEventRequest.
+ * Use `create(RedeliverWebhookEventRequestSchema)` to create a new message.
+ */
+export const RedeliverWebhookEventRequestSchema: GenMessage<RedeliverWebhookEventRequest> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 37);
+
+/**
+ * Response of RedeliverWebhookEvent.
+ *
+ * @generated from message roomkey.v1.RedeliverWebhookEventResponse
+ */
+export type RedeliverWebhookEventResponse = Message<"roomkey.v1.RedeliverWebhookEventResponse"> & {
+  /**
+   * The deliveries queued again, now pending.
+   *
+   * @generated from field: repeated roomkey.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+};
+
+/**
+ * Describes the message roomkey.v1.RedeliverWebhookEventResponse.
+ * Use `create(RedeliverWebhookEventResponseSchema)` to create a new message.
+ */
+export const RedeliverWebhookEventResponseSchema: GenMessage<RedeliverWebhookEventResponse> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_environment_service, 38);
+
+/**
  * How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
  *
  * @generated from enum roomkey.v1.ClientAuthMethod
@@ -963,6 +1384,93 @@ export const EnvironmentService: GenService<{
     methodKind: "unary";
     input: typeof DeleteIntegrationRequestSchema;
     output: typeof DeleteIntegrationResponseSchema;
+  },
+  /**
+   * Creates a webhook endpoint of the environment. Its URL is checked by the
+   * outbound guard (INVALID_ARGUMENT naming `endpoint.url` and the reason).
+   * The signing secret is returned once, here.
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.CreateWebhookEndpoint
+   */
+  createWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof CreateWebhookEndpointRequestSchema;
+    output: typeof CreateWebhookEndpointResponseSchema;
+  },
+  /**
+   * Returns one webhook endpoint of the environment, without its secret.
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.GetWebhookEndpoint
+   */
+  getWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof GetWebhookEndpointRequestSchema;
+    output: typeof GetWebhookEndpointResponseSchema;
+  },
+  /**
+   * Lists the webhook endpoints of the environment, oldest first.
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.ListWebhookEndpoints
+   */
+  listWebhookEndpoints: {
+    methodKind: "unary";
+    input: typeof ListWebhookEndpointsRequestSchema;
+    output: typeof ListWebhookEndpointsResponseSchema;
+  },
+  /**
+   * Updates a webhook endpoint: only the fields named in `update_mask` change
+   * (`url`, `event_types`, `enabled`, `description`).
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.UpdateWebhookEndpoint
+   */
+  updateWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof UpdateWebhookEndpointRequestSchema;
+    output: typeof UpdateWebhookEndpointResponseSchema;
+  },
+  /**
+   * Deletes a webhook endpoint; its pending deliveries end. Deleting again
+   * answers NOT_FOUND.
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.DeleteWebhookEndpoint
+   */
+  deleteWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof DeleteWebhookEndpointRequestSchema;
+    output: typeof DeleteWebhookEndpointResponseSchema;
+  },
+  /**
+   * Gives a webhook endpoint a new signing secret, returned once. For
+   * `overlap` (default 24 hours) deliveries carry a signature with each
+   * secret, so that receivers can switch without losing one.
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.RotateWebhookEndpointSecret
+   */
+  rotateWebhookEndpointSecret: {
+    methodKind: "unary";
+    input: typeof RotateWebhookEndpointSecretRequestSchema;
+    output: typeof RotateWebhookEndpointSecretResponseSchema;
+  },
+  /**
+   * Lists deliveries of one endpoint or of one event, newest first.
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * Delivers one event again, with the same `webhook-id`, to one endpoint or
+   * to every enabled endpoint that it was delivered to.
+   *
+   * @generated from rpc roomkey.v1.EnvironmentService.RedeliverWebhookEvent
+   */
+  redeliverWebhookEvent: {
+    methodKind: "unary";
+    input: typeof RedeliverWebhookEventRequestSchema;
+    output: typeof RedeliverWebhookEventResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_roomkey_v1_environment_service, 0);

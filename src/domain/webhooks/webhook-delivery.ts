@@ -1,0 +1,257 @@
+import type { Clock } from "../clock.js";
+import { open } from "../crypto/envelope.js";
+import type { DataKeySource, ExpiringTokens, SendOutcome, WebhookQueue, WebhookSend, WebhookStore } from "./ports.js";
+import type { WebhookRaiser } from "./webhook-raiser.js";
+import {
+  deliveryIdFor,
+  deliveryJobId,
+  secretBinding,
+  signedHeaders,
+  toEndpointView,
+  type WebhookDelivery,
+  type WebhookEndpoint,
+  wants,
+} from "./webhooks.js";
+
+/** An attempt failed and the delivery will be tried again after `retryAfterMs` (the job's backoff reads it). */
+export class DeliveryAttemptFailedError extends Error {
+  override readonly name = "DeliveryAttemptFailedError";
+  constructor(
+    readonly retryAfterMs: number,
+    why: string,
+  ) {
+    super(`webhook delivery failed: ${why}; next attempt in ${retryAfterMs} ms`);
+  }
+}
+
+export interface WebhookDeliveryDeps {
+  store: WebhookStore;
+  queue: WebhookQueue;
+  keys: DataKeySource;
+  send: WebhookSend;
+  raiser: Pick<WebhookRaiser, "raise" | "raiseCommitted">;
+  expiring: ExpiringTokens;
+  /** Attempts of a delivery in all, and the delay before the attempt after `failed` failed ones. */
+  attempts: number;
+  retryDelayMs(failed: number): number;
+  /** An endpoint whose every delivery failed for this long is disabled. */
+  disableAfterMs: number;
+  /** token.expiring is raised this long before a token expires. */
+  expiringWindowMs: number;
+  /** Events and deliveries older than this are purged. */
+  retentionMs: number;
+  /** A delivery this long past its due time without an attempt lost its job: the sweep queues it again. */
+  overdueMs: number;
+  clock: Clock;
+}
+
+export type DeliveryOutcome =
+  | { outcome: "succeeded"; status: number }
+  | { outcome: "failed"; why: string }
+  | { outcome: "skipped"; why: string };
+
+/** How one answer counts: 2xx is a success, anything else a failure with a reason. */
+function judge(result: SendOutcome): { ok: true; code: number } | { ok: false; code: number; error: string } {
+  if (result.kind !== "response") return { ok: false, code: 0, error: result.reason };
+  if (result.status >= 200 && result.status < 300) return { ok: true, code: result.status };
+  const redirect = result.status >= 300 && result.status < 400 ? " (redirects are not followed)" : "";
+  return { ok: false, code: result.status, error: `HTTP ${result.status}${redirect}` };
+}
+
+function describeSpan(ms: number): string {
+  if (ms >= 86_400_000) return `${Math.round(ms / 3_600_000)} hours`;
+  if (ms >= 60_000) return `${Math.round(ms / 60_000)} minutes`;
+  return `${Math.round(ms / 1000)} seconds`;
+}
+
+/**
+ * Delivering events, on each environment's webhook queue: the fan-out of an
+ * event to its endpoints, one signed POST per attempt, the failing record that
+ * disables an endpoint, and the sweep that re-queues what Redis lost, raises
+ * token.expiring and purges old log entries.
+ */
+export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
+  const { store, queue, keys, clock } = deps;
+
+  /** The secrets that sign now: the current one, and the previous one during its overlap. */
+  async function signingSecrets(environment: string, endpoint: WebhookEndpoint, now: Date): Promise<string[]> {
+    const key = await keys.dataKey(environment);
+    const binding = secretBinding(environment, endpoint.id);
+    const secrets = [open(key, endpoint.sealedSecret, binding).toString("utf8")];
+    if (endpoint.sealedPreviousSecret && (endpoint.previousSecretExpireTime?.getTime() ?? 0) > now.getTime()) {
+      secrets.push(open(key, endpoint.sealedPreviousSecret, binding).toString("utf8"));
+    }
+    return secrets;
+  }
+
+  /** Makes an event's deliveries, one per enabled endpoint that wants it, and queues them. */
+  async function dispatch(environment: string, eventId: string): Promise<{ deliveries: number }> {
+    const event = await store.getEvent(environment, eventId);
+    if (!event) return { deliveries: 0 };
+    if (event.dispatched) return { deliveries: 0 };
+    const now = clock.now();
+    const endpoints = (await store.allEndpoints(environment)).filter((e) => e.enabled && wants(e, event.type));
+    const deliveries: WebhookDelivery[] = endpoints.map((endpoint) => {
+      const id = deliveryIdFor(event.id, endpoint.id);
+      return {
+        id,
+        eventId: event.id,
+        eventType: event.type,
+        endpointId: endpoint.id,
+        status: "pending",
+        attempts: 0,
+        lastResponseCode: 0,
+        lastError: "",
+        lastLatencyMs: 0,
+        nextAttemptTime: now,
+        jobId: deliveryJobId(id, 0),
+        redeliveries: 0,
+        createTime: now,
+      };
+    });
+    if (deliveries.length > 0) {
+      await store.insertDeliveries(environment, deliveries);
+      await queue.deliver(
+        environment,
+        deliveries.map((d) => ({
+          deliveryId: d.id,
+          eventId: d.eventId,
+          endpointId: d.endpointId,
+          jobId: d.jobId,
+          attempts: deps.attempts,
+        })),
+      );
+    }
+    await store.markDispatched(environment, event.id);
+    return { deliveries: deliveries.length };
+  }
+
+  /** Disables an endpoint that kept failing, ends its pending deliveries, and tells the others. */
+  async function disable(environment: string, endpoint: WebhookEndpoint, lastError: string): Promise<void> {
+    const since = endpoint.failingSince ?? clock.now();
+    const now = clock.now();
+    const reason =
+      `every delivery failed for ${describeSpan(now.getTime() - since.getTime())} ` +
+      `(since ${since.toISOString()}; last: ${lastError})`;
+    const changes = { enabled: false, disabledReason: reason, updateTime: now };
+    if (!(await store.updateEndpoint(environment, endpoint, changes))) return;
+    await store.failPending(environment, endpoint.id, "the endpoint was disabled", now);
+    const disabled = { ...endpoint, ...changes };
+    await deps.raiser.raiseCommitted(environment, {
+      type: "webhook.endpoint_disabled",
+      key: `endpoint/${endpoint.id}/disabled/${since.getTime()}`,
+      time: now,
+      data: { endpoint: toEndpointView(disabled), reason },
+    });
+  }
+
+  /** Keeps the endpoint's failing record: started at its first failure, cleared by a success. */
+  async function noteOutcome(environment: string, endpoint: WebhookEndpoint, ok: boolean, error: string) {
+    const now = clock.now();
+    if (ok) {
+      if (endpoint.failingSince) await store.updateEndpoint(environment, endpoint, {}, ["failingSince"]);
+      return;
+    }
+    if (!endpoint.failingSince) {
+      await store.updateEndpoint(environment, endpoint, { failingSince: now });
+    } else if (now.getTime() - endpoint.failingSince.getTime() >= deps.disableAfterMs) {
+      await disable(environment, endpoint, error);
+    }
+  }
+
+  /**
+   * One attempt of one delivery (`failedBefore`: attempts of this job that
+   * failed before this one). Throws DeliveryAttemptFailedError when another
+   * attempt is due; the last one ends the delivery FAILED instead.
+   */
+  async function deliver(
+    environment: string,
+    target: { deliveryId: string; eventId: string; endpointId: string },
+    failedBefore: number,
+    attemptsOfJob: number,
+  ): Promise<DeliveryOutcome> {
+    const { deliveryId } = target;
+    const endpoint = await store.getEndpoint(environment, target.endpointId);
+    const event = endpoint?.enabled ? await store.getEvent(environment, target.eventId) : undefined;
+    if (!endpoint?.enabled) {
+      const why = endpoint ? "the endpoint is disabled" : "the endpoint was deleted";
+      await store.failPending(environment, target.endpointId, why, clock.now());
+      return { outcome: "skipped", why };
+    }
+    // Purged with its log after the retention period: nothing is left to send or to record.
+    if (!event) return { outcome: "skipped", why: "the event was purged" };
+    const started = clock.now();
+    const headers = {
+      "content-type": "application/json",
+      ...signedHeaders(await signingSecrets(environment, endpoint, started), event.id, started, event.body),
+    };
+    const before = performance.now();
+    const result = await deps.send(endpoint.url, headers, event.body);
+    const latencyMs = Math.round(performance.now() - before);
+    const verdict = judge(result);
+    const error = verdict.ok ? "" : verdict.error;
+    const last = failedBefore + 1 >= attemptsOfJob;
+    const delayMs = verdict.ok || last ? 0 : deps.retryDelayMs(failedBefore + 1);
+    const now = clock.now();
+    await store.recordAttempt(environment, deliveryId, {
+      status: verdict.ok ? "succeeded" : last ? "failed" : "pending",
+      responseCode: verdict.code,
+      error,
+      latencyMs,
+      time: now,
+      ...(verdict.ok || last ? {} : { nextAttemptTime: new Date(now.getTime() + delayMs) }),
+    });
+    await noteOutcome(environment, endpoint, verdict.ok, error);
+    if (verdict.ok) return { outcome: "succeeded", status: verdict.code };
+    // Disabled meanwhile (by this failure or another): no more attempts.
+    const still = await store.getEndpoint(environment, endpoint.id);
+    if (last || !still?.enabled) return { outcome: "failed", why: error };
+    throw new DeliveryAttemptFailedError(delayMs, error);
+  }
+
+  /**
+   * Queues again what Redis lost (events never dispatched, deliveries overdue
+   * without a job) and raises token.expiring for tokens that near their expiry.
+   */
+  async function sweep(environment: string): Promise<{ dispatched: number; requeued: number; expiring: number }> {
+    const now = clock.now();
+    const stale = new Date(now.getTime() - deps.overdueMs);
+    const undispatched = await store.listUndispatched(environment, stale, 100);
+    for (const event of undispatched) await queue.dispatch(environment, event.id);
+    const overdue = await store.listOverdue(environment, stale, 100);
+    if (overdue.length > 0) {
+      await queue.deliver(
+        environment,
+        overdue.map((d) => ({
+          deliveryId: d.id,
+          eventId: d.eventId,
+          endpointId: d.endpointId,
+          jobId: d.jobId,
+          attempts: Math.max(1, deps.attempts - d.attempts),
+        })),
+      );
+    }
+    const tokens = await deps.expiring.listExpiringUnannounced(
+      environment,
+      new Date(now.getTime() + deps.expiringWindowMs),
+      100,
+    );
+    for (const token of tokens) {
+      const expireTime = token.expireTime ?? now;
+      await deps.raiser.raise(environment, {
+        type: "token.expiring",
+        key: `token/${token.id}/token.expiring/${expireTime.getTime()}`,
+        time: new Date(Math.min(now.getTime(), expireTime.getTime() - deps.expiringWindowMs)),
+        data: { token },
+      });
+      await deps.expiring.markExpiringAnnounced(environment, token.id, now);
+    }
+    return { dispatched: undispatched.length, requeued: overdue.length, expiring: tokens.length };
+  }
+
+  function purge(environment: string) {
+    return store.purge(environment, new Date(clock.now().getTime() - deps.retentionMs));
+  }
+
+  return { dispatch, deliver, sweep, purge };
+}

@@ -1,0 +1,133 @@
+import type { AccountEvent } from "../accounts/accounts.js";
+import type { Clock } from "../clock.js";
+import type { Token } from "../tokens/tokens.js";
+import type { WebhookQueue, WebhookStore } from "./ports.js";
+import { eventIdFor, type WebhookEventData, type WebhookEventInput, type WebhookEventType, wants } from "./webhooks.js";
+
+/** An event as the contract's WebhookEvent carries it, for rendering into its JSON body. */
+export interface RenderableEvent {
+  id: string;
+  type: WebhookEventType;
+  environment: string;
+  time: Date;
+  data: WebhookEventData;
+}
+
+export interface WebhookRaiserDeps {
+  store: Pick<WebhookStore, "allEndpoints" | "insertEvent">;
+  queue: Pick<WebhookQueue, "dispatch">;
+  /** The JSON body (the contract's WebhookEvent in the protobuf JSON mapping). */
+  render(event: RenderableEvent): string;
+  clock: Clock;
+  /** For a raise that failed after what it reports was committed. */
+  warn(message: string, details: Record<string, unknown>): void;
+  /** Tries of a raise after a commit, and the pause between them. */
+  retries?: { tries: number; pauseMs: number };
+}
+
+export type WebhookRaiser = ReturnType<typeof createWebhookRaiser>;
+
+/**
+ * Raises webhook events: stores the event (its body rendered once, its id
+ * derived from what happened, so a retried job raises the same event) and
+ * queues its dispatch. An environment without an endpoint that wants the
+ * type stores nothing: one read is all an event costs there. If the dispatch
+ * cannot be queued (Redis down), the webhook sweep queues it later.
+ */
+export function createWebhookRaiser(deps: WebhookRaiserDeps) {
+  const { store, queue, clock } = deps;
+  const retries = deps.retries ?? { tries: 3, pauseMs: 250 };
+
+  async function raise(environment: string, input: WebhookEventInput): Promise<string | undefined> {
+    const endpoints = await store.allEndpoints(environment);
+    if (!endpoints.some((e) => e.enabled && wants(e, input.type))) return undefined;
+    const id = eventIdFor(input.key, input.time);
+    const body = deps.render({ id, type: input.type, environment, time: input.time, data: input.data });
+    await store.insertEvent(environment, { id, type: input.type, body, createTime: clock.now(), dispatched: false });
+    try {
+      await queue.dispatch(environment, id);
+    } catch (error) {
+      deps.warn("could not queue a webhook event's dispatch; the webhook sweep will", {
+        environment,
+        event: id,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+    return id;
+  }
+
+  /** Raises an event for a change already committed: a few tries, then a warning; never fails its caller. */
+  async function raiseCommitted(environment: string, input: WebhookEventInput): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await raise(environment, input);
+        return;
+      } catch (error) {
+        if (attempt >= retries.tries) {
+          deps.warn("a webhook event was lost: it could not be stored", {
+            environment,
+            type: input.type,
+            key: input.key,
+            error: error instanceof Error ? error.message : String(error),
+          });
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, retries.pauseMs));
+      }
+    }
+  }
+
+  return { raise, raiseCommitted };
+}
+
+/** The webhook type of an account status change, if it has one. */
+export function accountEventType(event: AccountEvent): WebhookEventType | undefined {
+  const { status } = event.account;
+  if (event.previousStatus === status) return status === "connecting" ? "account.created" : undefined;
+  switch (status) {
+    case "active":
+      return event.reauthorizedFrom === "needs_reauth" ? "account.recovered" : "account.active";
+    case "failed":
+      return "account.failed";
+    case "needs_reauth":
+      return "account.needs_reauth";
+    case "disconnected":
+      return "account.deleted";
+    default:
+      return undefined;
+  }
+}
+
+/** Account status changes as webhook events. */
+export function accountWebhooks(raiser: Pick<WebhookRaiser, "raiseCommitted">) {
+  return async (environment: string, event: AccountEvent): Promise<void> => {
+    const type = accountEventType(event);
+    if (!type) return;
+    const { account } = event;
+    const reason = type === "account.failed" || type === "account.needs_reauth" ? account.statusReason : "";
+    await raiser.raiseCommitted(environment, {
+      type,
+      key: `account/${account.id}/${type}/${event.eventTime.getTime()}`,
+      time: event.eventTime,
+      data: { account, previousStatus: event.previousStatus, ...(reason ? { reason } : {}) },
+    });
+  };
+}
+
+/** Token changes as webhook events (the tokens area's TokenEvents port). */
+export function tokenWebhooks(raiser: Pick<WebhookRaiser, "raiseCommitted">, clock: Clock) {
+  const raise = (environment: string, type: WebhookEventType, token: Token, time: Date, previous?: Token) =>
+    raiser.raiseCommitted(environment, {
+      type,
+      key: `token/${token.id}/${type}`,
+      time,
+      data: { token, ...(previous ? { previousToken: previous } : {}) },
+    });
+  return {
+    created: (environment: string, token: Token) => raise(environment, "token.created", token, token.createTime),
+    rotated: (environment: string, token: Token, previous: Token) =>
+      raise(environment, "token.rotated", token, token.createTime, previous),
+    revoked: (environment: string, token: Token) =>
+      raise(environment, "token.revoked", token, token.revokeTime ?? clock.now()),
+  };
+}
