@@ -26,6 +26,8 @@ export * from "../gen/roomkey/v1/common_pb.js";
 export * from "../gen/roomkey/v1/environment_service_pb.js";
 export * from "../gen/roomkey/v1/error_reason_pb.js";
 export * from "../gen/roomkey/v1/token_service_pb.js";
+export * from "../gen/roomkey/v1/webhooks_pb.js";
+export * from "./webhooks.js";
 export type { BadRequest_FieldViolation };
 export { Code, ConnectError };
 
