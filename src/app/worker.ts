@@ -122,7 +122,8 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     disableAfterMs: config.ROOMKEY_WEBHOOK_DISABLE_AFTER_MS,
     expiringWindowMs: config.ROOMKEY_WEBHOOK_TOKEN_EXPIRING_MS,
     retentionMs: config.ROOMKEY_WEBHOOK_RETENTION_MS,
-    overdueMs: Math.max(60_000, 2 * config.ROOMKEY_JOB_LOCK_MS),
+    // A delivery still queued re-queues as nothing (its job id): a short wait only costs a Redis call.
+    overdueMs: 2 * config.ROOMKEY_JOB_LOCK_MS,
     clock,
   });
   const schedules: JobSchedule[] = [
