@@ -48,7 +48,8 @@ export function endpointFromProto(endpoint: WebhookEndpoint): EndpointInput {
   return {
     url: endpoint.url,
     eventTypes: [...endpoint.eventTypes],
-    enabled: endpoint.enabled,
+    // Unset (proto3 `optional`): a new endpoint is enabled.
+    enabled: endpoint.enabled ?? true,
     description: endpoint.description,
   };
 }
@@ -65,7 +66,7 @@ export function endpointChangesFromUpdate(endpoint: WebhookEndpoint, mask: Field
       if (endpoint.url === "") throw invalidField("endpoint.url", "is required");
       changes.url = endpoint.url;
     } else if (path === "event_types") changes.eventTypes = [...endpoint.eventTypes];
-    else if (path === "enabled") changes.enabled = endpoint.enabled;
+    else if (path === "enabled") changes.enabled = endpoint.enabled ?? false;
     else if (path === "description") changes.description = endpoint.description;
     else {
       throw invalidField(

@@ -94,9 +94,10 @@ type WebhookEndpoint struct {
 	// The event types the endpoint receives, such as `account.active`. Empty:
 	// every type.
 	EventTypes []string `protobuf:"bytes,3,rep,name=event_types,json=eventTypes,proto3" json:"event_types,omitempty"`
-	// Whether events are delivered. An endpoint that kept failing is disabled by
-	// roomkey (`disabled_reason` says why); setting it true again re-enables it.
-	Enabled bool `protobuf:"varint,4,opt,name=enabled,proto3" json:"enabled,omitempty"`
+	// Whether events are delivered; unset when creating: true. An endpoint that
+	// kept failing is disabled by roomkey (`disabled_reason` says why); setting
+	// it true again re-enables it.
+	Enabled *bool `protobuf:"varint,4,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
 	// A free-text description.
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
 	// Why roomkey disabled the endpoint; empty while enabled or when a caller
@@ -170,8 +171,8 @@ func (x *WebhookEndpoint) GetEventTypes() []string {
 }
 
 func (x *WebhookEndpoint) GetEnabled() bool {
-	if x != nil {
-		return x.Enabled
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
 	}
 	return false
 }
@@ -559,13 +560,13 @@ var File_roomkey_v1_webhooks_proto protoreflect.FileDescriptor
 const file_roomkey_v1_webhooks_proto_rawDesc = "" +
 	"\n" +
 	"\x19roomkey/v1/webhooks.proto\x12\n" +
-	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a roomkey/v1/account_service.proto\x1a\x1eroomkey/v1/token_service.proto\"\xdb\x04\n" +
+	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a roomkey/v1/account_service.proto\x1a\x1eroomkey/v1/token_service.proto\"\xec\x04\n" +
 	"\x0fWebhookEndpoint\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\x03url\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\x03url\x12M\n" +
 	"\vevent_types\x18\x03 \x03(\tB,\xbaH)\x92\x01&\x10 \x18\x01\" r\x1e2\x1c^[a-z_]{1,32}\\.[a-z_]{1,32}$R\n" +
-	"eventTypes\x12\x18\n" +
-	"\aenabled\x18\x04 \x01(\bR\aenabled\x12*\n" +
+	"eventTypes\x12\x1d\n" +
+	"\aenabled\x18\x04 \x01(\bH\x00R\aenabled\x88\x01\x01\x12*\n" +
 	"\vdescription\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\vdescription\x12'\n" +
 	"\x0fdisabled_reason\x18\x06 \x01(\tR\x0edisabledReason\x12?\n" +
 	"\rfailing_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\ffailingSince\x12H\n" +
@@ -575,7 +576,9 @@ const file_roomkey_v1_webhooks_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xc0\x01\n" +
+	"updateTimeB\n" +
+	"\n" +
+	"\b_enabled\"\xc0\x01\n" +
 	"\fWebhookEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12 \n" +
@@ -672,6 +675,7 @@ func file_roomkey_v1_webhooks_proto_init() {
 	}
 	file_roomkey_v1_account_service_proto_init()
 	file_roomkey_v1_token_service_proto_init()
+	file_roomkey_v1_webhooks_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
