@@ -125,6 +125,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     // A delivery still queued re-queues as nothing (its job id): a short wait only costs a Redis call.
     overdueMs: 2 * config.ROOMKEY_JOB_LOCK_MS,
     clock,
+    observe: { attempt: services.metrics.webhookAttempt, disabled: services.metrics.endpointDisabled },
   });
   const schedules: JobSchedule[] = [
     { kind: "handshake", name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS },

@@ -100,6 +100,25 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     labelNames: ["environment", "outcome"],
     registers: [registry],
   });
+  const webhookAttempts = new Counter({
+    name: "roomkey_webhook_attempts_total",
+    help: "Webhook delivery attempts, by environment and outcome (succeeded, failed: a non-2xx answer, no answer or a refused address).",
+    labelNames: ["environment", "outcome"],
+    registers: [registry],
+  });
+  const webhookSeconds = new Histogram({
+    name: "roomkey_webhook_attempt_duration_seconds",
+    help: "Time a webhook delivery attempt took, from sending to the end of the answer (or the timeout).",
+    labelNames: ["outcome"],
+    buckets: latencyBuckets,
+    registers: [registry],
+  });
+  const endpointsDisabled = new Counter({
+    name: "roomkey_webhook_endpoints_disabled_total",
+    help: "Webhook endpoints roomkey disabled because every delivery failed for the configured time.",
+    labelNames: ["environment"],
+    registers: [registry],
+  });
   const providerCalls = new Counter({
     name: "roomkey_provider_calls_total",
     help: "Calls to providers (credential checks, OAuth token exchanges and refreshes), by outcome.",
@@ -250,6 +269,15 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     /** A handshake ended with the account `active` or `failed`. */
     handshake(environment: string, outcome: "active" | "failed"): void {
       handshakes.inc({ environment: knownEnvironment(environment), outcome });
+    },
+    /** A webhook delivery attempt ended. */
+    webhookAttempt(environment: string, outcome: "succeeded" | "failed", seconds: number): void {
+      webhookAttempts.inc({ environment: knownEnvironment(environment), outcome });
+      webhookSeconds.observe({ outcome }, seconds);
+    },
+    /** roomkey disabled a webhook endpoint that kept failing. */
+    endpointDisabled(environment: string): void {
+      endpointsDisabled.inc({ environment: knownEnvironment(environment) });
     },
     providerCall: providerObserver,
     /** The text exposition format and its content type. */

@@ -240,6 +240,11 @@ describe("webhooks", () => {
     const { endpoint: after } = await d.environments.unary(e.getWebhookEndpoint, { id: hook.id }, d.admin(env));
     expect(after?.failingSince).toBeUndefined();
     expect(after?.enabled).toBe(true);
+    // Operators see both attempts in the metrics.
+    const metrics = await (await fetch(`http://127.0.0.1:${d.server.app.metricsPort}/metrics`)).text();
+    for (const outcome of ["succeeded", "failed"]) {
+      expect(metrics).toContain(`roomkey_webhook_attempts_total{environment="${env}",outcome="${outcome}"} 1`);
+    }
   });
 
   it("when a secret is rotated, then deliveries carry both signatures during the overlap and only the new one after it", async () => {
@@ -343,6 +348,14 @@ describe("webhooks", () => {
 
   it("when endpoints are managed, then scopes, field masks, validation and deletion behave", async () => {
     const env = await newEnvironment();
+    // Loopback is refused unless allowlisted; this deployment allowlists it (ROOMKEY_OUTBOUND_ALLOW), IPv6 too.
+    const v6 = await d.environments.unary(
+      e.createWebhookEndpoint,
+      { endpoint: { url: "http://[::1]:9/hook" } },
+      d.admin(env),
+    );
+    expect(v6.endpoint?.enabled).toBe(true);
+    await d.environments.unary(e.deleteWebhookEndpoint, { id: v6.endpoint?.id ?? "" }, d.admin(env));
     const hook = await endpoint(env, `crud-${env}`, ["account.active"]);
     expect(hook.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     const { endpoint: got } = await d.environments.unary(e.getWebhookEndpoint, { id: hook.id }, d.admin(env));

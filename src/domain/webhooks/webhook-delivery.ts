@@ -43,6 +43,11 @@ export interface WebhookDeliveryDeps {
   /** A delivery this long past its due time without an attempt lost its job: the sweep queues it again. */
   overdueMs: number;
   clock: Clock;
+  /** Told of each attempt and each endpoint disabled (metrics). */
+  observe?: {
+    attempt(environment: string, outcome: "succeeded" | "failed", seconds: number): void;
+    disabled(environment: string): void;
+  };
 }
 
 export type DeliveryOutcome =
@@ -135,6 +140,7 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
       `(since ${since.toISOString()}; last: ${lastError})`;
     const changes = { enabled: false, disabledReason: reason, updateTime: now };
     if (!(await store.updateEndpoint(environment, endpoint, changes))) return;
+    deps.observe?.disabled(environment);
     await store.failPending(environment, endpoint.id, "the endpoint was disabled", now);
     const disabled = { ...endpoint, ...changes };
     await deps.raiser.raiseCommitted(environment, {
@@ -189,6 +195,7 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
     const result = await deps.send(endpoint.url, headers, event.body);
     const latencyMs = Math.round(performance.now() - before);
     const verdict = judge(result);
+    deps.observe?.attempt(environment, verdict.ok ? "succeeded" : "failed", latencyMs / 1000);
     const error = verdict.ok ? "" : verdict.error;
     const last = failedBefore + 1 >= attemptsOfJob;
     const delayMs = verdict.ok || last ? 0 : deps.retryDelayMs(failedBefore + 1);
