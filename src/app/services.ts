@@ -277,6 +277,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     webhookOutbound,
     webhookService,
     accountEvents,
+    accountHooks,
     queues,
     bus,
     directory,

@@ -52,6 +52,8 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     events: services.accountEvents,
     clock,
     writeRetries: handshakeWriteRetries,
+    // Webhook events of outcomes are named by their attempt: telling one again is safe.
+    retell: services.accountHooks,
   });
   const refresher = createRefresher({
     store: accountRepository,

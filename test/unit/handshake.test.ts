@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { openCredential, sealCredentials } from "../../src/domain/accounts/account-common.js";
-import type { Account, CredentialField } from "../../src/domain/accounts/accounts.js";
+import type { Account, AccountEvent, CredentialField } from "../../src/domain/accounts/accounts.js";
 import type { CheckCredential, CheckOutcome } from "../../src/domain/accounts/credential-check.js";
 import {
   type ConnectingSweepDeps,
@@ -132,7 +132,9 @@ function setup(
   const oauth = fakeOAuthClient(options.exchange ? { exchangeCode: options.exchange } : {});
   const integrations = new Map((options.integrations ?? [acme, github]).map((i) => [i.name, i]));
   const keyRequests: (string | undefined)[] = [];
+  const retold: AccountEvent[] = [];
   const handshakes = createHandshakes({
+    retell: async (_environment, event) => void retold.push(event),
     writeRetries: handshakeWriteRetries,
     store,
     integrations: {
@@ -165,7 +167,7 @@ function setup(
     events,
     clock,
   });
-  return { handshakes, store, published, checks, oauth, clock, keyRequests };
+  return { handshakes, store, published, checks, oauth, clock, keyRequests, retold };
 }
 
 describe("handshake of an API key account", () => {
@@ -289,6 +291,24 @@ describe("handshake of an API key account", () => {
     expect(store.writes).toBe(1);
     expect(store.stored(env, accountId).version).toBe(2);
     expect(published).toHaveLength(1);
+  });
+
+  it("when a run finds its attempt already ended (the run that wrote it may have died before telling), then the outcome is retold, named by the attempt, and WatchAccounts is not told twice", async () => {
+    const { handshakes, store, published, retold, clock } = setup();
+    store.put(env, connecting(clock, { api_key: "sk-live-123" }));
+    await handshakes.run(env, accountId, 1, { lastTry: false });
+    clock.advance(minute);
+    await handshakes.run(env, accountId, 1, { lastTry: false });
+    expect(published).toHaveLength(1);
+    expect(retold).toHaveLength(1);
+    expect(retold[0]).toMatchObject({
+      previousStatus: "connecting",
+      account: { status: "active" },
+      handshake: { attempt: 1, startTime: store.stored(env, accountId).handshake.startTime },
+    });
+    // An older attempt's job retells nothing: its outcome is not the account's.
+    await handshakes.run(env, accountId, 0, { lastTry: false });
+    expect(retold).toHaveLength(1);
   });
 
   it("when two runs of one handshake overlap, then exactly one moves the account and one event is published", async () => {

@@ -4,7 +4,7 @@ import { loadConfig } from "../../src/config.js";
 import type { AccountEvent, AccountStatus, AccountView } from "../../src/domain/accounts/accounts.js";
 import type { AttemptRecord, DeliveryFilter, SendOutcome, WebhookStore } from "../../src/domain/webhooks/ports.js";
 import { createWebhookDelivery, DeliveryAttemptFailedError } from "../../src/domain/webhooks/webhook-delivery.js";
-import { accountEventType, createWebhookRaiser } from "../../src/domain/webhooks/webhook-raiser.js";
+import { accountEventType, accountWebhooks, createWebhookRaiser } from "../../src/domain/webhooks/webhook-raiser.js";
 import { createWebhookService } from "../../src/domain/webhooks/webhook-service.js";
 import {
   eventIdFor,
@@ -222,6 +222,22 @@ describe("raising events", () => {
     const event = { type: "token.revoked" as const, key: "token/tok_1/token.revoked", time: new Date(), data: {} };
     expect(await raiser.raise("dev", event)).toBe(await raiser.raise("dev", event));
     expect(memory.events.size).toBe(1);
+  });
+
+  it("when a handshake's outcome is told again later, then it is the same event (named by the attempt, not the time)", async () => {
+    const { raiser, service, memory } = setup();
+    await service.create("dev", input);
+    const hooks = accountWebhooks(raiser);
+    const startTime = new Date(Date.UTC(2030, 0, 1));
+    const outcome = (eventTime: Date): AccountEvent => ({
+      account: { id: "acc_1", status: "active" } as AccountView,
+      previousStatus: "connecting",
+      eventTime,
+      handshake: { attempt: 2, startTime },
+    });
+    await hooks("dev", outcome(new Date(startTime.getTime() + 1_000)));
+    await hooks("dev", outcome(new Date(startTime.getTime() + 90_000)));
+    expect([...memory.events.values()].map((e) => e.type)).toEqual(["account.active"]);
   });
 
   it("when the store fails after a committed change, then the raise warns and does not fail its caller", async () => {

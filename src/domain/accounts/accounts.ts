@@ -100,6 +100,8 @@ export interface AccountEvent {
   eventTime: Date;
   /** A handshake's outcome: the status the account had when its re-authorization began. */
   reauthorizedFrom?: AccountStatus;
+  /** A handshake's outcome: which handshake of the account it ended. */
+  handshake?: { attempt: number; startTime: Date };
 }
 
 /** A pending OAuth connection: what StartOAuthConnection began and CompleteOAuthConnection finishes. */

@@ -5,7 +5,7 @@ import { clientSecretBinding } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
 import type { DataKeySource } from "../integrations/ports.js";
 import { openCredential, sealCredentials } from "./account-common.js";
-import { type Account, type CredentialField, toAccountView } from "./accounts.js";
+import { type Account, type AccountEvent, type CredentialField, toAccountView } from "./accounts.js";
 import type { CheckCredential, CheckOutcome, CredentialChecker } from "./credential-check.js";
 import type { OAuthClient, OAuthTokens } from "./oauth.js";
 import type { AccountEvents, AccountStore } from "./ports.js";
@@ -39,6 +39,13 @@ export interface HandshakeDeps {
    * (src/queue/retry-policy.ts has the numbers).
    */
   writeRetries: { retryMs: number; patienceMs: number; changedLimit: number };
+  /**
+   * Told again of a handshake's outcome that is already written, when a run
+   * finds its attempt ended (the run that wrote it may have died before it
+   * told anyone). Must be safe to repeat: webhooks, whose event id comes from
+   * the attempt.
+   */
+  retell?(environment: string, event: AccountEvent): Promise<void>;
 }
 
 /**
@@ -143,6 +150,26 @@ export function createHandshakes(deps: HandshakeDeps) {
     return undefined;
   }
 
+  /** The status change a handshake's outcome is: CONNECTING to ACTIVE or FAILED, in its attempt. */
+  function outcomeEvent(account: Account): AccountEvent {
+    const { attempt, startTime, reauthorizedFrom } = account.handshake;
+    return {
+      account: toAccountView(account),
+      previousStatus: "connecting",
+      eventTime: account.updateTime,
+      handshake: { attempt, startTime },
+      ...(reauthorizedFrom ? { reauthorizedFrom } : {}),
+    };
+  }
+
+  /** When the account's handshake `attempt` has ended, tells its outcome again (see HandshakeDeps.retell). */
+  async function retellIfEnded(environment: string, account: Account | undefined, attempt: number): Promise<void> {
+    if (!deps.retell || account?.handshake.attempt !== attempt) return;
+    if (account.status === "active" || account.status === "failed") {
+      await deps.retell(environment, outcomeEvent(account));
+    }
+  }
+
   async function finish(
     scope: JobScope,
     read: Account,
@@ -150,13 +177,12 @@ export function createHandshakes(deps: HandshakeDeps) {
     unset: (keyof Account)[] = [],
   ): Promise<HandshakeResult> {
     const after = await writeOwn(scope, read, changes, unset);
-    if (!after) return { outcome: "skipped", why: "another writer ended this handshake first" };
-    await events.publish(scope.environment, {
-      account: toAccountView(after),
-      previousStatus: read.status,
-      eventTime: after.updateTime,
-      ...(read.handshake.reauthorizedFrom ? { reauthorizedFrom: read.handshake.reauthorizedFrom } : {}),
-    });
+    if (!after) {
+      // Perhaps a run that died after claiming this outcome, whose claim a later write finished.
+      await retellIfEnded(scope.environment, await store.get(scope.environment, read.id), read.handshake.attempt);
+      return { outcome: "skipped", why: "another writer ended this handshake first" };
+    }
+    await events.publish(scope.environment, outcomeEvent(after));
     return { outcome: after.status === "active" ? "active" : "failed" };
   }
 
@@ -237,7 +263,10 @@ export function createHandshakes(deps: HandshakeDeps) {
     if (account.handshake.attempt !== attempt) {
       return { outcome: "skipped", why: "a newer handshake replaced this one" };
     }
-    if (account.status !== "connecting") return { outcome: "skipped", why: `the account is ${account.status}` };
+    if (account.status !== "connecting") {
+      await retellIfEnded(environment, account, attempt);
+      return { outcome: "skipped", why: `the account is ${account.status}` };
+    }
 
     const integration = await integrations.get(environment, account.integration);
     if (!integration) return fail(scope, account, `integration "${account.integration}" no longer exists`);

@@ -41,7 +41,7 @@ export function createWebhookRaiser(deps: WebhookRaiserDeps) {
   async function raise(environment: string, input: WebhookEventInput): Promise<string | undefined> {
     const endpoints = await store.allEndpoints(environment);
     if (!endpoints.some((e) => e.enabled && wants(e, input.type))) return undefined;
-    const id = eventIdFor(input.key, input.time);
+    const id = eventIdFor(input.key, input.idTime ?? input.time);
     const body = deps.render({ id, type: input.type, environment, time: input.time, data: input.data });
     await store.insertEvent(environment, { id, type: input.type, body, createTime: clock.now(), dispatched: false });
     try {
@@ -105,10 +105,15 @@ export function accountWebhooks(raiser: Pick<WebhookRaiser, "raiseCommitted">) {
     if (!type) return;
     const { account } = event;
     const reason = type === "account.failed" || type === "account.needs_reauth" ? account.statusReason : "";
+    // A handshake's outcome is named by its attempt: told again by a later run, it is the same event.
+    const { handshake } = event;
     await raiser.raiseCommitted(environment, {
       type,
-      key: `account/${account.id}/${type}/${event.eventTime.getTime()}`,
+      key: handshake
+        ? `account/${account.id}/handshake/${handshake.attempt}/${type}`
+        : `account/${account.id}/${type}/${event.eventTime.getTime()}`,
       time: event.eventTime,
+      ...(handshake ? { idTime: handshake.startTime } : {}),
       data: { account, previousStatus: event.previousStatus, ...(reason ? { reason } : {}) },
     });
   };

@@ -75,7 +75,10 @@ export interface WebhookEventInput {
   type: WebhookEventType;
   /** Names the happening itself: raising it again (a retried job) makes the same event id. */
   key: string;
+  /** When it happened (the payload's `timestamp`). */
   time: Date;
+  /** The time in the event's id, when `time` could differ between two raises of one happening. */
+  idTime?: Date;
   data: WebhookEventData;
 }
 
