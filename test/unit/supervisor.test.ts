@@ -1,8 +1,12 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { EnvironmentState } from "../../src/domain/environments/environments.js";
 import type { QueueKind } from "../../src/queue/queue-names.js";
+import { queueKinds } from "../../src/queue/queue-names.js";
 import { createWorkerSupervisor, type RunningWorker } from "../../workers/supervisor.js";
 import { type Deferred, deferred, memoryLogger, settle } from "../helpers/fakes.js";
+
+/** Workers per environment: one per queue kind. */
+const kinds = queueKinds.length;
 
 class FakeWorker implements RunningWorker {
   readonly closeCalls: (boolean | undefined)[] = [];
@@ -71,7 +75,7 @@ afterEach(() => {
 });
 
 describe("reconcile", () => {
-  it("when environments are listed, then each active one gets a handshake and a rotation worker", async () => {
+  it("when environments are listed, then each active one gets a handshake, a rotation and a webhook worker", async () => {
     const { supervisor, workers, setRecords } = setup();
     setRecords([
       { name: "env-a", state: "active" },
@@ -82,7 +86,14 @@ describe("reconcile", () => {
 
     await supervisor.reconcile();
 
-    expect(started(workers)).toEqual(["env-a:handshake", "env-a:rotation", "env-b:handshake", "env-b:rotation"]);
+    expect(started(workers)).toEqual([
+      "env-a:handshake",
+      "env-a:rotation",
+      "env-a:webhook",
+      "env-b:handshake",
+      "env-b:rotation",
+      "env-b:webhook",
+    ]);
     expect(supervisor.serving()).toEqual(["env-a", "env-b"]);
   });
 
@@ -93,8 +104,8 @@ describe("reconcile", () => {
     await supervisor.reconcile();
     await supervisor.reconcile();
 
-    expect(workers).toHaveLength(2);
-    expect(openWorkers(workers)).toHaveLength(2);
+    expect(workers).toHaveLength(kinds);
+    expect(openWorkers(workers)).toHaveLength(kinds);
   });
 
   it("when an environment's record disappears, then its workers stop and its queues are removed", async () => {
@@ -109,7 +120,7 @@ describe("reconcile", () => {
     await supervisor.reconcile();
 
     expect(workers.filter((w) => w.environment === "env-a").every((w) => w.closeCalls.length > 0)).toBe(true);
-    expect(openWorkers(workers).map((w) => w.environment)).toEqual(["env-b", "env-b"]);
+    expect(openWorkers(workers).map((w) => w.environment)).toEqual(["env-b", "env-b", "env-b"]);
     expect(removed).toEqual(["env-a"]);
     expect(supervisor.serving()).toEqual(["env-b"]);
   });
@@ -149,7 +160,7 @@ describe("reconcile", () => {
     setRecords([]);
     await supervisor.reconcile();
 
-    expect(workers).toHaveLength(4);
+    expect(workers).toHaveLength(2 * kinds);
     expect(removed).toEqual(["env-a"]);
   });
 
@@ -168,20 +179,22 @@ describe("reconcile", () => {
     await supervisor.reconcile();
 
     const ofA = workers.filter((w) => w.environment === "env-a");
-    expect(ofA).toHaveLength(4);
-    expect(ofA.slice(0, 2).every((w) => w.closeCalls.length > 0)).toBe(true);
+    expect(ofA).toHaveLength(2 * kinds);
+    expect(ofA.slice(0, kinds).every((w) => w.closeCalls.length > 0)).toBe(true);
     expect(openWorkers(workers).map((w) => `${w.environment}:${w.kind}`)).toEqual([
       "env-b:handshake",
       "env-b:rotation",
+      "env-b:webhook",
       "env-a:handshake",
       "env-a:rotation",
+      "env-a:webhook",
     ]);
     // The queues belong to the new incarnation now.
     expect(removed).toEqual([]);
     expect(supervisor.serving()).toEqual(["env-a", "env-b"]);
 
     await supervisor.reconcile();
-    expect(workers).toHaveLength(6);
+    expect(workers).toHaveLength(3 * kinds);
   });
 
   it("when listing fails, then reconcile resolves and the next pass works", async () => {
@@ -206,7 +219,7 @@ describe("close", () => {
     await supervisor.reconcile();
 
     expect(await supervisor.close(1_000)).toBe(true);
-    expect(workers.map((w) => w.closeCalls)).toEqual([[undefined], [undefined]]);
+    expect(workers.map((w) => w.closeCalls)).toEqual(Array.from({ length: kinds }, () => [undefined]));
     expect(supervisor.serving()).toEqual([]);
   });
 
@@ -223,13 +236,10 @@ describe("close", () => {
 
     await vi.advanceTimersByTimeAsync(499);
     expect(result).toBeUndefined();
-    expect(workers.map((w) => w.closeCalls)).toEqual([[undefined], [undefined]]);
+    expect(workers.map((w) => w.closeCalls)).toEqual(Array.from({ length: kinds }, () => [undefined]));
 
     await vi.advanceTimersByTimeAsync(1);
-    expect(workers.map((w) => w.closeCalls)).toEqual([
-      [undefined, true],
-      [undefined, true],
-    ]);
+    expect(workers.map((w) => w.closeCalls)).toEqual(Array.from({ length: kinds }, () => [undefined, true]));
 
     await vi.advanceTimersByTimeAsync(500);
     await closing;
@@ -256,7 +266,7 @@ describe("close", () => {
 
     await vi.advanceTimersByTimeAsync(1_000);
 
-    expect(started(workers)).toEqual(["env-a:handshake", "env-a:rotation"]);
+    expect(started(workers)).toEqual(["env-a:handshake", "env-a:rotation", "env-a:webhook"]);
     await supervisor.close(100);
   });
 
