@@ -3,6 +3,7 @@ import { offeredSecret } from "../../src/admin/queue-dashboard.js";
 import { createMetrics } from "../../src/metrics/metrics.js";
 import type { OutboundResult } from "../../src/providers/outbound-http.js";
 import { callProvider, type ProviderCallOutcome } from "../../src/providers/provider-call.js";
+import { queueKinds } from "../../src/queue/queue-names.js";
 
 function answered(status: number): OutboundResult {
   return {
@@ -114,12 +115,12 @@ describe("metrics labels", () => {
     const metrics = createMetrics(counted, { queueCountEveryMs: 60_000 });
     await Promise.all([metrics.scrape(), metrics.scrape()]);
     await metrics.scrape();
-    // Two environments, two queues each: one reading.
-    expect(reads).toBe(4);
+    // Two environments, a queue of each kind each: one reading.
+    expect(reads).toBe(2 * queueKinds.length);
     const always = createMetrics(counted, { queueCountEveryMs: 0 });
     reads = 0;
     await always.scrape();
     await always.scrape();
-    expect(reads).toBe(8);
+    expect(reads).toBe(4 * queueKinds.length);
   });
 });
