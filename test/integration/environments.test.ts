@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
 import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { queueKinds } from "../../src/queue/queue-names.js";
 import { connectClient, grpcDetails, grpcFailure, headersFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type Deployment, databasesOf, redisKeys, startDeployment } from "../helpers/server.js";
@@ -146,7 +147,7 @@ describe("EnvironmentService over native gRPC", () => {
     await d.environments.unary(m.putIntegration, { integration: apiKeyIntegration("crm") }, admin(name));
     // A job on each of its queues, as the workers would have.
     const { Queue } = await import("bullmq");
-    for (const kind of ["handshake", "rotation"]) {
+    for (const kind of queueKinds) {
       const queue = new Queue(`${name}.${kind}`, { connection: d.redis, prefix: d.server.config.ROOMKEY_QUEUE_PREFIX });
       await queue.add("probe", {}, { delay: 60_000 });
       await queue.close();

@@ -3,6 +3,7 @@ import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
 import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { queueKinds } from "../../src/queue/queue-names.js";
 import { grpcFailure } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type Deployment, databasesOf, redisKeys, startDeployment } from "../helpers/server.js";
@@ -85,7 +86,7 @@ describe("environments are sealed rooms", () => {
     for (const name of [doomed, kept]) {
       await d.environments.unary(m.createEnvironment, {}, admin(name));
       await d.environments.unary(m.putIntegration, { integration: integration("crm") }, admin(name));
-      for (const kind of ["handshake", "rotation"]) {
+      for (const kind of queueKinds) {
         const id = await jobOn(name, kind);
         if (name === kept) keptJobs[kind] = id;
       }
@@ -99,7 +100,7 @@ describe("environments are sealed rooms", () => {
     expect(dbs).toContain(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${kept}`);
     expect((await d.environments.unary(m.getIntegration, { name: "crm" }, admin(kept))).integration?.name).toBe("crm");
     expect(await redisKeys(d.redis, `${prefix}:${doomed}.*`)).toEqual([]);
-    for (const kind of ["handshake", "rotation"]) {
+    for (const kind of queueKinds) {
       const queue = new Queue(`${kept}.${kind}`, { connection: d.redis, prefix });
       const job = await queue.getJob(keptJobs[kind] ?? "");
       expect(job?.data, kind).toEqual({ marker: kept });

@@ -31,6 +31,8 @@ const schedulers: [QueueKind, string][] = [
   ["handshake", "sweep-connecting"],
   ["rotation", "sweep-tokens"],
   ["rotation", "sweep-accounts"],
+  ["webhook", "sweep-webhooks"],
+  ["webhook", "purge-webhooks"],
 ];
 
 let provider: ApiKeyProvider;
@@ -149,7 +151,7 @@ async function schedulersOf(environment: string): Promise<boolean[]> {
 describe("when Redis loses its data", () => {
   it("when Redis is killed, accounts are connected meanwhile and Redis comes back empty, then every account ends ACTIVE or FAILED within seconds, with no restart", async () => {
     const environment = await newEnvironment();
-    expect(await schedulersOf(environment)).toEqual([true, true, true]);
+    expect(await schedulersOf(environment)).toEqual(schedulers.map(() => true));
     // A watcher from before the outage: its subscription must come back with Redis.
     const channel = `${config.ROOMKEY_QUEUE_PREFIX}:events:accounts.${environment}`;
     const watch = d.accounts.stream(a.watchAccounts, {}, d.admin(environment));
@@ -177,7 +179,7 @@ describe("when Redis loses its data", () => {
     // The sweep without grace, not the scheduled one after its grace.
     expect(settledMs).toBeLessThan(sweepMs / 2);
     await expectOutcomes(environment, accounts);
-    expect(await schedulersOf(environment)).toEqual([true, true, true]);
+    expect(await schedulersOf(environment)).toEqual(schedulers.map(() => true));
     // ioredis subscribed again: the watcher saw the outcomes.
     await eventually(
       () =>
@@ -215,6 +217,6 @@ describe("when Redis loses its data", () => {
     expect(settledMs).toBeLessThan(sweepMs / 2);
     await expectOutcomes(environment, lost);
     await expectOutcomes(environment, fresh);
-    expect(await schedulersOf(environment)).toEqual([true, true, true]);
+    expect(await schedulersOf(environment)).toEqual(schedulers.map(() => true));
   }, 180_000);
 });
