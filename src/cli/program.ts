@@ -4,6 +4,7 @@ import { accountCommands } from "./commands/account.js";
 import { envCommands } from "./commands/env.js";
 import { integrationCommands } from "./commands/integration.js";
 import { tokenCommands } from "./commands/token.js";
+import { webhookCommands } from "./commands/webhook.js";
 import { ExitCode } from "./errors.js";
 
 const moreHelp = `
@@ -46,6 +47,7 @@ export function createProgram(cli: Cli, onAction: (command: Command) => void = (
   tokenCommands(program, cli);
   accountCommands(program, cli);
   integrationCommands(program, cli);
+  webhookCommands(program, cli);
   return program;
 }
 

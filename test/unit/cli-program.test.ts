@@ -6,13 +6,21 @@ import type { Settings } from "../../src/cli/settings.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
-import { EnvironmentService, type Integration } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import {
+  type CreateWebhookEndpointRequest,
+  EnvironmentService,
+  type Integration,
+  type ListWebhookDeliveriesRequest,
+  type RotateWebhookEndpointSecretRequest,
+  type UpdateWebhookEndpointRequest,
+} from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import {
   type CreateTokenRequest,
   TokenService,
   TokenState,
   VerifyStatus,
 } from "../../src/gen/roomkey/v1/token_service_pb.js";
+import { WebhookDeliveryStatus } from "../../src/gen/roomkey/v1/webhooks_pb.js";
 
 /**
  * The CLI end to end within one process: the real command tree and output,
@@ -23,6 +31,8 @@ import {
 
 const tokenId = "tok_0VcEM5ZaIpd7rR7sQAS2EV";
 const accountId = "acc_0Nm2bqZp8tQy4rW1xKs9Lf";
+const endpointId = "we_0VcEM5ZaJ2kq8mT4xR6bWd";
+const eventId = "evt_0VcEN1d3Qb7sLx2pK9aZfH";
 
 function recordingIo(options: { env?: Record<string, string>; files?: Record<string, string>; stdin?: string } = {}) {
   const out: string[] = [];
@@ -394,5 +404,156 @@ describe("the roomkey CLI, in process", () => {
     expect(await runCli([...admin, "--json", "token", "list"], json.io, connect)).toBe(0);
     expect(JSON.parse(json.stdout()).nextPageToken).toBe("p2");
     expect(json.stderr()).toBe("");
+  });
+
+  it("when webhook create answers, then the flags become the endpoint, the signing secret is printed once and stderr says so", async () => {
+    const requests: CreateWebhookEndpointRequest[] = [];
+    const { connect } = routed((router) =>
+      router.service(EnvironmentService, {
+        createWebhookEndpoint: (request) => {
+          requests.push(request);
+          const { url = "", eventTypes = [], enabled = true } = request.endpoint ?? {};
+          return { endpoint: { id: endpointId, url, eventTypes, enabled }, signingSecret: "whsec_c2VjcmV0" };
+        },
+      }),
+    );
+    const run = recordingIo();
+    const args = ["webhook", "create", "--url", "https://hooks.example/rk", "--event", "account.failed"];
+    expect(await runCli([...admin, ...args, "--event", "token.created", "--disabled"], run.io, connect)).toBe(0);
+    expect(requests[0]?.endpoint).toMatchObject({
+      url: "https://hooks.example/rk",
+      eventTypes: ["account.failed", "token.created"],
+      enabled: false,
+    });
+    expect(run.stdout()).toMatch(/^signing secret +whsec_c2VjcmV0$/m);
+    expect(run.stdout()).toMatch(/^event types +account\.failed token\.created$/m);
+    expect(run.stdout()).toMatch(/^enabled +no$/m);
+    expect(run.stderr()).toContain("shown this once");
+
+    // Without --disabled, `enabled` is left unset: the API's default (enabled) applies.
+    const json = recordingIo();
+    expect(
+      await runCli([...admin, "--json", "webhook", "create", "--url", "https://h.example"], json.io, connect),
+    ).toBe(0);
+    expect(requests[1]?.endpoint?.enabled).toBeUndefined();
+    expect(requests[1]?.endpoint?.eventTypes).toEqual([]);
+    expect(JSON.parse(json.stdout())).toEqual({
+      endpoint: { id: endpointId, url: "https://h.example", enabled: true },
+      signingSecret: "whsec_c2VjcmV0",
+    });
+  });
+
+  it("when webhook update is given flags, then update_mask names exactly those fields; none, or --enable with --disable, is exit 2", async () => {
+    const requests: UpdateWebhookEndpointRequest[] = [];
+    const { connect } = routed((router) =>
+      router.service(EnvironmentService, {
+        updateWebhookEndpoint: (request) => {
+          requests.push(request);
+          return { endpoint: { id: endpointId, enabled: request.endpoint?.enabled } };
+        },
+      }),
+    );
+    const cases: [string[], string[], Partial<UpdateWebhookEndpointRequest["endpoint"]>][] = [
+      [["--disable"], ["enabled"], { enabled: false }],
+      [["--enable", "--description", ""], ["enabled", "description"], { enabled: true, description: "" }],
+      [["--url", "https://new.example", "--event", "a.b", "--event", "c.d"], ["url", "event_types"], {}],
+      [["--all-events"], ["event_types"], { eventTypes: [] }],
+    ];
+    for (const [flags, paths, endpoint] of cases) {
+      const run = recordingIo();
+      expect(
+        await runCli([...admin, "webhook", "update", endpointId, ...flags], run.io, connect),
+        flags.join(" "),
+      ).toBe(0);
+      const request = requests.at(-1);
+      expect(request?.updateMask?.paths, flags.join(" ")).toEqual(paths);
+      expect(request?.endpoint, flags.join(" ")).toMatchObject({ id: endpointId, ...endpoint });
+    }
+    expect(requests[2]?.endpoint).toMatchObject({ url: "https://new.example", eventTypes: ["a.b", "c.d"] });
+
+    const refused: [string[], RegExp][] = [
+      [[], /nothing to change: give --url/],
+      [["--enable", "--disable"], /--enable and --disable: give one/],
+      [["--event", "a.b", "--all-events"], /--event and --all-events: give one/],
+    ];
+    for (const [flags, said] of refused) {
+      const run = recordingIo();
+      expect(await runCli([...admin, "webhook", "update", endpointId, ...flags], run.io, connect)).toBe(2);
+      expect(run.stderr()).toMatch(said);
+      expect(run.stderr()).toContain("(see roomkey webhook update --help)");
+    }
+    expect(requests).toHaveLength(cases.length);
+  });
+
+  it("when webhook rotate-secret is given --overlap, then it is sent as a duration, 0 included, and the new secret is printed once", async () => {
+    const requests: RotateWebhookEndpointSecretRequest[] = [];
+    const { connect } = routed((router) =>
+      router.service(EnvironmentService, {
+        rotateWebhookEndpointSecret: (request) => {
+          requests.push(request);
+          return { endpoint: { id: request.id, enabled: true }, signingSecret: "whsec_bmV3" };
+        },
+      }),
+    );
+    for (const overlap of [["--overlap", "1h30m"], ["--overlap", "0"], []]) {
+      const run = recordingIo();
+      expect(await runCli([...admin, "webhook", "rotate-secret", endpointId, ...overlap], run.io, connect)).toBe(0);
+      expect(run.stdout()).toMatch(/^signing secret +whsec_bmV3$/m);
+      expect(run.stderr()).toContain("shown this once");
+    }
+    expect(requests.map((r) => r.overlap?.seconds)).toEqual([5_400n, 0n, undefined]);
+    const bad = recordingIo();
+    expect(await runCli([...admin, "webhook", "rotate-secret", endpointId, "--overlap", "1y"], bad.io, connect)).toBe(
+      2,
+    );
+    expect(bad.stderr()).toMatch(/'--overlap <duration>' argument '1y' is invalid/);
+  });
+
+  it("when webhook deliveries lists an endpoint's deliveries, then each is one row, and exactly one of --endpoint and --event is required", async () => {
+    const requests: ListWebhookDeliveriesRequest[] = [];
+    const { connect } = routed((router) =>
+      router.service(EnvironmentService, {
+        listWebhookDeliveries: (request) => {
+          requests.push(request);
+          return {
+            deliveries: [
+              {
+                id: "whd_1",
+                eventId,
+                eventType: "token.created",
+                endpointId,
+                status: WebhookDeliveryStatus.FAILED,
+                attempts: 3,
+                lastError: "no answer within 15000 ms",
+                lastLatencyMs: 15_000,
+                lastAttemptTime: { seconds: 1_795_826_576n, nanos: 0 },
+              },
+              { id: "whd_2", eventId, eventType: "token.created", endpointId, status: WebhookDeliveryStatus.PENDING },
+            ],
+            nextPageToken: "p2",
+          };
+        },
+      }),
+    );
+    const run = recordingIo();
+    const args = ["webhook", "deliveries", "--endpoint", endpointId, "--status", "failed"];
+    expect(await runCli([...admin, ...args], run.io, connect)).toBe(0);
+    expect(requests[0]).toMatchObject({ endpointId, eventId: "", status: WebhookDeliveryStatus.FAILED });
+    const lines = run.stdout().trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^ID +EVENT +TYPE +ENDPOINT +STATUS +ATTEMPTS +CODE +ERROR +LATENCY +LAST ATTEMPT$/);
+    expect(lines[1]).toMatch(
+      new RegExp(
+        `^whd_1 +${eventId} +token\\.created +${endpointId} +FAILED +3 +- +no answer within 15000 ms +15000ms +2026-11-28T00:42:56Z$`,
+      ),
+    );
+    expect(lines[2]).toMatch(new RegExp(`^whd_2 +${eventId} +token\\.created +${endpointId} +PENDING +0 +- +- +- +-$`));
+    expect(run.stderr()).toContain("--page-token p2");
+
+    for (const flags of [[], ["--endpoint", endpointId, "--event", eventId]]) {
+      const refused = recordingIo();
+      expect(await runCli([...admin, "webhook", "deliveries", ...flags], refused.io, connect)).toBe(2);
+      expect(refused.stderr()).toContain("give exactly one of --endpoint and --event");
+    }
+    expect(requests).toHaveLength(1);
   });
 });
