@@ -215,7 +215,7 @@ describe("a Redis that loses the webhook queue's jobs, and the purge", () => {
     // Redis comes back empty: every key of this deployment is gone, the delayed retry with them.
     const keys = await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:*`);
     if (keys.length > 0) await d.redis.del(...keys);
-    await eventually(() => receiver.received(path).length === 2, 20_000, "the retry, queued again by the sweep");
+    await eventually(() => receiver.received(path).length === 2, 30_000, "the retry, queued again by the sweep");
     expect(receiver.received(path)[1]?.answered).toBe(204);
     expect(receiver.received(path)[1]?.headers["webhook-id"]).toBe(receiver.received(path)[0]?.headers["webhook-id"]);
     await eventually(

@@ -227,7 +227,14 @@ describe("webhooks", () => {
     expect(new Set(attempts.map((r) => r.headers["webhook-id"])).size).toBe(1);
     // Each attempt is signed afresh, at its own time, and verifies.
     for (const attempt of attempts) expect(signersOf(attempt, [hook.secret])).toEqual([0]);
-    const log = await d.environments.unary(e.listWebhookDeliveries, { endpointId: hook.id }, d.admin(env));
+    // The endpoint answers before roomkey writes the attempt down.
+    const logOf = () => d.environments.unary(e.listWebhookDeliveries, { endpointId: hook.id }, d.admin(env));
+    await eventually(
+      async () => (await logOf()).deliveries[0]?.status === WebhookDeliveryStatus.SUCCEEDED,
+      5_000,
+      "the success in the log",
+    );
+    const log = await logOf();
     expect(log.deliveries).toHaveLength(1);
     expect(log.deliveries[0]).toMatchObject({
       status: WebhookDeliveryStatus.SUCCEEDED,
@@ -321,7 +328,9 @@ describe("webhooks", () => {
     await d.tokens.unary(t.createToken, { name: "logged", scopes: ["accounts:read"] }, d.admin(env));
     await eventually(() => receiver.received(path).length === 1, 10_000, "the first delivery");
     const eventId = String(receiver.received(path)[0]?.headers["webhook-id"]);
-    const byEvent = await d.environments.unary(e.listWebhookDeliveries, { eventId }, d.admin(env));
+    const byEventOf = () => d.environments.unary(e.listWebhookDeliveries, { eventId }, d.admin(env));
+    await eventually(async () => (await byEventOf()).deliveries[0]?.attempts === 1, 5_000, "the attempt in the log");
+    const byEvent = await byEventOf();
     expect(byEvent.deliveries.map((x) => x.endpointId)).toEqual([hook.id]);
     expect(byEvent.deliveries[0]?.lastLatencyMs).toBeGreaterThanOrEqual(0);
     expect(byEvent.deliveries[0]?.lastAttemptTime).toBeDefined();
