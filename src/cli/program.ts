@@ -29,7 +29,9 @@ Examples:
  */
 export function createProgram(cli: Cli, onAction: (command: Command) => void = () => undefined): Command {
   const program = new Command("roomkey")
-    .description("The admin CLI of roomkey: environments, API tokens, integrations, webhook endpoints and integrated accounts.")
+    .description(
+      "The admin CLI of roomkey: environments, API tokens, integrations, webhook endpoints and integrated accounts.",
+    )
     .option(
       "--addr <addr>",
       "roomkey's gRPC address: host:port, http://host:port or https://host[:port] (ROOMKEY_ADDR; default localhost:50051)",
