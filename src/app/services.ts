@@ -164,6 +164,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   const webhookRaiser = createWebhookRaiser({
     store: webhookRepository,
     queue: producers.webhooks,
+    attempts: config.ROOMKEY_WEBHOOK_ATTEMPTS,
     render: renderWebhookEvent,
     clock,
     warn: (message, details) => logger.warn(details, message),

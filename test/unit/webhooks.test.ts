@@ -163,6 +163,7 @@ function setup(options: { allowHttp?: boolean; disableAfterMs?: number; sends?: 
     store: memory.store,
     queue,
     render: (event) => JSON.stringify({ id: event.id, type: event.type, data: event.data }),
+    attempts: 5,
     clock,
     warn: (message) => void warnings.push(message),
     retries: { tries: 2, pauseMs: 1 },
@@ -210,18 +211,44 @@ describe("raising events", () => {
     const { endpoint } = await service.create("dev", { ...input, eventTypes: ["account.active"] });
     await service.create("dev", { ...input, enabled: false });
     expect(await raiser.raise("dev", { type: "token.created", key: "k2", time, data: {} })).toBeUndefined();
-    expect(memory.events.size + queued.dispatches.length).toBe(0);
+    expect(memory.events.size + memory.deliveries.size + queued.deliveries.length).toBe(0);
     expect(await raiser.raise("dev", { type: "account.active", key: "k3", time, data: {} })).toMatch(/^evt_/);
     expect(endpoint.eventTypes).toEqual(["account.active"]);
-    expect(queued.dispatches).toHaveLength(1);
+    // One delivery, to the one endpoint that wants the type, stored and queued.
+    expect([...memory.deliveries.values()].map((d) => d.endpointId)).toEqual([endpoint.id]);
+    expect(queued.deliveries).toHaveLength(1);
   });
 
-  it("when the same change is raised twice (a job run again), then one event is stored", async () => {
-    const { raiser, service, memory } = setup();
+  it("when the same change is raised twice (a job run again), then one event is stored and its delivery queued once", async () => {
+    const { raiser, service, memory, queued } = setup();
     await service.create("dev", input);
     const event = { type: "token.revoked" as const, key: "token/tok_1/token.revoked", time: new Date(), data: {} };
     expect(await raiser.raise("dev", event)).toBe(await raiser.raise("dev", event));
     expect(memory.events.size).toBe(1);
+    expect(memory.deliveries.size).toBe(1);
+    expect(queued.deliveries).toHaveLength(1);
+  });
+
+  it("when the deliveries cannot be queued (Redis down), then they are stored pending for the sweep, and the raise succeeds", async () => {
+    const { service, memory, warnings } = setup();
+    await service.create("dev", input);
+    const failing = createWebhookRaiser({
+      store: memory.store,
+      queue: {
+        async deliver() {
+          throw new Error("Redis is unreachable");
+        },
+      },
+      attempts: 5,
+      render: () => "{}",
+      clock: fakeClock(),
+      warn: (message) => void warnings.push(message),
+    });
+    expect(await failing.raise("dev", { type: "token.created", key: "down", time: new Date(), data: {} })).toMatch(
+      /^evt_/,
+    );
+    expect(warnings).toEqual(["could not queue webhook deliveries; the webhook sweep will"]);
+    expect([...memory.deliveries.values()].map((d) => d.status)).toEqual(["pending"]);
   });
 
   it("when a handshake's outcome is told again later, then it is the same event (named by the attempt, not the time)", async () => {
@@ -279,7 +306,6 @@ describe("delivering", () => {
       time: ctx.clock.now(),
       data: {},
     });
-    await ctx.delivery.dispatch("dev", id as string);
     const [made] = [...ctx.memory.deliveries.values()].filter((d) => d.eventId === id) as [WebhookDelivery];
     return { endpoint, secret, made, target: { deliveryId: made.id, eventId: made.eventId, endpointId: endpoint.id } };
   }

@@ -2,7 +2,16 @@ import type { AccountEvent } from "../accounts/accounts.js";
 import type { Clock } from "../clock.js";
 import type { Token } from "../tokens/tokens.js";
 import type { WebhookQueue, WebhookStore } from "./ports.js";
-import { eventIdFor, type WebhookEventData, type WebhookEventInput, type WebhookEventType, wants } from "./webhooks.js";
+import {
+  deliveryIdFor,
+  deliveryJobId,
+  eventIdFor,
+  type WebhookDelivery,
+  type WebhookEventData,
+  type WebhookEventInput,
+  type WebhookEventType,
+  wants,
+} from "./webhooks.js";
 
 /** An event as the contract's WebhookEvent carries it, for rendering into its JSON body. */
 export interface RenderableEvent {
@@ -14,8 +23,10 @@ export interface RenderableEvent {
 }
 
 export interface WebhookRaiserDeps {
-  store: Pick<WebhookStore, "allEndpoints" | "insertEvent">;
-  queue: Pick<WebhookQueue, "dispatch">;
+  store: Pick<WebhookStore, "allEndpoints" | "insertEvent" | "insertDeliveries">;
+  queue: Pick<WebhookQueue, "deliver">;
+  /** Attempts of a delivery (the retry schedule's). */
+  attempts: number;
   /** The JSON body (the contract's WebhookEvent in the protobuf JSON mapping). */
   render(event: RenderableEvent): string;
   clock: Clock;
@@ -28,26 +39,61 @@ export interface WebhookRaiserDeps {
 export type WebhookRaiser = ReturnType<typeof createWebhookRaiser>;
 
 /**
- * Raises webhook events: stores the event (its body rendered once, its id
- * derived from what happened, so a retried job raises the same event) and
- * queues its dispatch. An environment without an endpoint that wants the
- * type stores nothing: one read is all an event costs there. If the dispatch
- * cannot be queued (Redis down), the webhook sweep queues it later.
+ * Raises webhook events: stores one delivery per enabled endpoint that wants
+ * the type, then the event (its body rendered once, its id derived from what
+ * happened, so a retried job raises the same event), then queues the
+ * deliveries. An environment without an endpoint that wants the type stores
+ * nothing: one read is all an event costs there. Deliveries that could not be
+ * queued (Redis down, or lost by Redis later) are pending in MongoDB, where
+ * the webhook sweep finds them.
  */
 export function createWebhookRaiser(deps: WebhookRaiserDeps) {
   const { store, queue, clock } = deps;
   const retries = deps.retries ?? { tries: 3, pauseMs: 250 };
 
   async function raise(environment: string, input: WebhookEventInput): Promise<string | undefined> {
-    const endpoints = await store.allEndpoints(environment);
-    if (!endpoints.some((e) => e.enabled && wants(e, input.type))) return undefined;
+    const endpoints = (await store.allEndpoints(environment)).filter((e) => e.enabled && wants(e, input.type));
+    if (endpoints.length === 0) return undefined;
     const id = eventIdFor(input.key, input.idTime ?? input.time);
     const body = deps.render({ id, type: input.type, environment, time: input.time, data: input.data });
-    await store.insertEvent(environment, { id, type: input.type, body, createTime: clock.now(), dispatched: false });
+    const now = clock.now();
+    const deliveries: WebhookDelivery[] = endpoints.map((endpoint) => {
+      const deliveryId = deliveryIdFor(id, endpoint.id);
+      return {
+        id: deliveryId,
+        eventId: id,
+        eventType: input.type,
+        endpointId: endpoint.id,
+        status: "pending",
+        attempts: 0,
+        lastResponseCode: 0,
+        lastError: "",
+        lastLatencyMs: 0,
+        nextAttemptTime: now,
+        jobId: deliveryJobId(deliveryId, 0),
+        redeliveries: 0,
+        createTime: now,
+      };
+    });
+    // The deliveries first: an event is never stored without them. Raised again (a retold outcome), the
+    // event exists already and nothing is queued twice; what the first raise could not queue, the sweep does.
+    await store.insertDeliveries(environment, deliveries);
+    if (!(await store.insertEvent(environment, { id, type: input.type, body, createTime: now, dispatched: true }))) {
+      return id;
+    }
     try {
-      await queue.dispatch(environment, id);
+      await queue.deliver(
+        environment,
+        deliveries.map((d) => ({
+          deliveryId: d.id,
+          eventId: id,
+          endpointId: d.endpointId,
+          jobId: d.jobId,
+          attempts: deps.attempts,
+        })),
+      );
     } catch (error) {
-      deps.warn("could not queue a webhook event's dispatch; the webhook sweep will", {
+      deps.warn("could not queue webhook deliveries; the webhook sweep will", {
         environment,
         event: id,
         error: error instanceof Error ? error.message : String(error),
