@@ -21,7 +21,7 @@ export function webhookProcessors(deps: {
       // A job re-queued by the sweep has only the attempts its delivery has left.
       return deps.delivery.deliver(
         environment,
-        { deliveryId, eventId, endpointId },
+        { deliveryId, eventId, endpointId, jobId: job.id ?? "" },
         job.attemptsMade,
         job.opts.attempts ?? 1,
       );

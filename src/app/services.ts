@@ -18,7 +18,7 @@ import { createAccountWatch } from "../events/account-watch.js";
 import { createEventBus } from "../events/event-bus.js";
 import { createMetrics, queueStates } from "../metrics/metrics.js";
 import { createHttpOAuthClient } from "../providers/http-oauth-client.js";
-import { createOutboundHttp, type HostResolver } from "../providers/outbound-http.js";
+import { createOutboundHttp, type HostResolver, queryingResolver } from "../providers/outbound-http.js";
 import { createJobProducer } from "../queue/job-producer.js";
 import { createProducers } from "../queue/producers.js";
 import { createQueueRegistry } from "../queue/queue-registry.js";
@@ -173,7 +173,12 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     store: tokenRepository,
     invalidations,
     retirements: producers.retirements,
-    events: tokenWebhooks(webhookRaiser, clock),
+    events: tokenWebhooks({
+      raiser: webhookRaiser,
+      clock,
+      expiringWindowMs: config.ROOMKEY_WEBHOOK_TOKEN_EXPIRING_MS,
+      announceExpiring: (environment, id, at) => webhookRepository.announce(environment, "token.expiring", id, at),
+    }),
     defaultLifetimeMs: async (name) => (await directory.require(name)).settings.defaultTokenLifetimeMs,
     cacheTtlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
     clock,
@@ -199,7 +204,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     allow: config.ROOMKEY_OUTBOUND_ALLOW,
     timeoutMs: config.ROOMKEY_WEBHOOK_TIMEOUT_MS,
     maxResponseBytes: 4 * 1024,
-    ...(seams.resolveHost ? { resolve: seams.resolveHost } : {}),
+    resolve: seams.resolveHost ?? queryingResolver(),
   });
   const webhookService = createWebhookService({
     store: webhookRepository,

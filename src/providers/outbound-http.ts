@@ -106,6 +106,18 @@ const systemResolver: HostResolver = async (hostname) =>
     family: family === 6 ? 6 : 4,
   }));
 
+/**
+ * DNS for connections whose names callers choose freely (webhook endpoints):
+ * c-ares queries with a deadline, never the libuv thread pool that the whole
+ * process shares, so that names whose DNS never answers cannot hold up other
+ * environments' work. Single-label names (`localhost`, a compose service),
+ * which only the system resolver knows, still go to it.
+ */
+export function queryingResolver(): HostResolver {
+  const queries = caresResolver();
+  return (hostname) => (hostname.includes(".") ? queries(hostname) : systemResolver(hostname));
+}
+
 /** Settles with `promise`, or with `fallback` after `ms`. */
 function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

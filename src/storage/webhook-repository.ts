@@ -32,7 +32,7 @@ export const webhookDeliveriesCollection: CollectionSpec = {
   indexes: [
     { key: { endpointId: 1, _id: -1 }, name: "endpoint" },
     { key: { eventId: 1, _id: -1 }, name: "event" },
-    { key: { status: 1 }, name: "status" },
+    { key: { status: 1, nextAttemptTime: 1 }, name: "status_next_attempt" },
     { key: { createTime: 1 }, name: "create_time" },
   ],
 };
@@ -132,10 +132,11 @@ export function createWebhookRepository(databases: Pick<EnvironmentDatabases, "d
       const doc = await deliveries(environment).findOne({ _id: id });
       return doc ? fromDocument(doc) : undefined;
     },
-    async recordAttempt(environment, id, attempt) {
-      // One job carries a delivery at a time (its job id): nothing else writes it meanwhile.
-      await deliveries(environment).updateOne(
-        { _id: id },
+    async recordAttempt(environment, id, jobId, attempt) {
+      // Only the job that carries the delivery writes it: a job it was taken from (a redelivery, a
+      // re-queue) finds jobId changed and writes nothing.
+      const result = await deliveries(environment).updateOne(
+        { _id: id, jobId },
         {
           $set: {
             status: attempt.status,
@@ -149,11 +150,22 @@ export function createWebhookRepository(databases: Pick<EnvironmentDatabases, "d
           ...(attempt.nextAttemptTime ? {} : { $unset: { nextAttemptTime: "" } }),
         },
       );
+      return result.matchedCount === 1;
     },
-    async restartDelivery(environment, id, jobId, now) {
+    async endDelivery(environment, id, reason, now) {
+      await deliveries(environment).updateOne(
+        { _id: id, status: "pending" },
+        { $set: { status: "failed", lastError: reason, lastAttemptTime: now }, $unset: { nextAttemptTime: "" } },
+      );
+    },
+    async restartDelivery(environment, delivery, jobId, now) {
+      // From the state it was read in: of two redeliveries at once, one restarts it.
       const doc = await deliveries(environment).findOneAndUpdate(
-        { _id: id },
-        { $set: { status: "pending", jobId, nextAttemptTime: now }, $inc: { redeliveries: 1 } },
+        { _id: delivery.id, jobId: delivery.jobId, status: delivery.status },
+        {
+          $set: { status: "pending", jobId, nextAttemptTime: now, roundStartAttempts: delivery.attempts },
+          $inc: { redeliveries: 1 },
+        },
         { returnDocument: "after" },
       );
       return doc ? fromDocument(doc) : undefined;
@@ -172,15 +184,13 @@ export function createWebhookRepository(databases: Pick<EnvironmentDatabases, "d
       return docs.map(fromDocument);
     },
     async listOverdue(environment, before, limit) {
-      // Pending ones are few (equality, pushed down); their due time is compared here.
+      // Soonest due first, so that none waits behind others however many are pending.
       const docs = await deliveries(environment)
-        .find({ status: "pending" })
-        .limit(10 * limit)
+        .find({ status: "pending", nextAttemptTime: { $lt: before } })
+        .sort({ nextAttemptTime: 1 })
+        .limit(limit)
         .toArray();
-      return docs
-        .filter((d) => d.nextAttemptTime !== undefined && d.nextAttemptTime < before)
-        .slice(0, limit)
-        .map(fromDocument);
+      return docs.map(fromDocument);
     },
     async failPending(environment, endpointId, reason, now) {
       const result = await deliveries(environment).updateMany(
@@ -189,12 +199,12 @@ export function createWebhookRepository(databases: Pick<EnvironmentDatabases, "d
       );
       return result.modifiedCount;
     },
-    async purge(environment, before) {
+    async purge(environment, before, noticesBefore) {
       const [e, d] = await Promise.all([
         events(environment).deleteMany({ createTime: { $lt: before } }),
         deliveries(environment).deleteMany({ createTime: { $lt: before } }),
       ]);
-      await notices(environment).deleteMany({ at: { $lt: before } });
+      await notices(environment).deleteMany({ at: { $lt: noticesBefore } });
       return { events: e.deletedCount, deliveries: d.deletedCount };
     },
   };

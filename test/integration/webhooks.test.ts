@@ -346,6 +346,22 @@ describe("webhooks", () => {
       "the redelivery in the log",
     );
 
+    // While a delivery is pending (its endpoint still holds the request), it is not sent a second time.
+    const holding = `holding-${env}`;
+    receiver.answer(holding, "hang", 204);
+    const held = await endpoint(env, holding, ["token.revoked"]);
+    const revoked = await d.tokens.unary(t.createToken, { name: "to-revoke", scopes: ["accounts:read"] }, d.admin(env));
+    await d.tokens.unary(t.revokeToken, { id: revoked.token?.id ?? "" }, d.admin(env));
+    await eventually(() => receiver.received(holding).length === 1, 10_000, "the held delivery");
+    const heldEvent = String(receiver.received(holding)[0]?.headers["webhook-id"]);
+    const pending = await grpcFailure(
+      d.environments.unary(e.redeliverWebhookEvent, { eventId: heldEvent, endpointId: held.id }, d.admin(env)),
+    );
+    expect(pending.code).toBe(status.FAILED_PRECONDITION);
+    expect(grpcDetails(pending).errorInfo?.reason).toBe("WEBHOOK_DELIVERY_PENDING");
+    const toAll = await d.environments.unary(e.redeliverWebhookEvent, { eventId: heldEvent }, d.admin(env));
+    expect(toAll.deliveries).toEqual([]);
+
     const unknown = await grpcFailure(
       d.environments.unary(e.redeliverWebhookEvent, { eventId: "evt_0000000000000000000000" }, d.admin(env)),
     );

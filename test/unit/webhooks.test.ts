@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import type { AccountEvent, AccountStatus, AccountView } from "../../src/domain/accounts/accounts.js";
+import type { Token } from "../../src/domain/tokens/tokens.js";
 import type { AttemptRecord, DeliveryFilter, SendOutcome, WebhookStore } from "../../src/domain/webhooks/ports.js";
 import { createWebhookDelivery, DeliveryAttemptFailedError } from "../../src/domain/webhooks/webhook-delivery.js";
 import { accountEventType, accountWebhooks, createWebhookRaiser } from "../../src/domain/webhooks/webhook-raiser.js";
@@ -117,9 +118,9 @@ function memoryStore() {
       for (const delivery of list) if (!deliveries.has(delivery.id)) deliveries.set(delivery.id, { ...delivery });
     },
     getDelivery: async (_env, id) => deliveries.get(id),
-    async recordAttempt(_env, id, attempt: AttemptRecord) {
+    async recordAttempt(_env, id, jobId, attempt: AttemptRecord) {
       const delivery = deliveries.get(id);
-      if (!delivery) return;
+      if (!delivery || delivery.jobId !== jobId) return false;
       Object.assign(delivery, {
         status: attempt.status,
         attempts: delivery.attempts + 1,
@@ -127,6 +128,11 @@ function memoryStore() {
         lastError: attempt.error,
         nextAttemptTime: attempt.nextAttemptTime,
       });
+      return true;
+    },
+    async endDelivery(_env, id, reason) {
+      const delivery = deliveries.get(id);
+      if (delivery?.status === "pending") Object.assign(delivery, { status: "failed", lastError: reason });
     },
     restartDelivery: async () => undefined,
     listDeliveries: async (_env, filter: DeliveryFilter) =>
@@ -180,6 +186,9 @@ function setup(options: { allowHttp?: boolean; disableAfterMs?: number; sends?: 
   });
   const sent: { url: string; headers: Record<string, string>; body: string }[] = [];
   const answers = [...(options.sends ?? [])];
+  const expiringTokens: Token[] = [];
+  const announced: string[] = [];
+  let expiringLooks = 0;
   const delivery = createWebhookDelivery({
     store: memory.store,
     queue,
@@ -189,7 +198,13 @@ function setup(options: { allowHttp?: boolean; disableAfterMs?: number; sends?: 
       return answers.length > 1 ? (answers.shift() as SendOutcome) : (answers[0] ?? { kind: "response", status: 204 });
     },
     raiser,
-    expiring: { listExpiringUnannounced: async () => [], markExpiringAnnounced: async () => undefined },
+    expiring: {
+      listExpiringUnannounced: async () => {
+        expiringLooks++;
+        return expiringTokens.filter((t) => !announced.includes(t.id));
+      },
+      markExpiringAnnounced: async (_env, id) => void announced.push(id),
+    },
     attempts: 5,
     retryDelayMs: (failed) => 1_000 * failed,
     disableAfterMs: options.disableAfterMs ?? 10 * hour,
@@ -198,7 +213,19 @@ function setup(options: { allowHttp?: boolean; disableAfterMs?: number; sends?: 
     overdueMs: 60_000,
     clock,
   });
-  return { clock, memory, queued, raiser, service, delivery, sent, warnings };
+  return {
+    clock,
+    memory,
+    queued,
+    raiser,
+    service,
+    delivery,
+    sent,
+    warnings,
+    expiringTokens,
+    announced,
+    looks: () => expiringLooks,
+  };
 }
 
 const input = { url: "https://hooks.example/x", eventTypes: [], enabled: true, description: "" };
@@ -297,6 +324,28 @@ describe("endpoints", () => {
   });
 });
 
+describe("the webhook sweep", () => {
+  it("when a token enters the expiry window, then token.expiring is raised once, and the sweep looks at most every 15 minutes", async () => {
+    const ctx = setup();
+    await ctx.service.create("dev", input);
+    const now = ctx.clock.now().getTime();
+    ctx.expiringTokens.push({
+      id: "tok_1",
+      createTime: new Date(now - 30 * 24 * hour),
+      expireTime: new Date(now + 6 * 24 * hour),
+    } as Token);
+    expect((await ctx.delivery.sweep("dev")).expiring).toBe(1);
+    expect((await ctx.delivery.sweep("dev")).expiring).toBe(0);
+    expect(ctx.looks()).toBe(1);
+    ctx.clock.advance(15 * 60_000);
+    expect((await ctx.delivery.sweep("dev")).expiring).toBe(0);
+    expect(ctx.looks()).toBe(2);
+    const raised = [...ctx.memory.events.values()].filter((e) => e.type === "token.expiring");
+    expect(raised).toHaveLength(1);
+    expect(ctx.announced).toEqual(["tok_1"]);
+  });
+});
+
 describe("delivering", () => {
   async function oneDelivery(ctx: ReturnType<typeof setup>) {
     const { endpoint, secret } = await ctx.service.create("dev", input);
@@ -307,15 +356,23 @@ describe("delivering", () => {
       data: {},
     });
     const [made] = [...ctx.memory.deliveries.values()].filter((d) => d.eventId === id) as [WebhookDelivery];
-    return { endpoint, secret, made, target: { deliveryId: made.id, eventId: made.eventId, endpointId: endpoint.id } };
+    return {
+      endpoint,
+      secret,
+      made,
+      target: { deliveryId: made.id, eventId: made.eventId, endpointId: endpoint.id, jobId: made.jobId },
+    };
   }
 
   it("when an attempt fails, then the next is due after the schedule's delay, and the endpoint is failing since then", async () => {
     const ctx = setup({ sends: [{ kind: "response", status: 500 }] });
     const { target, endpoint } = await oneDelivery(ctx);
-    const failure = await ctx.delivery.deliver("dev", target, 1, 5).catch((error: unknown) => error);
+    const failure = await ctx.delivery.deliver("dev", target, 0, 5).catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(DeliveryAttemptFailedError);
-    expect((failure as DeliveryAttemptFailedError).retryAfterMs).toBe(2_000);
+    expect((failure as DeliveryAttemptFailedError).retryAfterMs).toBe(1_000);
+    // The next one goes on with the schedule from the attempts written down, also in a re-queued job.
+    const second = await ctx.delivery.deliver("dev", target, 0, 4).catch((error: unknown) => error);
+    expect((second as DeliveryAttemptFailedError).retryAfterMs).toBe(2_000);
     expect(ctx.memory.deliveries.get(target.deliveryId)).toMatchObject({ status: "pending", lastResponseCode: 500 });
     expect(ctx.memory.endpoints.get(endpoint.id)?.failingSince).toEqual(ctx.clock.now());
   });
@@ -349,6 +406,23 @@ describe("delivering", () => {
     expect(ctx.sent.length).toBe(before);
   });
 
+  it("when a job comes for a delivery that another job carries, or that ended, then it sends nothing", async () => {
+    const ctx = setup();
+    const { target } = await oneDelivery(ctx);
+    expect(await ctx.delivery.deliver("dev", { ...target, jobId: "deliver-old" }, 0, 5)).toEqual({
+      outcome: "skipped",
+      why: "another job carries the delivery",
+    });
+    expect(ctx.sent).toHaveLength(0);
+    expect(await ctx.delivery.deliver("dev", target, 0, 5)).toEqual({ outcome: "succeeded", status: 204 });
+    // Run again (a job added again after it completed): the delivery succeeded, nothing is sent twice.
+    expect(await ctx.delivery.deliver("dev", target, 0, 5)).toEqual({
+      outcome: "skipped",
+      why: "the delivery succeeded",
+    });
+    expect(ctx.sent).toHaveLength(1);
+  });
+
   it("when an attempt succeeds, then the endpoint's failing record is cleared", async () => {
     const ctx = setup({
       sends: [
@@ -375,7 +449,19 @@ describe("delivering", () => {
       signature(secret, headers["webhook-id"] as string, ts, body),
     ]);
     ctx.clock.advance(hour);
-    await ctx.delivery.deliver("dev", target, 0, 5);
+    const later = await ctx.raiser.raise("dev", {
+      type: "token.created",
+      key: "later",
+      time: ctx.clock.now(),
+      data: {},
+    });
+    const next = [...ctx.memory.deliveries.values()].find((d) => d.eventId === later) as WebhookDelivery;
+    await ctx.delivery.deliver(
+      "dev",
+      { ...target, deliveryId: next.id, eventId: next.eventId, jobId: next.jobId },
+      0,
+      5,
+    );
     expect(signed(1)).toHaveLength(1);
   });
 });

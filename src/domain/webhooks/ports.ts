@@ -51,17 +51,28 @@ export interface WebhookStore {
   /** Inserts the deliveries that do not exist yet (by id). */
   insertDeliveries(environment: string, deliveries: readonly WebhookDelivery[]): Promise<void>;
   getDelivery(environment: string, id: string): Promise<WebhookDelivery | undefined>;
-  recordAttempt(environment: string, id: string, attempt: AttemptRecord): Promise<void>;
-  /** Makes a delivery pending again under a new job (a redelivery). */
-  restartDelivery(environment: string, id: string, jobId: string, now: Date): Promise<WebhookDelivery | undefined>;
+  /** Writes an attempt down, if the delivery is still carried by job `jobId`: false when it is not. */
+  recordAttempt(environment: string, id: string, jobId: string, attempt: AttemptRecord): Promise<boolean>;
+  /** Ends one pending delivery as failed, with `reason` (its event is gone). */
+  endDelivery(environment: string, id: string, reason: string, now: Date): Promise<void>;
+  /**
+   * Makes a delivery pending again under a new job (a redelivery), if it is
+   * still as read: the delivery afterwards, or undefined when it changed.
+   */
+  restartDelivery(
+    environment: string,
+    delivery: WebhookDelivery,
+    jobId: string,
+    now: Date,
+  ): Promise<WebhookDelivery | undefined>;
   /** Up to `page.size + 1` deliveries, newest first, after `page.after`. */
   listDeliveries(environment: string, filter: DeliveryFilter, page: PageRequest): Promise<WebhookDelivery[]>;
   /** Pending deliveries whose next attempt was due before `before` (their job may be lost). */
   listOverdue(environment: string, before: Date, limit: number): Promise<WebhookDelivery[]>;
   /** Ends an endpoint's pending deliveries as failed, with `reason`. */
   failPending(environment: string, endpointId: string, reason: string, now: Date): Promise<number>;
-  /** Removes events and deliveries created before `before`. */
-  purge(environment: string, before: Date): Promise<{ events: number; deliveries: number }>;
+  /** Removes events and deliveries created before `before`, and once-only notices made before `noticesBefore`. */
+  purge(environment: string, before: Date, noticesBefore: Date): Promise<{ events: number; deliveries: number }>;
 }
 
 /** Tokens that near their expiry and were not announced yet (token.expiring is sent once). */

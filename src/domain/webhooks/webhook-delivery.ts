@@ -1,8 +1,9 @@
 import type { Clock } from "../clock.js";
 import { open } from "../crypto/envelope.js";
 import type { DataKeySource, ExpiringTokens, SendOutcome, WebhookQueue, WebhookSend, WebhookStore } from "./ports.js";
-import type { WebhookRaiser } from "./webhook-raiser.js";
+import { tokenExpiringEvent, type WebhookRaiser } from "./webhook-raiser.js";
 import {
+  attemptsLeft,
   deliveryIdFor,
   deliveryJobId,
   secretBinding,
@@ -63,6 +64,16 @@ function judge(result: SendOutcome): { ok: true; code: number } | { ok: false; c
   return { ok: false, code: result.status, error: `HTTP ${result.status}${redirect}` };
 }
 
+/** A URL as other receivers may see it: scheme, host and path; no user, password, query or fragment. */
+function withoutSecrets(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
+  } catch {
+    return "";
+  }
+}
+
 function describeSpan(ms: number): string {
   if (ms >= 86_400_000) return `${Math.round(ms / 3_600_000)} hours`;
   if (ms >= 60_000) return `${Math.round(ms / 60_000)} minutes`;
@@ -77,6 +88,8 @@ function describeSpan(ms: number): string {
  */
 export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
   const { store, queue, keys, clock } = deps;
+  const expiringCheckMs = Math.min(15 * 60_000, deps.expiringWindowMs / 100);
+  const expiringCheckedAt = new Map<string, number>();
 
   /** The secrets that sign now: the current one, and the previous one during its overlap. */
   async function signingSecrets(environment: string, endpoint: WebhookEndpoint, now: Date): Promise<string[]> {
@@ -142,7 +155,8 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
     if (!(await store.updateEndpoint(environment, endpoint, changes))) return;
     deps.observe?.disabled(environment);
     await store.failPending(environment, endpoint.id, "the endpoint was disabled", now);
-    const disabled = { ...endpoint, ...changes };
+    // Told to the environment's other receivers: the URL without a query or credentials that may be secret.
+    const disabled = { ...endpoint, ...changes, url: withoutSecrets(endpoint.url) };
     await deps.raiser.raiseCommitted(environment, {
       type: "webhook.endpoint_disabled",
       key: `endpoint/${endpoint.id}/disabled/${since.getTime()}`,
@@ -166,26 +180,35 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
   }
 
   /**
-   * One attempt of one delivery (`failedBefore`: attempts of this job that
-   * failed before this one). Throws DeliveryAttemptFailedError when another
-   * attempt is due; the last one ends the delivery FAILED instead.
+   * One attempt of one delivery, by the job `target.jobId` (`failedBefore` of
+   * its `attemptsOfJob` attempts failed already). Only the job that carries a
+   * pending delivery attempts it: a job it was taken from (a redelivery, a
+   * re-queue after Redis lost it) or one that comes after it ended sends
+   * nothing. Throws DeliveryAttemptFailedError when another attempt is due;
+   * the last one of its round ends the delivery FAILED instead.
    */
   async function deliver(
     environment: string,
-    target: { deliveryId: string; eventId: string; endpointId: string },
+    target: { deliveryId: string; eventId: string; endpointId: string; jobId: string },
     failedBefore: number,
     attemptsOfJob: number,
   ): Promise<DeliveryOutcome> {
-    const { deliveryId } = target;
+    const { deliveryId, jobId } = target;
+    const delivery = await store.getDelivery(environment, deliveryId);
+    if (!delivery) return { outcome: "skipped", why: "the delivery is gone (purged)" };
+    if (delivery.status !== "pending") return { outcome: "skipped", why: `the delivery ${delivery.status}` };
+    if (delivery.jobId !== jobId) return { outcome: "skipped", why: "another job carries the delivery" };
     const endpoint = await store.getEndpoint(environment, target.endpointId);
-    const event = endpoint?.enabled ? await store.getEvent(environment, target.eventId) : undefined;
     if (!endpoint?.enabled) {
       const why = endpoint ? "the endpoint is disabled" : "the endpoint was deleted";
       await store.failPending(environment, target.endpointId, why, clock.now());
       return { outcome: "skipped", why };
     }
-    // Purged with its log after the retention period: nothing is left to send or to record.
-    if (!event) return { outcome: "skipped", why: "the event was purged" };
+    const event = await store.getEvent(environment, target.eventId);
+    if (!event) {
+      await store.endDelivery(environment, deliveryId, "the event was purged", clock.now());
+      return { outcome: "skipped", why: "the event was purged" };
+    }
     const started = clock.now();
     const headers = {
       "content-type": "application/json",
@@ -197,10 +220,12 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
     const verdict = judge(result);
     deps.observe?.attempt(environment, verdict.ok ? "succeeded" : "failed", latencyMs / 1000);
     const error = verdict.ok ? "" : verdict.error;
-    const last = failedBefore + 1 >= attemptsOfJob;
-    const delayMs = verdict.ok || last ? 0 : deps.retryDelayMs(failedBefore + 1);
+    // Attempts of this round made before this one, as written down: a re-queued job goes on with the schedule.
+    const madeInRound = delivery.attempts - (delivery.roundStartAttempts ?? 0);
+    const last = madeInRound + 1 >= deps.attempts || failedBefore + 1 >= attemptsOfJob;
+    const delayMs = verdict.ok || last ? 0 : deps.retryDelayMs(madeInRound + 1);
     const now = clock.now();
-    await store.recordAttempt(environment, deliveryId, {
+    const recorded = await store.recordAttempt(environment, deliveryId, jobId, {
       status: verdict.ok ? "succeeded" : last ? "failed" : "pending",
       responseCode: verdict.code,
       error,
@@ -208,6 +233,7 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
       time: now,
       ...(verdict.ok || last ? {} : { nextAttemptTime: new Date(now.getTime() + delayMs) }),
     });
+    if (!recorded) return { outcome: "skipped", why: "another job took the delivery over during the attempt" };
     await noteOutcome(environment, endpoint, verdict.ok, error);
     if (verdict.ok) return { outcome: "succeeded", status: verdict.code };
     // Disabled meanwhile (by this failure or another): no more attempts.
@@ -234,30 +260,32 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
           eventId: d.eventId,
           endpointId: d.endpointId,
           jobId: d.jobId,
-          attempts: Math.max(1, deps.attempts - d.attempts),
+          attempts: attemptsLeft(d, deps.attempts),
         })),
       );
     }
-    const tokens = await deps.expiring.listExpiringUnannounced(
-      environment,
-      new Date(now.getTime() + deps.expiringWindowMs),
-      100,
-    );
+    // Days ahead, not minutes: looked for at most every `expiringCheckMs` per environment (and process).
+    let tokens: Awaited<ReturnType<ExpiringTokens["listExpiringUnannounced"]>> = [];
+    if (now.getTime() - (expiringCheckedAt.get(environment) ?? 0) >= expiringCheckMs) {
+      tokens = await deps.expiring.listExpiringUnannounced(
+        environment,
+        new Date(now.getTime() + deps.expiringWindowMs),
+        100,
+      );
+      if (tokens.length < 100) expiringCheckedAt.set(environment, now.getTime());
+    }
     for (const token of tokens) {
-      const expireTime = token.expireTime ?? now;
-      await deps.raiser.raise(environment, {
-        type: "token.expiring",
-        key: `token/${token.id}/token.expiring/${expireTime.getTime()}`,
-        time: new Date(Math.min(now.getTime(), expireTime.getTime() - deps.expiringWindowMs)),
-        data: { token },
-      });
+      await deps.raiser.raise(environment, tokenExpiringEvent(token, deps.expiringWindowMs, now));
       await deps.expiring.markExpiringAnnounced(environment, token.id, now);
     }
     return { dispatched: undispatched.length, requeued: overdue.length, expiring: tokens.length };
   }
 
   function purge(environment: string) {
-    return store.purge(environment, new Date(clock.now().getTime() - deps.retentionMs));
+    const now = clock.now().getTime();
+    // A token.expiring notice is kept while its token can still be in the window: sent once, never twice.
+    const noticeKeepMs = Math.max(deps.retentionMs, deps.expiringWindowMs + 86_400_000);
+    return store.purge(environment, new Date(now - deps.retentionMs), new Date(now - noticeKeepMs));
   }
 
   return { dispatch, deliver, sweep, purge };

@@ -165,8 +165,34 @@ export function accountWebhooks(raiser: Pick<WebhookRaiser, "raiseCommitted">) {
   };
 }
 
-/** Token changes as webhook events (the tokens area's TokenEvents port). */
-export function tokenWebhooks(raiser: Pick<WebhookRaiser, "raiseCommitted">, clock: Clock) {
+/** The token.expiring event of a token: the same whichever process raises it, whenever. */
+export function tokenExpiringEvent(token: Token, windowMs: number, now: Date): WebhookEventInput {
+  const expireTime = token.expireTime ?? now;
+  // When it entered the window (or was made, if it was made inside it): the same on every raise.
+  const entered = Math.max(token.createTime.getTime(), expireTime.getTime() - windowMs);
+  return {
+    type: "token.expiring",
+    key: `token/${token.id}/token.expiring/${expireTime.getTime()}`,
+    time: new Date(Math.min(now.getTime(), entered)),
+    data: { token },
+  };
+}
+
+export interface TokenWebhookDeps {
+  raiser: Pick<WebhookRaiser, "raiseCommitted">;
+  clock: Clock;
+  /** token.expiring is sent this long before a token expires. */
+  expiringWindowMs: number;
+  /** Remembers that a token's token.expiring was raised (the sweep then leaves it). */
+  announceExpiring(environment: string, tokenId: string, at: Date): Promise<void>;
+}
+
+/**
+ * Token changes as webhook events (the tokens area's TokenEvents port). A
+ * token made to expire within the window is also announced as expiring at
+ * once; the webhook sweep announces the others when they enter it.
+ */
+export function tokenWebhooks({ raiser, clock, expiringWindowMs, announceExpiring }: TokenWebhookDeps) {
   const raise = (environment: string, type: WebhookEventType, token: Token, time: Date, previous?: Token) =>
     raiser.raiseCommitted(environment, {
       type,
@@ -175,7 +201,14 @@ export function tokenWebhooks(raiser: Pick<WebhookRaiser, "raiseCommitted">, clo
       data: { token, ...(previous ? { previousToken: previous } : {}) },
     });
   return {
-    created: (environment: string, token: Token) => raise(environment, "token.created", token, token.createTime),
+    async created(environment: string, token: Token) {
+      await raise(environment, "token.created", token, token.createTime);
+      const now = clock.now();
+      if (token.expireTime && token.expireTime.getTime() - now.getTime() <= expiringWindowMs) {
+        await raiser.raiseCommitted(environment, tokenExpiringEvent(token, expiringWindowMs, now));
+        await announceExpiring(environment, token.id, now).catch(() => undefined);
+      }
+    },
     rotated: (environment: string, token: Token, previous: Token) =>
       raise(environment, "token.rotated", token, token.createTime, previous),
     revoked: (environment: string, token: Token) =>

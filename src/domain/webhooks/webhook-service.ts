@@ -1,6 +1,12 @@
 import type { Clock } from "../clock.js";
 import { seal } from "../crypto/envelope.js";
-import { ConcurrentModificationError, FailedPreconditionError, invalidField, NotFoundError } from "../errors.js";
+import {
+  ConcurrentModificationError,
+  FailedPreconditionError,
+  invalidField,
+  NotFoundError,
+  RoomkeyError,
+} from "../errors.js";
 import { newId } from "../ids.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
 import type { DataKeySource, DeliveryFilter, WebhookDestinations, WebhookQueue, WebhookStore } from "./ports.js";
@@ -111,8 +117,8 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     checkTypes(input.eventTypes);
     await checkUrl(input.url);
     if ((await store.countEndpoints(environment)) >= maxEndpoints) {
-      throw new FailedPreconditionError(
-        "failed_precondition",
+      throw new RoomkeyError(
+        "resource_exhausted",
         "WEBHOOK_ENDPOINT_LIMIT",
         `environment "${environment}" has ${maxEndpoints} webhook endpoints, the most it may have; delete one first`,
         { environment, limit: String(maxEndpoints) },
@@ -171,6 +177,8 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     if (changes.url !== undefined) await checkUrl(changes.url);
     const after = await change(environment, id, (endpoint) => {
       const reenabled = changes.enabled === true && !endpoint.enabled;
+      // Another URL is another receiver: the old one's failing record does not count against it.
+      const moved = changes.url !== undefined && changes.url !== endpoint.url;
       return {
         changes: {
           ...(changes.url === undefined ? {} : { url: changes.url }),
@@ -180,7 +188,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
           // Enabled again (by a caller): its failing record starts over.
           ...(reenabled ? { disabledReason: "" } : {}),
         },
-        unset: reenabled ? ["failingSince"] : [],
+        unset: reenabled || moved ? ["failingSince"] : [],
       };
     });
     return toEndpointView(after);
@@ -241,7 +249,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       if (!endpoint.enabled) {
         throw new FailedPreconditionError(
           "failed_precondition",
-          "INVALID_REQUEST",
+          "WEBHOOK_ENDPOINT_DISABLED",
           `webhook endpoint "${endpointId}" is disabled; enable it first`,
           { endpoint: endpointId },
         );
@@ -260,8 +268,28 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     for (const endpoint of targets) {
       const id = deliveryIdFor(event.id, endpoint.id);
       const existing = await store.getDelivery(environment, id);
+      if (existing?.status === "pending") {
+        // Its job is still on it (or waiting for its next attempt): a second one would send it twice.
+        if (endpointId !== undefined) {
+          throw new FailedPreconditionError(
+            "failed_precondition",
+            "WEBHOOK_DELIVERY_PENDING",
+            `event "${eventId}" is still being delivered to webhook endpoint "${endpoint.id}"` +
+              (existing.nextAttemptTime
+                ? `; its next attempt is due at ${existing.nextAttemptTime.toISOString()}`
+                : ""),
+            { event: eventId, endpoint: endpoint.id },
+          );
+        }
+        continue;
+      }
       if (existing) {
-        const again = await store.restartDelivery(environment, id, deliveryJobId(id, existing.redeliveries + 1), now);
+        const again = await store.restartDelivery(
+          environment,
+          existing,
+          deliveryJobId(id, existing.redeliveries + 1),
+          now,
+        );
         if (again) restarted.push(again);
         continue;
       }
@@ -279,21 +307,24 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         nextAttemptTime: now,
         jobId: deliveryJobId(id, 1),
         redeliveries: 1,
+        roundStartAttempts: 0,
         createTime: now,
       };
       await store.insertDeliveries(environment, [delivery]);
       restarted.push(delivery);
     }
-    await deps.queue.deliver(
-      environment,
-      restarted.map((d) => ({
-        deliveryId: d.id,
-        eventId: d.eventId,
-        endpointId: d.endpointId,
-        jobId: d.jobId,
-        attempts: deps.attempts,
-      })),
-    );
+    if (restarted.length > 0) {
+      await deps.queue.deliver(
+        environment,
+        restarted.map((d) => ({
+          deliveryId: d.id,
+          eventId: d.eventId,
+          endpointId: d.endpointId,
+          jobId: d.jobId,
+          attempts: deps.attempts,
+        })),
+      );
+    }
     return restarted;
   }
 

@@ -107,9 +107,11 @@ export interface WebhookDelivery {
   lastLatencyMs: number;
   lastAttemptTime?: Date;
   nextAttemptTime?: Date;
-  /** The job that carries it now (a redelivery gets another). */
+  /** The job that carries it now (a redelivery gets another): only that job may attempt it. */
   jobId: string;
   redeliveries: number;
+  /** `attempts` when the current round (the first delivery, or a redelivery) began. */
+  roundStartAttempts?: number;
   createTime: Date;
 }
 
@@ -173,4 +175,9 @@ export function signedHeaders(
     "webhook-timestamp": String(timestamp),
     "webhook-signature": secrets.map((secret) => signature(secret, id, timestamp, body)).join(" "),
   };
+}
+
+/** Attempts left in a delivery's current round of `attempts`. */
+export function attemptsLeft(delivery: Pick<WebhookDelivery, "attempts" | "roundStartAttempts">, attempts: number) {
+  return Math.max(1, attempts - (delivery.attempts - (delivery.roundStartAttempts ?? 0)));
 }

@@ -118,6 +118,11 @@ const (
 	ErrorReason_ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND ErrorReason = 36
 	// The environment has as many webhook endpoints as it may.
 	ErrorReason_ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT ErrorReason = 37
+	// The event is still being delivered to the endpoint (its attempts go on);
+	// it can be redelivered once that delivery has ended.
+	ErrorReason_ERROR_REASON_WEBHOOK_DELIVERY_PENDING ErrorReason = 38
+	// The webhook endpoint is disabled; enable it first.
+	ErrorReason_ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED ErrorReason = 39
 )
 
 // Enum value maps for ErrorReason.
@@ -161,6 +166,8 @@ var (
 		35: "ERROR_REASON_WEBHOOK_ENDPOINT_NOT_FOUND",
 		36: "ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND",
 		37: "ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT",
+		38: "ERROR_REASON_WEBHOOK_DELIVERY_PENDING",
+		39: "ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                     0,
@@ -201,6 +208,8 @@ var (
 		"ERROR_REASON_WEBHOOK_ENDPOINT_NOT_FOUND":      35,
 		"ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND":         36,
 		"ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT":          37,
+		"ERROR_REASON_WEBHOOK_DELIVERY_PENDING":        38,
+		"ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED":       39,
 	}
 )
 
@@ -236,7 +245,7 @@ var File_roomkey_v1_error_reason_proto protoreflect.FileDescriptor
 const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x1droomkey/v1/error_reason.proto\x12\n" +
-	"roomkey.v1*\xa9\v\n" +
+	"roomkey.v1*\x80\f\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" ERROR_REASON_ENVIRONMENT_INVALID\x10\x01\x12&\n" +
@@ -276,7 +285,9 @@ const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	",ERROR_REASON_TOO_MANY_FAILED_AUTHENTICATIONS\x10\"\x12+\n" +
 	"'ERROR_REASON_WEBHOOK_ENDPOINT_NOT_FOUND\x10#\x12(\n" +
 	"$ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND\x10$\x12'\n" +
-	"#ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT\x10%B\x92\x01\n" +
+	"#ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT\x10%\x12)\n" +
+	"%ERROR_REASON_WEBHOOK_DELIVERY_PENDING\x10&\x12*\n" +
+	"&ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED\x10'B\x92\x01\n" +
 	"\x0edev.roomkey.v1B\x10ErrorReasonProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\n" +
 	"Roomkey.V1\xca\x02\n" +
 	"Roomkey\\V1\xea\x02\vRoomkey::V1b\x06proto3"
