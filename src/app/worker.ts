@@ -100,6 +100,13 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     queue: producers.webhooks,
     keys: directory,
     async send(url, headers, body) {
+      // Checked again at every attempt: a deployment that stopped allowing http sends nothing in the clear.
+      if (!config.ROOMKEY_WEBHOOK_ALLOW_HTTP && url.startsWith("http:")) {
+        return {
+          kind: "refused",
+          reason: "this deployment sends webhooks over https only (ROOMKEY_WEBHOOK_ALLOW_HTTP)",
+        };
+      }
       const result = await services.webhookOutbound.send({ url, method: "POST", headers, body });
       return result.kind === "response" ? { kind: "response", status: result.response.status } : result;
     },
