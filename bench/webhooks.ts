@@ -5,15 +5,14 @@
  *
  * - deliveries per second: `BENCH_EVENTS` events raised straight through
  *   roomkey's webhook raiser (`token.created`, empty data; no RPC, so that
- *   what is measured is the webhook path alone: the endpoint read and the
- *   event insert of the raise, the `dispatch` job, the `deliver` job and its
- *   signed POST), `BENCH_CONCURRENCY` raises in flight, to one endpoint on a
+ *   what is measured is the webhook path alone: the raise's endpoint read and
+ *   its delivery and event inserts, the `deliver` job and its signed POST), `BENCH_CONCURRENCY` raises in flight, to one endpoint on a
  *   local receiver (node:http on 127.0.0.1, in this process, answering 204 at
  *   once); from the first raise until the receiver has them all, and the
  *   latency of each event from its raise to its receipt.
  * - raw BullMQ on the same Redis: a Queue and a Worker with the connection
  *   settings, concurrency (20), lock and stall settings of roomkey's webhook
- *   workers and the options of its dispatch jobs, a no-op processor;
+ *   workers and the options of its deliver jobs, a no-op processor;
  *   `BENCH_EVENTS` jobs added with `BENCH_CONCURRENCY` adds in flight, from
  *   the first add until the Worker has completed them all.
  * - MongoDB and Redis commands per delivery (and per raw job). MongoDB:
@@ -33,8 +32,8 @@
  * time, each once the one before arrived (the latency of a pipeline with no
  * backlog); then the rows take turns (webhooks, BullMQ, webhooks, ...), each
  * after a quiet window that measures the idle rate. The last line is
- * `webhook/bullmq ratio: <deliveries/s / jobs/s>`; a delivery is two jobs
- * (dispatch and deliver), so 0.5 would be the queue's own ceiling.
+ * `webhook/bullmq ratio: <deliveries/s / jobs/s>`; a delivery is one job
+ * (deliver), so 1 would be the queue's own ceiling.
  *
  *   npm run bench:webhooks        (brings up FerretDB and Redis like the tests)
  *   BENCH_EVENTS=2000 BENCH_ROUNDS=2 BENCH_CONCURRENCY=50 BENCH_SINGLE=100 npm run bench:webhooks
@@ -63,7 +62,7 @@ import { parseEnvironmentName } from "../src/domain/environments/environment-nam
 import { eventIdFor } from "../src/domain/webhooks/webhooks.js";
 import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb.js";
 import { queueName } from "../src/queue/queue-names.js";
-import { dispatchJobOptions, maxStalledRuns } from "../src/queue/retry-policy.js";
+import { deliverJobOptions, maxStalledRuns } from "../src/queue/retry-policy.js";
 import { databaseNames } from "../src/storage/mongo.js";
 import { grpcClient, metadataFor } from "../test/helpers/clients.js";
 import { backendUrls, capturedLogger, dropDeployment, testConfig } from "../test/helpers/server.js";
@@ -428,7 +427,7 @@ async function bullmqTurn(count: number, idle: Usage | undefined, turn: number):
     while (next < count) {
       const i = next++;
       addedAt.set(i, performance.now());
-      await queue.add("dispatch", { i }, { ...dispatchJobOptions, jobId: `raw-${turn}-${i}` });
+      await queue.add("deliver", { i }, { ...deliverJobOptions, attempts: 11, jobId: `raw-${turn}-${i}` });
     }
   };
   await Promise.all(Array.from({ length: inFlight }, lane));
