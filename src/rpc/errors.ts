@@ -1,7 +1,7 @@
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { MongoNetworkError, MongoServerSelectionError } from "mongodb";
+import { MongoNetworkError, MongoServerError, MongoServerSelectionError } from "mongodb";
 import type { Logger } from "pino";
 import { type ErrorKind, RoomkeyError } from "../domain/errors.js";
 import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
@@ -49,10 +49,26 @@ function isBackendUnavailable(error: unknown): boolean {
   );
 }
 
+/**
+ * A collection that went away during the call (NamespaceNotFound): every
+ * collection of an environment's database exists from its creation on, so
+ * only a DeleteEnvironment that dropped the database meanwhile does this.
+ */
+function isDroppedDuringCall(error: unknown): boolean {
+  return error instanceof MongoServerError && (error.code === 26 || error.codeName === "NamespaceNotFound");
+}
+
+const droppedDuringCall = new RoomkeyError(
+  "not_found",
+  "ENVIRONMENT_NOT_FOUND",
+  "the environment was deleted while the call ran",
+);
+
 /** The status code `toConnectError` gives an error, without building the status or logging. */
 export function codeOf(error: unknown): Code {
   if (error instanceof RoomkeyError) return codes[error.kind];
   if (error instanceof ConnectError) return error.code;
+  if (isDroppedDuringCall(error)) return Code.NotFound;
   return isBackendUnavailable(error) ? Code.Unavailable : Code.Internal;
 }
 
@@ -84,6 +100,10 @@ export function toConnectError(error: unknown, logger: Logger): ConnectError {
         "a backend (MongoDB or Redis) is unavailable; retry later",
       ),
     );
+  }
+  if (isDroppedDuringCall(error)) {
+    logger.info({ err: error }, "the environment's database was dropped during the call");
+    return fromRoomkeyError(droppedDuringCall);
   }
   logger.error({ err: error }, "unexpected error");
   return new ConnectError("internal error", Code.Internal);
