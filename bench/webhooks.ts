@@ -25,9 +25,8 @@
  *   window just before subtracted (pings, the environment list, BullMQ's
  *   blocking waits), so what is left is what the deliveries cost.
  *
- * roomkey is composed here from the stages src/app/roomkey.ts composes
- * (clients, services, API, workers), as it does for role `all`, so that the
- * bench reaches the raiser and the MongoClient; the shutdown is its shutdown.
+ * roomkey runs as startRoomkey runs it (role `all`); its `inspect` seam
+ * shows the bench the raiser and the MongoClient.
  * After a warm-up of each row, `BENCH_SINGLE` events are raised one at a
  * time, each once the one before arrived (the latency of a pipeline with no
  * backlog); then the rows take turns (webhooks, BullMQ, webhooks, ...), each
@@ -44,7 +43,6 @@
  * (the retention is 30 days), and FerretDB 1.24 reads and writes by `_id` by
  * scanning the collection, so later turns find larger collections.
  */
-import { setMaxListeners } from "node:events";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { cpus } from "node:os";
@@ -52,12 +50,8 @@ import { resolve } from "node:path";
 import { type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent } from "mongodb";
-import type * as ApiStage from "../src/app/api.js";
-import type * as ClientsStage from "../src/app/clients.js";
-import type * as Following from "../src/app/follow-environments.js";
-import type * as ServicesStage from "../src/app/services.js";
-import type * as WorkerStage from "../src/app/worker.js";
-import { systemClock } from "../src/domain/clock.js";
+import type * as RoomkeyApp from "../src/app/roomkey.js";
+import type { RoomkeySeams } from "../src/app/services.js";
 import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";
 import { eventIdFor } from "../src/domain/webhooks/webhooks.js";
 import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb.js";
@@ -182,26 +176,16 @@ const config = testConfig({
   ROOMKEY_OUTBOUND_ALLOW: "127.0.0.0/8",
 });
 
-// The stages of src/app/roomkey.ts for role `all`, from the compiled build.
-const dist = (path: string) => resolve(root, "dist/src/app", path);
-const { openClients }: typeof ClientsStage = await import(dist("clients.js"));
-const { composeServices }: typeof ServicesStage = await import(dist("services.js"));
-const { startApi }: typeof ApiStage = await import(dist("api.js"));
-const { startWorkers }: typeof WorkerStage = await import(dist("worker.js"));
-const { followEnvironments }: typeof Following = await import(dist("follow-environments.js"));
-const stopping = new AbortController();
-setMaxListeners(0, stopping.signal);
-const cleanups: (() => unknown)[] = [];
-const clients = openClients(config, "all", logger, systemClock, stopping.signal);
-cleanups.push(() => clients.mongoGate.stop());
-const services = composeServices(config, clients, logger, systemClock, {});
-cleanups.push(
-  () => services.producers.stop(),
-  followEnvironments(services.bus, services.directory, config.ROOMKEY_ENVIRONMENT_REFRESH_MS, logger),
-);
-const stage = { config, clients, services, logger, clock: systemClock, stopping: stopping.signal, cleanups };
-const api = await startApi(stage);
-const workers = startWorkers(stage);
+// roomkey as startRoomkey runs it for role `all`, from the compiled build; the seam shows its clients and services.
+const { startRoomkey }: typeof RoomkeyApp = await import(resolve(root, "dist/src/app/roomkey.js"));
+let parts: Parameters<NonNullable<RoomkeySeams["inspect"]>>[0] | undefined;
+const app = await startRoomkey(config, "all", logger, {
+  inspect: (composed) => {
+    parts = composed;
+  },
+});
+if (!parts) throw new Error("startRoomkey did not show its parts");
+const { clients, services } = parts;
 
 // Every MongoDB command roomkey sends, by name and collection (`control.` for the deployment's own
 // database), and the milliseconds from each one's start to its answer.
@@ -445,7 +429,7 @@ async function bullmqTurn(count: number, idle: Usage | undefined, turn: number):
 
 async function served(name: string): Promise<void> {
   const deadline = Date.now() + 15_000;
-  while (!workers.served().includes(name)) {
+  while (!app.servedEnvironments().includes(name)) {
     if (Date.now() > deadline) throw new Error(`the workers did not take up ${name} within 15 s`);
     await sleep(50);
   }
@@ -466,14 +450,7 @@ let cleaning: Promise<void> | undefined;
 /** The shutdown of src/app/roomkey.ts, the receiver, and the deployment dropped; once. */
 function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
-    stopping.abort();
-    await api.close(5_000);
-    for (const cleanup of cleanups) await cleanup();
-    await workers.close(5_000);
-    services.outbound.close();
-    services.webhookOutbound.close();
-    await services.queues.close();
-    await clients.close();
+    await app.shutdown();
     stats.disconnect();
     await receiver.stop();
     await dropDeployment(config);
@@ -488,9 +465,9 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 
 try {
-  await Promise.all([api.ready, workers.ready]);
+  await app.ready;
   const startupLogLines = logLines.length;
-  const environments = grpcClient(EnvironmentService, `127.0.0.1:${api.grpcPort}`);
+  const environments = grpcClient(EnvironmentService, `127.0.0.1:${app.grpcPort}`);
   const admin = metadataFor(environment, config.ROOMKEY_ADMIN_KEY);
   await environments.unary(EnvironmentService.method.createEnvironment, {}, admin);
   await environments.unary(

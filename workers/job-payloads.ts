@@ -76,10 +76,6 @@ export const payloads: Readers = {
     "sweep-accounts": () => ({}),
   },
   webhook: {
-    dispatch: (job) => {
-      const data = dataOf(job);
-      return { eventId: id(data, "dispatch", "eventId", eventIdPattern, "an event id"), ...incarnation(data) };
-    },
     deliver: (job) => {
       const data = dataOf(job);
       return {

@@ -9,13 +9,10 @@ export const webhookPurgeEveryMs = 3_600_000;
 
 /** The webhook queue's processors; they only call the domain. */
 export function webhookProcessors(deps: {
-  delivery: Pick<ReturnType<typeof createWebhookDelivery>, "dispatch" | "deliver" | "sweep" | "purge">;
+  delivery: Pick<ReturnType<typeof createWebhookDelivery>, "deliver" | "sweep" | "purge">;
   logger: Logger;
 }): Record<JobName<"webhook">, JobProcessor> {
   return {
-    async dispatch(job, environment) {
-      return deps.delivery.dispatch(environment, payloads.webhook.dispatch(job).eventId);
-    },
     async deliver(job, environment) {
       const { deliveryId, eventId, endpointId } = payloads.webhook.deliver(job);
       // A job re-queued by the sweep has only the attempts its delivery has left.
@@ -28,7 +25,7 @@ export function webhookProcessors(deps: {
     },
     async "sweep-webhooks"(_job, environment) {
       const result = await deps.delivery.sweep(environment);
-      if (result.dispatched + result.requeued > 0) deps.logger.info({ environment, ...result }, "webhook sweep");
+      if (result.requeued > 0) deps.logger.info({ environment, ...result }, "webhook sweep");
       return result;
     },
     async "purge-webhooks"(_job, environment) {

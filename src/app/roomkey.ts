@@ -49,6 +49,7 @@ export async function startRoomkey(
   const clients = openClients(config, role, logger, clock, stopping.signal);
   cleanups.push(() => clients.mongoGate.stop());
   const services = composeServices(config, clients, logger, clock, seams);
+  seams.inspect?.({ clients, services });
   cleanups.push(
     () => services.producers.stop(),
     followEnvironments(services.bus, services.directory, config.ROOMKEY_ENVIRONMENT_REFRESH_MS, logger),

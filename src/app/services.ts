@@ -53,6 +53,8 @@ export const tokensChannel = "tokens";
 export interface RoomkeySeams {
   /** DNS for provider calls (the outbound guard); the system's by default. */
   resolveHost?: HostResolver;
+  /** Shown the composed clients and services (benchmarks count their commands and call the raiser). */
+  inspect?(parts: { clients: Clients; services: Services }): void;
 }
 
 export type Services = ReturnType<typeof composeServices>;

@@ -100,13 +100,6 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     queue: producers.webhooks,
     keys: directory,
     async send(url, headers, body) {
-      // Checked again at every attempt: a deployment that stopped allowing http sends nothing in the clear.
-      if (!config.ROOMKEY_WEBHOOK_ALLOW_HTTP && url.startsWith("http:")) {
-        return {
-          kind: "refused",
-          reason: "this deployment sends webhooks over https only (ROOMKEY_WEBHOOK_ALLOW_HTTP)",
-        };
-      }
       const result = await services.webhookOutbound.send({ url, method: "POST", headers, body });
       return result.kind === "response" ? { kind: "response", status: result.response.status } : result;
     },
@@ -126,6 +119,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
         services.webhookRepository.announce(environment, "token.expiring", id, at),
     },
     attempts: config.ROOMKEY_WEBHOOK_ATTEMPTS,
+    allowHttp: config.ROOMKEY_WEBHOOK_ALLOW_HTTP,
     retryDelayMs: (failed) =>
       webhookRetryDelayMs(failed, config.ROOMKEY_WEBHOOK_RETRY_BASE_MS, config.ROOMKEY_WEBHOOK_RETRY_MAX_MS),
     disableAfterMs: config.ROOMKEY_WEBHOOK_DISABLE_AFTER_MS,

@@ -6,11 +6,10 @@ import type { RetirementScheduler } from "../domain/tokens/ports.js";
 import type { WebhookQueue } from "../domain/webhooks/ports.js";
 import type { JobProducer } from "./job-producer.js";
 import { createMissedHandshakes } from "./missed-handshakes.js";
-import { dispatchJobId, handshakeJobId, refreshJobId } from "./queue-names.js";
+import { handshakeJobId, refreshJobId } from "./queue-names.js";
 import type { QueueRegistry } from "./queue-registry.js";
 import {
   deliverJobOptions,
-  dispatchJobOptions,
   handshakeJobOptions,
   refreshJobOptions,
   retireTokenJobOptions,
@@ -101,16 +100,6 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
 
   // What the sweep of the webhook queue finds in MongoDB it queues again: jobs are never the only record.
   const webhooks: WebhookQueue = {
-    async dispatch(environment, eventId) {
-      queues.assertReachable();
-      await jobs.add(
-        environment,
-        "webhook",
-        "dispatch",
-        { eventId, incarnation: await incarnationFor(environment) },
-        { ...dispatchJobOptions, jobId: dispatchJobId(eventId) },
-      );
-    },
     async deliver(environment, deliveries) {
       queues.assertReachable();
       const incarnation = await incarnationFor(environment);

@@ -41,11 +41,9 @@ export interface QueueJobs {
     "sweep-accounts": Record<string, never>;
   };
   webhook: {
-    /** Make an event's deliveries, one per endpoint that wants it, and queue them. */
-    dispatch: { eventId: string } & IncarnationBound;
     /** Send one event to one endpoint (job id `deliver-<delivery>`, one per redelivery round). */
     deliver: { deliveryId: string; eventId: string; endpointId: string } & IncarnationBound;
-    /** Queue what Redis lost (dispatches, overdue deliveries) and raise token.expiring. */
+    /** Queue again overdue deliveries (Redis lost their jobs) and raise token.expiring. */
     "sweep-webhooks": Record<string, never>;
     /** Remove events and deliveries past the retention period. */
     "purge-webhooks": Record<string, never>;
@@ -72,9 +70,4 @@ export function refreshJobId(accountId: string): string {
 /** The one job id of an account's handshake attempt: adding it twice queues it once. */
 export function handshakeJobId(accountId: string, attempt: number): string {
   return `connect-${accountId}-${attempt}`;
-}
-
-/** The one job id of an event's fan-out: raising the event again queues it once. */
-export function dispatchJobId(eventId: string): string {
-  return `dispatch-${eventId}`;
 }

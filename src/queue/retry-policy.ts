@@ -119,11 +119,3 @@ export const deliverJobOptions = {
   removeOnComplete: true,
   removeOnFail: true,
 } satisfies JobsOptions;
-
-/** An event's fan-out: a few quick tries; the webhook sweep queues it again if they all fail. */
-export const dispatchJobOptions = {
-  attempts: 5,
-  backoff: { type: "exponential", delay: 1_000 },
-  removeOnComplete: true,
-  removeOnFail: true,
-} satisfies JobsOptions;

@@ -13,17 +13,10 @@ type NoticeDocument = { _id: string; at: Date };
 
 export const webhookEndpointsCollection: CollectionSpec = { name: "webhook_endpoints", indexes: [] };
 
-/**
- * Events, each with its rendered body. Queried by equality only (FerretDB
- * 1.24 answers ranges by reading the whole collection): `dispatched` for the
- * sweep; the purge, a range, runs hourly.
- */
+/** Events, each with its rendered body, read by id; the purge (a range) runs at most hourly. */
 export const webhookEventsCollection: CollectionSpec = {
   name: "webhook_events",
-  indexes: [
-    { key: { dispatched: 1 }, name: "dispatched" },
-    { key: { createTime: 1 }, name: "create_time" },
-  ],
+  indexes: [{ key: { createTime: 1 }, name: "create_time" }],
 };
 
 /** One document per event and endpoint, updated by each attempt. */
@@ -111,20 +104,13 @@ export function createWebhookRepository(databases: Pick<EnvironmentDatabases, "d
       const doc = await events(environment).findOne({ _id: id });
       return doc ? fromDocument(doc) : undefined;
     },
-    async markDispatched(environment, id) {
-      await events(environment).updateOne({ _id: id }, { $set: { dispatched: true } });
-    },
-    async listUndispatched(environment, before, limit) {
-      const docs = await events(environment).find({ dispatched: false }).limit(limit).toArray();
-      return docs.filter((d) => d.createTime < before).map(fromDocument);
-    },
 
     async insertDeliveries(environment, list) {
       if (list.length === 0) return;
       try {
         await deliveries(environment).insertMany(list.map(toDocument), { ordered: false });
       } catch (error) {
-        // Some existed already (a dispatch that ran twice): the others were written.
+        // Some existed already (an event raised again): the others were written.
         if (!isDuplicateKey(error)) throw error;
       }
     },

@@ -109,11 +109,6 @@ function memoryStore() {
       return true;
     },
     getEvent: async (_env, id) => events.get(id),
-    markDispatched: async (_env, id) => {
-      const event = events.get(id);
-      if (event) event.dispatched = true;
-    },
-    listUndispatched: async () => [...events.values()].filter((e) => !e.dispatched),
     insertDeliveries: async (_env, list) => {
       for (const delivery of list) if (!deliveries.has(delivery.id)) deliveries.set(delivery.id, { ...delivery });
     },
@@ -153,13 +148,14 @@ function memoryStore() {
   return { store, endpoints, events, deliveries };
 }
 
-function setup(options: { allowHttp?: boolean; disableAfterMs?: number; sends?: SendOutcome[] } = {}) {
+function setup(
+  options: { allowHttp?: boolean; deliverHttp?: boolean; disableAfterMs?: number; sends?: SendOutcome[] } = {},
+) {
   const clock = fakeClock();
   const memory = memoryStore();
   const dataKey = randomBytes(32);
-  const queued = { dispatches: [] as string[], deliveries: [] as string[] };
+  const queued = { deliveries: [] as string[] };
   const queue = {
-    dispatch: async (_env: string, id: string) => void queued.dispatches.push(id),
     deliver: async (_env: string, jobs: readonly { jobId: string }[]) =>
       void queued.deliveries.push(...jobs.map((j) => j.jobId)),
   };
@@ -206,6 +202,7 @@ function setup(options: { allowHttp?: boolean; disableAfterMs?: number; sends?: 
       markExpiringAnnounced: async (_env, id) => void announced.push(id),
     },
     attempts: 5,
+    allowHttp: options.deliverHttp ?? options.allowHttp ?? true,
     retryDelayMs: (failed) => 1_000 * failed,
     disableAfterMs: options.disableAfterMs ?? 10 * hour,
     expiringWindowMs: 7 * 24 * hour,
@@ -347,8 +344,8 @@ describe("the webhook sweep", () => {
 });
 
 describe("delivering", () => {
-  async function oneDelivery(ctx: ReturnType<typeof setup>) {
-    const { endpoint, secret } = await ctx.service.create("dev", input);
+  async function oneDelivery(ctx: ReturnType<typeof setup>, url = input.url) {
+    const { endpoint, secret } = await ctx.service.create("dev", { ...input, url });
     const id = await ctx.raiser.raise("dev", {
       type: "token.created",
       key: `k${Math.random()}`,
@@ -421,6 +418,16 @@ describe("delivering", () => {
       why: "the delivery succeeded",
     });
     expect(ctx.sent).toHaveLength(1);
+  });
+
+  it("when the deployment no longer allows http, then an http endpoint's attempt is refused without a request", async () => {
+    // Made while http was allowed; delivered by a deployment that no longer allows it.
+    const ctx = setup({ allowHttp: true, deliverHttp: false });
+    const { target } = await oneDelivery(ctx, "http://hooks.example/x");
+    const failure = await ctx.delivery.deliver("dev", target, 0, 5).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(DeliveryAttemptFailedError);
+    expect(ctx.sent).toHaveLength(0);
+    expect(ctx.memory.deliveries.get(target.deliveryId)?.lastError).toContain("https only");
   });
 
   it("when an attempt succeeds, then the endpoint's failing record is cleared", async () => {

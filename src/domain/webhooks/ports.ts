@@ -5,7 +5,7 @@
  */
 import type { PageRequest } from "../paging.js";
 import type { Token } from "../tokens/tokens.js";
-import type { DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEventRecord } from "./webhooks.js";
+import type { DeliveryJob, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEventRecord } from "./webhooks.js";
 
 export interface DeliveryFilter {
   endpointId?: string;
@@ -44,9 +44,6 @@ export interface WebhookStore {
   /** False when an event with this id exists already (raised twice). */
   insertEvent(environment: string, event: WebhookEventRecord): Promise<boolean>;
   getEvent(environment: string, id: string): Promise<WebhookEventRecord | undefined>;
-  markDispatched(environment: string, id: string): Promise<void>;
-  /** Events whose dispatch job may have been lost, created before `before`. */
-  listUndispatched(environment: string, before: Date, limit: number): Promise<WebhookEventRecord[]>;
 
   /** Inserts the deliveries that do not exist yet (by id). */
   insertDeliveries(environment: string, deliveries: readonly WebhookDelivery[]): Promise<void>;
@@ -81,19 +78,8 @@ export interface ExpiringTokens {
   markExpiringAnnounced(environment: string, id: string, at: Date): Promise<void>;
 }
 
-/** A delivery job to queue: the delivery it carries and how many attempts it has left. */
-export interface DeliveryJob {
-  deliveryId: string;
-  eventId: string;
-  endpointId: string;
-  jobId: string;
-  attempts: number;
-}
-
 /** The environment's webhook queue. */
 export interface WebhookQueue {
-  /** Queues the fan-out of an event to its endpoints (once per event id). */
-  dispatch(environment: string, eventId: string): Promise<void>;
   /** Queues deliveries (a job id already queued absorbs its duplicate). */
   deliver(environment: string, jobs: readonly DeliveryJob[]): Promise<void>;
 }

@@ -4,14 +4,11 @@ import type { DataKeySource, ExpiringTokens, SendOutcome, WebhookQueue, WebhookS
 import { tokenExpiringEvent, type WebhookRaiser } from "./webhook-raiser.js";
 import {
   attemptsLeft,
-  deliveryIdFor,
-  deliveryJobId,
+  deliveryJob,
   secretBinding,
   signedHeaders,
   toEndpointView,
-  type WebhookDelivery,
   type WebhookEndpoint,
-  wants,
 } from "./webhooks.js";
 
 /** An attempt failed and the delivery will be tried again after `retryAfterMs` (the job's backoff reads it). */
@@ -35,6 +32,8 @@ export interface WebhookDeliveryDeps {
   /** Attempts of a delivery in all, and the delay before the attempt after `failed` failed ones. */
   attempts: number;
   retryDelayMs(failed: number): number;
+  /** Plain http:// endpoints may be called; checked at every attempt, so turning it off stops them at once. */
+  allowHttp: boolean;
   /** An endpoint whose every delivery failed for this long is disabled. */
   disableAfterMs: number;
   /** token.expiring is raised this long before a token expires. */
@@ -81,8 +80,8 @@ function describeSpan(ms: number): string {
 }
 
 /**
- * Delivering events, on each environment's webhook queue: the fan-out of an
- * event to its endpoints, one signed POST per attempt, the failing record that
+ * Delivering events, on each environment's webhook queue (the raise made
+ * their deliveries): one signed POST per attempt, the failing record that
  * disables an endpoint, and the sweep that re-queues what Redis lost, raises
  * token.expiring and purges old log entries.
  */
@@ -100,48 +99,6 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
       secrets.push(open(key, endpoint.sealedPreviousSecret, binding).toString("utf8"));
     }
     return secrets;
-  }
-
-  /** Makes an event's deliveries, one per enabled endpoint that wants it, and queues them. */
-  async function dispatch(environment: string, eventId: string): Promise<{ deliveries: number }> {
-    const event = await store.getEvent(environment, eventId);
-    if (!event) return { deliveries: 0 };
-    if (event.dispatched) return { deliveries: 0 };
-    const now = clock.now();
-    const endpoints = (await store.allEndpoints(environment)).filter((e) => e.enabled && wants(e, event.type));
-    const deliveries: WebhookDelivery[] = endpoints.map((endpoint) => {
-      const id = deliveryIdFor(event.id, endpoint.id);
-      return {
-        id,
-        eventId: event.id,
-        eventType: event.type,
-        endpointId: endpoint.id,
-        status: "pending",
-        attempts: 0,
-        lastResponseCode: 0,
-        lastError: "",
-        lastLatencyMs: 0,
-        nextAttemptTime: now,
-        jobId: deliveryJobId(id, 0),
-        redeliveries: 0,
-        createTime: now,
-      };
-    });
-    if (deliveries.length > 0) {
-      await store.insertDeliveries(environment, deliveries);
-      await queue.deliver(
-        environment,
-        deliveries.map((d) => ({
-          deliveryId: d.id,
-          eventId: d.eventId,
-          endpointId: d.endpointId,
-          jobId: d.jobId,
-          attempts: deps.attempts,
-        })),
-      );
-    }
-    await store.markDispatched(environment, event.id);
-    return { deliveries: deliveries.length };
   }
 
   /** Disables an endpoint that kept failing, ends its pending deliveries, and tells the others. */
@@ -215,7 +172,10 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
       ...signedHeaders(await signingSecrets(environment, endpoint, started), event.id, started, event.body),
     };
     const before = performance.now();
-    const result = await deps.send(endpoint.url, headers, event.body);
+    const result: SendOutcome =
+      deps.allowHttp || !endpoint.url.startsWith("http:")
+        ? await deps.send(endpoint.url, headers, event.body)
+        : { kind: "refused", reason: "this deployment sends webhooks over https only (ROOMKEY_WEBHOOK_ALLOW_HTTP)" };
     const latencyMs = Math.round(performance.now() - before);
     const verdict = judge(result);
     deps.observe?.attempt(environment, verdict.ok ? "succeeded" : "failed", latencyMs / 1000);
@@ -243,25 +203,17 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
   }
 
   /**
-   * Queues again what Redis lost (events never dispatched, deliveries overdue
+   * Queues again what Redis lost (deliveries overdue
    * without a job) and raises token.expiring for tokens that near their expiry.
    */
-  async function sweep(environment: string): Promise<{ dispatched: number; requeued: number; expiring: number }> {
+  async function sweep(environment: string): Promise<{ requeued: number; expiring: number }> {
     const now = clock.now();
     const stale = new Date(now.getTime() - deps.overdueMs);
-    const undispatched = await store.listUndispatched(environment, stale, 100);
-    for (const event of undispatched) await queue.dispatch(environment, event.id);
     const overdue = await store.listOverdue(environment, stale, 100);
     if (overdue.length > 0) {
       await queue.deliver(
         environment,
-        overdue.map((d) => ({
-          deliveryId: d.id,
-          eventId: d.eventId,
-          endpointId: d.endpointId,
-          jobId: d.jobId,
-          attempts: attemptsLeft(d, deps.attempts),
-        })),
+        overdue.map((d) => deliveryJob(d, attemptsLeft(d, deps.attempts))),
       );
     }
     // Days ahead, not minutes: looked for at most every `expiringCheckMs` per environment (and process).
@@ -278,7 +230,7 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
       await deps.raiser.raise(environment, tokenExpiringEvent(token, deps.expiringWindowMs, now));
       await deps.expiring.markExpiringAnnounced(environment, token.id, now);
     }
-    return { dispatched: undispatched.length, requeued: overdue.length, expiring: tokens.length };
+    return { requeued: overdue.length, expiring: tokens.length };
   }
 
   function purge(environment: string) {
@@ -288,5 +240,5 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
     return store.purge(environment, new Date(now - deps.retentionMs), new Date(now - noticeKeepMs));
   }
 
-  return { dispatch, deliver, sweep, purge };
+  return { deliver, sweep, purge };
 }

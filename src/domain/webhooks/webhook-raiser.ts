@@ -3,10 +3,9 @@ import type { Clock } from "../clock.js";
 import type { Token } from "../tokens/tokens.js";
 import type { WebhookQueue, WebhookStore } from "./ports.js";
 import {
-  deliveryIdFor,
-  deliveryJobId,
+  deliveryJob,
   eventIdFor,
-  type WebhookDelivery,
+  pendingDelivery,
   type WebhookEventData,
   type WebhookEventInput,
   type WebhookEventType,
@@ -57,40 +56,17 @@ export function createWebhookRaiser(deps: WebhookRaiserDeps) {
     const id = eventIdFor(input.key, input.idTime ?? input.time);
     const body = deps.render({ id, type: input.type, environment, time: input.time, data: input.data });
     const now = clock.now();
-    const deliveries: WebhookDelivery[] = endpoints.map((endpoint) => {
-      const deliveryId = deliveryIdFor(id, endpoint.id);
-      return {
-        id: deliveryId,
-        eventId: id,
-        eventType: input.type,
-        endpointId: endpoint.id,
-        status: "pending",
-        attempts: 0,
-        lastResponseCode: 0,
-        lastError: "",
-        lastLatencyMs: 0,
-        nextAttemptTime: now,
-        jobId: deliveryJobId(deliveryId, 0),
-        redeliveries: 0,
-        createTime: now,
-      };
-    });
+    const deliveries = endpoints.map((endpoint) => pendingDelivery({ id, type: input.type }, endpoint.id, now));
     // The deliveries first: an event is never stored without them. Raised again (a retold outcome), the
     // event exists already and nothing is queued twice; what the first raise could not queue, the sweep does.
     await store.insertDeliveries(environment, deliveries);
-    if (!(await store.insertEvent(environment, { id, type: input.type, body, createTime: now, dispatched: true }))) {
+    if (!(await store.insertEvent(environment, { id, type: input.type, body, createTime: now }))) {
       return id;
     }
     try {
       await queue.deliver(
         environment,
-        deliveries.map((d) => ({
-          deliveryId: d.id,
-          eventId: id,
-          endpointId: d.endpointId,
-          jobId: d.jobId,
-          attempts: deps.attempts,
-        })),
+        deliveries.map((d) => deliveryJob(d, deps.attempts)),
       );
     } catch (error) {
       deps.warn("could not queue webhook deliveries; the webhook sweep will", {

@@ -12,9 +12,11 @@ import { type Page, type PageRequest, toPage } from "../paging.js";
 import type { DataKeySource, DeliveryFilter, WebhookDestinations, WebhookQueue, WebhookStore } from "./ports.js";
 import {
   deliveryIdFor,
+  deliveryJob,
   deliveryJobId,
   isWebhookEventType,
   newSigningSecret,
+  pendingDelivery,
   secretBinding,
   toEndpointView,
   type WebhookDelivery,
@@ -294,35 +296,14 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         continue;
       }
       // Named by the caller although the event did not go to it (created later, or not subscribed then).
-      const delivery: WebhookDelivery = {
-        id,
-        eventId: event.id,
-        eventType: event.type,
-        endpointId: endpoint.id,
-        status: "pending",
-        attempts: 0,
-        lastResponseCode: 0,
-        lastError: "",
-        lastLatencyMs: 0,
-        nextAttemptTime: now,
-        jobId: deliveryJobId(id, 1),
-        redeliveries: 1,
-        roundStartAttempts: 0,
-        createTime: now,
-      };
+      const delivery = pendingDelivery(event, endpoint.id, now, 1);
       await store.insertDeliveries(environment, [delivery]);
       restarted.push(delivery);
     }
     if (restarted.length > 0) {
       await deps.queue.deliver(
         environment,
-        restarted.map((d) => ({
-          deliveryId: d.id,
-          eventId: d.eventId,
-          endpointId: d.endpointId,
-          jobId: d.jobId,
-          attempts: deps.attempts,
-        })),
+        restarted.map((d) => deliveryJob(d, deps.attempts)),
       );
     }
     return restarted;

@@ -88,8 +88,6 @@ export interface WebhookEventRecord {
   type: WebhookEventType;
   body: string;
   createTime: Date;
-  /** Its deliveries were made (the dispatch job ran). */
-  dispatched: boolean;
 }
 
 export type DeliveryStatus = "pending" | "succeeded" | "failed";
@@ -139,6 +137,47 @@ export function deliveryIdFor(eventId: string, endpointId: string): string {
 /** The job of a delivery's `round` (0: the first delivery, then one per redelivery). */
 export function deliveryJobId(deliveryId: string, round: number): string {
   return round === 0 ? `deliver-${deliveryId}` : `deliver-${deliveryId}-r${round}`;
+}
+
+/** A new delivery of `event` to an endpoint, pending at once, in its `round` (0 unless a redelivery made it). */
+export function pendingDelivery(
+  event: Pick<WebhookEventRecord, "id" | "type">,
+  endpointId: string,
+  now: Date,
+  round = 0,
+): WebhookDelivery {
+  const id = deliveryIdFor(event.id, endpointId);
+  return {
+    id,
+    eventId: event.id,
+    eventType: event.type,
+    endpointId,
+    status: "pending",
+    attempts: 0,
+    lastResponseCode: 0,
+    lastError: "",
+    lastLatencyMs: 0,
+    nextAttemptTime: now,
+    jobId: deliveryJobId(id, round),
+    redeliveries: round,
+    roundStartAttempts: 0,
+    createTime: now,
+  };
+}
+
+/** A delivery job to queue: the delivery it carries and how many attempts it has. */
+export interface DeliveryJob {
+  deliveryId: string;
+  eventId: string;
+  endpointId: string;
+  jobId: string;
+  attempts: number;
+}
+
+/** The job that carries `delivery` now, with `attempts`. */
+export function deliveryJob(delivery: WebhookDelivery, attempts: number): DeliveryJob {
+  const { id: deliveryId, eventId, endpointId, jobId } = delivery;
+  return { deliveryId, eventId, endpointId, jobId, attempts };
 }
 
 const secretPrefix = "whsec_";
