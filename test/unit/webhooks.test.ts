@@ -374,6 +374,18 @@ describe("delivering", () => {
     expect(ctx.memory.endpoints.get(endpoint.id)?.failingSince).toEqual(ctx.clock.now());
   });
 
+  it("when an endpoint answers a redirect, then the attempt failed (redirects are not followed)", async () => {
+    const ctx = setup({ sends: [{ kind: "response", status: 302 }] });
+    const { target } = await oneDelivery(ctx);
+    const failure = await ctx.delivery.deliver("dev", target, 0, 5).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(DeliveryAttemptFailedError);
+    expect(ctx.memory.deliveries.get(target.deliveryId)).toMatchObject({
+      status: "pending",
+      lastResponseCode: 302,
+      lastError: "HTTP 302 (redirects are not followed)",
+    });
+  });
+
   it("when the last attempt fails, then the delivery ends FAILED without another try", async () => {
     const ctx = setup({ sends: [{ kind: "failed", reason: "no answer within 15000 ms" }] });
     const { target } = await oneDelivery(ctx);

@@ -203,8 +203,9 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
   }
 
   /**
-   * Queues again what Redis lost (deliveries overdue
-   * without a job) and raises token.expiring for tokens that near their expiry.
+   * Queues again what Redis lost (pending deliveries overdue by two lock
+   * periods: a job still queued absorbs its copy) and raises token.expiring
+   * for tokens that entered the window.
    */
   async function sweep(environment: string): Promise<{ requeued: number; expiring: number }> {
     const now = clock.now();

@@ -1,3 +1,4 @@
+import { sleep } from "../../async.js";
 import type { AccountEvent } from "../accounts/accounts.js";
 import type { Clock } from "../clock.js";
 import type { Token } from "../tokens/tokens.js";
@@ -94,7 +95,7 @@ export function createWebhookRaiser(deps: WebhookRaiserDeps) {
           });
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, retries.pauseMs));
+        await sleep(retries.pauseMs);
       }
     }
   }
