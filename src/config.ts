@@ -73,6 +73,18 @@ const schema = z.object({
   ROOMKEY_WORKER_HEARTBEAT_FILE: z.string().optional(),
   /** How long a replica trusts a cached token when no invalidation arrives (pub/sub down). */
   ROOMKEY_TOKEN_CACHE_TTL_MS: z.coerce.number().int().min(100).max(30_000).default(30_000),
+  /**
+   * The public base URL of the HTTP port, as browsers and OAuth providers reach it
+   * (`https://roomkey.example.com`): connect URLs and the OAuth callback
+   * (`<this>/connect/oauth/callback`) are made from it. Empty: `http://127.0.0.1:<HTTP port>`, for local runs.
+   */
+  ROOMKEY_PUBLIC_URL: z
+    .string()
+    .default("")
+    .refine((value) => value === "" || /^https?:\/\/[^/?#\s]+$/.test(value.replace(/\/$/, "")), {
+      message: "must be an http(s) URL of scheme, host and port only, such as https://roomkey.example.com",
+    })
+    .transform((value) => value.replace(/\/$/, "")),
   /** How often last-used times are written. */
   ROOMKEY_USAGE_FLUSH_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   ROOMKEY_ENVIRONMENT_REFRESH_MS: z.coerce.number().int().min(100).max(60_000).default(2_000),

@@ -73,6 +73,13 @@ export const payloads: Readers = {
         ...incarnation(data),
       };
     },
+    "revoke-account": (job) => {
+      const data = dataOf(job);
+      return {
+        accountId: id(data, "revoke-account", "accountId", accountIdPattern, "an account id"),
+        ...incarnation(data),
+      };
+    },
     "sweep-accounts": () => ({}),
   },
   webhook: {

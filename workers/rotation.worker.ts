@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { Refresher } from "../src/domain/accounts/refresher.js";
+import type { UpstreamRevocations } from "../src/domain/accounts/upstream-revocation.js";
 import type { TokenMaintenance } from "../src/domain/tokens/token-maintenance.js";
 import type { JobName } from "../src/queue/queue-names.js";
 import { payloads } from "./job-payloads.js";
@@ -12,6 +13,7 @@ export const tokenSweepEveryMs = 60_000;
 export function rotationProcessors(deps: {
   tokens: Pick<TokenMaintenance, "retire" | "sweep">;
   refresher: Pick<Refresher, "refresh">;
+  revocations: Pick<UpstreamRevocations, "run">;
   sweepAccounts(environment: string, incarnation: string): Promise<unknown>;
   logger: Logger;
 }): Record<JobName<"rotation">, JobProcessor> {
@@ -36,6 +38,18 @@ export function rotationProcessors(deps: {
       });
       if (result.outcome === "gave_up" || result.outcome === "needs_reauth") {
         deps.logger.warn({ environment, accountId, ...result }, "OAuth refresh did not succeed");
+      }
+      return result;
+    },
+    async "revoke-account"(job, environment, incarnation) {
+      const { accountId } = payloads.rotation["revoke-account"](job);
+      const lastTry = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      const result = await deps.revocations.run(environment, accountId, { lastTry, incarnation });
+      // The reason is the provider's answer with every token masked: it never carries one.
+      if (result.outcome === "failed") {
+        deps.logger.warn({ environment, accountId, reason: result.reason }, "upstream revocation failed");
+      } else if (result.outcome === "skipped") {
+        deps.logger.debug({ environment, accountId, why: result.why }, "upstream revocation skipped");
       }
       return result;
     },

@@ -2,6 +2,8 @@ import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import { createAccountService } from "../domain/accounts/account-service.js";
 import type { Clock } from "../domain/clock.js";
+import { createConnectSessionService } from "../domain/connect-sessions/connect-session-service.js";
+import { createSessionVerifier } from "../domain/connect-sessions/session-verifier.js";
 import { createKeyring, derivePurposeKey } from "../domain/crypto/envelope.js";
 import { createEnvironmentDirectory } from "../domain/environments/environment-directory.js";
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
@@ -31,6 +33,7 @@ import {
   createAccountRepository,
   oauthStatesCollection,
 } from "../storage/account-repository.js";
+import { connectSessionsCollection, createConnectSessionRepository } from "../storage/connect-session-repository.js";
 import { createEnvironmentDatabases } from "../storage/environment-databases.js";
 import { createEnvironmentRepository } from "../storage/environment-repository.js";
 import { createIntegrationRepository, integrationsCollection } from "../storage/integration-repository.js";
@@ -48,6 +51,7 @@ import type { Clients } from "./clients.js";
 /** The pub/sub channels replicas and workers follow. */
 export const environmentsChannel = "environments";
 export const tokensChannel = "tokens";
+export const connectSessionsChannel = "connect-sessions";
 
 /** What tests replace of the outside world. */
 export interface RoomkeySeams {
@@ -88,6 +92,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     idempotencyCollection,
     tokenUsageCollection,
     transitionsCollection,
+    connectSessionsCollection,
     ...webhookCollections,
   ]);
   const databases = guard({
@@ -100,6 +105,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   const accountRepository = guard(createAccountRepository(environmentDatabases, environments));
   const integrationRepository = guard(createIntegrationRepository(environmentDatabases));
   const webhookRepository = guard(createWebhookRepository(environmentDatabases));
+  const connectSessionRepository = guard(createConnectSessionRepository(environmentDatabases));
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
@@ -111,7 +117,10 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     keyring,
     clock,
     listTrustMs: 2 * config.ROOMKEY_ENVIRONMENT_REFRESH_MS,
-    onGone: (name) => verifier.invalidateEnvironment(name),
+    onGone: (name) => {
+      verifier.invalidateEnvironment(name);
+      sessionVerifier.invalidateEnvironment(name);
+    },
   });
   const environmentService = createEnvironmentService({
     store: environments,
@@ -224,11 +233,15 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   const accountHooks = accountWebhooks(webhookRaiser);
   const accountEvents: typeof accountWatch.events = {
     async publish(environment, event) {
-      // Both, whatever the other did: pub/sub is best effort, the webhook raise keeps trying on its own.
-      const [published] = await Promise.allSettled([
+      // All three, whatever the others did: pub/sub is best effort, the webhook raise keeps trying on its
+      // own, and a session left unspent by a lost event is still refused once its account is ACTIVE.
+      const [published, , spent] = await Promise.allSettled([
         accountWatch.events.publish(environment, event),
         accountHooks(environment, event),
+        connectSessions.accountChanged(environment, event),
       ]);
+      if (spent.status === "rejected")
+        logger.warn({ err: spent.reason, environment }, "could not mark a connect session spent");
       if (published.status === "rejected") throw published.reason;
     },
   };
@@ -260,8 +273,35 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     events: accountEvents,
     handshakes: producers.handshakes,
     refreshes: producers.refreshes,
+    revocations: producers.revocations,
     refreshMarginMs: async (name) => (await accountSettings(name)).refreshMarginMs,
     refreshWaitMs: Math.max(15_000, 2 * config.ROOMKEY_PROVIDER_TIMEOUT_MS),
+    clock,
+    warn: (message, details) => logger.warn(details, message),
+  });
+
+  // Connect sessions: verified like tokens (a cache, invalidated on every replica through pub/sub).
+  const sessionVerifier = createSessionVerifier({
+    store: connectSessionRepository,
+    environmentExists,
+    clock,
+    ttlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
+    negativeTtlMs: 5_000,
+    maxEntries: 100_000,
+  });
+  /** The HTTP port's public base URL: configured, or (local runs) learnt once the port listens. */
+  const publicUrl = { value: config.ROOMKEY_PUBLIC_URL };
+  const connectSessions = createConnectSessionService({
+    store: connectSessionRepository,
+    accounts: accountService,
+    integrations: integrationRepository,
+    invalidations: {
+      async publish(environment, hash) {
+        sessionVerifier.invalidate(hash);
+        return bus.publish(connectSessionsChannel, { environment, hash });
+      },
+    },
+    publicUrl: () => publicUrl.value,
     clock,
     warn: (message, details) => logger.warn(details, message),
   });
@@ -302,6 +342,10 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     providerOptions,
     oauthClient,
     accountService,
+    connectSessionRepository,
+    sessionVerifier,
+    connectSessions,
+    publicUrl,
     pages,
     metrics,
   };

@@ -10,6 +10,7 @@ import { createWorkerFactory } from "../../workers/worker-factory.js";
 import { createConnectingSweep, createHandshakes } from "../domain/accounts/handshake.js";
 import { createHandshakeSweep } from "../domain/accounts/handshake-sweep.js";
 import { createRefresher, createRefreshSweep } from "../domain/accounts/refresher.js";
+import { createRevocationSweep, createUpstreamRevocations } from "../domain/accounts/upstream-revocation.js";
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
 import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
@@ -20,6 +21,9 @@ import { handshakeJobId } from "../queue/queue-names.js";
 import {
   handshakeWriteRetries,
   providerBackoffMs,
+  revocationBackoff,
+  revocationBackoffMs,
+  revocationSweepGraceMs,
   webhookBackoff,
   webhookRetryDelayMs,
 } from "../queue/retry-policy.js";
@@ -69,6 +73,24 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     refreshes: producers.refreshes,
     settings: services.accountSettings,
     clock,
+  });
+  // After DeleteAccount: the account's tokens revoked at the provider (RFC 7009), lost jobs queued again by the account sweep.
+  const revocations = createUpstreamRevocations({
+    store: accountRepository,
+    integrations: integrationRepository,
+    keys: directory,
+    oauth: oauthClient,
+    clock,
+  });
+  const sweepRevocations = createRevocationSweep({
+    listPendingRevocations: (environment, before) => accountRepository.listPendingRevocations(environment, before),
+    revocations: producers.revocations,
+    clock,
+    graceMs: revocationSweepGraceMs,
+  });
+  const sweepAccounts = async (environment: string, incarnation: string) => ({
+    ...(await sweepRefreshes(environment, incarnation)),
+    revocations: await sweepRevocations(environment, incarnation),
   });
   const sweepHandshakes = createHandshakeSweep({
     sweepConnecting: createConnectingSweep({
@@ -162,16 +184,20 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
             clock,
           }),
           refresher,
-          sweepAccounts: sweepRefreshes,
+          revocations,
+          sweepAccounts,
           logger,
         }),
         webhook: webhookProcessors({ delivery: webhookDelivery, logger }),
       },
       schedules,
-      backoffStrategy: (attemptsMade, type, error) =>
-        type === webhookBackoff && error instanceof DeliveryAttemptFailedError
-          ? error.retryAfterMs
-          : providerBackoffMs(attemptsMade, retryAfterOf(error), config.ROOMKEY_PROVIDER_RETRY_MS),
+      backoffStrategy: (attemptsMade, type, error) => {
+        if (type === webhookBackoff && error instanceof DeliveryAttemptFailedError) return error.retryAfterMs;
+        if (type === revocationBackoff) {
+          return revocationBackoffMs(attemptsMade, retryAfterOf(error), config.ROOMKEY_PROVIDER_RETRY_MS);
+        }
+        return providerBackoffMs(attemptsMade, retryAfterOf(error), config.ROOMKEY_PROVIDER_RETRY_MS);
+      },
       // An endpoint that fails is the endpoint's news, not roomkey's: its log says so, at info.
       expectedFailure: (error) => error instanceof DeliveryAttemptFailedError,
       lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,

@@ -1,6 +1,12 @@
-import type { OAuthClient, OAuthTokens, TokenOutcome } from "../domain/accounts/oauth.js";
+import type {
+  OAuthClient,
+  OAuthRevocationClient,
+  OAuthTokens,
+  RevocationOutcome,
+  TokenOutcome,
+} from "../domain/accounts/oauth.js";
 import type { OAuth2Settings } from "../domain/integrations/integrations.js";
-import type { OutboundResponse } from "./outbound-http.js";
+import type { OutboundRequest, OutboundResponse } from "./outbound-http.js";
 import { callProvider, type ProviderCallOptions } from "./provider-call.js";
 import { jsonObjectOf, providerMessage, sanitized } from "./provider-message.js";
 
@@ -24,51 +30,70 @@ function tokensOf(body: Record<string, unknown>): OAuthTokens | undefined {
   return tokens;
 }
 
-/** OAuth 2.0 token requests (RFC 6749 §4.1.3 and §6) over HTTP(S). */
-export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthClient {
+/**
+ * A form request to one of the provider's endpoints, with the client
+ * authenticated as `settings.clientAuthMethod` says (RFC 6749 §2.3.1; RFC 7009
+ * §2.1 asks the same of the revocation endpoint).
+ */
+function clientRequest(
+  url: string,
+  settings: OAuth2Settings,
+  clientSecret: string,
+  fields: Record<string, string>,
+): OutboundRequest {
+  const form = new URLSearchParams(fields);
+  const headers: Record<string, string> = {
+    accept: "application/json",
+    "content-type": "application/x-www-form-urlencoded",
+  };
+  if (settings.clientAuthMethod === "client_secret_post") {
+    form.set("client_id", settings.clientId);
+    form.set("client_secret", clientSecret);
+  } else {
+    // RFC 6749 §2.3.1: both parts form-encoded before they are joined.
+    const user = encodeURIComponent(settings.clientId);
+    const password = encodeURIComponent(clientSecret);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
+  }
+  return { url, method: "POST", headers, body: form.toString() };
+}
+
+/**
+ * The status and what the endpoint said: RFC 6749 §5.2's code and
+ * description, or any provider's answer, with every secret of the request masked.
+ */
+function answeredWith(what: string, response: OutboundResponse, body: Record<string, unknown>, secrets: string[]) {
+  const description = typeof body.error_description === "string" ? body.error_description : "";
+  const said =
+    typeof body.error === "string"
+      ? sanitized(description === "" ? body.error : `${body.error}: ${description}`, secrets)
+      : providerMessage(response, secrets);
+  return `${what} answered ${response.status}${said ? `: ${said}` : ""}`;
+}
+
+/** OAuth 2.0 token requests (RFC 6749 §4.1.3 and §6) and token revocation (RFC 7009) over HTTP(S). */
+export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthClient & OAuthRevocationClient {
   async function tokenRequest(
     settings: OAuth2Settings,
     clientSecret: string,
     grant: Record<string, string>,
   ): Promise<TokenOutcome> {
-    const form = new URLSearchParams(grant);
-    const headers: Record<string, string> = {
-      accept: "application/json",
-      "content-type": "application/x-www-form-urlencoded",
-    };
-    if (settings.clientAuthMethod === "client_secret_post") {
-      form.set("client_id", settings.clientId);
-      form.set("client_secret", clientSecret);
-    } else {
-      // RFC 6749 §2.3.1: both parts form-encoded before they are joined.
-      const user = encodeURIComponent(settings.clientId);
-      const password = encodeURIComponent(clientSecret);
-      headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
-    }
     // Whatever secret the endpoint echoes stays masked.
     const secrets = [clientSecret, grant.code, grant.code_verifier, grant.refresh_token].filter(
       (s): s is string => s !== undefined,
     );
-    /** The status and what the endpoint said: RFC 6749 §5.2's code and description, or any provider's answer. */
-    const answeredWith = (response: OutboundResponse, body: Record<string, unknown>) => {
-      const description = typeof body.error_description === "string" ? body.error_description : "";
-      const said =
-        typeof body.error === "string"
-          ? sanitized(description === "" ? body.error : `${body.error}: ${description}`, secrets)
-          : providerMessage(response, secrets);
-      return `the token endpoint answered ${response.status}${said ? `: ${said}` : ""}`;
-    };
-    const request = { url: settings.tokenUrl, method: "POST", headers, body: form.toString() };
+    const what = "the token endpoint";
+    const request = clientRequest(settings.tokenUrl, settings, clientSecret, grant);
     const kind = grant.grant_type === "refresh_token" ? "token_refresh" : "token_exchange";
-    const call = await callProvider(options, request, { kind, what: "the token endpoint" }, (response) =>
-      answeredWith(response, jsonObjectOf(response.text) ?? {}),
+    const call = await callProvider(options, request, { kind, what }, (response) =>
+      answeredWith(what, response, jsonObjectOf(response.text) ?? {}, secrets),
     );
     if (call.kind === "refused") return { ...call, error: "destination_refused" };
     if (call.kind === "unavailable") return call;
     const { response } = call;
     const body = jsonObjectOf(response.text) ?? {};
     const error = typeof body.error === "string" ? sanitized(body.error, secrets, maxErrorCodeChars) : "";
-    const answered = answeredWith(response, body);
+    const answered = answeredWith(what, response, body, secrets);
     if (response.status < 200 || response.status >= 300 || error !== "") {
       return { kind: "refused", error: error || `http_${response.status}`, reason: answered };
     }
@@ -102,6 +127,33 @@ export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthCli
     },
     refresh(settings, clientSecret, refreshToken) {
       return tokenRequest(settings, clientSecret, { grant_type: "refresh_token", refresh_token: refreshToken });
+    },
+    async revoke(settings, clientSecret, token, tokenTypeHint): Promise<RevocationOutcome> {
+      const url = settings.revocationUrl;
+      if (url === undefined || url === "") {
+        return { kind: "refused", error: "no_revocation_endpoint", reason: "the integration has no revocation_url" };
+      }
+      const secrets = [clientSecret, token];
+      const what = "the revocation endpoint";
+      const request = clientRequest(url, settings, clientSecret, { token, token_type_hint: tokenTypeHint });
+      // Not counted in the provider call metrics yet: ProviderCallKind has no revocation label, and counting
+      // revocations as refreshes would mislead. Without an observer, the kind below is not used.
+      const { observe: _notLabelled, ...unobserved } = options;
+      const call = await callProvider(unobserved, request, { kind: "token_refresh", what }, (response) =>
+        answeredWith(what, response, jsonObjectOf(response.text) ?? {}, secrets),
+      );
+      if (call.kind === "refused") return { ...call, error: "destination_refused" };
+      if (call.kind === "unavailable") return call;
+      const { response } = call;
+      // RFC 7009 §2.2: 200 also for a token the provider no longer knows; any 2xx is taken as done.
+      if (response.status >= 200 && response.status < 300) return { kind: "ok" };
+      const body = jsonObjectOf(response.text) ?? {};
+      const error = typeof body.error === "string" ? sanitized(body.error, secrets, maxErrorCodeChars) : "";
+      return {
+        kind: "refused",
+        error: error || `http_${response.status}`,
+        reason: answeredWith(what, response, body, secrets),
+      };
     },
   };
 }

@@ -1,18 +1,19 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { HandshakeQueue, RefreshQueue } from "../domain/accounts/ports.js";
+import type { HandshakeQueue, RefreshQueue, RevocationQueue } from "../domain/accounts/ports.js";
 import type { Clock } from "../domain/clock.js";
 import type { RetirementScheduler } from "../domain/tokens/ports.js";
 import type { WebhookQueue } from "../domain/webhooks/ports.js";
 import type { JobProducer } from "./job-producer.js";
 import { createMissedHandshakes } from "./missed-handshakes.js";
-import { handshakeJobId, refreshJobId } from "./queue-names.js";
+import { handshakeJobId, refreshJobId, revokeJobId } from "./queue-names.js";
 import type { QueueRegistry } from "./queue-registry.js";
 import {
   deliverJobOptions,
   handshakeJobOptions,
   refreshJobOptions,
   retireTokenJobOptions,
+  revocationJobOptions,
   sweepRequestJobOptions,
 } from "./retry-policy.js";
 
@@ -28,8 +29,8 @@ export interface ProducerDeps {
 }
 
 /**
- * The queues behind the domain's ports: handshakes, refreshes, token
- * retirements, and a one-off connecting sweep. BullMQ would wait for a Redis
+ * The queues behind the domain's ports: handshakes, refreshes, upstream
+ * revocations, token retirements, and a one-off connecting sweep. BullMQ would wait for a Redis
  * that is down, so each producer fails at once instead; the sweeps queue what
  * was refused once Redis is back. `stop` detaches from the connection.
  */
@@ -80,6 +81,20 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
     },
   };
 
+  // DeleteAccount only warns when this throws: the account sweep queues pending revocations again.
+  const revocations: RevocationQueue = {
+    async enqueue(environment, accountId, given) {
+      queues.assertReachable();
+      await jobs.add(
+        environment,
+        "rotation",
+        "revoke-account",
+        { accountId, incarnation: await incarnationFor(environment, given) },
+        { ...revocationJobOptions, jobId: revokeJobId(accountId) },
+      );
+    },
+  };
+
   const retirements: RetirementScheduler = {
     async retireAt(environment, tokenId, at) {
       // The token sweep retires what could not be queued.
@@ -118,6 +133,7 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
   return {
     handshakes,
     refreshes,
+    revocations,
     retirements,
     webhooks,
     requestConnectingSweep,

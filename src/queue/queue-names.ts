@@ -37,7 +37,15 @@ export interface QueueJobs {
     "sweep-tokens": Record<string, never>;
     /** Refresh one OAuth account's tokens (job id `refresh-<account>`: one at a time per account). */
     "refresh-account": { accountId: string; seenVersion?: number } & IncarnationBound;
-    /** Queue refreshes for OAuth accounts whose tokens expire within the margin or sit idle. */
+    /**
+     * Revoke a deleted account's tokens at its provider (RFC 7009; job id `revoke-<account>`: one per
+     * account). The tokens wait, sealed, on the account; the job reads them there.
+     */
+    "revoke-account": { accountId: string } & IncarnationBound;
+    /**
+     * Queue refreshes for OAuth accounts whose tokens expire within the margin or sit idle, and queue
+     * again the upstream revocations still pending whose job was lost.
+     */
     "sweep-accounts": Record<string, never>;
   };
   webhook: {
@@ -70,4 +78,12 @@ export function refreshJobId(accountId: string): string {
 /** The one job id of an account's handshake attempt: adding it twice queues it once. */
 export function handshakeJobId(accountId: string, attempt: number): string {
   return `connect-${accountId}-${attempt}`;
+}
+
+/**
+ * The one job id of a deleted account's upstream revocation: DeleteAccount and
+ * the sweep that re-queues a lost one add the same job, so it runs once.
+ */
+export function revokeJobId(accountId: string): string {
+  return `revoke-${accountId}`;
 }

@@ -8,7 +8,8 @@
  * `ROOMKEY_JOB_LOCK_MS` (how long a job's lock lasts, and how often stalled
  * jobs are looked for, default 30 s) and `ROOMKEY_HANDSHAKE_SWEEP_MS` (how
  * often the connecting sweep runs, and how long an account may sit CONNECTING
- * before it re-queues its handshake, default 30 s).
+ * before it re-queues its handshake, default 30 s). Upstream revocations
+ * back off from five times `ROOMKEY_PROVIDER_RETRY_MS`.
  */
 import type { JobsOptions } from "bullmq";
 
@@ -36,11 +37,16 @@ export const maxStalledRuns = 5;
 /**
  * Delay before the next attempt of a provider job: what the provider asked for
  * (`retryAfterMs`, from a 429 or 503 `Retry-After`), else `baseMs` doubling
- * per attempt up to `providerBackoffCapMs`, with jitter.
+ * per attempt up to `capMs` (`providerBackoffCapMs`), with jitter.
  */
-export function providerBackoffMs(attemptsMade: number, retryAfterMs: number | undefined, baseMs: number): number {
+export function providerBackoffMs(
+  attemptsMade: number,
+  retryAfterMs: number | undefined,
+  baseMs: number,
+  capMs = providerBackoffCapMs,
+): number {
   if (retryAfterMs !== undefined) return retryAfterMs;
-  const exponential = Math.min(providerBackoffCapMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  const exponential = Math.min(capMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
   return Math.round(exponential * (1 - providerBackoffJitter + Math.random() * 2 * providerBackoffJitter));
 }
 
@@ -57,6 +63,60 @@ export const handshakeJobOptions = {
 export const refreshJobOptions = {
   attempts: refreshAttempts,
   backoff: { type: providerBackoff },
+  removeOnComplete: true,
+  removeOnFail: true,
+} satisfies JobsOptions;
+
+/**
+ * The backoff type of upstream revocations (RFC 7009, after DeleteAccount):
+ * the provider backoff, slower and longer, since nobody waits for it and a
+ * provider that is down is better given time than asked again at once.
+ */
+export const revocationBackoff = "revocation";
+
+/**
+ * Attempts of one revocation job. With the revocation backoff and the default
+ * `ROOMKEY_PROVIDER_RETRY_MS` (1 s): 5 s, 10 s, 20 s, 40 s, 80 s, 160 s, 300 s
+ * between them, about 10 minutes of trying (7.7 at least with the jitter);
+ * then the revocation is recorded as failed and the tokens are wiped.
+ */
+export const revocationAttempts = 8;
+
+/** A revocation's first backoff step, in multiples of `ROOMKEY_PROVIDER_RETRY_MS` (5 s by default; 250 ms in tests at 50 ms). */
+export const revocationBackoffScale = 5;
+
+/** The revocation backoff doubles up to this. */
+export const revocationBackoffCapMs = 5 * 60_000;
+
+/**
+ * A pending revocation unchanged for this long has lost its job (Redis refused
+ * it at DeleteAccount, or lost it): the account sweep queues it again. A job
+ * still waiting out its backoff has the same id, so queueing it again is a no-op.
+ */
+export const revocationSweepGraceMs = 5 * 60_000;
+
+/** Delay before a revocation job's next attempt: the provider backoff from `revocationBackoffScale` × `providerRetryMs`. */
+export function revocationBackoffMs(
+  attemptsMade: number,
+  retryAfterMs: number | undefined,
+  providerRetryMs: number,
+): number {
+  return providerBackoffMs(
+    attemptsMade,
+    retryAfterMs,
+    revocationBackoffScale * providerRetryMs,
+    revocationBackoffCapMs,
+  );
+}
+
+/**
+ * An upstream revocation job; removed when it ends, so that the account sweep
+ * may queue one that failed on something unexpected (the account still says
+ * pending) again under the same id.
+ */
+export const revocationJobOptions = {
+  attempts: revocationAttempts,
+  backoff: { type: revocationBackoff },
   removeOnComplete: true,
   removeOnFail: true,
 } satisfies JobsOptions;

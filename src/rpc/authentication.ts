@@ -6,6 +6,8 @@
  * scopes are checked there, against rpc/method-policy.ts.
  */
 import { hash, timingSafeEqual } from "node:crypto";
+import { looksLikeSessionSecret, type SessionFacts } from "../domain/connect-sessions/connect-sessions.js";
+import type { SessionVerdict, SessionVerifier } from "../domain/connect-sessions/session-verifier.js";
 import { RoomkeyError } from "../domain/errors.js";
 import type { TokenVerifier } from "../domain/tokens/token-verifier.js";
 import type { TokenFacts, Verification, VerifyStatus } from "../domain/tokens/tokens.js";
@@ -40,24 +42,89 @@ function invalidCredentials(): RoomkeyError {
 export function adminKeyMatcher(adminKey: string): (secret: string) => boolean {
   const adminDigest = digest(adminKey);
   // Token secrets start with "rk_": unless the admin key does too, they need no admin comparison.
-  const adminLooksLikeToken = adminKey.startsWith("rk_");
-  return (secret) => (adminLooksLikeToken || !secret.startsWith("rk_")) && timingSafeEqual(digest(secret), adminDigest);
+  const adminLooksLikeToken = adminKey.startsWith("rk");
+  // (Connect-session secrets start with "rk" too: "rkcs_".)
+  return (secret) => (adminLooksLikeToken || !secret.startsWith("rk")) && timingSafeEqual(digest(secret), adminDigest);
 }
 
-/** The admin key, then environment tokens. */
-export function createAuthenticator(deps: { adminKey: string; tokens?: Authenticator }): Authenticator {
+/** The admin key, then connect sessions (by their `rkcs_` prefix), then environment tokens. */
+export function createAuthenticator(deps: {
+  adminKey: string;
+  tokens?: Authenticator;
+  sessions?: Authenticator;
+}): Authenticator {
   const isAdminKey = adminKeyMatcher(deps.adminKey);
+  const credentialsFor = (secret: string) => (looksLikeSessionSecret(secret) ? deps.sessions : deps.tokens);
   return {
     authenticate(secret, environment) {
       if (isAdminKey(secret)) return { kind: "admin" };
-      if (!deps.tokens) throw invalidCredentials();
-      return deps.tokens.authenticate(secret, environment);
+      const next = credentialsFor(secret);
+      if (!next) throw invalidCredentials();
+      return next.authenticate(secret, environment);
     },
     authenticateFromMemory(secret, environment) {
       if (isAdminKey(secret)) return { kind: "admin" };
-      return deps.tokens?.authenticateFromMemory(secret, environment);
+      return credentialsFor(secret)?.authenticateFromMemory(secret, environment);
     },
-    knownToExist: (secret, environment) => deps.tokens?.knownToExist(secret, environment) ?? false,
+    knownToExist: (secret, environment) => credentialsFor(secret)?.knownToExist(secret, environment) ?? false,
+  };
+}
+
+const sessionRefusals: Record<Exclude<SessionVerdict["status"], "valid" | "wrong_environment">, RoomkeyError> = {
+  malformed: refusal("CREDENTIALS_INVALID", "the credentials are neither the admin key nor a roomkey secret"),
+  bad_checksum: refusal(
+    "TOKEN_BAD_CHECKSUM",
+    "the connect session's checksum does not match: a typo or a truncated copy",
+  ),
+  unknown: refusal("CREDENTIALS_INVALID", "the connect session is not known in this environment"),
+  expired: refusal("CONNECT_SESSION_EXPIRED", "the connect session has expired"),
+  revoked: refusal("CONNECT_SESSION_REVOKED", "the connect session was revoked"),
+};
+
+/** One principal per cached session, made once. */
+const sessionPrincipals = new WeakMap<SessionFacts, Principal>();
+
+/**
+ * Connect sessions as credentials: a session of another environment is
+ * PERMISSION_DENIED naming both, from the secret's own text; an expired or
+ * revoked one UNAUTHENTICATED with its reason. What a session may call is the
+ * edge's to decide (method-policy.ts).
+ */
+export function createSessionAuthenticator(
+  verifier: Pick<SessionVerifier, "verify" | "verifyFromMemory">,
+): Authenticator {
+  const principalOfVerdict = (verdict: SessionVerdict, environment: string): Principal => {
+    if (verdict.status === "valid") {
+      let principal = sessionPrincipals.get(verdict.facts);
+      if (!principal) {
+        principal = { kind: "session", session: verdict.facts };
+        sessionPrincipals.set(verdict.facts, principal);
+      }
+      return principal;
+    }
+    if (verdict.status === "wrong_environment") {
+      throw new RoomkeyError(
+        "permission_denied",
+        "TOKEN_WRONG_ENVIRONMENT",
+        `authorization: this connect session belongs to ${verdict.environment}, not ${environment}`,
+        { token_environment: verdict.environment, requested_environment: environment },
+      );
+    }
+    throw sessionRefusals[verdict.status];
+  };
+  return {
+    authenticate(secret, environment) {
+      const verdict = verifier.verify(secret, environment);
+      return verdict instanceof Promise
+        ? verdict.then((v) => principalOfVerdict(v, environment))
+        : principalOfVerdict(verdict, environment);
+    },
+    authenticateFromMemory(secret, environment) {
+      const verdict = verifier.verifyFromMemory(secret, environment);
+      return verdict ? principalOfVerdict(verdict, environment) : undefined;
+    },
+    // Sessions have no known-hash filter: a throttled peer's made-up session costs it a failure.
+    knownToExist: () => false,
   };
 }
 

@@ -1,9 +1,14 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { SessionFacts } from "../domain/connect-sessions/connect-sessions.js";
 
-/** Who is calling: the operator's admin key, or an API token of the call's environment. */
+/**
+ * Who is calling: the operator's admin key, an API token of the call's
+ * environment, or a connect session of it (an end user's browser).
+ */
 export type Principal =
   | { kind: "admin" }
-  | { kind: "token"; tokenId: string; scopes: ReadonlySet<string>; environment: string };
+  | { kind: "token"; tokenId: string; scopes: ReadonlySet<string>; environment: string }
+  | { kind: "session"; session: SessionFacts };
 
 /** What the edge established about a call before its handler runs. */
 export interface CallContext {

@@ -14,7 +14,7 @@ import type { Authenticator } from "./authentication.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
 import { codeOf, toConnectError } from "./errors.js";
 import type { FailureThrottle } from "./failure-throttle.js";
-import { type MethodPolicy, policyOf } from "./method-policy.js";
+import { type MethodPolicy, policyOf, sessionMethodNames } from "./method-policy.js";
 
 export type Edge = ReturnType<typeof createEdge>;
 
@@ -130,6 +130,11 @@ function bearerOf(headers: Headers): string | undefined {
   return bearerSecret.test(secret) ? secret : undefined;
 }
 
+function principalName(principal: Principal): string {
+  if (principal.kind === "admin") return "admin";
+  return principal.kind === "token" ? principal.tokenId : principal.session.id;
+}
+
 function credentialsMissing(): RoomkeyError {
   return new RoomkeyError(
     "unauthenticated",
@@ -162,8 +167,19 @@ function isAuthenticationFailure(error: unknown): boolean {
   );
 }
 
+const sessionMethodList = sessionMethodNames.join(", ");
+
 function authorize(policy: MethodPolicy, principal: Principal, method: DescMethod): void {
   if (principal.kind === "admin") return;
+  if (principal.kind === "session") {
+    if (policy.session) return;
+    throw new RoomkeyError(
+      "permission_denied",
+      "CONNECT_SESSION_NOT_ALLOWED",
+      `${method.name} cannot be called with a connect session: it opens only ${sessionMethodList}`,
+      { method: method.name },
+    );
+  }
   if (policy.access === "admin") {
     throw new RoomkeyError("permission_denied", "ADMIN_KEY_REQUIRED", `${method.name} needs the admin key`);
   }
@@ -175,6 +191,28 @@ function authorize(policy: MethodPolicy, principal: Principal, method: DescMetho
       { scope: policy.access },
     );
   }
+}
+
+/**
+ * A browser's call with a connect session must come from the session's
+ * allowed origins, or from roomkey's own (the hosted page: the Origin names
+ * the host the call was sent to). A call without an Origin (a server, an
+ * app) is not a browser's.
+ */
+function checkOrigin(allowed: ReadonlySet<string>, headers: Headers): void {
+  const origin = headers.get("origin");
+  if (origin === null || allowed.has(origin)) return;
+  try {
+    if (new URL(origin).host === headers.get("host")) return;
+  } catch {
+    // Not a URL ("null" from a sandboxed frame): not an allowed origin.
+  }
+  throw new RoomkeyError(
+    "permission_denied",
+    "CONNECT_SESSION_ORIGIN",
+    `origin: the connect session does not allow calls from ${origin.slice(0, 256)}`,
+    { origin: origin.slice(0, 256) },
+  );
 }
 
 /**
@@ -255,6 +293,7 @@ export function createEdge(deps: EdgeDeps) {
     const environment = readEnvironment(headers);
     const admitted = (principal: Principal): CallContext | Promise<CallContext> => {
       authorize(policy, principal, method);
+      if (principal.kind === "session") checkOrigin(principal.session.allowedOrigins, headers);
       const call: CallContext = { environment, principal };
       const found = policy.environment === "existing" ? environments.require(environment) : undefined;
       return found instanceof Promise ? found.then(() => call) : call;
@@ -363,7 +402,7 @@ export function createEdge(deps: EdgeDeps) {
       {
         method: `${method.parent.typeName}/${method.name}`,
         environment: call?.environment,
-        principal: call ? (call.principal.kind === "admin" ? "admin" : call.principal.tokenId) : undefined,
+        principal: call ? principalName(call.principal) : undefined,
         code: error ? Code[error.code] : "OK",
         ms: Math.round(seconds * 1000),
       },

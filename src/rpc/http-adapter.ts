@@ -36,6 +36,39 @@ export interface HttpAdapterOptions {
   logger: Logger;
   /** Pages served beside the API on this port (the queue dashboard), each checking its own access. */
   pages?: PageRoute;
+  /** Request paths (`/<service>/<method>`) a browser may call from another origin: connect-session methods. */
+  corsPaths?: ReadonlySet<string>;
+}
+
+/** The request headers a browser may send cross-origin to a connect-session method. */
+const corsAllowHeaders =
+  "authorization, content-type, connect-protocol-version, connect-timeout-ms, roomkey-environment";
+
+/**
+ * A preflight for a connect-session method. It carries no credentials, so it
+ * cannot tell whose session will call: it is answered for any origin, and
+ * the call itself is refused (with no CORS headers, so the page cannot read
+ * the refusal) unless its session allows the origin (edge.ts).
+ */
+function answerPreflight(req: IncomingMessage, res: ServerResponse, origin: string): void {
+  res.writeHead(204, {
+    "access-control-allow-origin": origin,
+    "access-control-allow-methods": "POST, GET",
+    "access-control-allow-headers": corsAllowHeaders,
+    "access-control-max-age": "600",
+    vary: "Origin",
+    "content-length": "0",
+  });
+  res.end();
+  req.resume();
+}
+
+/** A call admitted with a connect session from one of its allowed origins may be read by that origin. */
+function allowCrossOrigin(res: ServerResponse, call: CallContext, origin: string | null): void {
+  if (origin === null || call.principal.kind !== "session" || !call.principal.session.allowedOrigins.has(origin))
+    return;
+  res.setHeader("access-control-allow-origin", origin);
+  res.setHeader("vary", "Origin");
 }
 
 /** A handler for the request paths it matches. */
@@ -291,6 +324,7 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
       try {
         const admitted = options.admit(handler.method, base.header, peerKey(req.socket.remoteAddress));
         const call = admitted instanceof Promise ? await admitted : admitted;
+        if (options.corsPaths?.has(url.pathname)) allowCrossOrigin(res, call, base.header.get("origin"));
         admission = { call, request: await readMessage(req, url, base.header, framing, handler.method) };
       } catch (error) {
         admission = { error };
@@ -328,6 +362,11 @@ export function createHttpHandler(options: HttpAdapterOptions): (req: IncomingMe
       if (!handler) {
         res.writeHead(404);
         res.end();
+        return;
+      }
+      const origin = req.headers.origin;
+      if (req.method === "OPTIONS" && origin !== undefined && options.corsPaths?.has(path)) {
+        answerPreflight(req, res, origin);
         return;
       }
       if (authorityOf(req) === undefined) {

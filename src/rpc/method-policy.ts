@@ -22,9 +22,17 @@ export type Scope = (typeof scopes)[number];
 export interface MethodPolicy {
   access: "admin" | Scope;
   environment: "existing" | "any";
+  /**
+   * Whether a connect session may call it: only what finishing one
+   * connection needs. The method then limits the session to its own
+   * integrations and account.
+   */
+  session?: true;
 }
 
 const existing = (access: MethodPolicy["access"]): MethodPolicy => ({ access, environment: "existing" });
+/** A method a connect session may call too. */
+const forSessions = (access: Scope): MethodPolicy => ({ access, environment: "existing", session: true });
 
 /** The scope table (README "Access"); keyed by `<service>/<method>`. */
 export const methodPolicies: Readonly<Record<string, MethodPolicy>> = {
@@ -51,17 +59,25 @@ export const methodPolicies: Readonly<Record<string, MethodPolicy>> = {
   "roomkey.v1.TokenService/RevokeToken": existing("tokens:write"),
   "roomkey.v1.TokenService/RotateToken": existing("tokens:write"),
   "roomkey.v1.TokenService/VerifyToken": existing("tokens:verify"),
-  "roomkey.v1.AccountService/ConnectAccount": existing("accounts:write"),
-  "roomkey.v1.AccountService/StartOAuthConnection": existing("accounts:write"),
-  "roomkey.v1.AccountService/CompleteOAuthConnection": existing("accounts:write"),
-  "roomkey.v1.AccountService/GetAccount": existing("accounts:read"),
+  "roomkey.v1.AccountService/ConnectAccount": forSessions("accounts:write"),
+  "roomkey.v1.AccountService/StartOAuthConnection": forSessions("accounts:write"),
+  "roomkey.v1.AccountService/CompleteOAuthConnection": forSessions("accounts:write"),
+  "roomkey.v1.AccountService/GetAccount": forSessions("accounts:read"),
   "roomkey.v1.AccountService/ListAccounts": existing("accounts:read"),
   "roomkey.v1.AccountService/UpdateAccount": existing("accounts:write"),
   "roomkey.v1.AccountService/DeleteAccount": existing("accounts:write"),
   "roomkey.v1.AccountService/RefreshAccountCredentials": existing("accounts:write"),
   "roomkey.v1.AccountService/GetAccountCredentials": existing("accounts:credentials"),
   "roomkey.v1.AccountService/WatchAccounts": existing("accounts:read"),
+  "roomkey.v1.AccountService/CreateConnectSession": existing("accounts:write"),
+  "roomkey.v1.AccountService/GetConnectSession": forSessions("accounts:read"),
+  "roomkey.v1.AccountService/RevokeConnectSession": existing("accounts:write"),
 };
+
+/** The methods a connect session may call, by name, for the messages that say so. */
+export const sessionMethodNames = Object.entries(methodPolicies)
+  .filter(([, policy]) => policy.session)
+  .map(([key]) => key.slice(key.indexOf("/") + 1));
 
 /** The policy of a method; a method without one is a programming error caught at start-up. */
 export function policyOf(method: DescMethod): MethodPolicy {

@@ -123,8 +123,10 @@ export interface HttpServerOptions {
   maxHeaderBytes: number;
   logger: Logger;
   shutdownSignal: AbortSignal;
-  /** Pages served beside the API (the queue dashboard). */
+  /** Pages served beside the API (the queue dashboard, the hosted connect page). */
   pages?: PageRoute;
+  /** Methods a browser may call from another origin (connect sessions'): `/<service>/<method>`. */
+  corsPaths?: ReadonlySet<string>;
 }
 
 /** A request's headers must arrive within this, and the whole request within `requestTimeoutMs`. */
@@ -148,6 +150,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<{ ser
     shutdownSignal: options.shutdownSignal,
     logger: options.logger,
     ...(options.pages ? { pages: options.pages } : {}),
+    ...(options.corsPaths ? { corsPaths: options.corsPaths } : {}),
   });
   const server = http.createServer(
     { maxHeaderSize: options.maxHeaderBytes, headersTimeout: headersTimeoutMs, requestTimeout: requestTimeoutMs },

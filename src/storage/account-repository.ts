@@ -17,6 +17,8 @@ export const accountsCollection: CollectionSpec = {
   indexes: [
     { key: { status: 1, integration: 1 }, name: "status_integration" },
     { key: { tenantId: 1 }, name: "tenant" },
+    { key: { "endUser.id": 1 }, name: "end_user" },
+    { key: { "endUser.tags": 1 }, name: "end_user_tags" },
   ],
 };
 
@@ -73,6 +75,8 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
       if (filter.integration !== undefined) query.integration = filter.integration;
       if (filter.status !== undefined) query.status = filter.status;
       if (filter.tenantId !== undefined) query.tenantId = filter.tenantId;
+      if (filter.endUserId !== undefined) query["endUser.id"] = filter.endUserId;
+      if (filter.endUserTag !== undefined) query["endUser.tags"] = filter.endUserTag;
       // Ids begin with their creation time: descending ids are newest first.
       if (page.after !== undefined) query._id = { $lt: page.after };
       const docs = await accounts(environment)
@@ -174,6 +178,22 @@ export function createAccountRepository(databases: Pick<EnvironmentDatabases, "d
           $or: [{ credentialsExpireTime: { $lt: expiringBefore } }, { lastRefreshTime: { $lt: idleSince } }],
         })
         .limit(10_000)
+        .toArray();
+      return docs.map(toDomain);
+    },
+    /**
+     * Disconnected accounts whose upstream revocation is still pending and
+     * unchanged since `updatedBefore`, for the account sweep to queue again
+     * (their job was lost). On the status index: only DeleteAccount begins one.
+     */
+    async listPendingRevocations(environment: string, updatedBefore: Date): Promise<Account[]> {
+      const docs = await accounts(environment)
+        .find({
+          status: "disconnected",
+          "upstreamRevocation.status": "pending",
+          "upstreamRevocation.updateTime": { $lt: updatedBefore },
+        })
+        .limit(1_000)
         .toArray();
       return docs.map(toDomain);
     },

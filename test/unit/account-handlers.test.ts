@@ -46,11 +46,21 @@ function setup(options: { scopes?: string[]; credential?: Credential; events?: A
       return { items: [view(2, { status: "active" })], nextAfter: undefined };
     },
     credentials: async () => options.credential ?? { kind: "api_key", apiKey: "sk_live_1" },
-    updateLabels: notUsed,
+    update: notUsed,
     disconnect: notUsed,
     startOAuth: notUsed,
     completeOAuth: notUsed,
     refresh: notUsed,
+  };
+  const sessions: AccountHandlerDeps["sessions"] = {
+    create: notUsed,
+    get: notUsed,
+    revoke: notUsed,
+    getOwn: notUsed,
+    connect: notUsed,
+    startOAuth: notUsed,
+    completeOAuth: notUsed,
+    getAccount: notUsed,
   };
   async function* watch(): AsyncIterable<AccountEvent> {
     yield* options.events ?? [];
@@ -59,7 +69,7 @@ function setup(options: { scopes?: string[]; credential?: Credential; events?: A
     (router, edge) =>
       router.service(
         AccountService,
-        edge.wrap(AccountService, createAccountHandlers({ accounts, watch, pages: testPageTokens() })),
+        edge.wrap(AccountService, createAccountHandlers({ accounts, sessions, watch, pages: testPageTokens() })),
       ),
     { scopes: options.scopes ?? [] },
   );

@@ -4,11 +4,19 @@
  */
 import type { Clock } from "../clock.js";
 import { open, seal } from "../crypto/envelope.js";
-import { NotFoundError } from "../errors.js";
+import { invalidField, NotFoundError } from "../errors.js";
 import type { Integration } from "../integrations/integrations.js";
 import type { DataKeySource } from "../integrations/ports.js";
-import { type CredentialField, credentialBinding, type KeyCredential, type SealedCredentials } from "./accounts.js";
-import type { AccountEvents, AccountStore, HandshakeQueue, RefreshQueue } from "./ports.js";
+import {
+  type Account,
+  type CredentialField,
+  credentialBinding,
+  type EndUser,
+  type HeldCredentials,
+  type KeyCredential,
+  type SealedCredentials,
+} from "./accounts.js";
+import type { AccountEvents, AccountStore, HandshakeQueue, RefreshQueue, RevocationQueue } from "./ports.js";
 
 /** How long an OAuth state from StartOAuthConnection is accepted. */
 export const oauthStateLifetimeMs = 10 * 60_000;
@@ -24,6 +32,8 @@ export interface AccountServiceDeps {
   events: AccountEvents;
   handshakes: HandshakeQueue;
   refreshes: RefreshQueue;
+  /** Revocation at the provider after DeleteAccount; without it, deleted tokens are only wiped. */
+  revocations?: RevocationQueue;
   /** The environment's OAuth refresh margin. */
   refreshMarginMs(environment: string): Promise<number>;
   /** How long a caller waits for a refresh it asked for. */
@@ -35,19 +45,70 @@ export interface AccountServiceDeps {
 }
 
 export interface StartOAuthInput {
+  /** Empty with `accountId`: the account's. */
   integration: string;
+  /** Empty: the end user's id (required when there is no end user, unless `accountId`). */
   tenantId: string;
   labels: Record<string, string>;
   redirectUri: string;
   accountId?: string;
+  endUser?: EndUser;
+  /** The connect session that begins it: only that session (or the hosted callback) may complete it. */
+  sessionId?: string;
 }
 
 export interface ConnectAccountInput {
+  /** Empty with `accountId`: the account's. */
   integration: string;
+  /** Empty: the end user's id (required when there is no end user, unless `accountId`). */
   tenantId: string;
   labels: Record<string, string>;
   credential: KeyCredential;
   idempotencyKey?: string;
+  endUser?: EndUser;
+  /** Re-authorizes this account in place instead of connecting a new one. */
+  accountId?: string;
+  /** The connect session that connects it. */
+  sessionId?: string;
+}
+
+/** What CompleteOAuthConnection knows besides the state and the code. */
+export interface CompleteOAuthOptions {
+  /** The authorization response's `iss` (RFC 9207), when it had one. */
+  iss?: string;
+  /**
+   * Who completes: a session (only states it began), `any-session` (the
+   * hosted callback: only states a session began), or undefined (a backend
+   * token: any state).
+   */
+  session?: { id: string } | "any-session";
+}
+
+/** The tenant a new account gets: the one given, else its end user's id. */
+export function tenantFor(input: { tenantId: string; endUser?: EndUser }): string {
+  if (input.tenantId !== "") return input.tenantId;
+  if (input.endUser && input.endUser.id !== "") return input.endUser.id;
+  throw invalidField("tenant_id", "is required unless end_user is set");
+}
+
+/** An end user given for a new account must have an id. */
+export function checkEndUser(endUser: EndUser | undefined): void {
+  if (endUser && endUser.id === "") throw invalidField("end_user.id", "is required");
+}
+
+/**
+ * The credentials a re-authorization sets aside: restored if the new one
+ * fails, dropped once it succeeds. An account already re-authorizing keeps
+ * what it set aside first.
+ */
+export function holdCredentials(account: Account): HeldCredentials {
+  if (account.held) return account.held;
+  const held: HeldCredentials = { credentials: account.credentials };
+  if (account.credentialsExpireTime) held.credentialsExpireTime = account.credentialsExpireTime;
+  if (account.lastRefreshTime) held.lastRefreshTime = account.lastRefreshTime;
+  if (account.tokenType !== undefined) held.tokenType = account.tokenType;
+  if (account.scopes !== undefined) held.scopes = account.scopes;
+  return held;
 }
 
 export function accountNotFound(environment: string, id: string): NotFoundError {

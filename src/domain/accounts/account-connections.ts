@@ -1,16 +1,20 @@
 import { createHash } from "node:crypto";
 import { bindingFor, open, seal } from "../crypto/envelope.js";
-import { invalidField } from "../errors.js";
+import { FailedPreconditionError, invalidField, RoomkeyError } from "../errors.js";
 import { claimIdempotencyKey } from "../idempotency.js";
 import { newId } from "../ids.js";
 import { integrationNotFound } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
 import {
   type AccountServiceDeps,
+  type CompleteOAuthOptions,
   type ConnectAccountInput,
+  checkEndUser,
+  holdCredentials,
   oauthStateLifetimeMs,
   type StartOAuthInput,
   sealCredentials,
+  tenantFor,
 } from "./account-common.js";
 import {
   type Account,
@@ -37,7 +41,7 @@ export interface AccountAccess {
 
 function fingerprintOf(input: ConnectAccountInput): string {
   const labels = Object.entries(input.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const what = JSON.stringify([input.integration, input.tenantId, labels, input.credential]);
+  const what = JSON.stringify([input.integration, input.tenantId, labels, input.credential, input.endUser ?? null]);
   return createHash("sha256").update(what).digest("hex");
 }
 
@@ -80,6 +84,9 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     environment: string,
     input: ConnectAccountInput,
   ): Promise<{ account: AccountView; replayed: boolean }> {
+    if (input.accountId !== undefined) return { account: await reconnect(environment, input), replayed: false };
+    checkEndUser(input.endUser);
+    const tenantId = tenantFor(input);
     const integration = await integrations.get(environment, input.integration);
     if (!integration) throw integrationNotFound(environment, input.integration);
     if (integration.authType === "oauth2") {
@@ -108,7 +115,7 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     const account: Account = {
       id,
       integration: integration.name,
-      tenantId: input.tenantId,
+      tenantId,
       labels: { ...input.labels },
       status: "connecting",
       statusReason: "",
@@ -118,6 +125,8 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
       credentials: sealCredentials(await keys.dataKey(environment), environment, id, fieldsOf(input.credential)),
       credentialsVersion: 1,
       handshake: { attempt: 1, startTime: now },
+      ...(input.endUser ? { endUser: input.endUser } : {}),
+      ...(input.sessionId ? { connectSessionId: input.sessionId } : {}),
       version: 1,
     };
     try {
@@ -131,6 +140,63 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     await startHandshake(environment, account);
     await announce(environment, account, undefined);
     return { account: toAccountView(account), replayed: false };
+  }
+
+  /**
+   * Re-authorizes an API-key or basic account in place: it keeps its id, end
+   * user, labels and history; the new credential is checked by a handshake,
+   * and the old one is set aside until then (restored if the new one fails).
+   */
+  async function reconnect(environment: string, input: ConnectAccountInput): Promise<AccountView> {
+    const accountId = input.accountId as string;
+    const current = await read(environment, accountId);
+    if (input.integration !== "" && input.integration !== current.integration) {
+      throw invalidField("integration", `account "${accountId}" belongs to integration "${current.integration}"`);
+    }
+    if (current.authType === "oauth2") {
+      throw invalidField(
+        "account_id",
+        `account "${accountId}" uses OAuth 2.0: re-authorize it with StartOAuthConnection`,
+      );
+    }
+    if (input.credential.kind !== current.authType) {
+      const wanted = credentialFieldFor[current.authType];
+      throw invalidField(wanted, `account "${accountId}" takes a ${wanted} credential`);
+    }
+    const integration = await integrations.get(environment, current.integration);
+    if (!integration) throw integrationNotFound(environment, current.integration);
+    const credentials = sealCredentials(
+      await keys.dataKey(environment),
+      environment,
+      accountId,
+      fieldsOf(input.credential),
+    );
+    const now = clock.now();
+    const { before, after } = await change(environment, accountId, (account) => {
+      if (account.status === "connecting") {
+        throw new FailedPreconditionError(
+          "failed_precondition",
+          "ACCOUNT_NOT_ACTIVE",
+          `account "${accountId}" is connecting already; wait for its handshake to end`,
+        );
+      }
+      return {
+        changes: {
+          status: "connecting",
+          statusReason: "",
+          credentials,
+          credentialsVersion: account.credentialsVersion + 1,
+          held: holdCredentials(account),
+          handshake: { attempt: account.handshake.attempt + 1, startTime: now, reauthorizedFrom: account.status },
+          updateTime: now,
+          ...(input.sessionId ? { connectSessionId: input.sessionId } : {}),
+          ...(Object.keys(input.labels).length > 0 ? { labels: { ...input.labels } } : {}),
+        },
+      };
+    });
+    await startHandshake(environment, after);
+    await announce(environment, after, before.status);
+    return toAccountView(after);
   }
 
   /** An account's integration, which must use OAuth 2.0. */
@@ -152,8 +218,13 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     environment: string,
     input: StartOAuthInput,
   ): Promise<{ authorizationUrl: string; state: string; stateExpireTime: Date }> {
+    if (input.redirectUri === "") throw invalidField("redirect_uri", "is required");
     let integrationName = input.integration;
     let tenantId = input.tenantId;
+    if (!input.accountId) {
+      checkEndUser(input.endUser);
+      tenantId = tenantFor(input);
+    }
     if (input.accountId) {
       const account = await read(environment, input.accountId);
       if (account.authType !== "oauth2") {
@@ -168,9 +239,10 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     const integration = await oauthIntegration(environment, integrationName);
     const settings = integration.oauth2 as NonNullable<Integration["oauth2"]>;
     const now = clock.now();
-    const state = newState();
+    const state = newState(environment);
     const hash = hashState(state);
-    const pkce = settings.pkce ? newPkce() : undefined;
+    // RFC 9700: PKCE S256 always, unless the integration says its provider refuses it.
+    const pkce = settings.disablePkce ? undefined : newPkce();
     const record: OAuthState = {
       hash,
       integration: integration.name,
@@ -179,6 +251,8 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
       redirectUri: input.redirectUri,
       accountId: input.accountId ?? newId("acc", now),
       reauthorize: input.accountId !== undefined,
+      ...(input.endUser && !input.accountId ? { endUser: input.endUser } : {}),
+      ...(input.sessionId ? { sessionId: input.sessionId } : {}),
       createTime: now,
       expireTime: new Date(now.getTime() + oauthStateLifetimeMs),
       version: 1,
@@ -203,7 +277,12 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
    * exchanges it. A retry with the same state and code returns the same
    * account; a state is good for one code only.
    */
-  async function completeOAuth(environment: string, stateValue: string, code: string): Promise<AccountView> {
+  async function completeOAuth(
+    environment: string,
+    stateValue: string,
+    code: string,
+    options: CompleteOAuthOptions = {},
+  ): Promise<AccountView> {
     const hash = hashState(stateValue);
     const codeHash = createHash("sha256").update(code).digest("hex");
     const invalidState = (why: string) => invalidField("state", why);
@@ -211,6 +290,16 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     if (!state || state.expireTime.getTime() <= clock.now().getTime()) {
       throw invalidState("is unknown or has expired; start the connection again");
     }
+    const { session } = options;
+    if (session !== undefined && (session === "any-session" ? !state.sessionId : state.sessionId !== session.id)) {
+      throw new RoomkeyError(
+        "permission_denied",
+        "CONNECT_SESSION_NOT_ALLOWED",
+        "state: this connection was not begun by this connect session",
+        { method: "CompleteOAuthConnection" },
+      );
+    }
+    await checkIssuer(environment, state, options.iss);
     if (state.usedWith === undefined && !(await store.useState(environment, state, codeHash))) {
       state = await store.getState(environment, hash);
       if (!state) throw invalidState("is unknown or has expired; start the connection again");
@@ -247,6 +336,8 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
         credentials,
         credentialsVersion: 1,
         handshake: { attempt: 1, startTime: now, redirectUri: pending.redirectUri },
+        ...(pending.endUser ? { endUser: pending.endUser } : {}),
+        ...(pending.sessionId ? { connectSessionId: pending.sessionId } : {}),
         version: 1,
       };
       try {
@@ -271,13 +362,18 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
               statusReason: "",
               credentials,
               credentialsVersion: account.credentialsVersion + 1,
+              // The old tokens stay set aside until the new ones work: a failed re-authorization restores them.
+              held: holdCredentials(account),
               handshake: {
                 attempt: account.handshake.attempt + 1,
                 startTime: now,
                 redirectUri: pending.redirectUri,
-                reauthorizedFrom: account.status,
+                reauthorizedFrom: account.held
+                  ? (account.handshake.reauthorizedFrom ?? account.status)
+                  : account.status,
               },
               updateTime: now,
+              ...(pending.sessionId ? { connectSessionId: pending.sessionId } : {}),
               ...(Object.keys(pending.labels).length > 0 ? { labels: { ...pending.labels } } : {}),
             },
             unset: ["credentialsExpireTime"],
@@ -290,7 +386,35 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     return toAccountView(after);
   }
 
-  return { connect, startOAuth, completeOAuth };
+  /**
+   * RFC 9207: an authorization response that names its issuer must name the
+   * integration's. Anything else is a mix-up (the code may come from another
+   * provider, or be meant for one): the state is spent, so the code can never
+   * be completed with it, and nothing is sent anywhere.
+   */
+  async function checkIssuer(environment: string, state: OAuthState, iss: string | undefined): Promise<void> {
+    if (iss === undefined || iss === "") return;
+    const integration = await integrations.get(environment, state.integration);
+    const expected = integration?.oauth2?.issuer;
+    if (expected !== undefined && iss === expected) return;
+    if (state.usedWith === undefined) await store.useState(environment, state, "issuer-mismatch");
+    throw new RoomkeyError(
+      "invalid_argument",
+      "OAUTH_ISSUER_MISMATCH",
+      expected === undefined
+        ? `iss: the authorization response names issuer "${iss}" but integration "${state.integration}" has none configured: refused as a possible mix-up; start the connection again`
+        : `iss: the authorization response names issuer "${iss}", not "${expected}" of integration "${state.integration}": refused as a mix-up; start the connection again`,
+      { integration: state.integration },
+      [{ field: "iss", description: "is not the integration's issuer" }],
+    );
+  }
+
+  /** The connect session that began a state, if any: for the hosted callback. */
+  async function stateSession(environment: string, stateValue: string): Promise<string | undefined> {
+    return (await store.getState(environment, hashState(stateValue)))?.sessionId;
+  }
+
+  return { connect, startOAuth, completeOAuth, stateSession };
 }
 
 /** Where a pending OAuth connection's sealed PKCE verifier belongs. */

@@ -41,6 +41,38 @@ export interface Handshake {
   reauthorizedFrom?: AccountStatus;
 }
 
+/** The platform's own user who owns an account (or a connect session's account to be). */
+export interface EndUser {
+  id: string;
+  displayName: string;
+  email: string;
+  tags: string[];
+}
+
+/**
+ * The credentials a re-authorization set aside: what the account had before
+ * it began. They come back if the new credential fails its handshake, and go
+ * once it succeeds.
+ */
+export interface HeldCredentials {
+  credentials: SealedCredentials;
+  credentialsExpireTime?: Date;
+  lastRefreshTime?: Date;
+  tokenType?: string;
+  scopes?: string[];
+}
+
+/** Revoking a deleted account's tokens at the provider (RFC 7009). */
+export interface UpstreamRevocation {
+  status: "pending" | "done" | "failed";
+  attempts: number;
+  /** Why the last attempt failed; empty once done. */
+  lastError: string;
+  updateTime: Date;
+  /** The tokens still to revoke, sealed as they were on the account; wiped once done or failed. */
+  tokens?: SealedCredentials;
+}
+
 /** A third-party account of one environment, as stored. */
 export interface Account {
   id: string;
@@ -63,14 +95,29 @@ export interface Account {
   /** Bumped by every change of the credentials: a refresh writes only over the version it read. */
   credentialsVersion: number;
   handshake: Handshake;
+  /** The platform's end user who owns the account. */
+  endUser?: EndUser;
+  /** The connect session that made the account (or last re-authorized it): spent once the account is ACTIVE. */
+  connectSessionId?: string;
+  /** During a re-authorization: the credentials it would replace (see HeldCredentials). */
+  held?: HeldCredentials;
+  /** After DeleteAccount, when the integration has a revocation endpoint. */
+  upstreamRevocation?: UpstreamRevocation;
   version: number;
 }
 
 /** An account as callers see it: no credentials, sealed or not. */
 export type AccountView = Omit<
   Account,
-  "credentials" | "credentialsVersion" | "handshake" | "version" | "tokenType" | "scopes"
->;
+  | "credentials"
+  | "credentialsVersion"
+  | "handshake"
+  | "version"
+  | "tokenType"
+  | "scopes"
+  | "held"
+  | "upstreamRevocation"
+> & { upstreamRevocation?: Omit<UpstreamRevocation, "tokens"> };
 
 export function toAccountView(account: Account): AccountView {
   const {
@@ -80,9 +127,13 @@ export function toAccountView(account: Account): AccountView {
     version: _version,
     tokenType: _t,
     scopes: _s,
+    held: _held,
+    upstreamRevocation,
     ...view
   } = account;
-  return view;
+  if (!upstreamRevocation) return view;
+  const { tokens: _tokens, ...revocation } = upstreamRevocation;
+  return { ...view, upstreamRevocation: revocation };
 }
 
 /**
@@ -115,6 +166,10 @@ export interface OAuthState {
   /** The account it connects: made up front for a new one, or the one re-authorized. */
   accountId: string;
   reauthorize: boolean;
+  /** The end user a new account gets. */
+  endUser?: EndUser;
+  /** The connect session that began it: only that session (or the hosted callback) completes it. */
+  sessionId?: string;
   /** The PKCE verifier, sealed (bound to this state), when the integration uses PKCE. */
   sealedVerifier?: string;
   createTime: Date;

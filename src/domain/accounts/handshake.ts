@@ -186,9 +186,29 @@ export function createHandshakes(deps: HandshakeDeps) {
     return { outcome: after.status === "active" ? "active" : "failed" };
   }
 
+  /**
+   * Ends the handshake FAILED, dropping the credential the provider refused.
+   * A re-authorization instead puts back what it set aside: the account
+   * returns to the status it had, with its old credentials, and says why the
+   * new one failed.
+   */
   function fail(scope: JobScope, account: Account, reason: string): Promise<HandshakeResult> {
-    // A credential the provider refused is not kept.
-    return finish(scope, account, { status: "failed", statusReason: reason, credentials: {} });
+    const { held } = account;
+    if (!held) return finish(scope, account, { status: "failed", statusReason: reason, credentials: {} });
+    const from = account.handshake.reauthorizedFrom;
+    const changes: Partial<Account> = {
+      status: from === undefined || from === "connecting" ? "failed" : from,
+      statusReason: `re-authorization failed: ${reason}`,
+      credentials: held.credentials,
+      credentialsVersion: account.credentialsVersion + 1,
+    };
+    const unset: (keyof Account)[] = ["held"];
+    for (const field of ["credentialsExpireTime", "lastRefreshTime", "tokenType", "scopes"] as const) {
+      const value = held[field];
+      if (value === undefined) unset.push(field);
+      else Object.assign(changes, { [field]: value });
+    }
+    return finish(scope, account, changes, unset);
   }
 
   function opener(key: Buffer, environment: string, account: Account) {
@@ -295,12 +315,13 @@ export function createHandshakes(deps: HandshakeDeps) {
     const outcome: CheckOutcome = await checker.check(integration.credentialCheck, credential);
     switch (outcome.kind) {
       case "ok":
-        return finish(scope, account, {
-          status: "active",
-          statusReason: "",
-          remoteId: outcome.remoteId,
-          remoteName: outcome.remoteName,
-        });
+        // A re-authorization's new credential works: what it set aside goes.
+        return finish(
+          scope,
+          account,
+          { status: "active", statusReason: "", remoteId: outcome.remoteId, remoteName: outcome.remoteName },
+          account.held ? ["held"] : [],
+        );
       case "refused":
         return fail(scope, account, outcome.reason);
       case "unavailable":

@@ -31,9 +31,49 @@ export interface OAuthClient {
   refresh(settings: OAuth2Settings, clientSecret: string, refreshToken: string): Promise<TokenOutcome>;
 }
 
-/** An OAuth `state`: 256 random bits. Only its SHA-256 is stored. */
-export function newState(): string {
-  return randomBytes(32).toString("base64url");
+/** Which kind of token a revocation names (RFC 7009 §2.1 `token_type_hint`). */
+export type RevocableTokenType = "refresh_token" | "access_token";
+
+/** The answer of a revocation endpoint (RFC 7009 §2.2). */
+export type RevocationOutcome =
+  /** Revoked, or the provider did not know the token (also 200 in RFC 7009: there is nothing left to revoke). */
+  | { kind: "ok" }
+  /** The provider said no (`unsupported_token_type`, `invalid_client`, other 4xx): asking again cannot help. */
+  | { kind: "refused"; error: string; reason: string }
+  /** The provider could not answer now (network error, timeout, 5xx, 429): asking later may work. */
+  | { kind: "unavailable"; reason: string; retryAfterMs?: number };
+
+/**
+ * Token revocation at the provider (RFC 7009), after DeleteAccount. Kept apart
+ * from OAuthClient so that the handshake and the refresher, which never
+ * revoke, do not depend on it; the HTTP client implements both.
+ */
+export interface OAuthRevocationClient {
+  /**
+   * Asks `settings.revocationUrl` to revoke `token`, authenticating the client
+   * as the token endpoint does (`settings.clientAuthMethod`).
+   */
+  revoke(
+    settings: OAuth2Settings,
+    clientSecret: string,
+    token: string,
+    tokenTypeHint: RevocableTokenType,
+  ): Promise<RevocationOutcome>;
+}
+
+/**
+ * An OAuth `state`: the environment, a dot, then 256 random bits. Only its
+ * SHA-256 is stored. The environment lets roomkey's one fixed callback find
+ * the state's database; names hold no dot, base64url none either.
+ */
+export function newState(environment: string): string {
+  return `${environment}.${randomBytes(32).toString("base64url")}`;
+}
+
+/** The environment a state names (see newState), if it has the shape of one. */
+export function environmentOfState(state: string): string | undefined {
+  const dot = state.indexOf(".");
+  return dot > 0 ? state.slice(0, dot) : undefined;
 }
 
 export function hashState(state: string): string {

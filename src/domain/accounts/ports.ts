@@ -11,6 +11,9 @@ export interface AccountFilter {
   integration?: string;
   status?: AccountStatus;
   tenantId?: string;
+  endUserId?: string;
+  /** Accounts whose end user has this tag. */
+  endUserTag?: string;
 }
 
 /** What ConnectAccount remembers of a request under its idempotency key. */
@@ -75,4 +78,12 @@ export interface RefreshQueue {
    * absorbs a new one. Bound to `incarnation` like HandshakeQueue.
    */
   request(environment: string, requests: readonly RefreshRequest[], incarnation?: string): Promise<void>;
+}
+
+/**
+ * Queues the revocation of a deleted account's tokens at its provider
+ * (RFC 7009) on the environment's rotation queue. One job per account.
+ */
+export interface RevocationQueue {
+  enqueue(environment: string, accountId: string, incarnation?: string): Promise<void>;
 }

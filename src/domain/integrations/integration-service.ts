@@ -57,6 +57,7 @@ async function checkDestinations(destinations: OutboundDestinations, input: Inte
   const called: [field: string, url: string][] = [["integration.credential_check.url", input.credentialCheck.url]];
   // The authorization URL is opened by the user's browser, never by roomkey.
   if (input.oauth2) called.push(["integration.oauth2.token_url", input.oauth2.tokenUrl]);
+  if (input.oauth2?.revocationUrl) called.push(["integration.oauth2.revocation_url", input.oauth2.revocationUrl]);
   const checks = await Promise.all(called.map(([, url]) => destinations.check(url)));
   checks.forEach((check, i) => {
     const [field] = called[i] as [string, string];

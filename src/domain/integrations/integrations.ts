@@ -7,10 +7,17 @@ export interface OAuth2Settings {
   tokenUrl: string;
   clientId: string;
   scopes: string[];
+  /** Whether PKCE S256 was asked for (before it became the default); see `disablePkce`. */
   pkce: boolean;
+  /** PKCE S256 is used unless this is set (RFC 9700): for a provider that refuses `code_challenge`. */
+  disablePkce?: boolean;
   clientAuthMethod: ClientAuthMethod;
   authorizationParams: Record<string, string>;
   scopeSeparator: string;
+  /** The issuer an authorization response's `iss` must equal (RFC 9207); empty: none is accepted. */
+  issuer?: string;
+  /** The token revocation endpoint (RFC 7009), called after DeleteAccount. */
+  revocationUrl?: string;
 }
 
 export interface CredentialCheck {

@@ -19,21 +19,27 @@ export interface TokenCacheOptions {
   maxEntries: number;
 }
 
-interface Entry {
-  facts: TokenFacts;
+interface Entry<F> {
+  facts: F;
   expiresAt: number;
 }
 
-export type TokenCache = ReturnType<typeof createTokenCache>;
+export type TokenCache = ReturnType<typeof createTokenCache<TokenFacts>>;
 
-export function createTokenCache({ clock, ttlMs, negativeTtlMs, maxEntries }: TokenCacheOptions) {
-  const known = new Map<string, Entry>();
+/** Also caches connect sessions, whose facts have the same shape where it matters: an environment. */
+export function createTokenCache<F extends { environment: string } = TokenFacts>({
+  clock,
+  ttlMs,
+  negativeTtlMs,
+  maxEntries,
+}: TokenCacheOptions) {
+  const known = new Map<string, Entry<F>>();
   const unknown = new Map<string, number>();
-  const loading = new Map<string, Promise<TokenFacts | undefined>>();
+  const loading = new Map<string, Promise<F | undefined>>();
   /** Bumped by every invalidation: a lookup that started before it must not repopulate the cache. */
   let epoch = 0;
 
-  function remember(hash: string, facts: TokenFacts | undefined, now: number): void {
+  function remember(hash: string, facts: F | undefined, now: number): void {
     if (!facts) {
       if (!unknown.has(hash) && unknown.size >= maxEntries) {
         const oldest = unknown.keys().next();
@@ -51,7 +57,7 @@ export function createTokenCache({ clock, ttlMs, negativeTtlMs, maxEntries }: To
 
   return {
     /** The cached token of `hash`; `null` when it is remembered as unknown; undefined when not cached. */
-    get(hash: string, now: number): TokenFacts | null | undefined {
+    get(hash: string, now: number): F | null | undefined {
       const hit = known.get(hash);
       if (hit && hit.expiresAt > now) return hit.facts;
       const missUntil = unknown.get(hash);
@@ -60,7 +66,7 @@ export function createTokenCache({ clock, ttlMs, negativeTtlMs, maxEntries }: To
     },
 
     /** Looks `hash` up with `find`, once for all concurrent callers, and remembers the answer. */
-    load(hash: string, find: () => Promise<TokenFacts | undefined>): Promise<TokenFacts | undefined> {
+    load(hash: string, find: () => Promise<F | undefined>): Promise<F | undefined> {
       let pending = loading.get(hash);
       if (!pending) {
         const started = epoch;

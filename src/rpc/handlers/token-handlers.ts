@@ -16,6 +16,8 @@ export interface TokenHandlerDeps {
 }
 
 function callerOf({ principal }: CallContext): Caller {
+  if (principal.kind === "session")
+    throw new Error("a connect session never reaches TokenService: the edge refuses it");
   return principal.kind === "admin"
     ? principal
     : { kind: "token", tokenId: principal.tokenId, scopes: principal.scopes };

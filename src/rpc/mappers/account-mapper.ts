@@ -12,8 +12,10 @@ import {
   AccountStatus,
   type ConnectAccountRequest,
   type GetAccountCredentialsResponseSchema,
+  UpstreamRevocationStatus,
   type WatchAccountsResponseSchema,
 } from "../../gen/roomkey/v1/account_service_pb.js";
+import { endUserToProto } from "./connect-session-mapper.js";
 import { authTypeToProto } from "./integration-mapper.js";
 import { toTimestamp } from "./time.js";
 
@@ -49,6 +51,21 @@ export function accountToProto(account: AccountView): MessageInitShape<typeof Ac
     updateTime: toTimestamp(account.updateTime),
     credentialsExpireTime: toTimestamp(account.credentialsExpireTime),
     lastRefreshTime: toTimestamp(account.lastRefreshTime),
+    ...(account.endUser ? { endUser: endUserToProto(account.endUser) } : {}),
+    ...(account.upstreamRevocation
+      ? {
+          upstreamRevocation: {
+            status: {
+              pending: UpstreamRevocationStatus.PENDING,
+              done: UpstreamRevocationStatus.DONE,
+              failed: UpstreamRevocationStatus.FAILED,
+            }[account.upstreamRevocation.status],
+            attempts: account.upstreamRevocation.attempts,
+            lastError: account.upstreamRevocation.lastError,
+            updateTime: toTimestamp(account.upstreamRevocation.updateTime),
+          },
+        }
+      : {}),
   };
 }
 

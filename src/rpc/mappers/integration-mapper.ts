@@ -73,10 +73,14 @@ export function integrationFromProto(integration: IntegrationProto): Integration
       clientId: oauth2.clientId,
       clientSecret: oauth2.clientSecret,
       scopes: [...oauth2.scopes],
-      pkce: oauth2.pkce,
+      // RFC 9700: PKCE always, unless the provider refuses it (the old `pkce` flag is ignored).
+      pkce: !oauth2.disablePkce,
+      ...(oauth2.disablePkce ? { disablePkce: true } : {}),
       clientAuthMethod: clientAuthMethods.get(oauth2.clientAuthMethod) ?? "client_secret_basic",
       authorizationParams: { ...oauth2.authorizationParams },
       scopeSeparator: oauth2.scopeSeparator === "" ? " " : oauth2.scopeSeparator,
+      ...(oauth2.issuer === "" ? {} : { issuer: oauth2.issuer }),
+      ...(oauth2.revocationUrl === "" ? {} : { revocationUrl: oauth2.revocationUrl }),
     };
   }
   return input;
@@ -94,10 +98,13 @@ export function integrationToProto(view: IntegrationView): MessageInitShape<type
       clientId: view.oauth2.clientId,
       clientSecretSet: view.oauth2.clientSecretSet,
       scopes: view.oauth2.scopes,
-      pkce: view.oauth2.pkce,
+      pkce: !view.oauth2.disablePkce,
+      disablePkce: view.oauth2.disablePkce === true,
       clientAuthMethod: clientAuthMethodsBack.get(view.oauth2.clientAuthMethod),
       authorizationParams: view.oauth2.authorizationParams,
       scopeSeparator: view.oauth2.scopeSeparator,
+      issuer: view.oauth2.issuer ?? "",
+      revocationUrl: view.oauth2.revocationUrl ?? "",
     },
     credentialCheck: {
       url: check.url,

@@ -90,6 +90,64 @@ func (AccountStatus) EnumDescriptor() ([]byte, []int) {
 	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{0}
 }
 
+// Where revoking a deleted account's tokens at the provider stands.
+type UpstreamRevocationStatus int32
+
+const (
+	// Not set: nothing to revoke.
+	UpstreamRevocationStatus_UPSTREAM_REVOCATION_STATUS_UNSPECIFIED UpstreamRevocationStatus = 0
+	// Queued or being retried.
+	UpstreamRevocationStatus_UPSTREAM_REVOCATION_STATUS_PENDING UpstreamRevocationStatus = 1
+	// The provider accepted the revocation of every token.
+	UpstreamRevocationStatus_UPSTREAM_REVOCATION_STATUS_DONE UpstreamRevocationStatus = 2
+	// The provider refused it, or stayed unreachable through every retry;
+	// `last_error` says why. The tokens were wiped from roomkey all the same.
+	UpstreamRevocationStatus_UPSTREAM_REVOCATION_STATUS_FAILED UpstreamRevocationStatus = 3
+)
+
+// Enum value maps for UpstreamRevocationStatus.
+var (
+	UpstreamRevocationStatus_name = map[int32]string{
+		0: "UPSTREAM_REVOCATION_STATUS_UNSPECIFIED",
+		1: "UPSTREAM_REVOCATION_STATUS_PENDING",
+		2: "UPSTREAM_REVOCATION_STATUS_DONE",
+		3: "UPSTREAM_REVOCATION_STATUS_FAILED",
+	}
+	UpstreamRevocationStatus_value = map[string]int32{
+		"UPSTREAM_REVOCATION_STATUS_UNSPECIFIED": 0,
+		"UPSTREAM_REVOCATION_STATUS_PENDING":     1,
+		"UPSTREAM_REVOCATION_STATUS_DONE":        2,
+		"UPSTREAM_REVOCATION_STATUS_FAILED":      3,
+	}
+)
+
+func (x UpstreamRevocationStatus) Enum() *UpstreamRevocationStatus {
+	p := new(UpstreamRevocationStatus)
+	*p = x
+	return p
+}
+
+func (x UpstreamRevocationStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (UpstreamRevocationStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_roomkey_v1_account_service_proto_enumTypes[1].Descriptor()
+}
+
+func (UpstreamRevocationStatus) Type() protoreflect.EnumType {
+	return &file_roomkey_v1_account_service_proto_enumTypes[1]
+}
+
+func (x UpstreamRevocationStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use UpstreamRevocationStatus.Descriptor instead.
+func (UpstreamRevocationStatus) EnumDescriptor() ([]byte, []int) {
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{1}
+}
+
 // A third-party account connected in one environment.
 type Account struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -121,8 +179,15 @@ type Account struct {
 	CredentialsExpireTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=credentials_expire_time,json=credentialsExpireTime,proto3" json:"credentials_expire_time,omitempty"`
 	// When the credentials were last refreshed. Output only.
 	LastRefreshTime *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=last_refresh_time,json=lastRefreshTime,proto3" json:"last_refresh_time,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The platform's end user who owns the account. Its display fields change
+	// with UpdateAccount; its id never changes.
+	EndUser *EndUser `protobuf:"bytes,14,opt,name=end_user,json=endUser,proto3" json:"end_user,omitempty"`
+	// Revoking the account's tokens at the provider (RFC 7009) after
+	// DeleteAccount, when its integration has a revocation endpoint. Output
+	// only.
+	UpstreamRevocation *UpstreamRevocation `protobuf:"bytes,15,opt,name=upstream_revocation,json=upstreamRevocation,proto3" json:"upstream_revocation,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Account) Reset() {
@@ -246,6 +311,93 @@ func (x *Account) GetLastRefreshTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Account) GetEndUser() *EndUser {
+	if x != nil {
+		return x.EndUser
+	}
+	return nil
+}
+
+func (x *Account) GetUpstreamRevocation() *UpstreamRevocation {
+	if x != nil {
+		return x.UpstreamRevocation
+	}
+	return nil
+}
+
+// The outcome of revoking a deleted account's tokens at the provider.
+type UpstreamRevocation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where it stands.
+	Status UpstreamRevocationStatus `protobuf:"varint,1,opt,name=status,proto3,enum=roomkey.v1.UpstreamRevocationStatus" json:"status,omitempty"`
+	// Attempts made so far.
+	Attempts int32 `protobuf:"varint,2,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// Why the last attempt failed; empty once DONE.
+	LastError string `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// When it last changed.
+	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpstreamRevocation) Reset() {
+	*x = UpstreamRevocation{}
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpstreamRevocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpstreamRevocation) ProtoMessage() {}
+
+func (x *UpstreamRevocation) ProtoReflect() protoreflect.Message {
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpstreamRevocation.ProtoReflect.Descriptor instead.
+func (*UpstreamRevocation) Descriptor() ([]byte, []int) {
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *UpstreamRevocation) GetStatus() UpstreamRevocationStatus {
+	if x != nil {
+		return x.Status
+	}
+	return UpstreamRevocationStatus_UPSTREAM_REVOCATION_STATUS_UNSPECIFIED
+}
+
+func (x *UpstreamRevocation) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *UpstreamRevocation) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *UpstreamRevocation) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
 // An API key credential.
 type ApiKeyCredential struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -257,7 +409,7 @@ type ApiKeyCredential struct {
 
 func (x *ApiKeyCredential) Reset() {
 	*x = ApiKeyCredential{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[1]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -269,7 +421,7 @@ func (x *ApiKeyCredential) String() string {
 func (*ApiKeyCredential) ProtoMessage() {}
 
 func (x *ApiKeyCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[1]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -282,7 +434,7 @@ func (x *ApiKeyCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKeyCredential.ProtoReflect.Descriptor instead.
 func (*ApiKeyCredential) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{1}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApiKeyCredential) GetKey() string {
@@ -305,7 +457,7 @@ type BasicCredential struct {
 
 func (x *BasicCredential) Reset() {
 	*x = BasicCredential{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[2]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -317,7 +469,7 @@ func (x *BasicCredential) String() string {
 func (*BasicCredential) ProtoMessage() {}
 
 func (x *BasicCredential) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[2]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -330,7 +482,7 @@ func (x *BasicCredential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BasicCredential.ProtoReflect.Descriptor instead.
 func (*BasicCredential) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{2}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BasicCredential) GetUsername() string {
@@ -365,7 +517,7 @@ type OAuth2Credential struct {
 
 func (x *OAuth2Credential) Reset() {
 	*x = OAuth2Credential{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[3]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +529,7 @@ func (x *OAuth2Credential) String() string {
 func (*OAuth2Credential) ProtoMessage() {}
 
 func (x *OAuth2Credential) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[3]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +542,7 @@ func (x *OAuth2Credential) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OAuth2Credential.ProtoReflect.Descriptor instead.
 func (*OAuth2Credential) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{3}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *OAuth2Credential) GetAccessToken() string {
@@ -424,9 +576,12 @@ func (x *OAuth2Credential) GetScopes() []string {
 // Request of ConnectAccount.
 type ConnectAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Name of an API_KEY or BASIC integration of this environment.
+	// Name of an API_KEY or BASIC integration of this environment. With
+	// `account_id`, empty or the account's own.
 	Integration string `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
-	// The caller's own id of the customer who owns the account.
+	// The caller's own id of the customer who owns the account. Required for a
+	// new account unless `end_user` is set (then it defaults to the end user's
+	// id); ignored with `account_id`. A connect session sets it itself.
 	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// Labels for the caller's own use.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -440,13 +595,19 @@ type ConnectAccountRequest struct {
 	// Makes retries safe: a second ConnectAccount with the same key within 24
 	// hours returns the first account instead of connecting another.
 	IdempotencyKey string `protobuf:"bytes,6,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The end user who owns the new account. A connect session sets it itself.
+	EndUser *EndUser `protobuf:"bytes,7,opt,name=end_user,json=endUser,proto3" json:"end_user,omitempty"`
+	// To re-authorize this account in place with a new credential: it keeps its
+	// id, end user, labels and history, and the old credential stays until the
+	// new one is checked.
+	AccountId     string `protobuf:"bytes,8,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConnectAccountRequest) Reset() {
 	*x = ConnectAccountRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[4]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +619,7 @@ func (x *ConnectAccountRequest) String() string {
 func (*ConnectAccountRequest) ProtoMessage() {}
 
 func (x *ConnectAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[4]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +632,7 @@ func (x *ConnectAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectAccountRequest.ProtoReflect.Descriptor instead.
 func (*ConnectAccountRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{4}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ConnectAccountRequest) GetIntegration() string {
@@ -527,6 +688,20 @@ func (x *ConnectAccountRequest) GetIdempotencyKey() string {
 	return ""
 }
 
+func (x *ConnectAccountRequest) GetEndUser() *EndUser {
+	if x != nil {
+		return x.EndUser
+	}
+	return nil
+}
+
+func (x *ConnectAccountRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
 type isConnectAccountRequest_Credential interface {
 	isConnectAccountRequest_Credential()
 }
@@ -556,7 +731,7 @@ type ConnectAccountResponse struct {
 
 func (x *ConnectAccountResponse) Reset() {
 	*x = ConnectAccountResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[5]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +743,7 @@ func (x *ConnectAccountResponse) String() string {
 func (*ConnectAccountResponse) ProtoMessage() {}
 
 func (x *ConnectAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[5]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +756,7 @@ func (x *ConnectAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectAccountResponse.ProtoReflect.Descriptor instead.
 func (*ConnectAccountResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{5}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConnectAccountResponse) GetAccount() *Account {
@@ -594,25 +769,32 @@ func (x *ConnectAccountResponse) GetAccount() *Account {
 // Request of StartOAuthConnection.
 type StartOAuthConnectionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Name of an OAUTH2 integration of this environment.
+	// Name of an OAUTH2 integration of this environment. With `account_id`,
+	// empty or the account's own.
 	Integration string `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
-	// The caller's own id of the customer who owns the account. Ignored when
-	// `account_id` is set.
+	// The caller's own id of the customer who owns the account. Required for a
+	// new account unless `end_user` is set (then it defaults to the end user's
+	// id); ignored when `account_id` is set. A connect session sets it itself.
 	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
 	// Labels for the new account.
 	Labels map[string]string `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The redirect URI registered with the provider, where it sends the
-	// customer back with the code.
+	// customer back with the code; the code exchange sends exactly this one.
+	// Required, except with a connect session: then roomkey's own callback
+	// (`<public URL>/connect/oauth/callback`) when empty, or a URL on one of the
+	// session's allowed origins.
 	RedirectUri string `protobuf:"bytes,4,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"`
 	// To re-authorize an existing account instead of connecting a new one.
-	AccountId     string `protobuf:"bytes,5,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	AccountId string `protobuf:"bytes,5,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// The end user who owns the new account. A connect session sets it itself.
+	EndUser       *EndUser `protobuf:"bytes,6,opt,name=end_user,json=endUser,proto3" json:"end_user,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StartOAuthConnectionRequest) Reset() {
 	*x = StartOAuthConnectionRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[6]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +806,7 @@ func (x *StartOAuthConnectionRequest) String() string {
 func (*StartOAuthConnectionRequest) ProtoMessage() {}
 
 func (x *StartOAuthConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[6]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +819,7 @@ func (x *StartOAuthConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartOAuthConnectionRequest.ProtoReflect.Descriptor instead.
 func (*StartOAuthConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{6}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StartOAuthConnectionRequest) GetIntegration() string {
@@ -675,6 +857,13 @@ func (x *StartOAuthConnectionRequest) GetAccountId() string {
 	return ""
 }
 
+func (x *StartOAuthConnectionRequest) GetEndUser() *EndUser {
+	if x != nil {
+		return x.EndUser
+	}
+	return nil
+}
+
 // Response of StartOAuthConnection.
 type StartOAuthConnectionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -690,7 +879,7 @@ type StartOAuthConnectionResponse struct {
 
 func (x *StartOAuthConnectionResponse) Reset() {
 	*x = StartOAuthConnectionResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[7]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +891,7 @@ func (x *StartOAuthConnectionResponse) String() string {
 func (*StartOAuthConnectionResponse) ProtoMessage() {}
 
 func (x *StartOAuthConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[7]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +904,7 @@ func (x *StartOAuthConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartOAuthConnectionResponse.ProtoReflect.Descriptor instead.
 func (*StartOAuthConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{7}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StartOAuthConnectionResponse) GetAuthorizationUrl() string {
@@ -745,14 +934,18 @@ type CompleteOAuthConnectionRequest struct {
 	// The `state` returned by StartOAuthConnection, as echoed by the provider.
 	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
 	// The authorization code from the provider's redirect.
-	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	// The `iss` parameter of the provider's redirect (RFC 9207), when it had
+	// one. It must equal the integration's `issuer`; otherwise the connection
+	// fails as a mix-up and the code is never sent anywhere.
+	Iss           string `protobuf:"bytes,3,opt,name=iss,proto3" json:"iss,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CompleteOAuthConnectionRequest) Reset() {
 	*x = CompleteOAuthConnectionRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[8]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -764,7 +957,7 @@ func (x *CompleteOAuthConnectionRequest) String() string {
 func (*CompleteOAuthConnectionRequest) ProtoMessage() {}
 
 func (x *CompleteOAuthConnectionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[8]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -777,7 +970,7 @@ func (x *CompleteOAuthConnectionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteOAuthConnectionRequest.ProtoReflect.Descriptor instead.
 func (*CompleteOAuthConnectionRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{8}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CompleteOAuthConnectionRequest) GetState() string {
@@ -794,6 +987,13 @@ func (x *CompleteOAuthConnectionRequest) GetCode() string {
 	return ""
 }
 
+func (x *CompleteOAuthConnectionRequest) GetIss() string {
+	if x != nil {
+		return x.Iss
+	}
+	return ""
+}
+
 // Response of CompleteOAuthConnection.
 type CompleteOAuthConnectionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -805,7 +1005,7 @@ type CompleteOAuthConnectionResponse struct {
 
 func (x *CompleteOAuthConnectionResponse) Reset() {
 	*x = CompleteOAuthConnectionResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[9]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +1017,7 @@ func (x *CompleteOAuthConnectionResponse) String() string {
 func (*CompleteOAuthConnectionResponse) ProtoMessage() {}
 
 func (x *CompleteOAuthConnectionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[9]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +1030,7 @@ func (x *CompleteOAuthConnectionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteOAuthConnectionResponse.ProtoReflect.Descriptor instead.
 func (*CompleteOAuthConnectionResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{9}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CompleteOAuthConnectionResponse) GetAccount() *Account {
@@ -851,7 +1051,7 @@ type GetAccountRequest struct {
 
 func (x *GetAccountRequest) Reset() {
 	*x = GetAccountRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[10]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +1063,7 @@ func (x *GetAccountRequest) String() string {
 func (*GetAccountRequest) ProtoMessage() {}
 
 func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[10]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1076,7 @@ func (x *GetAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{10}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetAccountRequest) GetId() string {
@@ -897,7 +1097,7 @@ type GetAccountResponse struct {
 
 func (x *GetAccountResponse) Reset() {
 	*x = GetAccountResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[11]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1109,7 @@ func (x *GetAccountResponse) String() string {
 func (*GetAccountResponse) ProtoMessage() {}
 
 func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[11]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1122,7 @@ func (x *GetAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{11}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetAccountResponse) GetAccount() *Account {
@@ -945,14 +1145,18 @@ type ListAccountsRequest struct {
 	// Only accounts in this status; unset for all.
 	Status AccountStatus `protobuf:"varint,4,opt,name=status,proto3,enum=roomkey.v1.AccountStatus" json:"status,omitempty"`
 	// Only accounts of this tenant; empty for all.
-	TenantId      string `protobuf:"bytes,5,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	TenantId string `protobuf:"bytes,5,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Only accounts of this end user; empty for all.
+	EndUserId string `protobuf:"bytes,6,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	// Only accounts whose end user has this tag; empty for all.
+	EndUserTag    string `protobuf:"bytes,7,opt,name=end_user_tag,json=endUserTag,proto3" json:"end_user_tag,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAccountsRequest) Reset() {
 	*x = ListAccountsRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[12]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1168,7 @@ func (x *ListAccountsRequest) String() string {
 func (*ListAccountsRequest) ProtoMessage() {}
 
 func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[12]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1181,7 @@ func (x *ListAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsRequest.ProtoReflect.Descriptor instead.
 func (*ListAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{12}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListAccountsRequest) GetPageSize() int32 {
@@ -1015,6 +1219,20 @@ func (x *ListAccountsRequest) GetTenantId() string {
 	return ""
 }
 
+func (x *ListAccountsRequest) GetEndUserId() string {
+	if x != nil {
+		return x.EndUserId
+	}
+	return ""
+}
+
+func (x *ListAccountsRequest) GetEndUserTag() string {
+	if x != nil {
+		return x.EndUserTag
+	}
+	return ""
+}
+
 // Response of ListAccounts.
 type ListAccountsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1028,7 +1246,7 @@ type ListAccountsResponse struct {
 
 func (x *ListAccountsResponse) Reset() {
 	*x = ListAccountsResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[13]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1258,7 @@ func (x *ListAccountsResponse) String() string {
 func (*ListAccountsResponse) ProtoMessage() {}
 
 func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[13]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1271,7 @@ func (x *ListAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAccountsResponse.ProtoReflect.Descriptor instead.
 func (*ListAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{13}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAccountsResponse) GetAccounts() []*Account {
@@ -1075,7 +1293,9 @@ type UpdateAccountRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The account with its new values; `id` names it.
 	Account *Account `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
-	// The fields to change; only `labels` may be named.
+	// The fields to change: `labels`, `end_user` (its display name, email and
+	// tags; never its id), or one of `end_user.display_name`,
+	// `end_user.email`, `end_user.tags`.
 	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1083,7 +1303,7 @@ type UpdateAccountRequest struct {
 
 func (x *UpdateAccountRequest) Reset() {
 	*x = UpdateAccountRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[14]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1315,7 @@ func (x *UpdateAccountRequest) String() string {
 func (*UpdateAccountRequest) ProtoMessage() {}
 
 func (x *UpdateAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[14]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1328,7 @@ func (x *UpdateAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAccountRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAccountRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{14}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateAccountRequest) GetAccount() *Account {
@@ -1136,7 +1356,7 @@ type UpdateAccountResponse struct {
 
 func (x *UpdateAccountResponse) Reset() {
 	*x = UpdateAccountResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[15]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1148,7 +1368,7 @@ func (x *UpdateAccountResponse) String() string {
 func (*UpdateAccountResponse) ProtoMessage() {}
 
 func (x *UpdateAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[15]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1161,7 +1381,7 @@ func (x *UpdateAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAccountResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAccountResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{15}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateAccountResponse) GetAccount() *Account {
@@ -1182,7 +1402,7 @@ type DeleteAccountRequest struct {
 
 func (x *DeleteAccountRequest) Reset() {
 	*x = DeleteAccountRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[16]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1194,7 +1414,7 @@ func (x *DeleteAccountRequest) String() string {
 func (*DeleteAccountRequest) ProtoMessage() {}
 
 func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[16]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1207,7 +1427,7 @@ func (x *DeleteAccountRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountRequest.ProtoReflect.Descriptor instead.
 func (*DeleteAccountRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{16}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteAccountRequest) GetId() string {
@@ -1228,7 +1448,7 @@ type DeleteAccountResponse struct {
 
 func (x *DeleteAccountResponse) Reset() {
 	*x = DeleteAccountResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[17]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1460,7 @@ func (x *DeleteAccountResponse) String() string {
 func (*DeleteAccountResponse) ProtoMessage() {}
 
 func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[17]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1473,7 @@ func (x *DeleteAccountResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteAccountResponse.ProtoReflect.Descriptor instead.
 func (*DeleteAccountResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{17}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteAccountResponse) GetAccount() *Account {
@@ -1274,7 +1494,7 @@ type RefreshAccountCredentialsRequest struct {
 
 func (x *RefreshAccountCredentialsRequest) Reset() {
 	*x = RefreshAccountCredentialsRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[18]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1506,7 @@ func (x *RefreshAccountCredentialsRequest) String() string {
 func (*RefreshAccountCredentialsRequest) ProtoMessage() {}
 
 func (x *RefreshAccountCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[18]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1519,7 @@ func (x *RefreshAccountCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefreshAccountCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*RefreshAccountCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{18}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RefreshAccountCredentialsRequest) GetId() string {
@@ -1320,7 +1540,7 @@ type RefreshAccountCredentialsResponse struct {
 
 func (x *RefreshAccountCredentialsResponse) Reset() {
 	*x = RefreshAccountCredentialsResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[19]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1332,7 +1552,7 @@ func (x *RefreshAccountCredentialsResponse) String() string {
 func (*RefreshAccountCredentialsResponse) ProtoMessage() {}
 
 func (x *RefreshAccountCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[19]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1345,7 +1565,7 @@ func (x *RefreshAccountCredentialsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use RefreshAccountCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*RefreshAccountCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{19}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RefreshAccountCredentialsResponse) GetAccount() *Account {
@@ -1366,7 +1586,7 @@ type GetAccountCredentialsRequest struct {
 
 func (x *GetAccountCredentialsRequest) Reset() {
 	*x = GetAccountCredentialsRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[20]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1598,7 @@ func (x *GetAccountCredentialsRequest) String() string {
 func (*GetAccountCredentialsRequest) ProtoMessage() {}
 
 func (x *GetAccountCredentialsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[20]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1611,7 @@ func (x *GetAccountCredentialsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountCredentialsRequest.ProtoReflect.Descriptor instead.
 func (*GetAccountCredentialsRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{20}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetAccountCredentialsRequest) GetId() string {
@@ -1420,7 +1640,7 @@ type GetAccountCredentialsResponse struct {
 
 func (x *GetAccountCredentialsResponse) Reset() {
 	*x = GetAccountCredentialsResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[21]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1652,7 @@ func (x *GetAccountCredentialsResponse) String() string {
 func (*GetAccountCredentialsResponse) ProtoMessage() {}
 
 func (x *GetAccountCredentialsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[21]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1665,7 @@ func (x *GetAccountCredentialsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAccountCredentialsResponse.ProtoReflect.Descriptor instead.
 func (*GetAccountCredentialsResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{21}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetAccountCredentialsResponse) GetAccountId() string {
@@ -1521,6 +1741,8 @@ type WatchAccountsRequest struct {
 	Integration string `protobuf:"bytes,1,opt,name=integration,proto3" json:"integration,omitempty"`
 	// Only accounts of this tenant; empty for all.
 	TenantId string `protobuf:"bytes,2,opt,name=tenant_id,json=tenantId,proto3" json:"tenant_id,omitempty"`
+	// Only accounts of this end user; empty for all.
+	EndUserId string `protobuf:"bytes,4,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
 	// Only these accounts; empty for all.
 	AccountIds    []string `protobuf:"bytes,3,rep,name=account_ids,json=accountIds,proto3" json:"account_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1529,7 +1751,7 @@ type WatchAccountsRequest struct {
 
 func (x *WatchAccountsRequest) Reset() {
 	*x = WatchAccountsRequest{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[22]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1541,7 +1763,7 @@ func (x *WatchAccountsRequest) String() string {
 func (*WatchAccountsRequest) ProtoMessage() {}
 
 func (x *WatchAccountsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[22]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1554,7 +1776,7 @@ func (x *WatchAccountsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAccountsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAccountsRequest) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{22}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchAccountsRequest) GetIntegration() string {
@@ -1567,6 +1789,13 @@ func (x *WatchAccountsRequest) GetIntegration() string {
 func (x *WatchAccountsRequest) GetTenantId() string {
 	if x != nil {
 		return x.TenantId
+	}
+	return ""
+}
+
+func (x *WatchAccountsRequest) GetEndUserId() string {
+	if x != nil {
+		return x.EndUserId
 	}
 	return ""
 }
@@ -1593,7 +1822,7 @@ type WatchAccountsResponse struct {
 
 func (x *WatchAccountsResponse) Reset() {
 	*x = WatchAccountsResponse{}
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[23]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1605,7 +1834,7 @@ func (x *WatchAccountsResponse) String() string {
 func (*WatchAccountsResponse) ProtoMessage() {}
 
 func (x *WatchAccountsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_roomkey_v1_account_service_proto_msgTypes[23]
+	mi := &file_roomkey_v1_account_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1618,7 +1847,7 @@ func (x *WatchAccountsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAccountsResponse.ProtoReflect.Descriptor instead.
 func (*WatchAccountsResponse) Descriptor() ([]byte, []int) {
-	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{23}
+	return file_roomkey_v1_account_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchAccountsResponse) GetAccount() *Account {
@@ -1647,7 +1876,7 @@ var File_roomkey_v1_account_service_proto protoreflect.FileDescriptor
 const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"\n" +
 	" roomkey/v1/account_service.proto\x12\n" +
-	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17roomkey/v1/common.proto\"\xda\x05\n" +
+	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17roomkey/v1/common.proto\x1a!roomkey/v1/connect_sessions.proto\"\xdb\x06\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vintegration\x18\x02 \x01(\tR\vintegration\x12\x1b\n" +
@@ -1665,10 +1894,19 @@ const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"\vupdate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12R\n" +
 	"\x17credentials_expire_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x15credentialsExpireTime\x12F\n" +
-	"\x11last_refresh_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefreshTime\x1a9\n" +
+	"\x11last_refresh_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefreshTime\x12.\n" +
+	"\bend_user\x18\x0e \x01(\v2\x13.roomkey.v1.EndUserR\aendUser\x12O\n" +
+	"\x13upstream_revocation\x18\x0f \x01(\v2\x1e.roomkey.v1.UpstreamRevocationR\x12upstreamRevocation\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"0\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x01\n" +
+	"\x12UpstreamRevocation\x12<\n" +
+	"\x06status\x18\x01 \x01(\x0e2$.roomkey.v1.UpstreamRevocationStatusR\x06status\x12\x1a\n" +
+	"\battempts\x18\x02 \x01(\x05R\battempts\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x03 \x01(\tR\tlastError\x12;\n" +
+	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\"0\n" +
 	"\x10ApiKeyCredential\x12\x1c\n" +
 	"\x03key\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80 R\x03key\"_\n" +
@@ -1682,54 +1920,62 @@ const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"token_type\x18\x02 \x01(\tR\ttokenType\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12\x16\n" +
-	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"\x8e\x04\n" +
-	"\x15ConnectAccountRequest\x12@\n" +
-	"\vintegration\x18\x01 \x01(\tB\x1e\xbaH\x1br\x192\x17^[a-z][a-z0-9_-]{0,62}$R\vintegration\x12<\n" +
-	"\ttenant_id\x18\x02 \x01(\tB\x1f\xbaH\x1cr\x1a\x10\x01\x18\x80\x022\x13^[^\\x00-\\x1f\\x7f]+$R\btenantId\x12t\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"\x94\x06\n" +
+	"\x15ConnectAccountRequest\x12C\n" +
+	"\vintegration\x18\x01 \x01(\tB!\xbaH\x1er\x1c2\x1a^([a-z][a-z0-9_-]{0,62})?$R\vintegration\x12:\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x022\x13^[^\\x00-\\x1f\\x7f]*$R\btenantId\x12t\n" +
 	"\x06labels\x18\x03 \x03(\v2-.roomkey.v1.ConnectAccountRequest.LabelsEntryB-\xbaH*\x9a\x01'\x10@\"\x1cr\x1a2\x18^[a-z][a-z0-9_.-]{0,62}$*\x05r\x03\x18\x80\x02R\x06labels\x127\n" +
 	"\aapi_key\x18\x04 \x01(\v2\x1c.roomkey.v1.ApiKeyCredentialH\x00R\x06apiKey\x123\n" +
 	"\x05basic\x18\x05 \x01(\v2\x1b.roomkey.v1.BasicCredentialH\x00R\x05basic\x12A\n" +
-	"\x0fidempotency_key\x18\x06 \x01(\tB\x18\xbaH\x15r\x13\x18\x80\x012\x0e^[\\x21-\\x7e]*$R\x0eidempotencyKey\x1a9\n" +
+	"\x0fidempotency_key\x18\x06 \x01(\tB\x18\xbaH\x15r\x13\x18\x80\x012\x0e^[\\x21-\\x7e]*$R\x0eidempotencyKey\x12.\n" +
+	"\bend_user\x18\a \x01(\v2\x13.roomkey.v1.EndUserR\aendUser\x12>\n" +
+	"\n" +
+	"account_id\x18\b \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^(acc_[0-9A-Za-z]{22})?$R\taccountId\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\x13\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\x92\x01\xbaH\x8e\x01\x1a\x8b\x01\n" +
+	"&connect_account.integration_or_account\x120integration is required unless account_id is set\x1a/this.account_id != '' || this.integration != ''B\x13\n" +
 	"\n" +
 	"credential\x12\x05\xbaH\x02\b\x01\"G\n" +
 	"\x16ConnectAccountResponse\x12-\n" +
-	"\aaccount\x18\x01 \x01(\v2\x13.roomkey.v1.AccountR\aaccount\"\xc9\x04\n" +
-	"\x1bStartOAuthConnectionRequest\x12@\n" +
-	"\vintegration\x18\x01 \x01(\tB\x1e\xbaH\x1br\x192\x17^[a-z][a-z0-9_-]{0,62}$R\vintegration\x12:\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.roomkey.v1.AccountR\aaccount\"\xf8\x03\n" +
+	"\x1bStartOAuthConnectionRequest\x12C\n" +
+	"\vintegration\x18\x01 \x01(\tB!\xbaH\x1er\x1c2\x1a^([a-z][a-z0-9_-]{0,62})?$R\vintegration\x12:\n" +
 	"\ttenant_id\x18\x02 \x01(\tB\x1d\xbaH\x1ar\x18\x18\x80\x022\x13^[^\\x00-\\x1f\\x7f]*$R\btenantId\x12z\n" +
-	"\x06labels\x18\x03 \x03(\v23.roomkey.v1.StartOAuthConnectionRequest.LabelsEntryB-\xbaH*\x9a\x01'\x10@\"\x1cr\x1a2\x18^[a-z][a-z0-9_.-]{0,62}$*\x05r\x03\x18\x80\x02R\x06labels\x12.\n" +
-	"\fredirect_uri\x18\x04 \x01(\tB\v\xbaH\br\x06\x18\x80\x10\x88\x01\x01R\vredirectUri\x12>\n" +
+	"\x06labels\x18\x03 \x03(\v23.roomkey.v1.StartOAuthConnectionRequest.LabelsEntryB-\xbaH*\x9a\x01'\x10@\"\x1cr\x1a2\x18^[a-z][a-z0-9_.-]{0,62}$*\x05r\x03\x18\x80\x02R\x06labels\x121\n" +
+	"\fredirect_uri\x18\x04 \x01(\tB\x0e\xbaH\v\xd8\x01\x01r\x06\x18\x80\x10\x88\x01\x01R\vredirectUri\x12>\n" +
 	"\n" +
-	"account_id\x18\x05 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^(acc_[0-9A-Za-z]{22})?$R\taccountId\x1a9\n" +
+	"account_id\x18\x05 \x01(\tB\x1f\xbaH\x1cr\x1a2\x18^(acc_[0-9A-Za-z]{22})?$R\taccountId\x12.\n" +
+	"\bend_user\x18\x06 \x01(\v2\x13.roomkey.v1.EndUserR\aendUser\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01:\x84\x01\xbaH\x80\x01\x1a~\n" +
-	"\x1dstart_oauth.tenant_or_account\x12.tenant_id is required unless account_id is set\x1a-this.account_id != '' || this.tenant_id != ''\"\xa9\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa9\x01\n" +
 	"\x1cStartOAuthConnectionResponse\x12+\n" +
 	"\x11authorization_url\x18\x01 \x01(\tR\x10authorizationUrl\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12F\n" +
-	"\x11state_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstateExpireTime\"b\n" +
+	"\x11state_expire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstateExpireTime\"~\n" +
 	"\x1eCompleteOAuthConnectionRequest\x12 \n" +
 	"\x05state\x18\x01 \x01(\tB\n" +
 	"\xbaH\ar\x05\x10\x01\x18\x80\x02R\x05state\x12\x1e\n" +
 	"\x04code\x18\x02 \x01(\tB\n" +
-	"\xbaH\ar\x05\x10\x01\x18\x80 R\x04code\"P\n" +
+	"\xbaH\ar\x05\x10\x01\x18\x80 R\x04code\x12\x1a\n" +
+	"\x03iss\x18\x03 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\x03iss\"P\n" +
 	"\x1fCompleteOAuthConnectionResponse\x12-\n" +
 	"\aaccount\x18\x01 \x01(\v2\x13.roomkey.v1.AccountR\aaccount\"A\n" +
 	"\x11GetAccountRequest\x12,\n" +
 	"\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x172\x15^acc_[0-9A-Za-z]{22}$R\x02id\"C\n" +
 	"\x12GetAccountResponse\x12-\n" +
-	"\aaccount\x18\x01 \x01(\v2\x13.roomkey.v1.AccountR\aaccount\"\x8d\x02\n" +
+	"\aaccount\x18\x01 \x01(\v2\x13.roomkey.v1.AccountR\aaccount\"\xe2\x02\n" +
 	"\x13ListAccountsRequest\x12$\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\a\xbaH\x04\x1a\x02(\x00R\bpageSize\x12'\n" +
 	"\n" +
 	"page_token\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x04R\tpageToken\x12C\n" +
 	"\vintegration\x18\x03 \x01(\tB!\xbaH\x1er\x1c2\x1a^([a-z][a-z0-9_-]{0,62})?$R\vintegration\x12;\n" +
 	"\x06status\x18\x04 \x01(\x0e2\x19.roomkey.v1.AccountStatusB\b\xbaH\x05\x82\x01\x02\x10\x01R\x06status\x12%\n" +
-	"\ttenant_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\btenantId\"o\n" +
+	"\ttenant_id\x18\x05 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\btenantId\x12(\n" +
+	"\vend_user_id\x18\x06 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tendUserId\x12)\n" +
+	"\fend_user_tag\x18\a \x01(\tB\a\xbaH\x04r\x02\x18?R\n" +
+	"endUserTag\"o\n" +
 	"\x14ListAccountsResponse\x12/\n" +
 	"\baccounts\x18\x01 \x03(\v2\x13.roomkey.v1.AccountR\baccounts\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xdf\x01\n" +
@@ -1757,10 +2003,11 @@ const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"\x05basic\x18\x03 \x01(\v2\x1b.roomkey.v1.BasicCredentialH\x00R\x05basic\x126\n" +
 	"\x06oauth2\x18\x04 \x01(\v2\x1c.roomkey.v1.OAuth2CredentialH\x00R\x06oauth2B\f\n" +
 	"\n" +
-	"credential\"\xc9\x01\n" +
+	"credential\"\xf3\x01\n" +
 	"\x14WatchAccountsRequest\x12C\n" +
 	"\vintegration\x18\x01 \x01(\tB!\xbaH\x1er\x1c2\x1a^([a-z][a-z0-9_-]{0,62})?$R\vintegration\x12%\n" +
-	"\ttenant_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\btenantId\x12E\n" +
+	"\ttenant_id\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\btenantId\x12(\n" +
+	"\vend_user_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\tendUserId\x12E\n" +
 	"\vaccount_ids\x18\x03 \x03(\tB$\xbaH!\x92\x01\x1e\x10\xe8\a\"\x19r\x172\x15^acc_[0-9A-Za-z]{22}$R\n" +
 	"accountIds\"\xc5\x01\n" +
 	"\x15WatchAccountsResponse\x12-\n" +
@@ -1774,7 +2021,13 @@ const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"\x15ACCOUNT_STATUS_ACTIVE\x10\x02\x12\x19\n" +
 	"\x15ACCOUNT_STATUS_FAILED\x10\x03\x12\x1f\n" +
 	"\x1bACCOUNT_STATUS_NEEDS_REAUTH\x10\x04\x12\x1f\n" +
-	"\x1bACCOUNT_STATUS_DISCONNECTED\x10\x052\xe3\a\n" +
+	"\x1bACCOUNT_STATUS_DISCONNECTED\x10\x05*\xba\x01\n" +
+	"\x18UpstreamRevocationStatus\x12*\n" +
+	"&UPSTREAM_REVOCATION_STATUS_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"UPSTREAM_REVOCATION_STATUS_PENDING\x10\x01\x12#\n" +
+	"\x1fUPSTREAM_REVOCATION_STATUS_DONE\x10\x02\x12%\n" +
+	"!UPSTREAM_REVOCATION_STATUS_FAILED\x10\x032\xa5\n" +
+	"\n" +
 	"\x0eAccountService\x12W\n" +
 	"\x0eConnectAccount\x12!.roomkey.v1.ConnectAccountRequest\x1a\".roomkey.v1.ConnectAccountResponse\x12i\n" +
 	"\x14StartOAuthConnection\x12'.roomkey.v1.StartOAuthConnectionRequest\x1a(.roomkey.v1.StartOAuthConnectionResponse\x12r\n" +
@@ -1786,7 +2039,10 @@ const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"\rDeleteAccount\x12 .roomkey.v1.DeleteAccountRequest\x1a!.roomkey.v1.DeleteAccountResponse\"\x03\x90\x02\x02\x12x\n" +
 	"\x19RefreshAccountCredentials\x12,.roomkey.v1.RefreshAccountCredentialsRequest\x1a-.roomkey.v1.RefreshAccountCredentialsResponse\x12l\n" +
 	"\x15GetAccountCredentials\x12(.roomkey.v1.GetAccountCredentialsRequest\x1a).roomkey.v1.GetAccountCredentialsResponse\x12V\n" +
-	"\rWatchAccounts\x12 .roomkey.v1.WatchAccountsRequest\x1a!.roomkey.v1.WatchAccountsResponse0\x01B\x95\x01\n" +
+	"\rWatchAccounts\x12 .roomkey.v1.WatchAccountsRequest\x1a!.roomkey.v1.WatchAccountsResponse0\x01\x12i\n" +
+	"\x14CreateConnectSession\x12'.roomkey.v1.CreateConnectSessionRequest\x1a(.roomkey.v1.CreateConnectSessionResponse\x12e\n" +
+	"\x11GetConnectSession\x12$.roomkey.v1.GetConnectSessionRequest\x1a%.roomkey.v1.GetConnectSessionResponse\"\x03\x90\x02\x01\x12n\n" +
+	"\x14RevokeConnectSession\x12'.roomkey.v1.RevokeConnectSessionRequest\x1a(.roomkey.v1.RevokeConnectSessionResponse\"\x03\x90\x02\x02B\x95\x01\n" +
 	"\x0edev.roomkey.v1B\x13AccountServiceProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\n" +
 	"Roomkey.V1\xca\x02\n" +
 	"Roomkey\\V1\xea\x02\vRoomkey::V1b\x06proto3"
@@ -1803,96 +2059,117 @@ func file_roomkey_v1_account_service_proto_rawDescGZIP() []byte {
 	return file_roomkey_v1_account_service_proto_rawDescData
 }
 
-var file_roomkey_v1_account_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_roomkey_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_roomkey_v1_account_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_roomkey_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_roomkey_v1_account_service_proto_goTypes = []any{
 	(AccountStatus)(0),                        // 0: roomkey.v1.AccountStatus
-	(*Account)(nil),                           // 1: roomkey.v1.Account
-	(*ApiKeyCredential)(nil),                  // 2: roomkey.v1.ApiKeyCredential
-	(*BasicCredential)(nil),                   // 3: roomkey.v1.BasicCredential
-	(*OAuth2Credential)(nil),                  // 4: roomkey.v1.OAuth2Credential
-	(*ConnectAccountRequest)(nil),             // 5: roomkey.v1.ConnectAccountRequest
-	(*ConnectAccountResponse)(nil),            // 6: roomkey.v1.ConnectAccountResponse
-	(*StartOAuthConnectionRequest)(nil),       // 7: roomkey.v1.StartOAuthConnectionRequest
-	(*StartOAuthConnectionResponse)(nil),      // 8: roomkey.v1.StartOAuthConnectionResponse
-	(*CompleteOAuthConnectionRequest)(nil),    // 9: roomkey.v1.CompleteOAuthConnectionRequest
-	(*CompleteOAuthConnectionResponse)(nil),   // 10: roomkey.v1.CompleteOAuthConnectionResponse
-	(*GetAccountRequest)(nil),                 // 11: roomkey.v1.GetAccountRequest
-	(*GetAccountResponse)(nil),                // 12: roomkey.v1.GetAccountResponse
-	(*ListAccountsRequest)(nil),               // 13: roomkey.v1.ListAccountsRequest
-	(*ListAccountsResponse)(nil),              // 14: roomkey.v1.ListAccountsResponse
-	(*UpdateAccountRequest)(nil),              // 15: roomkey.v1.UpdateAccountRequest
-	(*UpdateAccountResponse)(nil),             // 16: roomkey.v1.UpdateAccountResponse
-	(*DeleteAccountRequest)(nil),              // 17: roomkey.v1.DeleteAccountRequest
-	(*DeleteAccountResponse)(nil),             // 18: roomkey.v1.DeleteAccountResponse
-	(*RefreshAccountCredentialsRequest)(nil),  // 19: roomkey.v1.RefreshAccountCredentialsRequest
-	(*RefreshAccountCredentialsResponse)(nil), // 20: roomkey.v1.RefreshAccountCredentialsResponse
-	(*GetAccountCredentialsRequest)(nil),      // 21: roomkey.v1.GetAccountCredentialsRequest
-	(*GetAccountCredentialsResponse)(nil),     // 22: roomkey.v1.GetAccountCredentialsResponse
-	(*WatchAccountsRequest)(nil),              // 23: roomkey.v1.WatchAccountsRequest
-	(*WatchAccountsResponse)(nil),             // 24: roomkey.v1.WatchAccountsResponse
-	nil,                                       // 25: roomkey.v1.Account.LabelsEntry
-	nil,                                       // 26: roomkey.v1.ConnectAccountRequest.LabelsEntry
-	nil,                                       // 27: roomkey.v1.StartOAuthConnectionRequest.LabelsEntry
-	(AuthType)(0),                             // 28: roomkey.v1.AuthType
-	(*timestamppb.Timestamp)(nil),             // 29: google.protobuf.Timestamp
-	(*fieldmaskpb.FieldMask)(nil),             // 30: google.protobuf.FieldMask
+	(UpstreamRevocationStatus)(0),             // 1: roomkey.v1.UpstreamRevocationStatus
+	(*Account)(nil),                           // 2: roomkey.v1.Account
+	(*UpstreamRevocation)(nil),                // 3: roomkey.v1.UpstreamRevocation
+	(*ApiKeyCredential)(nil),                  // 4: roomkey.v1.ApiKeyCredential
+	(*BasicCredential)(nil),                   // 5: roomkey.v1.BasicCredential
+	(*OAuth2Credential)(nil),                  // 6: roomkey.v1.OAuth2Credential
+	(*ConnectAccountRequest)(nil),             // 7: roomkey.v1.ConnectAccountRequest
+	(*ConnectAccountResponse)(nil),            // 8: roomkey.v1.ConnectAccountResponse
+	(*StartOAuthConnectionRequest)(nil),       // 9: roomkey.v1.StartOAuthConnectionRequest
+	(*StartOAuthConnectionResponse)(nil),      // 10: roomkey.v1.StartOAuthConnectionResponse
+	(*CompleteOAuthConnectionRequest)(nil),    // 11: roomkey.v1.CompleteOAuthConnectionRequest
+	(*CompleteOAuthConnectionResponse)(nil),   // 12: roomkey.v1.CompleteOAuthConnectionResponse
+	(*GetAccountRequest)(nil),                 // 13: roomkey.v1.GetAccountRequest
+	(*GetAccountResponse)(nil),                // 14: roomkey.v1.GetAccountResponse
+	(*ListAccountsRequest)(nil),               // 15: roomkey.v1.ListAccountsRequest
+	(*ListAccountsResponse)(nil),              // 16: roomkey.v1.ListAccountsResponse
+	(*UpdateAccountRequest)(nil),              // 17: roomkey.v1.UpdateAccountRequest
+	(*UpdateAccountResponse)(nil),             // 18: roomkey.v1.UpdateAccountResponse
+	(*DeleteAccountRequest)(nil),              // 19: roomkey.v1.DeleteAccountRequest
+	(*DeleteAccountResponse)(nil),             // 20: roomkey.v1.DeleteAccountResponse
+	(*RefreshAccountCredentialsRequest)(nil),  // 21: roomkey.v1.RefreshAccountCredentialsRequest
+	(*RefreshAccountCredentialsResponse)(nil), // 22: roomkey.v1.RefreshAccountCredentialsResponse
+	(*GetAccountCredentialsRequest)(nil),      // 23: roomkey.v1.GetAccountCredentialsRequest
+	(*GetAccountCredentialsResponse)(nil),     // 24: roomkey.v1.GetAccountCredentialsResponse
+	(*WatchAccountsRequest)(nil),              // 25: roomkey.v1.WatchAccountsRequest
+	(*WatchAccountsResponse)(nil),             // 26: roomkey.v1.WatchAccountsResponse
+	nil,                                       // 27: roomkey.v1.Account.LabelsEntry
+	nil,                                       // 28: roomkey.v1.ConnectAccountRequest.LabelsEntry
+	nil,                                       // 29: roomkey.v1.StartOAuthConnectionRequest.LabelsEntry
+	(AuthType)(0),                             // 30: roomkey.v1.AuthType
+	(*timestamppb.Timestamp)(nil),             // 31: google.protobuf.Timestamp
+	(*EndUser)(nil),                           // 32: roomkey.v1.EndUser
+	(*fieldmaskpb.FieldMask)(nil),             // 33: google.protobuf.FieldMask
+	(*CreateConnectSessionRequest)(nil),       // 34: roomkey.v1.CreateConnectSessionRequest
+	(*GetConnectSessionRequest)(nil),          // 35: roomkey.v1.GetConnectSessionRequest
+	(*RevokeConnectSessionRequest)(nil),       // 36: roomkey.v1.RevokeConnectSessionRequest
+	(*CreateConnectSessionResponse)(nil),      // 37: roomkey.v1.CreateConnectSessionResponse
+	(*GetConnectSessionResponse)(nil),         // 38: roomkey.v1.GetConnectSessionResponse
+	(*RevokeConnectSessionResponse)(nil),      // 39: roomkey.v1.RevokeConnectSessionResponse
 }
 var file_roomkey_v1_account_service_proto_depIdxs = []int32{
-	25, // 0: roomkey.v1.Account.labels:type_name -> roomkey.v1.Account.LabelsEntry
+	27, // 0: roomkey.v1.Account.labels:type_name -> roomkey.v1.Account.LabelsEntry
 	0,  // 1: roomkey.v1.Account.status:type_name -> roomkey.v1.AccountStatus
-	28, // 2: roomkey.v1.Account.auth_type:type_name -> roomkey.v1.AuthType
-	29, // 3: roomkey.v1.Account.create_time:type_name -> google.protobuf.Timestamp
-	29, // 4: roomkey.v1.Account.update_time:type_name -> google.protobuf.Timestamp
-	29, // 5: roomkey.v1.Account.credentials_expire_time:type_name -> google.protobuf.Timestamp
-	29, // 6: roomkey.v1.Account.last_refresh_time:type_name -> google.protobuf.Timestamp
-	29, // 7: roomkey.v1.OAuth2Credential.expire_time:type_name -> google.protobuf.Timestamp
-	26, // 8: roomkey.v1.ConnectAccountRequest.labels:type_name -> roomkey.v1.ConnectAccountRequest.LabelsEntry
-	2,  // 9: roomkey.v1.ConnectAccountRequest.api_key:type_name -> roomkey.v1.ApiKeyCredential
-	3,  // 10: roomkey.v1.ConnectAccountRequest.basic:type_name -> roomkey.v1.BasicCredential
-	1,  // 11: roomkey.v1.ConnectAccountResponse.account:type_name -> roomkey.v1.Account
-	27, // 12: roomkey.v1.StartOAuthConnectionRequest.labels:type_name -> roomkey.v1.StartOAuthConnectionRequest.LabelsEntry
-	29, // 13: roomkey.v1.StartOAuthConnectionResponse.state_expire_time:type_name -> google.protobuf.Timestamp
-	1,  // 14: roomkey.v1.CompleteOAuthConnectionResponse.account:type_name -> roomkey.v1.Account
-	1,  // 15: roomkey.v1.GetAccountResponse.account:type_name -> roomkey.v1.Account
-	0,  // 16: roomkey.v1.ListAccountsRequest.status:type_name -> roomkey.v1.AccountStatus
-	1,  // 17: roomkey.v1.ListAccountsResponse.accounts:type_name -> roomkey.v1.Account
-	1,  // 18: roomkey.v1.UpdateAccountRequest.account:type_name -> roomkey.v1.Account
-	30, // 19: roomkey.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
-	1,  // 20: roomkey.v1.UpdateAccountResponse.account:type_name -> roomkey.v1.Account
-	1,  // 21: roomkey.v1.DeleteAccountResponse.account:type_name -> roomkey.v1.Account
-	1,  // 22: roomkey.v1.RefreshAccountCredentialsResponse.account:type_name -> roomkey.v1.Account
-	2,  // 23: roomkey.v1.GetAccountCredentialsResponse.api_key:type_name -> roomkey.v1.ApiKeyCredential
-	3,  // 24: roomkey.v1.GetAccountCredentialsResponse.basic:type_name -> roomkey.v1.BasicCredential
-	4,  // 25: roomkey.v1.GetAccountCredentialsResponse.oauth2:type_name -> roomkey.v1.OAuth2Credential
-	1,  // 26: roomkey.v1.WatchAccountsResponse.account:type_name -> roomkey.v1.Account
-	0,  // 27: roomkey.v1.WatchAccountsResponse.previous_status:type_name -> roomkey.v1.AccountStatus
-	29, // 28: roomkey.v1.WatchAccountsResponse.event_time:type_name -> google.protobuf.Timestamp
-	5,  // 29: roomkey.v1.AccountService.ConnectAccount:input_type -> roomkey.v1.ConnectAccountRequest
-	7,  // 30: roomkey.v1.AccountService.StartOAuthConnection:input_type -> roomkey.v1.StartOAuthConnectionRequest
-	9,  // 31: roomkey.v1.AccountService.CompleteOAuthConnection:input_type -> roomkey.v1.CompleteOAuthConnectionRequest
-	11, // 32: roomkey.v1.AccountService.GetAccount:input_type -> roomkey.v1.GetAccountRequest
-	13, // 33: roomkey.v1.AccountService.ListAccounts:input_type -> roomkey.v1.ListAccountsRequest
-	15, // 34: roomkey.v1.AccountService.UpdateAccount:input_type -> roomkey.v1.UpdateAccountRequest
-	17, // 35: roomkey.v1.AccountService.DeleteAccount:input_type -> roomkey.v1.DeleteAccountRequest
-	19, // 36: roomkey.v1.AccountService.RefreshAccountCredentials:input_type -> roomkey.v1.RefreshAccountCredentialsRequest
-	21, // 37: roomkey.v1.AccountService.GetAccountCredentials:input_type -> roomkey.v1.GetAccountCredentialsRequest
-	23, // 38: roomkey.v1.AccountService.WatchAccounts:input_type -> roomkey.v1.WatchAccountsRequest
-	6,  // 39: roomkey.v1.AccountService.ConnectAccount:output_type -> roomkey.v1.ConnectAccountResponse
-	8,  // 40: roomkey.v1.AccountService.StartOAuthConnection:output_type -> roomkey.v1.StartOAuthConnectionResponse
-	10, // 41: roomkey.v1.AccountService.CompleteOAuthConnection:output_type -> roomkey.v1.CompleteOAuthConnectionResponse
-	12, // 42: roomkey.v1.AccountService.GetAccount:output_type -> roomkey.v1.GetAccountResponse
-	14, // 43: roomkey.v1.AccountService.ListAccounts:output_type -> roomkey.v1.ListAccountsResponse
-	16, // 44: roomkey.v1.AccountService.UpdateAccount:output_type -> roomkey.v1.UpdateAccountResponse
-	18, // 45: roomkey.v1.AccountService.DeleteAccount:output_type -> roomkey.v1.DeleteAccountResponse
-	20, // 46: roomkey.v1.AccountService.RefreshAccountCredentials:output_type -> roomkey.v1.RefreshAccountCredentialsResponse
-	22, // 47: roomkey.v1.AccountService.GetAccountCredentials:output_type -> roomkey.v1.GetAccountCredentialsResponse
-	24, // 48: roomkey.v1.AccountService.WatchAccounts:output_type -> roomkey.v1.WatchAccountsResponse
-	39, // [39:49] is the sub-list for method output_type
-	29, // [29:39] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	30, // 2: roomkey.v1.Account.auth_type:type_name -> roomkey.v1.AuthType
+	31, // 3: roomkey.v1.Account.create_time:type_name -> google.protobuf.Timestamp
+	31, // 4: roomkey.v1.Account.update_time:type_name -> google.protobuf.Timestamp
+	31, // 5: roomkey.v1.Account.credentials_expire_time:type_name -> google.protobuf.Timestamp
+	31, // 6: roomkey.v1.Account.last_refresh_time:type_name -> google.protobuf.Timestamp
+	32, // 7: roomkey.v1.Account.end_user:type_name -> roomkey.v1.EndUser
+	3,  // 8: roomkey.v1.Account.upstream_revocation:type_name -> roomkey.v1.UpstreamRevocation
+	1,  // 9: roomkey.v1.UpstreamRevocation.status:type_name -> roomkey.v1.UpstreamRevocationStatus
+	31, // 10: roomkey.v1.UpstreamRevocation.update_time:type_name -> google.protobuf.Timestamp
+	31, // 11: roomkey.v1.OAuth2Credential.expire_time:type_name -> google.protobuf.Timestamp
+	28, // 12: roomkey.v1.ConnectAccountRequest.labels:type_name -> roomkey.v1.ConnectAccountRequest.LabelsEntry
+	4,  // 13: roomkey.v1.ConnectAccountRequest.api_key:type_name -> roomkey.v1.ApiKeyCredential
+	5,  // 14: roomkey.v1.ConnectAccountRequest.basic:type_name -> roomkey.v1.BasicCredential
+	32, // 15: roomkey.v1.ConnectAccountRequest.end_user:type_name -> roomkey.v1.EndUser
+	2,  // 16: roomkey.v1.ConnectAccountResponse.account:type_name -> roomkey.v1.Account
+	29, // 17: roomkey.v1.StartOAuthConnectionRequest.labels:type_name -> roomkey.v1.StartOAuthConnectionRequest.LabelsEntry
+	32, // 18: roomkey.v1.StartOAuthConnectionRequest.end_user:type_name -> roomkey.v1.EndUser
+	31, // 19: roomkey.v1.StartOAuthConnectionResponse.state_expire_time:type_name -> google.protobuf.Timestamp
+	2,  // 20: roomkey.v1.CompleteOAuthConnectionResponse.account:type_name -> roomkey.v1.Account
+	2,  // 21: roomkey.v1.GetAccountResponse.account:type_name -> roomkey.v1.Account
+	0,  // 22: roomkey.v1.ListAccountsRequest.status:type_name -> roomkey.v1.AccountStatus
+	2,  // 23: roomkey.v1.ListAccountsResponse.accounts:type_name -> roomkey.v1.Account
+	2,  // 24: roomkey.v1.UpdateAccountRequest.account:type_name -> roomkey.v1.Account
+	33, // 25: roomkey.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 26: roomkey.v1.UpdateAccountResponse.account:type_name -> roomkey.v1.Account
+	2,  // 27: roomkey.v1.DeleteAccountResponse.account:type_name -> roomkey.v1.Account
+	2,  // 28: roomkey.v1.RefreshAccountCredentialsResponse.account:type_name -> roomkey.v1.Account
+	4,  // 29: roomkey.v1.GetAccountCredentialsResponse.api_key:type_name -> roomkey.v1.ApiKeyCredential
+	5,  // 30: roomkey.v1.GetAccountCredentialsResponse.basic:type_name -> roomkey.v1.BasicCredential
+	6,  // 31: roomkey.v1.GetAccountCredentialsResponse.oauth2:type_name -> roomkey.v1.OAuth2Credential
+	2,  // 32: roomkey.v1.WatchAccountsResponse.account:type_name -> roomkey.v1.Account
+	0,  // 33: roomkey.v1.WatchAccountsResponse.previous_status:type_name -> roomkey.v1.AccountStatus
+	31, // 34: roomkey.v1.WatchAccountsResponse.event_time:type_name -> google.protobuf.Timestamp
+	7,  // 35: roomkey.v1.AccountService.ConnectAccount:input_type -> roomkey.v1.ConnectAccountRequest
+	9,  // 36: roomkey.v1.AccountService.StartOAuthConnection:input_type -> roomkey.v1.StartOAuthConnectionRequest
+	11, // 37: roomkey.v1.AccountService.CompleteOAuthConnection:input_type -> roomkey.v1.CompleteOAuthConnectionRequest
+	13, // 38: roomkey.v1.AccountService.GetAccount:input_type -> roomkey.v1.GetAccountRequest
+	15, // 39: roomkey.v1.AccountService.ListAccounts:input_type -> roomkey.v1.ListAccountsRequest
+	17, // 40: roomkey.v1.AccountService.UpdateAccount:input_type -> roomkey.v1.UpdateAccountRequest
+	19, // 41: roomkey.v1.AccountService.DeleteAccount:input_type -> roomkey.v1.DeleteAccountRequest
+	21, // 42: roomkey.v1.AccountService.RefreshAccountCredentials:input_type -> roomkey.v1.RefreshAccountCredentialsRequest
+	23, // 43: roomkey.v1.AccountService.GetAccountCredentials:input_type -> roomkey.v1.GetAccountCredentialsRequest
+	25, // 44: roomkey.v1.AccountService.WatchAccounts:input_type -> roomkey.v1.WatchAccountsRequest
+	34, // 45: roomkey.v1.AccountService.CreateConnectSession:input_type -> roomkey.v1.CreateConnectSessionRequest
+	35, // 46: roomkey.v1.AccountService.GetConnectSession:input_type -> roomkey.v1.GetConnectSessionRequest
+	36, // 47: roomkey.v1.AccountService.RevokeConnectSession:input_type -> roomkey.v1.RevokeConnectSessionRequest
+	8,  // 48: roomkey.v1.AccountService.ConnectAccount:output_type -> roomkey.v1.ConnectAccountResponse
+	10, // 49: roomkey.v1.AccountService.StartOAuthConnection:output_type -> roomkey.v1.StartOAuthConnectionResponse
+	12, // 50: roomkey.v1.AccountService.CompleteOAuthConnection:output_type -> roomkey.v1.CompleteOAuthConnectionResponse
+	14, // 51: roomkey.v1.AccountService.GetAccount:output_type -> roomkey.v1.GetAccountResponse
+	16, // 52: roomkey.v1.AccountService.ListAccounts:output_type -> roomkey.v1.ListAccountsResponse
+	18, // 53: roomkey.v1.AccountService.UpdateAccount:output_type -> roomkey.v1.UpdateAccountResponse
+	20, // 54: roomkey.v1.AccountService.DeleteAccount:output_type -> roomkey.v1.DeleteAccountResponse
+	22, // 55: roomkey.v1.AccountService.RefreshAccountCredentials:output_type -> roomkey.v1.RefreshAccountCredentialsResponse
+	24, // 56: roomkey.v1.AccountService.GetAccountCredentials:output_type -> roomkey.v1.GetAccountCredentialsResponse
+	26, // 57: roomkey.v1.AccountService.WatchAccounts:output_type -> roomkey.v1.WatchAccountsResponse
+	37, // 58: roomkey.v1.AccountService.CreateConnectSession:output_type -> roomkey.v1.CreateConnectSessionResponse
+	38, // 59: roomkey.v1.AccountService.GetConnectSession:output_type -> roomkey.v1.GetConnectSessionResponse
+	39, // 60: roomkey.v1.AccountService.RevokeConnectSession:output_type -> roomkey.v1.RevokeConnectSessionResponse
+	48, // [48:61] is the sub-list for method output_type
+	35, // [35:48] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_roomkey_v1_account_service_proto_init() }
@@ -1901,11 +2178,12 @@ func file_roomkey_v1_account_service_proto_init() {
 		return
 	}
 	file_roomkey_v1_common_proto_init()
-	file_roomkey_v1_account_service_proto_msgTypes[4].OneofWrappers = []any{
+	file_roomkey_v1_connect_sessions_proto_init()
+	file_roomkey_v1_account_service_proto_msgTypes[5].OneofWrappers = []any{
 		(*ConnectAccountRequest_ApiKey)(nil),
 		(*ConnectAccountRequest_Basic)(nil),
 	}
-	file_roomkey_v1_account_service_proto_msgTypes[21].OneofWrappers = []any{
+	file_roomkey_v1_account_service_proto_msgTypes[22].OneofWrappers = []any{
 		(*GetAccountCredentialsResponse_ApiKey)(nil),
 		(*GetAccountCredentialsResponse_Basic)(nil),
 		(*GetAccountCredentialsResponse_Oauth2)(nil),
@@ -1915,8 +2193,8 @@ func file_roomkey_v1_account_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roomkey_v1_account_service_proto_rawDesc), len(file_roomkey_v1_account_service_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   27,
+			NumEnums:      2,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

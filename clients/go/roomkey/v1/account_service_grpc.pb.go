@@ -29,6 +29,9 @@ const (
 	AccountService_RefreshAccountCredentials_FullMethodName = "/roomkey.v1.AccountService/RefreshAccountCredentials"
 	AccountService_GetAccountCredentials_FullMethodName     = "/roomkey.v1.AccountService/GetAccountCredentials"
 	AccountService_WatchAccounts_FullMethodName             = "/roomkey.v1.AccountService/WatchAccounts"
+	AccountService_CreateConnectSession_FullMethodName      = "/roomkey.v1.AccountService/CreateConnectSession"
+	AccountService_GetConnectSession_FullMethodName         = "/roomkey.v1.AccountService/GetConnectSession"
+	AccountService_RevokeConnectSession_FullMethodName      = "/roomkey.v1.AccountService/RevokeConnectSession"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -67,6 +70,15 @@ type AccountServiceClient interface {
 	// Streams account status changes in the environment as they happen, on any
 	// replica, until the client cancels.
 	WatchAccounts(ctx context.Context, in *WatchAccountsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchAccountsResponse], error)
+	// Makes a connect session: a short-lived secret (`rkcs_<environment>_…`,
+	// shown once) that lets one end user connect one account, or re-authorize
+	// one in place, from a browser. See docs/connect-flow.md.
+	CreateConnectSession(ctx context.Context, in *CreateConnectSessionRequest, opts ...grpc.CallOption) (*CreateConnectSessionResponse, error)
+	// Returns a connect session and the integrations it offers. With a
+	// session's own secret, `id` may be empty.
+	GetConnectSession(ctx context.Context, in *GetConnectSessionRequest, opts ...grpc.CallOption) (*GetConnectSessionResponse, error)
+	// Ends a connect session at once, on every replica within a second.
+	RevokeConnectSession(ctx context.Context, in *RevokeConnectSessionRequest, opts ...grpc.CallOption) (*RevokeConnectSessionResponse, error)
 }
 
 type accountServiceClient struct {
@@ -186,6 +198,36 @@ func (c *accountServiceClient) WatchAccounts(ctx context.Context, in *WatchAccou
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AccountService_WatchAccountsClient = grpc.ServerStreamingClient[WatchAccountsResponse]
 
+func (c *accountServiceClient) CreateConnectSession(ctx context.Context, in *CreateConnectSessionRequest, opts ...grpc.CallOption) (*CreateConnectSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateConnectSessionResponse)
+	err := c.cc.Invoke(ctx, AccountService_CreateConnectSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) GetConnectSession(ctx context.Context, in *GetConnectSessionRequest, opts ...grpc.CallOption) (*GetConnectSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetConnectSessionResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetConnectSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) RevokeConnectSession(ctx context.Context, in *RevokeConnectSessionRequest, opts ...grpc.CallOption) (*RevokeConnectSessionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeConnectSessionResponse)
+	err := c.cc.Invoke(ctx, AccountService_RevokeConnectSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -222,6 +264,15 @@ type AccountServiceServer interface {
 	// Streams account status changes in the environment as they happen, on any
 	// replica, until the client cancels.
 	WatchAccounts(*WatchAccountsRequest, grpc.ServerStreamingServer[WatchAccountsResponse]) error
+	// Makes a connect session: a short-lived secret (`rkcs_<environment>_…`,
+	// shown once) that lets one end user connect one account, or re-authorize
+	// one in place, from a browser. See docs/connect-flow.md.
+	CreateConnectSession(context.Context, *CreateConnectSessionRequest) (*CreateConnectSessionResponse, error)
+	// Returns a connect session and the integrations it offers. With a
+	// session's own secret, `id` may be empty.
+	GetConnectSession(context.Context, *GetConnectSessionRequest) (*GetConnectSessionResponse, error)
+	// Ends a connect session at once, on every replica within a second.
+	RevokeConnectSession(context.Context, *RevokeConnectSessionRequest) (*RevokeConnectSessionResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -261,6 +312,15 @@ func (UnimplementedAccountServiceServer) GetAccountCredentials(context.Context, 
 }
 func (UnimplementedAccountServiceServer) WatchAccounts(*WatchAccountsRequest, grpc.ServerStreamingServer[WatchAccountsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchAccounts not implemented")
+}
+func (UnimplementedAccountServiceServer) CreateConnectSession(context.Context, *CreateConnectSessionRequest) (*CreateConnectSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateConnectSession not implemented")
+}
+func (UnimplementedAccountServiceServer) GetConnectSession(context.Context, *GetConnectSessionRequest) (*GetConnectSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetConnectSession not implemented")
+}
+func (UnimplementedAccountServiceServer) RevokeConnectSession(context.Context, *RevokeConnectSessionRequest) (*RevokeConnectSessionResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeConnectSession not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -456,6 +516,60 @@ func _AccountService_WatchAccounts_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AccountService_WatchAccountsServer = grpc.ServerStreamingServer[WatchAccountsResponse]
 
+func _AccountService_CreateConnectSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateConnectSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).CreateConnectSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_CreateConnectSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).CreateConnectSession(ctx, req.(*CreateConnectSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_GetConnectSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetConnectSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetConnectSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetConnectSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetConnectSession(ctx, req.(*GetConnectSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_RevokeConnectSession_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeConnectSessionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).RevokeConnectSession(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_RevokeConnectSession_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).RevokeConnectSession(ctx, req.(*RevokeConnectSessionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -498,6 +612,18 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAccountCredentials",
 			Handler:    _AccountService_GetAccountCredentials_Handler,
+		},
+		{
+			MethodName: "CreateConnectSession",
+			Handler:    _AccountService_CreateConnectSession_Handler,
+		},
+		{
+			MethodName: "GetConnectSession",
+			Handler:    _AccountService_GetConnectSession_Handler,
+		},
+		{
+			MethodName: "RevokeConnectSession",
+			Handler:    _AccountService_RevokeConnectSession_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

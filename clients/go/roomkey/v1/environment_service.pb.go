@@ -932,7 +932,8 @@ type OAuth2Config struct {
 	ClientSecretSet bool `protobuf:"varint,5,opt,name=client_secret_set,json=clientSecretSet,proto3" json:"client_secret_set,omitempty"`
 	// Scopes requested in the authorization URL.
 	Scopes []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	// Whether to use PKCE (RFC 7636, S256) in the authorization code flow.
+	// Deprecated and ignored: PKCE (RFC 7636, S256) is always used unless
+	// `disable_pkce` is set. Output: whether PKCE is used.
 	Pkce bool `protobuf:"varint,7,opt,name=pkce,proto3" json:"pkce,omitempty"`
 	// How the client authenticates to the token endpoint.
 	ClientAuthMethod ClientAuthMethod `protobuf:"varint,8,opt,name=client_auth_method,json=clientAuthMethod,proto3,enum=roomkey.v1.ClientAuthMethod" json:"client_auth_method,omitempty"`
@@ -941,8 +942,21 @@ type OAuth2Config struct {
 	AuthorizationParams map[string]string `protobuf:"bytes,9,rep,name=authorization_params,json=authorizationParams,proto3" json:"authorization_params,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The separator between scopes in the authorization URL. Empty means a space.
 	ScopeSeparator string `protobuf:"bytes,10,opt,name=scope_separator,json=scopeSeparator,proto3" json:"scope_separator,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The provider's issuer identifier (RFC 9207), such as
+	// `https://login.example.com`. An authorization response that carries `iss`
+	// must carry exactly this; one that carries another (or any, when this is
+	// empty) fails as a mix-up attack. When set, a response without `iss` is
+	// accepted only if the provider does not send it.
+	Issuer string `protobuf:"bytes,11,opt,name=issuer,proto3" json:"issuer,omitempty"`
+	// Turns PKCE off, for a provider that refuses `code_challenge`. PKCE S256
+	// is used otherwise (RFC 9700).
+	DisablePkce bool `protobuf:"varint,12,opt,name=disable_pkce,json=disablePkce,proto3" json:"disable_pkce,omitempty"`
+	// The provider's token revocation endpoint (RFC 7009). When set,
+	// DeleteAccount revokes the account's refresh and access tokens there, from
+	// the environment's queue, retrying while the provider is down.
+	RevocationUrl string `protobuf:"bytes,13,opt,name=revocation_url,json=revocationUrl,proto3" json:"revocation_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OAuth2Config) Reset() {
@@ -1041,6 +1055,27 @@ func (x *OAuth2Config) GetAuthorizationParams() map[string]string {
 func (x *OAuth2Config) GetScopeSeparator() string {
 	if x != nil {
 		return x.ScopeSeparator
+	}
+	return ""
+}
+
+func (x *OAuth2Config) GetIssuer() string {
+	if x != nil {
+		return x.Issuer
+	}
+	return ""
+}
+
+func (x *OAuth2Config) GetDisablePkce() bool {
+	if x != nil {
+		return x.DisablePkce
+	}
+	return false
+}
+
+func (x *OAuth2Config) GetRevocationUrl() string {
+	if x != nil {
+		return x.RevocationUrl
 	}
 	return ""
 }
@@ -2435,7 +2470,7 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime:\x82\x01\xbaH\x7f\x1a}\n" +
-	"\x1bintegration.oauth2_required\x125oauth2 is required when auth_type is AUTH_TYPE_OAUTH2\x1a'this.auth_type != 3 || has(this.oauth2)\"\xe3\x06\n" +
+	"\x1bintegration.oauth2_required\x125oauth2 is required when auth_type is AUTH_TYPE_OAUTH2\x1a'this.auth_type != 3 || has(this.oauth2)\"\xc6\b\n" +
 	"\fOAuth2Config\x12\x9e\x01\n" +
 	"\x11authorization_url\x18\x01 \x01(\tBq\xbaHn\xba\x01c\n" +
 	"\bhttp_url\x12\x1cmust be an http or https URL\x1a9this.startsWith('https://') || this.startsWith('http://')r\x06\x18\x80\x10\x88\x01\x01R\x10authorizationUrl\x12\x8e\x01\n" +
@@ -2450,7 +2485,11 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\x12client_auth_method\x18\b \x01(\x0e2\x1c.roomkey.v1.ClientAuthMethodB\b\xbaH\x05\x82\x01\x02\x10\x01R\x10clientAuthMethod\x12~\n" +
 	"\x14authorization_params\x18\t \x03(\v21.roomkey.v1.OAuth2Config.AuthorizationParamsEntryB\x18\xbaH\x15\x9a\x01\x12\x10 \"\ar\x05\x10\x01\x18\x80\x01*\x05r\x03\x18\x80\bR\x13authorizationParams\x120\n" +
 	"\x0fscope_separator\x18\n" +
-	" \x01(\tB\a\xbaH\x04r\x02\x18\x04R\x0escopeSeparator\x1aF\n" +
+	" \x01(\tB\a\xbaH\x04r\x02\x18\x04R\x0escopeSeparator\x12 \n" +
+	"\x06issuer\x18\v \x01(\tB\b\xbaH\x05r\x03\x18\x80\x10R\x06issuer\x12!\n" +
+	"\fdisable_pkce\x18\f \x01(\bR\vdisablePkce\x12\x9b\x01\n" +
+	"\x0erevocation_url\x18\r \x01(\tBt\xbaHq\xba\x01c\n" +
+	"\bhttp_url\x12\x1cmust be an http or https URL\x1a9this.startsWith('https://') || this.startsWith('http://')\xd8\x01\x01r\x06\x18\x80\x10\x88\x01\x01R\rrevocationUrl\x1aF\n" +
 	"\x18AuthorizationParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x04\n" +

@@ -123,6 +123,27 @@ const (
 	ErrorReason_ERROR_REASON_WEBHOOK_DELIVERY_PENDING ErrorReason = 38
 	// The webhook endpoint is disabled; enable it first.
 	ErrorReason_ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED ErrorReason = 39
+	// The connect session does not exist in this environment.
+	ErrorReason_ERROR_REASON_CONNECT_SESSION_NOT_FOUND ErrorReason = 40
+	// The connect session's lifetime is over.
+	ErrorReason_ERROR_REASON_CONNECT_SESSION_EXPIRED ErrorReason = 41
+	// The connect session was revoked.
+	ErrorReason_ERROR_REASON_CONNECT_SESSION_REVOKED ErrorReason = 42
+	// The connect session's account is ACTIVE already: it connects nothing
+	// more. Its status can still be read until the session expires.
+	ErrorReason_ERROR_REASON_CONNECT_SESSION_SPENT ErrorReason = 43
+	// A connect session cannot call this method, or not with these arguments
+	// (an integration it does not offer, an account it did not connect, a
+	// redirect URI off its origins). Metadata `method` names the method.
+	ErrorReason_ERROR_REASON_CONNECT_SESSION_NOT_ALLOWED ErrorReason = 44
+	// A browser called with a connect session from an origin the session does
+	// not allow. Metadata `origin` names it.
+	ErrorReason_ERROR_REASON_CONNECT_SESSION_ORIGIN ErrorReason = 45
+	// The connect session made as many connection attempts as it may.
+	ErrorReason_ERROR_REASON_CONNECT_SESSION_ATTEMPTS ErrorReason = 46
+	// The authorization response's `iss` is not the integration's issuer
+	// (RFC 9207): a mix-up. The state is spent and the code was never used.
+	ErrorReason_ERROR_REASON_OAUTH_ISSUER_MISMATCH ErrorReason = 47
 )
 
 // Enum value maps for ErrorReason.
@@ -168,6 +189,14 @@ var (
 		37: "ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT",
 		38: "ERROR_REASON_WEBHOOK_DELIVERY_PENDING",
 		39: "ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED",
+		40: "ERROR_REASON_CONNECT_SESSION_NOT_FOUND",
+		41: "ERROR_REASON_CONNECT_SESSION_EXPIRED",
+		42: "ERROR_REASON_CONNECT_SESSION_REVOKED",
+		43: "ERROR_REASON_CONNECT_SESSION_SPENT",
+		44: "ERROR_REASON_CONNECT_SESSION_NOT_ALLOWED",
+		45: "ERROR_REASON_CONNECT_SESSION_ORIGIN",
+		46: "ERROR_REASON_CONNECT_SESSION_ATTEMPTS",
+		47: "ERROR_REASON_OAUTH_ISSUER_MISMATCH",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                     0,
@@ -210,6 +239,14 @@ var (
 		"ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT":          37,
 		"ERROR_REASON_WEBHOOK_DELIVERY_PENDING":        38,
 		"ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED":       39,
+		"ERROR_REASON_CONNECT_SESSION_NOT_FOUND":       40,
+		"ERROR_REASON_CONNECT_SESSION_EXPIRED":         41,
+		"ERROR_REASON_CONNECT_SESSION_REVOKED":         42,
+		"ERROR_REASON_CONNECT_SESSION_SPENT":           43,
+		"ERROR_REASON_CONNECT_SESSION_NOT_ALLOWED":     44,
+		"ERROR_REASON_CONNECT_SESSION_ORIGIN":          45,
+		"ERROR_REASON_CONNECT_SESSION_ATTEMPTS":        46,
+		"ERROR_REASON_OAUTH_ISSUER_MISMATCH":           47,
 	}
 )
 
@@ -245,7 +282,7 @@ var File_roomkey_v1_error_reason_proto protoreflect.FileDescriptor
 const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x1droomkey/v1/error_reason.proto\x12\n" +
-	"roomkey.v1*\x80\f\n" +
+	"roomkey.v1*\xd2\x0e\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" ERROR_REASON_ENVIRONMENT_INVALID\x10\x01\x12&\n" +
@@ -287,7 +324,15 @@ const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	"$ERROR_REASON_WEBHOOK_EVENT_NOT_FOUND\x10$\x12'\n" +
 	"#ERROR_REASON_WEBHOOK_ENDPOINT_LIMIT\x10%\x12)\n" +
 	"%ERROR_REASON_WEBHOOK_DELIVERY_PENDING\x10&\x12*\n" +
-	"&ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED\x10'B\x92\x01\n" +
+	"&ERROR_REASON_WEBHOOK_ENDPOINT_DISABLED\x10'\x12*\n" +
+	"&ERROR_REASON_CONNECT_SESSION_NOT_FOUND\x10(\x12(\n" +
+	"$ERROR_REASON_CONNECT_SESSION_EXPIRED\x10)\x12(\n" +
+	"$ERROR_REASON_CONNECT_SESSION_REVOKED\x10*\x12&\n" +
+	"\"ERROR_REASON_CONNECT_SESSION_SPENT\x10+\x12,\n" +
+	"(ERROR_REASON_CONNECT_SESSION_NOT_ALLOWED\x10,\x12'\n" +
+	"#ERROR_REASON_CONNECT_SESSION_ORIGIN\x10-\x12)\n" +
+	"%ERROR_REASON_CONNECT_SESSION_ATTEMPTS\x10.\x12&\n" +
+	"\"ERROR_REASON_OAUTH_ISSUER_MISMATCH\x10/B\x92\x01\n" +
 	"\x0edev.roomkey.v1B\x10ErrorReasonProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\n" +
 	"Roomkey.V1\xca\x02\n" +
 	"Roomkey\\V1\xea\x02\vRoomkey::V1b\x06proto3"

@@ -2,6 +2,7 @@ from buf.validate import validate_pb2 as _validate_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from roomkey.v1 import common_pb2 as _common_pb2
+from roomkey.v1 import connect_sessions_pb2 as _connect_sessions_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -15,9 +16,13 @@ ACCOUNT_STATUS_FAILED: AccountStatus
 ACCOUNT_STATUS_NEEDS_REAUTH: AccountStatus
 ACCOUNT_STATUS_UNSPECIFIED: AccountStatus
 DESCRIPTOR: _descriptor.FileDescriptor
+UPSTREAM_REVOCATION_STATUS_DONE: UpstreamRevocationStatus
+UPSTREAM_REVOCATION_STATUS_FAILED: UpstreamRevocationStatus
+UPSTREAM_REVOCATION_STATUS_PENDING: UpstreamRevocationStatus
+UPSTREAM_REVOCATION_STATUS_UNSPECIFIED: UpstreamRevocationStatus
 
 class Account(_message.Message):
-    __slots__ = ["auth_type", "create_time", "credentials_expire_time", "id", "integration", "labels", "last_refresh_time", "remote_id", "remote_name", "status", "status_reason", "tenant_id", "update_time"]
+    __slots__ = ["auth_type", "create_time", "credentials_expire_time", "end_user", "id", "integration", "labels", "last_refresh_time", "remote_id", "remote_name", "status", "status_reason", "tenant_id", "update_time", "upstream_revocation"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +33,7 @@ class Account(_message.Message):
     AUTH_TYPE_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     CREDENTIALS_EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_USER_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     INTEGRATION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
@@ -38,9 +44,11 @@ class Account(_message.Message):
     STATUS_REASON_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    UPSTREAM_REVOCATION_FIELD_NUMBER: _ClassVar[int]
     auth_type: _common_pb2.AuthType
     create_time: _timestamp_pb2.Timestamp
     credentials_expire_time: _timestamp_pb2.Timestamp
+    end_user: _connect_sessions_pb2.EndUser
     id: str
     integration: str
     labels: _containers.ScalarMap[str, str]
@@ -51,7 +59,8 @@ class Account(_message.Message):
     status_reason: str
     tenant_id: str
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., status_reason: _Optional[str] = ..., auth_type: _Optional[_Union[_common_pb2.AuthType, str]] = ..., remote_id: _Optional[str] = ..., remote_name: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., credentials_expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_refresh_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    upstream_revocation: UpstreamRevocation
+    def __init__(self, id: _Optional[str] = ..., integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., status_reason: _Optional[str] = ..., auth_type: _Optional[_Union[_common_pb2.AuthType, str]] = ..., remote_id: _Optional[str] = ..., remote_name: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., credentials_expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_refresh_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_user: _Optional[_Union[_connect_sessions_pb2.EndUser, _Mapping]] = ..., upstream_revocation: _Optional[_Union[UpstreamRevocation, _Mapping]] = ...) -> None: ...
 
 class ApiKeyCredential(_message.Message):
     __slots__ = ["key"]
@@ -68,12 +77,14 @@ class BasicCredential(_message.Message):
     def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
 
 class CompleteOAuthConnectionRequest(_message.Message):
-    __slots__ = ["code", "state"]
+    __slots__ = ["code", "iss", "state"]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    ISS_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     code: str
+    iss: str
     state: str
-    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ..., iss: _Optional[str] = ...) -> None: ...
 
 class CompleteOAuthConnectionResponse(_message.Message):
     __slots__ = ["account"]
@@ -82,7 +93,7 @@ class CompleteOAuthConnectionResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
 class ConnectAccountRequest(_message.Message):
-    __slots__ = ["api_key", "basic", "idempotency_key", "integration", "labels", "tenant_id"]
+    __slots__ = ["account_id", "api_key", "basic", "end_user", "idempotency_key", "integration", "labels", "tenant_id"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -90,19 +101,23 @@ class ConnectAccountRequest(_message.Message):
         key: str
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     BASIC_FIELD_NUMBER: _ClassVar[int]
+    END_USER_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     INTEGRATION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
     api_key: ApiKeyCredential
     basic: BasicCredential
+    end_user: _connect_sessions_pb2.EndUser
     idempotency_key: str
     integration: str
     labels: _containers.ScalarMap[str, str]
     tenant_id: str
-    def __init__(self, integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., api_key: _Optional[_Union[ApiKeyCredential, _Mapping]] = ..., basic: _Optional[_Union[BasicCredential, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., api_key: _Optional[_Union[ApiKeyCredential, _Mapping]] = ..., basic: _Optional[_Union[BasicCredential, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., end_user: _Optional[_Union[_connect_sessions_pb2.EndUser, _Mapping]] = ..., account_id: _Optional[str] = ...) -> None: ...
 
 class ConnectAccountResponse(_message.Message):
     __slots__ = ["account"]
@@ -153,18 +168,22 @@ class GetAccountResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
 class ListAccountsRequest(_message.Message):
-    __slots__ = ["integration", "page_size", "page_token", "status", "tenant_id"]
+    __slots__ = ["end_user_id", "end_user_tag", "integration", "page_size", "page_token", "status", "tenant_id"]
+    END_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    END_USER_TAG_FIELD_NUMBER: _ClassVar[int]
     INTEGRATION_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    end_user_id: str
+    end_user_tag: str
     integration: str
     page_size: int
     page_token: str
     status: AccountStatus
     tenant_id: str
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., integration: _Optional[str] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., tenant_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., integration: _Optional[str] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., tenant_id: _Optional[str] = ..., end_user_id: _Optional[str] = ..., end_user_tag: _Optional[str] = ...) -> None: ...
 
 class ListAccountsResponse(_message.Message):
     __slots__ = ["accounts", "next_page_token"]
@@ -199,7 +218,7 @@ class RefreshAccountCredentialsResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
 class StartOAuthConnectionRequest(_message.Message):
-    __slots__ = ["account_id", "integration", "labels", "redirect_uri", "tenant_id"]
+    __slots__ = ["account_id", "end_user", "integration", "labels", "redirect_uri", "tenant_id"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -208,16 +227,18 @@ class StartOAuthConnectionRequest(_message.Message):
         value: str
         def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    END_USER_FIELD_NUMBER: _ClassVar[int]
     INTEGRATION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
+    end_user: _connect_sessions_pb2.EndUser
     integration: str
     labels: _containers.ScalarMap[str, str]
     redirect_uri: str
     tenant_id: str
-    def __init__(self, integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., redirect_uri: _Optional[str] = ..., account_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., redirect_uri: _Optional[str] = ..., account_id: _Optional[str] = ..., end_user: _Optional[_Union[_connect_sessions_pb2.EndUser, _Mapping]] = ...) -> None: ...
 
 class StartOAuthConnectionResponse(_message.Message):
     __slots__ = ["authorization_url", "state", "state_expire_time"]
@@ -243,15 +264,29 @@ class UpdateAccountResponse(_message.Message):
     account: Account
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ...) -> None: ...
 
+class UpstreamRevocation(_message.Message):
+    __slots__ = ["attempts", "last_error", "status", "update_time"]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    attempts: int
+    last_error: str
+    status: UpstreamRevocationStatus
+    update_time: _timestamp_pb2.Timestamp
+    def __init__(self, status: _Optional[_Union[UpstreamRevocationStatus, str]] = ..., attempts: _Optional[int] = ..., last_error: _Optional[str] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class WatchAccountsRequest(_message.Message):
-    __slots__ = ["account_ids", "integration", "tenant_id"]
+    __slots__ = ["account_ids", "end_user_id", "integration", "tenant_id"]
     ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    END_USER_ID_FIELD_NUMBER: _ClassVar[int]
     INTEGRATION_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
     account_ids: _containers.RepeatedScalarFieldContainer[str]
+    end_user_id: str
     integration: str
     tenant_id: str
-    def __init__(self, integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., end_user_id: _Optional[str] = ..., account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WatchAccountsResponse(_message.Message):
     __slots__ = ["account", "event_time", "previous_status"]
@@ -264,4 +299,7 @@ class WatchAccountsResponse(_message.Message):
     def __init__(self, account: _Optional[_Union[Account, _Mapping]] = ..., previous_status: _Optional[_Union[AccountStatus, str]] = ..., event_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AccountStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = []
+
+class UpstreamRevocationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = []

@@ -3,6 +3,7 @@
 import grpc
 
 from roomkey.v1 import account_service_pb2 as roomkey_dot_v1_dot_account__service__pb2
+from roomkey.v1 import connect_sessions_pb2 as roomkey_dot_v1_dot_connect__sessions__pb2
 
 
 class AccountServiceStub(object):
@@ -66,6 +67,21 @@ class AccountServiceStub(object):
                 '/roomkey.v1.AccountService/WatchAccounts',
                 request_serializer=roomkey_dot_v1_dot_account__service__pb2.WatchAccountsRequest.SerializeToString,
                 response_deserializer=roomkey_dot_v1_dot_account__service__pb2.WatchAccountsResponse.FromString,
+                )
+        self.CreateConnectSession = channel.unary_unary(
+                '/roomkey.v1.AccountService/CreateConnectSession',
+                request_serializer=roomkey_dot_v1_dot_connect__sessions__pb2.CreateConnectSessionRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_connect__sessions__pb2.CreateConnectSessionResponse.FromString,
+                )
+        self.GetConnectSession = channel.unary_unary(
+                '/roomkey.v1.AccountService/GetConnectSession',
+                request_serializer=roomkey_dot_v1_dot_connect__sessions__pb2.GetConnectSessionRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_connect__sessions__pb2.GetConnectSessionResponse.FromString,
+                )
+        self.RevokeConnectSession = channel.unary_unary(
+                '/roomkey.v1.AccountService/RevokeConnectSession',
+                request_serializer=roomkey_dot_v1_dot_connect__sessions__pb2.RevokeConnectSessionRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_connect__sessions__pb2.RevokeConnectSessionResponse.FromString,
                 )
 
 
@@ -153,6 +169,30 @@ class AccountServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateConnectSession(self, request, context):
+        """Makes a connect session: a short-lived secret (`rkcs_<environment>_…`,
+        shown once) that lets one end user connect one account, or re-authorize
+        one in place, from a browser. See docs/connect-flow.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConnectSession(self, request, context):
+        """Returns a connect session and the integrations it offers. With a
+        session's own secret, `id` may be empty.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeConnectSession(self, request, context):
+        """Ends a connect session at once, on every replica within a second.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AccountServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +245,21 @@ def add_AccountServiceServicer_to_server(servicer, server):
                     servicer.WatchAccounts,
                     request_deserializer=roomkey_dot_v1_dot_account__service__pb2.WatchAccountsRequest.FromString,
                     response_serializer=roomkey_dot_v1_dot_account__service__pb2.WatchAccountsResponse.SerializeToString,
+            ),
+            'CreateConnectSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateConnectSession,
+                    request_deserializer=roomkey_dot_v1_dot_connect__sessions__pb2.CreateConnectSessionRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_connect__sessions__pb2.CreateConnectSessionResponse.SerializeToString,
+            ),
+            'GetConnectSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConnectSession,
+                    request_deserializer=roomkey_dot_v1_dot_connect__sessions__pb2.GetConnectSessionRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_connect__sessions__pb2.GetConnectSessionResponse.SerializeToString,
+            ),
+            'RevokeConnectSession': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeConnectSession,
+                    request_deserializer=roomkey_dot_v1_dot_connect__sessions__pb2.RevokeConnectSessionRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_connect__sessions__pb2.RevokeConnectSessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -386,5 +441,56 @@ class AccountService(object):
         return grpc.experimental.unary_stream(request, target, '/roomkey.v1.AccountService/WatchAccounts',
             roomkey_dot_v1_dot_account__service__pb2.WatchAccountsRequest.SerializeToString,
             roomkey_dot_v1_dot_account__service__pb2.WatchAccountsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateConnectSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.AccountService/CreateConnectSession',
+            roomkey_dot_v1_dot_connect__sessions__pb2.CreateConnectSessionRequest.SerializeToString,
+            roomkey_dot_v1_dot_connect__sessions__pb2.CreateConnectSessionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetConnectSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.AccountService/GetConnectSession',
+            roomkey_dot_v1_dot_connect__sessions__pb2.GetConnectSessionRequest.SerializeToString,
+            roomkey_dot_v1_dot_connect__sessions__pb2.GetConnectSessionResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RevokeConnectSession(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.AccountService/RevokeConnectSession',
+            roomkey_dot_v1_dot_connect__sessions__pb2.RevokeConnectSessionRequest.SerializeToString,
+            roomkey_dot_v1_dot_connect__sessions__pb2.RevokeConnectSessionResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -251,7 +251,7 @@ class ListWebhookEndpointsResponse(_message.Message):
     def __init__(self, endpoints: _Optional[_Iterable[_Union[_webhooks_pb2.WebhookEndpoint, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class OAuth2Config(_message.Message):
-    __slots__ = ["authorization_params", "authorization_url", "client_auth_method", "client_id", "client_secret", "client_secret_set", "pkce", "scope_separator", "scopes", "token_url"]
+    __slots__ = ["authorization_params", "authorization_url", "client_auth_method", "client_id", "client_secret", "client_secret_set", "disable_pkce", "issuer", "pkce", "revocation_url", "scope_separator", "scopes", "token_url"]
     class AuthorizationParamsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -265,7 +265,10 @@ class OAuth2Config(_message.Message):
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
     CLIENT_SECRET_SET_FIELD_NUMBER: _ClassVar[int]
+    DISABLE_PKCE_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
     PKCE_FIELD_NUMBER: _ClassVar[int]
+    REVOCATION_URL_FIELD_NUMBER: _ClassVar[int]
     SCOPES_FIELD_NUMBER: _ClassVar[int]
     SCOPE_SEPARATOR_FIELD_NUMBER: _ClassVar[int]
     TOKEN_URL_FIELD_NUMBER: _ClassVar[int]
@@ -275,11 +278,14 @@ class OAuth2Config(_message.Message):
     client_id: str
     client_secret: str
     client_secret_set: bool
+    disable_pkce: bool
+    issuer: str
     pkce: bool
+    revocation_url: str
     scope_separator: str
     scopes: _containers.RepeatedScalarFieldContainer[str]
     token_url: str
-    def __init__(self, authorization_url: _Optional[str] = ..., token_url: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: bool = ..., scopes: _Optional[_Iterable[str]] = ..., pkce: bool = ..., client_auth_method: _Optional[_Union[ClientAuthMethod, str]] = ..., authorization_params: _Optional[_Mapping[str, str]] = ..., scope_separator: _Optional[str] = ...) -> None: ...
+    def __init__(self, authorization_url: _Optional[str] = ..., token_url: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ..., client_secret_set: bool = ..., scopes: _Optional[_Iterable[str]] = ..., pkce: bool = ..., client_auth_method: _Optional[_Union[ClientAuthMethod, str]] = ..., authorization_params: _Optional[_Mapping[str, str]] = ..., scope_separator: _Optional[str] = ..., issuer: _Optional[str] = ..., disable_pkce: bool = ..., revocation_url: _Optional[str] = ...) -> None: ...
 
 class PutIntegrationRequest(_message.Message):
     __slots__ = ["integration"]

@@ -9,13 +9,15 @@ import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { AuthType } from "./common_pb.js";
 import { file_roomkey_v1_common } from "./common_pb.js";
+import type { CreateConnectSessionRequestSchema, CreateConnectSessionResponseSchema, EndUser, GetConnectSessionRequestSchema, GetConnectSessionResponseSchema, RevokeConnectSessionRequestSchema, RevokeConnectSessionResponseSchema } from "./connect_sessions_pb.js";
+import { file_roomkey_v1_connect_sessions } from "./connect_sessions_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file roomkey/v1/account_service.proto.
  */
 export const file_roomkey_v1_account_service: GenFile = /*@__PURE__*/
-  fileDesc("CiByb29ta2V5L3YxL2FjY291bnRfc2VydmljZS5wcm90bxIKcm9vbWtleS52MSK1BAoHQWNjb3VudBIKCgJpZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSXgoGbGFiZWxzGAQgAygLMh8ucm9vbWtleS52MS5BY2NvdW50LkxhYmVsc0VudHJ5Qi26SCqaAScQQCIcchoyGF5bYS16XVthLXowLTlfLi1dezAsNjJ9JCoFcgMYgAISKQoGc3RhdHVzGAUgASgOMhkucm9vbWtleS52MS5BY2NvdW50U3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSJwoJYXV0aF90eXBlGAcgASgOMhQucm9vbWtleS52MS5BdXRoVHlwZRIRCglyZW1vdGVfaWQYCCABKAkSEwoLcmVtb3RlX25hbWUYCSABKAkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChdjcmVkZW50aWFsc19leHBpcmVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9yZWZyZXNoX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiKwoQQXBpS2V5Q3JlZGVudGlhbBIXCgNrZXkYASABKAlCCrpIB3IFEAEYgCAiSwoPQmFzaWNDcmVkZW50aWFsEhwKCHVzZXJuYW1lGAEgASgJQgq6SAdyBRABGIAEEhoKCHBhc3N3b3JkGAIgASgJQgi6SAVyAxiAICJ9ChBPQXV0aDJDcmVkZW50aWFsEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzY29wZXMYBCADKAkixAMKFUNvbm5lY3RBY2NvdW50UmVxdWVzdBIzCgtpbnRlZ3JhdGlvbhgBIAEoCUIeukgbchkyF15bYS16XVthLXowLTlfLV17MCw2Mn0kEjIKCXRlbmFudF9pZBgCIAEoCUIfukgcchoQARiAAjITXlteXHgwMC1ceDFmXHg3Zl0rJBJsCgZsYWJlbHMYAyADKAsyLS5yb29ta2V5LnYxLkNvbm5lY3RBY2NvdW50UmVxdWVzdC5MYWJlbHNFbnRyeUItukgqmgEnEEAiHHIaMhheW2Etel1bYS16MC05Xy4tXXswLDYyfSQqBXIDGIACEi8KB2FwaV9rZXkYBCABKAsyHC5yb29ta2V5LnYxLkFwaUtleUNyZWRlbnRpYWxIABIsCgViYXNpYxgFIAEoCzIbLnJvb21rZXkudjEuQmFzaWNDcmVkZW50aWFsSAASMQoPaWRlbXBvdGVuY3lfa2V5GAYgASgJQhi6SBVyExiAATIOXltceDIxLVx4N2VdKiQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUITCgpjcmVkZW50aWFsEgW6SAIIASI+ChZDb25uZWN0QWNjb3VudFJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQihgQKG1N0YXJ0T0F1dGhDb25uZWN0aW9uUmVxdWVzdBIzCgtpbnRlZ3JhdGlvbhgBIAEoCUIeukgbchkyF15bYS16XVthLXowLTlfLV17MCw2Mn0kEjAKCXRlbmFudF9pZBgCIAEoCUIdukgachgYgAIyE15bXlx4MDAtXHgxZlx4N2ZdKiQScgoGbGFiZWxzGAMgAygLMjMucm9vbWtleS52MS5TdGFydE9BdXRoQ29ubmVjdGlvblJlcXVlc3QuTGFiZWxzRW50cnlCLbpIKpoBJxBAIhxyGjIYXlthLXpdW2EtejAtOV8uLV17MCw2Mn0kKgVyAxiAAhIhCgxyZWRpcmVjdF91cmkYBCABKAlCC7pICHIGGIAQiAEBEjMKCmFjY291bnRfaWQYBSABKAlCH7pIHHIaMhheKGFjY19bMC05QS1aYS16XXsyMn0pPyQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATqEAbpIgAEafgodc3RhcnRfb2F1dGgudGVuYW50X29yX2FjY291bnQSLnRlbmFudF9pZCBpcyByZXF1aXJlZCB1bmxlc3MgYWNjb3VudF9pZCBpcyBzZXQaLXRoaXMuYWNjb3VudF9pZCAhPSAnJyB8fCB0aGlzLnRlbmFudF9pZCAhPSAnJyJ/ChxTdGFydE9BdXRoQ29ubmVjdGlvblJlc3BvbnNlEhkKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJEg0KBXN0YXRlGAIgASgJEjUKEXN0YXRlX2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJVCh5Db21wbGV0ZU9BdXRoQ29ubmVjdGlvblJlcXVlc3QSGQoFc3RhdGUYASABKAlCCrpIB3IFEAEYgAISGAoEY29kZRgCIAEoCUIKukgHcgUQARiAICJHCh9Db21wbGV0ZU9BdXRoQ29ubmVjdGlvblJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQiPQoRR2V0QWNjb3VudFJlcXVlc3QSKAoCaWQYASABKAlCHLpIGXIXMhVeYWNjX1swLTlBLVphLXpdezIyfSQiOgoSR2V0QWNjb3VudFJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQi2QEKE0xpc3RBY2NvdW50c1JlcXVlc3QSGgoJcGFnZV9zaXplGAEgASgFQge6SAQaAigAEhwKCnBhZ2VfdG9rZW4YAiABKAlCCLpIBXIDGIAEEjYKC2ludGVncmF0aW9uGAMgASgJQiG6SB5yHDIaXihbYS16XVthLXowLTlfLV17MCw2Mn0pPyQSMwoGc3RhdHVzGAQgASgOMhkucm9vbWtleS52MS5BY2NvdW50U3RhdHVzQgi6SAWCAQIQARIbCgl0ZW5hbnRfaWQYBSABKAlCCLpIBXIDGIACIlYKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiUKCGFjY291bnRzGAEgAygLMhMucm9vbWtleS52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLKAQoUVXBkYXRlQWNjb3VudFJlcXVlc3QSLAoHYWNjb3VudBgBIAEoCzITLnJvb21rZXkudjEuQWNjb3VudEIGukgDyAEBEoMBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCUrpIT7oBSQoVdXBkYXRlX21hc2subWF4X3BhdGhzEhltdXN0IG5hbWUgYXQgbW9zdCA0IHBhdGhzGhVzaXplKHRoaXMucGF0aHMpIDw9IDTIAQEiPQoVVXBkYXRlQWNjb3VudFJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQiQAoURGVsZXRlQWNjb3VudFJlcXVlc3QSKAoCaWQYASABKAlCHLpIGXIXMhVeYWNjX1swLTlBLVphLXpdezIyfSQiPQoVRGVsZXRlQWNjb3VudFJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQiTAogUmVmcmVzaEFjY291bnRDcmVkZW50aWFsc1JlcXVlc3QSKAoCaWQYASABKAlCHLpIGXIXMhVeYWNjX1swLTlBLVphLXpdezIyfSQiSQohUmVmcmVzaEFjY291bnRDcmVkZW50aWFsc1Jlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQiSAocR2V0QWNjb3VudENyZWRlbnRpYWxzUmVxdWVzdBIoCgJpZBgBIAEoCUIcukgZchcyFV5hY2NfWzAtOUEtWmEtel17MjJ9JCLQAQodR2V0QWNjb3VudENyZWRlbnRpYWxzUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCRIvCgdhcGlfa2V5GAIgASgLMhwucm9vbWtleS52MS5BcGlLZXlDcmVkZW50aWFsSAASLAoFYmFzaWMYAyABKAsyGy5yb29ta2V5LnYxLkJhc2ljQ3JlZGVudGlhbEgAEi4KBm9hdXRoMhgEIAEoCzIcLnJvb21rZXkudjEuT0F1dGgyQ3JlZGVudGlhbEgAQgwKCmNyZWRlbnRpYWwipgEKFFdhdGNoQWNjb3VudHNSZXF1ZXN0EjYKC2ludGVncmF0aW9uGAEgASgJQiG6SB5yHDIaXihbYS16XVthLXowLTlfLV17MCw2Mn0pPyQSGwoJdGVuYW50X2lkGAIgASgJQgi6SAVyAxiAAhI5CgthY2NvdW50X2lkcxgDIAMoCUIkukghkgEeEOgHIhlyFzIVXmFjY19bMC05QS1aYS16XXsyMn0kIqEBChVXYXRjaEFjY291bnRzUmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnJvb21rZXkudjEuQWNjb3VudBIyCg9wcmV2aW91c19zdGF0dXMYAiABKA4yGS5yb29ta2V5LnYxLkFjY291bnRTdGF0dXMSLgoKZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAqxgEKDUFjY291bnRTdGF0dXMSHgoaQUNDT1VOVF9TVEFUVVNfVU5TUEVDSUZJRUQQABIdChlBQ0NPVU5UX1NUQVRVU19DT05ORUNUSU5HEAESGQoVQUNDT1VOVF9TVEFUVVNfQUNUSVZFEAISGQoVQUNDT1VOVF9TVEFUVVNfRkFJTEVEEAMSHwobQUNDT1VOVF9TVEFUVVNfTkVFRFNfUkVBVVRIEAQSHwobQUNDT1VOVF9TVEFUVVNfRElTQ09OTkVDVEVEEAUy4wcKDkFjY291bnRTZXJ2aWNlElcKDkNvbm5lY3RBY2NvdW50EiEucm9vbWtleS52MS5Db25uZWN0QWNjb3VudFJlcXVlc3QaIi5yb29ta2V5LnYxLkNvbm5lY3RBY2NvdW50UmVzcG9uc2USaQoUU3RhcnRPQXV0aENvbm5lY3Rpb24SJy5yb29ta2V5LnYxLlN0YXJ0T0F1dGhDb25uZWN0aW9uUmVxdWVzdBooLnJvb21rZXkudjEuU3RhcnRPQXV0aENvbm5lY3Rpb25SZXNwb25zZRJyChdDb21wbGV0ZU9BdXRoQ29ubmVjdGlvbhIqLnJvb21rZXkudjEuQ29tcGxldGVPQXV0aENvbm5lY3Rpb25SZXF1ZXN0Gisucm9vbWtleS52MS5Db21wbGV0ZU9BdXRoQ29ubmVjdGlvblJlc3BvbnNlElAKCkdldEFjY291bnQSHS5yb29ta2V5LnYxLkdldEFjY291bnRSZXF1ZXN0Gh4ucm9vbWtleS52MS5HZXRBY2NvdW50UmVzcG9uc2UiA5ACARJWCgxMaXN0QWNjb3VudHMSHy5yb29ta2V5LnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaIC5yb29ta2V5LnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlIgOQAgESVAoNVXBkYXRlQWNjb3VudBIgLnJvb21rZXkudjEuVXBkYXRlQWNjb3VudFJlcXVlc3QaIS5yb29ta2V5LnYxLlVwZGF0ZUFjY291bnRSZXNwb25zZRJZCg1EZWxldGVBY2NvdW50EiAucm9vbWtleS52MS5EZWxldGVBY2NvdW50UmVxdWVzdBohLnJvb21rZXkudjEuRGVsZXRlQWNjb3VudFJlc3BvbnNlIgOQAgISeAoZUmVmcmVzaEFjY291bnRDcmVkZW50aWFscxIsLnJvb21rZXkudjEuUmVmcmVzaEFjY291bnRDcmVkZW50aWFsc1JlcXVlc3QaLS5yb29ta2V5LnYxLlJlZnJlc2hBY2NvdW50Q3JlZGVudGlhbHNSZXNwb25zZRJsChVHZXRBY2NvdW50Q3JlZGVudGlhbHMSKC5yb29ta2V5LnYxLkdldEFjY291bnRDcmVkZW50aWFsc1JlcXVlc3QaKS5yb29ta2V5LnYxLkdldEFjY291bnRDcmVkZW50aWFsc1Jlc3BvbnNlElYKDVdhdGNoQWNjb3VudHMSIC5yb29ta2V5LnYxLldhdGNoQWNjb3VudHNSZXF1ZXN0GiEucm9vbWtleS52MS5XYXRjaEFjY291bnRzUmVzcG9uc2UwAUKVAQoOZGV2LnJvb21rZXkudjFCE0FjY291bnRTZXJ2aWNlUHJvdG9QAVo+Z2l0aHViLmNvbS9yb29ta2V5LWRldi9yb29ta2V5L2NsaWVudHMvZ28vcm9vbWtleS92MTtyb29ta2V5djGiAgNSS1iqAgpSb29ta2V5LlYxygIKUm9vbWtleVxWMeoCC1Jvb21rZXk6OlYxYgZwcm90bzM", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_roomkey_v1_common]);
+  fileDesc("CiByb29ta2V5L3YxL2FjY291bnRfc2VydmljZS5wcm90bxIKcm9vbWtleS52MSKZBQoHQWNjb3VudBIKCgJpZBgBIAEoCRITCgtpbnRlZ3JhdGlvbhgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSXgoGbGFiZWxzGAQgAygLMh8ucm9vbWtleS52MS5BY2NvdW50LkxhYmVsc0VudHJ5Qi26SCqaAScQQCIcchoyGF5bYS16XVthLXowLTlfLi1dezAsNjJ9JCoFcgMYgAISKQoGc3RhdHVzGAUgASgOMhkucm9vbWtleS52MS5BY2NvdW50U3RhdHVzEhUKDXN0YXR1c19yZWFzb24YBiABKAkSJwoJYXV0aF90eXBlGAcgASgOMhQucm9vbWtleS52MS5BdXRoVHlwZRIRCglyZW1vdGVfaWQYCCABKAkSEwoLcmVtb3RlX25hbWUYCSABKAkSLwoLY3JlYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI7ChdjcmVkZW50aWFsc19leHBpcmVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNQoRbGFzdF9yZWZyZXNoX3RpbWUYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKCGVuZF91c2VyGA4gASgLMhMucm9vbWtleS52MS5FbmRVc2VyEjsKE3Vwc3RyZWFtX3Jldm9jYXRpb24YDyABKAsyHi5yb29ta2V5LnYxLlVwc3RyZWFtUmV2b2NhdGlvbhotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIqEBChJVcHN0cmVhbVJldm9jYXRpb24SNAoGc3RhdHVzGAEgASgOMiQucm9vbWtleS52MS5VcHN0cmVhbVJldm9jYXRpb25TdGF0dXMSEAoIYXR0ZW1wdHMYAiABKAUSEgoKbGFzdF9lcnJvchgDIAEoCRIvCgt1cGRhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKwoQQXBpS2V5Q3JlZGVudGlhbBIXCgNrZXkYASABKAlCCrpIB3IFEAEYgCAiSwoPQmFzaWNDcmVkZW50aWFsEhwKCHVzZXJuYW1lGAEgASgJQgq6SAdyBRABGIAEEhoKCHBhc3N3b3JkGAIgASgJQgi6SAVyAxiAICJ9ChBPQXV0aDJDcmVkZW50aWFsEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEi8KC2V4cGlyZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIOCgZzY29wZXMYBCADKAkitgUKFUNvbm5lY3RBY2NvdW50UmVxdWVzdBI2CgtpbnRlZ3JhdGlvbhgBIAEoCUIhukgechwyGl4oW2Etel1bYS16MC05Xy1dezAsNjJ9KT8kEjAKCXRlbmFudF9pZBgCIAEoCUIdukgachgYgAIyE15bXlx4MDAtXHgxZlx4N2ZdKiQSbAoGbGFiZWxzGAMgAygLMi0ucm9vbWtleS52MS5Db25uZWN0QWNjb3VudFJlcXVlc3QuTGFiZWxzRW50cnlCLbpIKpoBJxBAIhxyGjIYXlthLXpdW2EtejAtOV8uLV17MCw2Mn0kKgVyAxiAAhIvCgdhcGlfa2V5GAQgASgLMhwucm9vbWtleS52MS5BcGlLZXlDcmVkZW50aWFsSAASLAoFYmFzaWMYBSABKAsyGy5yb29ta2V5LnYxLkJhc2ljQ3JlZGVudGlhbEgAEjEKD2lkZW1wb3RlbmN5X2tleRgGIAEoCUIYukgVchMYgAEyDl5bXHgyMS1ceDdlXSokEiUKCGVuZF91c2VyGAcgASgLMhMucm9vbWtleS52MS5FbmRVc2VyEjMKCmFjY291bnRfaWQYCCABKAlCH7pIHHIaMhheKGFjY19bMC05QS1aYS16XXsyMn0pPyQaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ATqSAbpIjgEaiwEKJmNvbm5lY3RfYWNjb3VudC5pbnRlZ3JhdGlvbl9vcl9hY2NvdW50EjBpbnRlZ3JhdGlvbiBpcyByZXF1aXJlZCB1bmxlc3MgYWNjb3VudF9pZCBpcyBzZXQaL3RoaXMuYWNjb3VudF9pZCAhPSAnJyB8fCB0aGlzLmludGVncmF0aW9uICE9ICcnQhMKCmNyZWRlbnRpYWwSBbpIAggBIj4KFkNvbm5lY3RBY2NvdW50UmVzcG9uc2USJAoHYWNjb3VudBgBIAEoCzITLnJvb21rZXkudjEuQWNjb3VudCKsAwobU3RhcnRPQXV0aENvbm5lY3Rpb25SZXF1ZXN0EjYKC2ludGVncmF0aW9uGAEgASgJQiG6SB5yHDIaXihbYS16XVthLXowLTlfLV17MCw2Mn0pPyQSMAoJdGVuYW50X2lkGAIgASgJQh26SBpyGBiAAjITXlteXHgwMC1ceDFmXHg3Zl0qJBJyCgZsYWJlbHMYAyADKAsyMy5yb29ta2V5LnYxLlN0YXJ0T0F1dGhDb25uZWN0aW9uUmVxdWVzdC5MYWJlbHNFbnRyeUItukgqmgEnEEAiHHIaMhheW2Etel1bYS16MC05Xy4tXXswLDYyfSQqBXIDGIACEiQKDHJlZGlyZWN0X3VyaRgEIAEoCUIOukgL2AEBcgYYgBCIAQESMwoKYWNjb3VudF9pZBgFIAEoCUIfukgcchoyGF4oYWNjX1swLTlBLVphLXpdezIyfSk/JBIlCghlbmRfdXNlchgGIAEoCzITLnJvb21rZXkudjEuRW5kVXNlchotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIn8KHFN0YXJ0T0F1dGhDb25uZWN0aW9uUmVzcG9uc2USGQoRYXV0aG9yaXphdGlvbl91cmwYASABKAkSDQoFc3RhdGUYAiABKAkSNQoRc3RhdGVfZXhwaXJlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImwKHkNvbXBsZXRlT0F1dGhDb25uZWN0aW9uUmVxdWVzdBIZCgVzdGF0ZRgBIAEoCUIKukgHcgUQARiAAhIYCgRjb2RlGAIgASgJQgq6SAdyBRABGIAgEhUKA2lzcxgDIAEoCUIIukgFcgMYgBAiRwofQ29tcGxldGVPQXV0aENvbm5lY3Rpb25SZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucm9vbWtleS52MS5BY2NvdW50Ij0KEUdldEFjY291bnRSZXF1ZXN0EigKAmlkGAEgASgJQhy6SBlyFzIVXmFjY19bMC05QS1aYS16XXsyMn0kIjoKEkdldEFjY291bnRSZXNwb25zZRIkCgdhY2NvdW50GAEgASgLMhMucm9vbWtleS52MS5BY2NvdW50IpcCChNMaXN0QWNjb3VudHNSZXF1ZXN0EhoKCXBhZ2Vfc2l6ZRgBIAEoBUIHukgEGgIoABIcCgpwYWdlX3Rva2VuGAIgASgJQgi6SAVyAxiABBI2CgtpbnRlZ3JhdGlvbhgDIAEoCUIhukgechwyGl4oW2Etel1bYS16MC05Xy1dezAsNjJ9KT8kEjMKBnN0YXR1cxgEIAEoDjIZLnJvb21rZXkudjEuQWNjb3VudFN0YXR1c0IIukgFggECEAESGwoJdGVuYW50X2lkGAUgASgJQgi6SAVyAxiAAhIdCgtlbmRfdXNlcl9pZBgGIAEoCUIIukgFcgMYgAISHQoMZW5kX3VzZXJfdGFnGAcgASgJQge6SARyAhg/IlYKFExpc3RBY2NvdW50c1Jlc3BvbnNlEiUKCGFjY291bnRzGAEgAygLMhMucm9vbWtleS52MS5BY2NvdW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLKAQoUVXBkYXRlQWNjb3VudFJlcXVlc3QSLAoHYWNjb3VudBgBIAEoCzITLnJvb21rZXkudjEuQWNjb3VudEIGukgDyAEBEoMBCgt1cGRhdGVfbWFzaxgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2tCUrpIT7oBSQoVdXBkYXRlX21hc2subWF4X3BhdGhzEhltdXN0IG5hbWUgYXQgbW9zdCA0IHBhdGhzGhVzaXplKHRoaXMucGF0aHMpIDw9IDTIAQEiPQoVVXBkYXRlQWNjb3VudFJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQiQAoURGVsZXRlQWNjb3VudFJlcXVlc3QSKAoCaWQYASABKAlCHLpIGXIXMhVeYWNjX1swLTlBLVphLXpdezIyfSQiPQoVRGVsZXRlQWNjb3VudFJlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQiTAogUmVmcmVzaEFjY291bnRDcmVkZW50aWFsc1JlcXVlc3QSKAoCaWQYASABKAlCHLpIGXIXMhVeYWNjX1swLTlBLVphLXpdezIyfSQiSQohUmVmcmVzaEFjY291bnRDcmVkZW50aWFsc1Jlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQiSAocR2V0QWNjb3VudENyZWRlbnRpYWxzUmVxdWVzdBIoCgJpZBgBIAEoCUIcukgZchcyFV5hY2NfWzAtOUEtWmEtel17MjJ9JCLQAQodR2V0QWNjb3VudENyZWRlbnRpYWxzUmVzcG9uc2USEgoKYWNjb3VudF9pZBgBIAEoCRIvCgdhcGlfa2V5GAIgASgLMhwucm9vbWtleS52MS5BcGlLZXlDcmVkZW50aWFsSAASLAoFYmFzaWMYAyABKAsyGy5yb29ta2V5LnYxLkJhc2ljQ3JlZGVudGlhbEgAEi4KBm9hdXRoMhgEIAEoCzIcLnJvb21rZXkudjEuT0F1dGgyQ3JlZGVudGlhbEgAQgwKCmNyZWRlbnRpYWwixQEKFFdhdGNoQWNjb3VudHNSZXF1ZXN0EjYKC2ludGVncmF0aW9uGAEgASgJQiG6SB5yHDIaXihbYS16XVthLXowLTlfLV17MCw2Mn0pPyQSGwoJdGVuYW50X2lkGAIgASgJQgi6SAVyAxiAAhIdCgtlbmRfdXNlcl9pZBgEIAEoCUIIukgFcgMYgAISOQoLYWNjb3VudF9pZHMYAyADKAlCJLpIIZIBHhDoByIZchcyFV5hY2NfWzAtOUEtWmEtel17MjJ9JCKhAQoVV2F0Y2hBY2NvdW50c1Jlc3BvbnNlEiQKB2FjY291bnQYASABKAsyEy5yb29ta2V5LnYxLkFjY291bnQSMgoPcHJldmlvdXNfc3RhdHVzGAIgASgOMhkucm9vbWtleS52MS5BY2NvdW50U3RhdHVzEi4KCmV2ZW50X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKsYBCg1BY2NvdW50U3RhdHVzEh4KGkFDQ09VTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHQoZQUNDT1VOVF9TVEFUVVNfQ09OTkVDVElORxABEhkKFUFDQ09VTlRfU1RBVFVTX0FDVElWRRACEhkKFUFDQ09VTlRfU1RBVFVTX0ZBSUxFRBADEh8KG0FDQ09VTlRfU1RBVFVTX05FRURTX1JFQVVUSBAEEh8KG0FDQ09VTlRfU1RBVFVTX0RJU0NPTk5FQ1RFRBAFKroBChhVcHN0cmVhbVJldm9jYXRpb25TdGF0dXMSKgomVVBTVFJFQU1fUkVWT0NBVElPTl9TVEFUVVNfVU5TUEVDSUZJRUQQABImCiJVUFNUUkVBTV9SRVZPQ0FUSU9OX1NUQVRVU19QRU5ESU5HEAESIwofVVBTVFJFQU1fUkVWT0NBVElPTl9TVEFUVVNfRE9ORRACEiUKIVVQU1RSRUFNX1JFVk9DQVRJT05fU1RBVFVTX0ZBSUxFRBADMqUKCg5BY2NvdW50U2VydmljZRJXCg5Db25uZWN0QWNjb3VudBIhLnJvb21rZXkudjEuQ29ubmVjdEFjY291bnRSZXF1ZXN0GiIucm9vbWtleS52MS5Db25uZWN0QWNjb3VudFJlc3BvbnNlEmkKFFN0YXJ0T0F1dGhDb25uZWN0aW9uEicucm9vbWtleS52MS5TdGFydE9BdXRoQ29ubmVjdGlvblJlcXVlc3QaKC5yb29ta2V5LnYxLlN0YXJ0T0F1dGhDb25uZWN0aW9uUmVzcG9uc2UScgoXQ29tcGxldGVPQXV0aENvbm5lY3Rpb24SKi5yb29ta2V5LnYxLkNvbXBsZXRlT0F1dGhDb25uZWN0aW9uUmVxdWVzdBorLnJvb21rZXkudjEuQ29tcGxldGVPQXV0aENvbm5lY3Rpb25SZXNwb25zZRJQCgpHZXRBY2NvdW50Eh0ucm9vbWtleS52MS5HZXRBY2NvdW50UmVxdWVzdBoeLnJvb21rZXkudjEuR2V0QWNjb3VudFJlc3BvbnNlIgOQAgESVgoMTGlzdEFjY291bnRzEh8ucm9vbWtleS52MS5MaXN0QWNjb3VudHNSZXF1ZXN0GiAucm9vbWtleS52MS5MaXN0QWNjb3VudHNSZXNwb25zZSIDkAIBElQKDVVwZGF0ZUFjY291bnQSIC5yb29ta2V5LnYxLlVwZGF0ZUFjY291bnRSZXF1ZXN0GiEucm9vbWtleS52MS5VcGRhdGVBY2NvdW50UmVzcG9uc2USWQoNRGVsZXRlQWNjb3VudBIgLnJvb21rZXkudjEuRGVsZXRlQWNjb3VudFJlcXVlc3QaIS5yb29ta2V5LnYxLkRlbGV0ZUFjY291bnRSZXNwb25zZSIDkAICEngKGVJlZnJlc2hBY2NvdW50Q3JlZGVudGlhbHMSLC5yb29ta2V5LnYxLlJlZnJlc2hBY2NvdW50Q3JlZGVudGlhbHNSZXF1ZXN0Gi0ucm9vbWtleS52MS5SZWZyZXNoQWNjb3VudENyZWRlbnRpYWxzUmVzcG9uc2USbAoVR2V0QWNjb3VudENyZWRlbnRpYWxzEigucm9vbWtleS52MS5HZXRBY2NvdW50Q3JlZGVudGlhbHNSZXF1ZXN0Gikucm9vbWtleS52MS5HZXRBY2NvdW50Q3JlZGVudGlhbHNSZXNwb25zZRJWCg1XYXRjaEFjY291bnRzEiAucm9vbWtleS52MS5XYXRjaEFjY291bnRzUmVxdWVzdBohLnJvb21rZXkudjEuV2F0Y2hBY2NvdW50c1Jlc3BvbnNlMAESaQoUQ3JlYXRlQ29ubmVjdFNlc3Npb24SJy5yb29ta2V5LnYxLkNyZWF0ZUNvbm5lY3RTZXNzaW9uUmVxdWVzdBooLnJvb21rZXkudjEuQ3JlYXRlQ29ubmVjdFNlc3Npb25SZXNwb25zZRJlChFHZXRDb25uZWN0U2Vzc2lvbhIkLnJvb21rZXkudjEuR2V0Q29ubmVjdFNlc3Npb25SZXF1ZXN0GiUucm9vbWtleS52MS5HZXRDb25uZWN0U2Vzc2lvblJlc3BvbnNlIgOQAgESbgoUUmV2b2tlQ29ubmVjdFNlc3Npb24SJy5yb29ta2V5LnYxLlJldm9rZUNvbm5lY3RTZXNzaW9uUmVxdWVzdBooLnJvb21rZXkudjEuUmV2b2tlQ29ubmVjdFNlc3Npb25SZXNwb25zZSIDkAICQpUBCg5kZXYucm9vbWtleS52MUITQWNjb3VudFNlcnZpY2VQcm90b1ABWj5naXRodWIuY29tL3Jvb21rZXktZGV2L3Jvb21rZXkvY2xpZW50cy9nby9yb29ta2V5L3YxO3Jvb21rZXl2MaICA1JLWKoCClJvb21rZXkuVjHKAgpSb29ta2V5XFYx6gILUm9vbWtleTo6VjFiBnByb3RvMw", [file_buf_validate_validate, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_roomkey_v1_common, file_roomkey_v1_connect_sessions]);
 
 /**
  * A third-party account connected in one environment.
@@ -115,6 +117,23 @@ export type Account = Message<"roomkey.v1.Account"> & {
    * @generated from field: google.protobuf.Timestamp last_refresh_time = 13;
    */
   lastRefreshTime?: Timestamp | undefined;
+
+  /**
+   * The platform's end user who owns the account. Its display fields change
+   * with UpdateAccount; its id never changes.
+   *
+   * @generated from field: roomkey.v1.EndUser end_user = 14;
+   */
+  endUser?: EndUser | undefined;
+
+  /**
+   * Revoking the account's tokens at the provider (RFC 7009) after
+   * DeleteAccount, when its integration has a revocation endpoint. Output
+   * only.
+   *
+   * @generated from field: roomkey.v1.UpstreamRevocation upstream_revocation = 15;
+   */
+  upstreamRevocation?: UpstreamRevocation | undefined;
 };
 
 /**
@@ -123,6 +142,48 @@ export type Account = Message<"roomkey.v1.Account"> & {
  */
 export const AccountSchema: GenMessage<Account> = /*@__PURE__*/
   messageDesc(file_roomkey_v1_account_service, 0);
+
+/**
+ * The outcome of revoking a deleted account's tokens at the provider.
+ *
+ * @generated from message roomkey.v1.UpstreamRevocation
+ */
+export type UpstreamRevocation = Message<"roomkey.v1.UpstreamRevocation"> & {
+  /**
+   * Where it stands.
+   *
+   * @generated from field: roomkey.v1.UpstreamRevocationStatus status = 1;
+   */
+  status: UpstreamRevocationStatus;
+
+  /**
+   * Attempts made so far.
+   *
+   * @generated from field: int32 attempts = 2;
+   */
+  attempts: number;
+
+  /**
+   * Why the last attempt failed; empty once DONE.
+   *
+   * @generated from field: string last_error = 3;
+   */
+  lastError: string;
+
+  /**
+   * When it last changed.
+   *
+   * @generated from field: google.protobuf.Timestamp update_time = 4;
+   */
+  updateTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message roomkey.v1.UpstreamRevocation.
+ * Use `create(UpstreamRevocationSchema)` to create a new message.
+ */
+export const UpstreamRevocationSchema: GenMessage<UpstreamRevocation> = /*@__PURE__*/
+  messageDesc(file_roomkey_v1_account_service, 1);
 
 /**
  * An API key credential.
@@ -143,7 +204,7 @@ export type ApiKeyCredential = Message<"roomkey.v1.ApiKeyCredential"> & {
  * Use `create(ApiKeyCredentialSchema)` to create a new message.
  */
 export const ApiKeyCredentialSchema: GenMessage<ApiKeyCredential> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 1);
+  messageDesc(file_roomkey_v1_account_service, 2);
 
 /**
  * A username and password credential.
@@ -171,7 +232,7 @@ export type BasicCredential = Message<"roomkey.v1.BasicCredential"> & {
  * Use `create(BasicCredentialSchema)` to create a new message.
  */
 export const BasicCredentialSchema: GenMessage<BasicCredential> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 2);
+  messageDesc(file_roomkey_v1_account_service, 3);
 
 /**
  * An OAuth 2.0 credential as handed out by GetAccountCredentials. The refresh
@@ -214,7 +275,7 @@ export type OAuth2Credential = Message<"roomkey.v1.OAuth2Credential"> & {
  * Use `create(OAuth2CredentialSchema)` to create a new message.
  */
 export const OAuth2CredentialSchema: GenMessage<OAuth2Credential> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 3);
+  messageDesc(file_roomkey_v1_account_service, 4);
 
 /**
  * Request of ConnectAccount.
@@ -223,14 +284,17 @@ export const OAuth2CredentialSchema: GenMessage<OAuth2Credential> = /*@__PURE__*
  */
 export type ConnectAccountRequest = Message<"roomkey.v1.ConnectAccountRequest"> & {
   /**
-   * Name of an API_KEY or BASIC integration of this environment.
+   * Name of an API_KEY or BASIC integration of this environment. With
+   * `account_id`, empty or the account's own.
    *
    * @generated from field: string integration = 1;
    */
   integration: string;
 
   /**
-   * The caller's own id of the customer who owns the account.
+   * The caller's own id of the customer who owns the account. Required for a
+   * new account unless `end_user` is set (then it defaults to the end user's
+   * id); ignored with `account_id`. A connect session sets it itself.
    *
    * @generated from field: string tenant_id = 2;
    */
@@ -273,6 +337,22 @@ export type ConnectAccountRequest = Message<"roomkey.v1.ConnectAccountRequest"> 
    * @generated from field: string idempotency_key = 6;
    */
   idempotencyKey: string;
+
+  /**
+   * The end user who owns the new account. A connect session sets it itself.
+   *
+   * @generated from field: roomkey.v1.EndUser end_user = 7;
+   */
+  endUser?: EndUser | undefined;
+
+  /**
+   * To re-authorize this account in place with a new credential: it keeps its
+   * id, end user, labels and history, and the old credential stays until the
+   * new one is checked.
+   *
+   * @generated from field: string account_id = 8;
+   */
+  accountId: string;
 };
 
 /**
@@ -280,7 +360,7 @@ export type ConnectAccountRequest = Message<"roomkey.v1.ConnectAccountRequest"> 
  * Use `create(ConnectAccountRequestSchema)` to create a new message.
  */
 export const ConnectAccountRequestSchema: GenMessage<ConnectAccountRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 4);
+  messageDesc(file_roomkey_v1_account_service, 5);
 
 /**
  * Response of ConnectAccount.
@@ -301,7 +381,7 @@ export type ConnectAccountResponse = Message<"roomkey.v1.ConnectAccountResponse"
  * Use `create(ConnectAccountResponseSchema)` to create a new message.
  */
 export const ConnectAccountResponseSchema: GenMessage<ConnectAccountResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 5);
+  messageDesc(file_roomkey_v1_account_service, 6);
 
 /**
  * Request of StartOAuthConnection.
@@ -310,15 +390,17 @@ export const ConnectAccountResponseSchema: GenMessage<ConnectAccountResponse> = 
  */
 export type StartOAuthConnectionRequest = Message<"roomkey.v1.StartOAuthConnectionRequest"> & {
   /**
-   * Name of an OAUTH2 integration of this environment.
+   * Name of an OAUTH2 integration of this environment. With `account_id`,
+   * empty or the account's own.
    *
    * @generated from field: string integration = 1;
    */
   integration: string;
 
   /**
-   * The caller's own id of the customer who owns the account. Ignored when
-   * `account_id` is set.
+   * The caller's own id of the customer who owns the account. Required for a
+   * new account unless `end_user` is set (then it defaults to the end user's
+   * id); ignored when `account_id` is set. A connect session sets it itself.
    *
    * @generated from field: string tenant_id = 2;
    */
@@ -333,7 +415,10 @@ export type StartOAuthConnectionRequest = Message<"roomkey.v1.StartOAuthConnecti
 
   /**
    * The redirect URI registered with the provider, where it sends the
-   * customer back with the code.
+   * customer back with the code; the code exchange sends exactly this one.
+   * Required, except with a connect session: then roomkey's own callback
+   * (`<public URL>/connect/oauth/callback`) when empty, or a URL on one of the
+   * session's allowed origins.
    *
    * @generated from field: string redirect_uri = 4;
    */
@@ -345,6 +430,13 @@ export type StartOAuthConnectionRequest = Message<"roomkey.v1.StartOAuthConnecti
    * @generated from field: string account_id = 5;
    */
   accountId: string;
+
+  /**
+   * The end user who owns the new account. A connect session sets it itself.
+   *
+   * @generated from field: roomkey.v1.EndUser end_user = 6;
+   */
+  endUser?: EndUser | undefined;
 };
 
 /**
@@ -352,7 +444,7 @@ export type StartOAuthConnectionRequest = Message<"roomkey.v1.StartOAuthConnecti
  * Use `create(StartOAuthConnectionRequestSchema)` to create a new message.
  */
 export const StartOAuthConnectionRequestSchema: GenMessage<StartOAuthConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 6);
+  messageDesc(file_roomkey_v1_account_service, 7);
 
 /**
  * Response of StartOAuthConnection.
@@ -387,7 +479,7 @@ export type StartOAuthConnectionResponse = Message<"roomkey.v1.StartOAuthConnect
  * Use `create(StartOAuthConnectionResponseSchema)` to create a new message.
  */
 export const StartOAuthConnectionResponseSchema: GenMessage<StartOAuthConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 7);
+  messageDesc(file_roomkey_v1_account_service, 8);
 
 /**
  * Request of CompleteOAuthConnection.
@@ -408,6 +500,15 @@ export type CompleteOAuthConnectionRequest = Message<"roomkey.v1.CompleteOAuthCo
    * @generated from field: string code = 2;
    */
   code: string;
+
+  /**
+   * The `iss` parameter of the provider's redirect (RFC 9207), when it had
+   * one. It must equal the integration's `issuer`; otherwise the connection
+   * fails as a mix-up and the code is never sent anywhere.
+   *
+   * @generated from field: string iss = 3;
+   */
+  iss: string;
 };
 
 /**
@@ -415,7 +516,7 @@ export type CompleteOAuthConnectionRequest = Message<"roomkey.v1.CompleteOAuthCo
  * Use `create(CompleteOAuthConnectionRequestSchema)` to create a new message.
  */
 export const CompleteOAuthConnectionRequestSchema: GenMessage<CompleteOAuthConnectionRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 8);
+  messageDesc(file_roomkey_v1_account_service, 9);
 
 /**
  * Response of CompleteOAuthConnection.
@@ -436,7 +537,7 @@ export type CompleteOAuthConnectionResponse = Message<"roomkey.v1.CompleteOAuthC
  * Use `create(CompleteOAuthConnectionResponseSchema)` to create a new message.
  */
 export const CompleteOAuthConnectionResponseSchema: GenMessage<CompleteOAuthConnectionResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 9);
+  messageDesc(file_roomkey_v1_account_service, 10);
 
 /**
  * Request of GetAccount.
@@ -457,7 +558,7 @@ export type GetAccountRequest = Message<"roomkey.v1.GetAccountRequest"> & {
  * Use `create(GetAccountRequestSchema)` to create a new message.
  */
 export const GetAccountRequestSchema: GenMessage<GetAccountRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 10);
+  messageDesc(file_roomkey_v1_account_service, 11);
 
 /**
  * Response of GetAccount.
@@ -478,7 +579,7 @@ export type GetAccountResponse = Message<"roomkey.v1.GetAccountResponse"> & {
  * Use `create(GetAccountResponseSchema)` to create a new message.
  */
 export const GetAccountResponseSchema: GenMessage<GetAccountResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 11);
+  messageDesc(file_roomkey_v1_account_service, 12);
 
 /**
  * Request of ListAccounts (AIP-158).
@@ -521,6 +622,20 @@ export type ListAccountsRequest = Message<"roomkey.v1.ListAccountsRequest"> & {
    * @generated from field: string tenant_id = 5;
    */
   tenantId: string;
+
+  /**
+   * Only accounts of this end user; empty for all.
+   *
+   * @generated from field: string end_user_id = 6;
+   */
+  endUserId: string;
+
+  /**
+   * Only accounts whose end user has this tag; empty for all.
+   *
+   * @generated from field: string end_user_tag = 7;
+   */
+  endUserTag: string;
 };
 
 /**
@@ -528,7 +643,7 @@ export type ListAccountsRequest = Message<"roomkey.v1.ListAccountsRequest"> & {
  * Use `create(ListAccountsRequestSchema)` to create a new message.
  */
 export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 12);
+  messageDesc(file_roomkey_v1_account_service, 13);
 
 /**
  * Response of ListAccounts.
@@ -556,7 +671,7 @@ export type ListAccountsResponse = Message<"roomkey.v1.ListAccountsResponse"> & 
  * Use `create(ListAccountsResponseSchema)` to create a new message.
  */
 export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 13);
+  messageDesc(file_roomkey_v1_account_service, 14);
 
 /**
  * Request of UpdateAccount (AIP-134).
@@ -572,7 +687,9 @@ export type UpdateAccountRequest = Message<"roomkey.v1.UpdateAccountRequest"> & 
   account?: Account | undefined;
 
   /**
-   * The fields to change; only `labels` may be named.
+   * The fields to change: `labels`, `end_user` (its display name, email and
+   * tags; never its id), or one of `end_user.display_name`,
+   * `end_user.email`, `end_user.tags`.
    *
    * @generated from field: google.protobuf.FieldMask update_mask = 2;
    */
@@ -584,7 +701,7 @@ export type UpdateAccountRequest = Message<"roomkey.v1.UpdateAccountRequest"> & 
  * Use `create(UpdateAccountRequestSchema)` to create a new message.
  */
 export const UpdateAccountRequestSchema: GenMessage<UpdateAccountRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 14);
+  messageDesc(file_roomkey_v1_account_service, 15);
 
 /**
  * Response of UpdateAccount.
@@ -605,7 +722,7 @@ export type UpdateAccountResponse = Message<"roomkey.v1.UpdateAccountResponse"> 
  * Use `create(UpdateAccountResponseSchema)` to create a new message.
  */
 export const UpdateAccountResponseSchema: GenMessage<UpdateAccountResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 15);
+  messageDesc(file_roomkey_v1_account_service, 16);
 
 /**
  * Request of DeleteAccount.
@@ -626,7 +743,7 @@ export type DeleteAccountRequest = Message<"roomkey.v1.DeleteAccountRequest"> & 
  * Use `create(DeleteAccountRequestSchema)` to create a new message.
  */
 export const DeleteAccountRequestSchema: GenMessage<DeleteAccountRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 16);
+  messageDesc(file_roomkey_v1_account_service, 17);
 
 /**
  * Response of DeleteAccount.
@@ -647,7 +764,7 @@ export type DeleteAccountResponse = Message<"roomkey.v1.DeleteAccountResponse"> 
  * Use `create(DeleteAccountResponseSchema)` to create a new message.
  */
 export const DeleteAccountResponseSchema: GenMessage<DeleteAccountResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 17);
+  messageDesc(file_roomkey_v1_account_service, 18);
 
 /**
  * Request of RefreshAccountCredentials.
@@ -668,7 +785,7 @@ export type RefreshAccountCredentialsRequest = Message<"roomkey.v1.RefreshAccoun
  * Use `create(RefreshAccountCredentialsRequestSchema)` to create a new message.
  */
 export const RefreshAccountCredentialsRequestSchema: GenMessage<RefreshAccountCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 18);
+  messageDesc(file_roomkey_v1_account_service, 19);
 
 /**
  * Response of RefreshAccountCredentials.
@@ -689,7 +806,7 @@ export type RefreshAccountCredentialsResponse = Message<"roomkey.v1.RefreshAccou
  * Use `create(RefreshAccountCredentialsResponseSchema)` to create a new message.
  */
 export const RefreshAccountCredentialsResponseSchema: GenMessage<RefreshAccountCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 19);
+  messageDesc(file_roomkey_v1_account_service, 20);
 
 /**
  * Request of GetAccountCredentials.
@@ -710,7 +827,7 @@ export type GetAccountCredentialsRequest = Message<"roomkey.v1.GetAccountCredent
  * Use `create(GetAccountCredentialsRequestSchema)` to create a new message.
  */
 export const GetAccountCredentialsRequestSchema: GenMessage<GetAccountCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 20);
+  messageDesc(file_roomkey_v1_account_service, 21);
 
 /**
  * Response of GetAccountCredentials.
@@ -762,7 +879,7 @@ export type GetAccountCredentialsResponse = Message<"roomkey.v1.GetAccountCreden
  * Use `create(GetAccountCredentialsResponseSchema)` to create a new message.
  */
 export const GetAccountCredentialsResponseSchema: GenMessage<GetAccountCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 21);
+  messageDesc(file_roomkey_v1_account_service, 22);
 
 /**
  * Request of WatchAccounts.
@@ -785,6 +902,13 @@ export type WatchAccountsRequest = Message<"roomkey.v1.WatchAccountsRequest"> & 
   tenantId: string;
 
   /**
+   * Only accounts of this end user; empty for all.
+   *
+   * @generated from field: string end_user_id = 4;
+   */
+  endUserId: string;
+
+  /**
    * Only these accounts; empty for all.
    *
    * @generated from field: repeated string account_ids = 3;
@@ -797,7 +921,7 @@ export type WatchAccountsRequest = Message<"roomkey.v1.WatchAccountsRequest"> & 
  * Use `create(WatchAccountsRequestSchema)` to create a new message.
  */
 export const WatchAccountsRequestSchema: GenMessage<WatchAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 22);
+  messageDesc(file_roomkey_v1_account_service, 23);
 
 /**
  * One status change, streamed by WatchAccounts.
@@ -832,7 +956,7 @@ export type WatchAccountsResponse = Message<"roomkey.v1.WatchAccountsResponse"> 
  * Use `create(WatchAccountsResponseSchema)` to create a new message.
  */
 export const WatchAccountsResponseSchema: GenMessage<WatchAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_roomkey_v1_account_service, 23);
+  messageDesc(file_roomkey_v1_account_service, 24);
 
 /**
  * The connection status of an account.
@@ -889,6 +1013,48 @@ export enum AccountStatus {
  */
 export const AccountStatusSchema: GenEnum<AccountStatus> = /*@__PURE__*/
   enumDesc(file_roomkey_v1_account_service, 0);
+
+/**
+ * Where revoking a deleted account's tokens at the provider stands.
+ *
+ * @generated from enum roomkey.v1.UpstreamRevocationStatus
+ */
+export enum UpstreamRevocationStatus {
+  /**
+   * Not set: nothing to revoke.
+   *
+   * @generated from enum value: UPSTREAM_REVOCATION_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Queued or being retried.
+   *
+   * @generated from enum value: UPSTREAM_REVOCATION_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * The provider accepted the revocation of every token.
+   *
+   * @generated from enum value: UPSTREAM_REVOCATION_STATUS_DONE = 2;
+   */
+  DONE = 2,
+
+  /**
+   * The provider refused it, or stayed unreachable through every retry;
+   * `last_error` says why. The tokens were wiped from roomkey all the same.
+   *
+   * @generated from enum value: UPSTREAM_REVOCATION_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+}
+
+/**
+ * Describes the enum roomkey.v1.UpstreamRevocationStatus.
+ */
+export const UpstreamRevocationStatusSchema: GenEnum<UpstreamRevocationStatus> = /*@__PURE__*/
+  enumDesc(file_roomkey_v1_account_service, 1);
 
 /**
  * AccountService connects third-party accounts in one environment and hands
@@ -1005,6 +1171,39 @@ export const AccountService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchAccountsRequestSchema;
     output: typeof WatchAccountsResponseSchema;
+  },
+  /**
+   * Makes a connect session: a short-lived secret (`rkcs_<environment>_…`,
+   * shown once) that lets one end user connect one account, or re-authorize
+   * one in place, from a browser. See docs/connect-flow.md.
+   *
+   * @generated from rpc roomkey.v1.AccountService.CreateConnectSession
+   */
+  createConnectSession: {
+    methodKind: "unary";
+    input: typeof CreateConnectSessionRequestSchema;
+    output: typeof CreateConnectSessionResponseSchema;
+  },
+  /**
+   * Returns a connect session and the integrations it offers. With a
+   * session's own secret, `id` may be empty.
+   *
+   * @generated from rpc roomkey.v1.AccountService.GetConnectSession
+   */
+  getConnectSession: {
+    methodKind: "unary";
+    input: typeof GetConnectSessionRequestSchema;
+    output: typeof GetConnectSessionResponseSchema;
+  },
+  /**
+   * Ends a connect session at once, on every replica within a second.
+   *
+   * @generated from rpc roomkey.v1.AccountService.RevokeConnectSession
+   */
+  revokeConnectSession: {
+    methodKind: "unary";
+    input: typeof RevokeConnectSessionRequestSchema;
+    output: typeof RevokeConnectSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_roomkey_v1_account_service, 0);
