@@ -2,22 +2,30 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { HealthImplementation } from "grpc-health-check";
 import { createQueueDashboard, isDashboardPath } from "../admin/queue-dashboard.js";
 import { sleep } from "../async.js";
+import { createConnectPage, isConnectPath } from "../connect-page/connect-page.js";
 import { isEnvironmentName } from "../domain/environments/environment-name.js";
 import { AccountService } from "../gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../gen/roomkey/v1/token_service_pb.js";
 import { createHealthMonitor } from "../health/health-monitor.js";
-import { adminKeyMatcher, createAuthenticator, createTokenAuthenticator } from "../rpc/authentication.js";
+import {
+  adminKeyMatcher,
+  createAuthenticator,
+  createSessionAuthenticator,
+  createTokenAuthenticator,
+} from "../rpc/authentication.js";
 import { createEdge } from "../rpc/edge.js";
 import { createFailureThrottle } from "../rpc/failure-throttle.js";
 import { createAccountHandlers } from "../rpc/handlers/account-handlers.js";
 import { createEnvironmentHandlers } from "../rpc/handlers/environment-handlers.js";
 import { createTokenHandlers } from "../rpc/handlers/token-handlers.js";
+import { methodPolicies } from "../rpc/method-policy.js";
 import { bindService, startTransports } from "../rpc/servers.js";
 import { deploymentCollection, environmentsCollection } from "../storage/environment-repository.js";
 import { ensureCollections } from "../storage/mongo.js";
 import { transitionsCollection } from "../storage/versioned.js";
-import { type Stage, tokensChannel } from "./services.js";
+import { connectPageBackend, pageRoutes } from "./connect-page-backend.js";
+import { connectSessionsChannel, type Stage, tokensChannel } from "./services.js";
 
 export interface Api {
   grpcPort: number;
@@ -42,8 +50,17 @@ export async function startApi({ config, clients, services, logger, clock, stopp
       );
     }),
   );
+  cleanups.push(
+    bus.subscribe(connectSessionsChannel, (payload) => {
+      const { hash } = (payload ?? {}) as { hash?: unknown };
+      if (typeof hash === "string") services.sessionVerifier.invalidate(hash);
+    }),
+  );
   // Invalidations sent while the subscriber was disconnected are lost: forget everything it may have missed.
-  const onResubscribed = () => verifier.clear();
+  const onResubscribed = () => {
+    verifier.clear();
+    services.sessionVerifier.clear();
+  };
   subscriber.on("ready", onResubscribed);
   cleanups.push(() => subscriber.off("ready", onResubscribed));
   const usageTimer = setInterval(() => {
@@ -55,6 +72,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
     () => usage.flush(),
   );
 
+  const sessionAuthenticator = createSessionAuthenticator(services.sessionVerifier);
   const throttle = createFailureThrottle({
     perMinute: config.ROOMKEY_AUTH_FAILURES_PER_MINUTE,
     burst: config.ROOMKEY_AUTH_FAILURE_BURST,
@@ -65,6 +83,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
     authenticator: createAuthenticator({
       adminKey: config.ROOMKEY_ADMIN_KEY,
       tokens: createTokenAuthenticator(verifier),
+      sessions: sessionAuthenticator,
     }),
     throttle,
     environments: directory,
@@ -109,10 +128,23 @@ export async function startApi({ config, clients, services, logger, clock, stopp
       AccountService,
       edge.wrap(
         AccountService,
-        createAccountHandlers({ accounts: services.accountService, watch: services.accountWatch.watch, pages }),
+        createAccountHandlers({
+          accounts: services.accountService,
+          sessions: services.connectSessions,
+          watch: services.accountWatch.watch,
+          pages,
+        }),
       ),
     ),
   ];
+  const connectPage = createConnectPage({
+    ...connectPageBackend({
+      sessions: services.connectSessions,
+      authenticate: (secret, environment) => sessionAuthenticator.authenticate(secret, environment),
+      environments: directory,
+    }),
+    logger,
+  });
   const serviceNames = bindings.map((b) => b.service.typeName);
   const health = new HealthImplementation(Object.fromEntries(["", ...serviceNames].map((s) => [s, "NOT_SERVING"])));
   const monitor = createHealthMonitor({
@@ -149,10 +181,20 @@ export async function startApi({ config, clients, services, logger, clock, stopp
       maxHeaderBytes: config.ROOMKEY_MAX_METADATA_BYTES,
       logger,
       shutdownSignal: stopping,
-      ...(dashboard ? { pages: { matches: isDashboardPath, handle: dashboard } } : {}),
+      pages: pageRoutes([
+        ...(dashboard ? [{ matches: isDashboardPath, handle: dashboard }] : []),
+        { matches: isConnectPath, handle: connectPage },
+      ]),
+      corsPaths: new Set(
+        Object.entries(methodPolicies)
+          .filter(([, policy]) => policy.session)
+          .map(([key]) => `/${key}`),
+      ),
     },
   );
   const { grpcPort, httpPort } = transports;
+  // Local runs: connect URLs and the OAuth callback on the port just bound.
+  services.publicUrl.value ||= `http://127.0.0.1:${httpPort}`;
   logger.info({ grpcPort, httpPort, host: config.ROOMKEY_HOST }, "listening");
   await monitor.start();
 

@@ -1,0 +1,90 @@
+/**
+ * What the hosted connect page (src/connect-page) asks of roomkey, answered
+ * by the connect-session domain; and the HTTP port's page routes together.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ConnectPageDeps, ConnectPageSession } from "../connect-page/connect-page.js";
+import type { ConnectSessionService } from "../domain/connect-sessions/connect-session-service.js";
+import {
+  type ConnectSession,
+  type ConnectSessionView,
+  inspectSessionSecret,
+  sessionStatusAt,
+} from "../domain/connect-sessions/connect-sessions.js";
+import type { Environment } from "../domain/environments/environments.js";
+import { RoomkeyError } from "../domain/errors.js";
+import type { Principal } from "../rpc/call-context.js";
+import type { PageRoute } from "../rpc/http-adapter.js";
+
+export interface ConnectPageBackendDeps {
+  sessions: Pick<ConnectSessionService, "getOwn" | "completeCallback" | "sessionOfState" | "offered">;
+  /** The session authenticator of the edge: the same verdicts as a call with the secret gets. */
+  authenticate(secret: string, environment: string): Principal | Promise<Principal>;
+  environments: { require(name: string): Environment | Promise<Environment> };
+}
+
+export function connectPageBackend(deps: ConnectPageBackendDeps): Omit<ConnectPageDeps, "logger"> {
+  const { sessions } = deps;
+
+  async function pageSession(
+    environment: string,
+    session: ConnectSession | ConnectSessionView,
+  ): Promise<ConnectPageSession> {
+    const integrations = await sessions.offered(environment, session);
+    return {
+      environment,
+      sessionId: session.id,
+      endUserName: session.endUser.displayName || session.endUser.id,
+      integrations,
+      allowedOrigins: [...session.allowedOrigins],
+      ...(session.returnUrl ? { returnUrl: session.returnUrl } : {}),
+      ...(session.reauthorize && session.accountId ? { reauthorizeAccountId: session.accountId } : {}),
+      ...(session.accountId ? { accountId: session.accountId } : {}),
+      status: sessionStatusAt(session, Date.now()),
+    };
+  }
+
+  return {
+    async openSession(secret) {
+      const shape = inspectSessionSecret(secret);
+      if (shape.kind === "malformed") {
+        throw new RoomkeyError("unauthenticated", "CREDENTIALS_INVALID", "this link is not a connect session link");
+      }
+      const environment = shape.environment;
+      await deps.environments.require(environment);
+      const principal = await deps.authenticate(secret, environment);
+      if (principal.kind !== "session") {
+        throw new RoomkeyError("unauthenticated", "CREDENTIALS_INVALID", "this link is not a connect session link");
+      }
+      const { session } = await sessions.getOwn(environment, principal.session);
+      return pageSession(environment, session);
+    },
+    async completeCallback(params) {
+      const { environment, session, account } = await sessions.completeCallback(params);
+      return { ...(await pageSession(environment, session)), accountId: account.id };
+    },
+    async sessionOfState(state) {
+      const found = await sessions.sessionOfState(state);
+      return found ? pageSession(found.environment, found.session) : undefined;
+    },
+  };
+}
+
+/** Several page routes on one port: the first that matches a path serves it. */
+export function pageRoutes(routes: readonly PageRoute[]): PageRoute {
+  const routeFor = (req: IncomingMessage) => {
+    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    return routes.find((route) => route.matches(path));
+  };
+  return {
+    matches: (path) => routes.some((route) => route.matches(path)),
+    handle(req: IncomingMessage, res: ServerResponse) {
+      const route = routeFor(req);
+      if (route) route.handle(req, res);
+      else {
+        res.writeHead(404);
+        res.end();
+      }
+    },
+  };
+}
