@@ -2,7 +2,8 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { HealthImplementation } from "grpc-health-check";
 import { createQueueDashboard, isDashboardPath } from "../admin/queue-dashboard.js";
 import { sleep } from "../async.js";
-import { createConnectPage, isConnectPath } from "../connect-page/connect-page.js";
+import { connectAssetsPath, createConnectPage, isConnectPath } from "../connect-page/connect-page.js";
+import { originOf } from "../domain/connect-sessions/connect-sessions.js";
 import { isEnvironmentName } from "../domain/environments/environment-name.js";
 import { AccountService } from "../gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../gen/roomkey/v1/environment_service_pb.js";
@@ -24,7 +25,7 @@ import { bindService, startTransports } from "../rpc/servers.js";
 import { deploymentCollection, environmentsCollection } from "../storage/environment-repository.js";
 import { ensureCollections } from "../storage/mongo.js";
 import { transitionsCollection } from "../storage/versioned.js";
-import { connectPageBackend, pageRoutes } from "./connect-page-backend.js";
+import { connectPageBackend, pageRoutes, throttledPage } from "./connect-page-backend.js";
 import { connectSessionsChannel, type Stage, tokensChannel } from "./services.js";
 
 export interface Api {
@@ -91,6 +92,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
     fullValidator: createValidator(),
     logger,
     observer: services.metrics,
+    ownOrigin: () => originOf(services.publicUrl.value),
   });
   const dashboardMode = config.ROOMKEY_DASHBOARD;
   const dashboard =
@@ -137,14 +139,19 @@ export async function startApi({ config, clients, services, logger, clock, stopp
       ),
     ),
   ];
-  const connectPage = createConnectPage({
-    ...connectPageBackend({
-      sessions: services.connectSessions,
-      authenticate: (secret, environment) => sessionAuthenticator.authenticate(secret, environment),
-      environments: directory,
+  const connectPage = throttledPage(
+    createConnectPage({
+      ...connectPageBackend({
+        sessions: services.connectSessions,
+        authenticate: (secret, environment) => sessionAuthenticator.authenticate(secret, environment),
+        environments: directory,
+        clock,
+      }),
+      logger,
     }),
-    logger,
-  });
+    throttle,
+    (path) => path.startsWith(connectAssetsPath),
+  );
   const serviceNames = bindings.map((b) => b.service.typeName);
   const health = new HealthImplementation(Object.fromEntries(["", ...serviceNames].map((s) => [s, "NOT_SERVING"])));
   const monitor = createHealthMonitor({
@@ -194,7 +201,13 @@ export async function startApi({ config, clients, services, logger, clock, stopp
   );
   const { grpcPort, httpPort } = transports;
   // Local runs: connect URLs and the OAuth callback on the port just bound.
-  services.publicUrl.value ||= `http://127.0.0.1:${httpPort}`;
+  if (!services.publicUrl.value) {
+    services.publicUrl.value = `http://127.0.0.1:${httpPort}`;
+    logger.info(
+      { publicUrl: services.publicUrl.value },
+      "ROOMKEY_PUBLIC_URL is not set: connect URLs and the OAuth callback use this local address",
+    );
+  }
   logger.info({ grpcPort, httpPort, host: config.ROOMKEY_HOST }, "listening");
   await monitor.start();
 

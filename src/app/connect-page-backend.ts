@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ConnectPageDeps, ConnectPageSession } from "../connect-page/connect-page.js";
+import type { Clock } from "../domain/clock.js";
 import type { ConnectSessionService } from "../domain/connect-sessions/connect-session-service.js";
 import {
   type ConnectSession,
@@ -14,6 +15,7 @@ import {
 import type { Environment } from "../domain/environments/environments.js";
 import { RoomkeyError } from "../domain/errors.js";
 import type { Principal } from "../rpc/call-context.js";
+import { type FailureThrottle, peerKey } from "../rpc/failure-throttle.js";
 import type { PageRoute } from "../rpc/http-adapter.js";
 
 export interface ConnectPageBackendDeps {
@@ -21,6 +23,7 @@ export interface ConnectPageBackendDeps {
   /** The session authenticator of the edge: the same verdicts as a call with the secret gets. */
   authenticate(secret: string, environment: string): Principal | Promise<Principal>;
   environments: { require(name: string): Environment | Promise<Environment> };
+  clock: Clock;
 }
 
 export function connectPageBackend(deps: ConnectPageBackendDeps): Omit<ConnectPageDeps, "logger"> {
@@ -40,7 +43,7 @@ export function connectPageBackend(deps: ConnectPageBackendDeps): Omit<ConnectPa
       ...(session.returnUrl ? { returnUrl: session.returnUrl } : {}),
       ...(session.reauthorize && session.accountId ? { reauthorizeAccountId: session.accountId } : {}),
       ...(session.accountId ? { accountId: session.accountId } : {}),
-      status: sessionStatusAt(session, Date.now()),
+      status: sessionStatusAt(session, deps.clock.now().getTime()),
     };
   }
 
@@ -67,6 +70,42 @@ export function connectPageBackend(deps: ConnectPageBackendDeps): Omit<ConnectPa
       const found = await sessions.sessionOfState(state);
       return found ? pageSession(found.environment, found.session) : undefined;
     },
+  };
+}
+
+/**
+ * The connect page's lookups cost a database read each (a made-up session
+ * secret, a made-up state on the callback), and anyone may ask: each request
+ * takes a token of the edge's failure throttle for its address, given back
+ * when the answer is not a refusal. An address that keeps failing is answered
+ * 429 without a lookup, as its API calls are. The page's assets are free.
+ */
+export function throttledPage(
+  handle: (req: IncomingMessage, res: ServerResponse) => void,
+  throttle: Pick<FailureThrottle, "enabled" | "take" | "refund" | "blockedFor">,
+  isFree: (path: string) => boolean,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    const peer = peerKey(req.socket.remoteAddress);
+    if (!throttle.enabled || peer === undefined || isFree(path)) {
+      handle(req, res);
+      return;
+    }
+    if (!throttle.take(peer)) {
+      const wait = throttle.blockedFor(peer) ?? 1;
+      res.writeHead(429, {
+        "content-type": "text/plain; charset=utf-8",
+        "cache-control": "no-store",
+        "retry-after": String(wait),
+      });
+      res.end(`Too many failed attempts from this address; try again in ${wait} s.\n`);
+      return;
+    }
+    res.once("finish", () => {
+      if (res.statusCode < 400) throttle.refund(peer);
+    });
+    handle(req, res);
   };
 }
 

@@ -302,6 +302,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
       },
     },
     publicUrl: () => publicUrl.value,
+    environmentKnown: (name) => directory.has(name),
     clock,
     warn: (message, details) => logger.warn(details, message),
   });

@@ -111,6 +111,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       graceMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
     }),
     store: accountRepository,
+    purgeSessions: (environment, before) => services.connectSessionRepository.purgeEnded(environment, before),
     purgeClaims: (environment, before, incarnation) =>
       purgeTransitions(environmentDatabases.db(parseEnvironmentName(environment, "environment")), before, incarnation),
     claimRetentionMs,

@@ -23,6 +23,7 @@ import { ErrorReason, ErrorReasonSchema } from "../gen/roomkey/v1/error_reason_p
 
 export * from "../gen/roomkey/v1/account_service_pb.js";
 export * from "../gen/roomkey/v1/common_pb.js";
+export * from "../gen/roomkey/v1/connect_sessions_pb.js";
 export * from "../gen/roomkey/v1/environment_service_pb.js";
 export * from "../gen/roomkey/v1/error_reason_pb.js";
 export * from "../gen/roomkey/v1/token_service_pb.js";

@@ -74,6 +74,8 @@ export const connectScript = String.raw`(function () {
   }
 
   function statusOf(account) {
+    // A failed re-authorization leaves the account in its old status (old credentials kept): it failed here.
+    if (account && account.reauthorizationFailed) return "FAILED";
     return String((account && account.status) || "ACCOUNT_STATUS_CONNECTING").replace("ACCOUNT_STATUS_", "");
   }
 

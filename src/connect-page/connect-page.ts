@@ -12,8 +12,10 @@
  * `Referrer-Policy: no-referrer`, and may be framed only by the session's
  * allowed origins.
  */
+
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Logger } from "pino";
+import { connectPagePath, oauthCallbackPath } from "../domain/connect-sessions/connect-session-service.js";
 import { type ErrorKind, RoomkeyError } from "../domain/errors.js";
 import { connectScript, connectStyle } from "./connect-assets.js";
 import {
@@ -25,8 +27,7 @@ import {
   renderResumePage,
 } from "./connect-html.js";
 
-export const connectPagePath = "/connect";
-export const oauthCallbackPath = "/connect/oauth/callback";
+export { connectPagePath, oauthCallbackPath };
 export const connectAssetsPath = "/connect/assets/";
 
 export interface ConnectPageSession {

@@ -136,10 +136,7 @@ export function createHttpOAuthClient(options: HttpOAuthClientOptions): OAuthCli
       const secrets = [clientSecret, token];
       const what = "the revocation endpoint";
       const request = clientRequest(url, settings, clientSecret, { token, token_type_hint: tokenTypeHint });
-      // Not counted in the provider call metrics yet: ProviderCallKind has no revocation label, and counting
-      // revocations as refreshes would mislead. Without an observer, the kind below is not used.
-      const { observe: _notLabelled, ...unobserved } = options;
-      const call = await callProvider(unobserved, request, { kind: "token_refresh", what }, (response) =>
+      const call = await callProvider(options, request, { kind: "token_revocation", what }, (response) =>
         answeredWith(what, response, jsonObjectOf(response.text) ?? {}, secrets),
       );
       if (call.kind === "refused") return { ...call, error: "destination_refused" };

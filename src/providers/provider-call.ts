@@ -11,7 +11,7 @@ export interface ProviderCallOptions {
 }
 
 /** What a provider call was for. */
-export type ProviderCallKind = "credential_check" | "token_exchange" | "token_refresh";
+export type ProviderCallKind = "credential_check" | "token_exchange" | "token_refresh" | "token_revocation";
 
 /**
  * How a call ended: `refused` by the outbound guard, `unreachable`, `busy`

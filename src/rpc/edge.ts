@@ -34,6 +34,8 @@ export interface EdgeDeps {
   logger: Logger;
   /** Told of every call's end and of every refused authentication (metrics). */
   observer?: EdgeObserver;
+  /** roomkey's own public origin (ROOMKEY_PUBLIC_URL's): the hosted page's calls come from it. */
+  ownOrigin?(): string | undefined;
 }
 
 export interface EdgeObserver {
@@ -195,13 +197,13 @@ function authorize(policy: MethodPolicy, principal: Principal, method: DescMetho
 
 /**
  * A browser's call with a connect session must come from the session's
- * allowed origins, or from roomkey's own (the hosted page: the Origin names
- * the host the call was sent to). A call without an Origin (a server, an
+ * allowed origins, or from roomkey's own (the hosted page: its public URL's
+ * origin, or, behind no proxy, the host the call was sent to). A call without an Origin (a server, an
  * app) is not a browser's.
  */
-function checkOrigin(allowed: ReadonlySet<string>, headers: Headers): void {
+function checkOrigin(allowed: ReadonlySet<string>, headers: Headers, own: string | undefined): void {
   const origin = headers.get("origin");
-  if (origin === null || allowed.has(origin)) return;
+  if (origin === null || allowed.has(origin) || origin === own) return;
   try {
     if (new URL(origin).host === headers.get("host")) return;
   } catch {
@@ -293,7 +295,7 @@ export function createEdge(deps: EdgeDeps) {
     const environment = readEnvironment(headers);
     const admitted = (principal: Principal): CallContext | Promise<CallContext> => {
       authorize(policy, principal, method);
-      if (principal.kind === "session") checkOrigin(principal.session.allowedOrigins, headers);
+      if (principal.kind === "session") checkOrigin(principal.session.allowedOrigins, headers, deps.ownOrigin?.());
       const call: CallContext = { environment, principal };
       const found = policy.environment === "existing" ? environments.require(environment) : undefined;
       return found instanceof Promise ? found.then(() => call) : call;

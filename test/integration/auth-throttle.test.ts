@@ -1,5 +1,6 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateSessionSecret } from "../../src/domain/connect-sessions/connect-sessions.js";
 import { generateSecret } from "../../src/domain/tokens/token-secret.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
@@ -81,5 +82,23 @@ describe("failed authentications are throttled per address (9.3)", () => {
       expect(error.code).toBe(status.UNAUTHENTICATED);
     }
     client.close();
+  });
+});
+
+describe("the hosted connect page is throttled like the API", () => {
+  it("when one address keeps opening made-up connect links, then it is answered 429 without a lookup; the page's assets stay free", async () => {
+    const base = `http://127.0.0.1:${d.server.app.httpPort}`;
+    // Well-formed and correctly checksummed: each one would cost a database lookup.
+    const made = () => generateSessionSecret(environment);
+    const statuses: number[] = [];
+    for (let i = 0; i < 20 && !statuses.includes(429); i++) {
+      statuses.push((await fetch(`${base}/connect?session=${encodeURIComponent(made())}`)).status);
+    }
+    expect(statuses.at(-1)).toBe(429);
+    expect(statuses.length).toBeLessThanOrEqual(7);
+    const throttled = await fetch(`${base}/connect?session=${encodeURIComponent(made())}`);
+    expect(throttled.status).toBe(429);
+    expect(Number(throttled.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect((await fetch(`${base}/connect/assets/connect.css`)).status).toBe(200);
   });
 });

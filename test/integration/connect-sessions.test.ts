@@ -288,6 +288,16 @@ describe("a connect session", () => {
     expect(read.session?.status).toBe(ConnectSessionStatus.EXPIRED);
   });
 
+  it("when it ended more than a day ago, then the handshake sweep removes it", async () => {
+    const { session } = await createSession(env);
+    const sessions = d.mongo.db(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${env}`).collection("connect_sessions");
+    const id = session?.id as unknown as never;
+    await sessions.updateOne({ _id: id }, { $set: { expireTime: new Date(Date.now() - 2 * 86_400_000) } });
+    await eventually(async () => (await sessions.findOne({ _id: id })) === null, 10_000, "the session is purged");
+    const gone = await refused(d.accounts.unary(a.getConnectSession, { id: session?.id ?? "" }, d.admin(env)));
+    expect([gone.code, gone.reason]).toEqual([status.NOT_FOUND, "CONNECT_SESSION_NOT_FOUND"]);
+  });
+
   it("when it is used in another environment, then PERMISSION_DENIED names both environments", async () => {
     const { secret } = await createSession(env);
     const other = await newEnvironment();
@@ -377,8 +387,25 @@ describe("re-authorization in place", () => {
     expect(account?.id).toBe(id);
     const after = await settled(env, id);
     expect(after?.status).toBe(AccountStatus.ACTIVE);
+    expect(after?.reauthorizationFailed).toBe(true);
     expect(after?.statusReason).toMatch(/^re-authorization failed: /);
     expect(await keyOf(id)).toBe("key-reauth-old");
+    // Not spent by a failure: the end user tries again, with a key that works.
+    const as = metadataFor(env, secret);
+    expect((await d.accounts.unary(a.getAccount, { id }, as)).account?.reauthorizationFailed).toBe(true);
+    keys.allow("key-reauth-new", { id: "remote-key-reauth-old", name: "Remote" });
+    await d.accounts.unary(
+      a.connectAccount,
+      { integration: "keyed", credential: { case: "apiKey", value: { key: "key-reauth-new" } } },
+      as,
+    );
+    const fixed = await settled(env, id);
+    expect([fixed?.status, fixed?.reauthorizationFailed, fixed?.statusReason]).toEqual([
+      AccountStatus.ACTIVE,
+      false,
+      "",
+    ]);
+    expect(await keyOf(id)).toBe("key-reauth-new");
   });
 
   it("when a session re-authorizes an API-key account with a good key, then the id, end user, labels and creation stay and the new key replaces the old", async () => {
@@ -519,6 +546,19 @@ describe("OAuth to RFC 9700", () => {
     expect(oauth.calls("authorization_code")).toBe(exchangesBefore);
     expect((await d.accounts.unary(a.listAccounts, {}, d.admin(environment))).accounts).toHaveLength(0);
 
+    // With an issuer configured, a response that names none is refused too.
+    const bare = await d.accounts.unary(
+      a.startOAuthConnection,
+      { integration: "crm", tenantId: "t", redirectUri: "https://app.example/cb" },
+      d.admin(environment),
+    );
+    const unnamed = await oauth.authorize(bare.authorizationUrl);
+    const missing = await refused(
+      d.accounts.unary(a.completeOAuthConnection, { state: unnamed.state, code: unnamed.code }, d.admin(environment)),
+    );
+    expect([missing.code, missing.reason]).toEqual([status.INVALID_ARGUMENT, "OAUTH_ISSUER_MISMATCH"]);
+    expect(oauth.calls("authorization_code")).toBe(exchangesBefore);
+
     // The right issuer on a new state connects.
     const next = await d.accounts.unary(
       a.startOAuthConnection,
@@ -621,6 +661,53 @@ describe("end users", () => {
     );
     expect(moved.code).toBe(status.INVALID_ARGUMENT);
     expect(grpcDetails(moved).badRequest?.fieldViolations[0]?.field).toBe("account.end_user.id");
+  });
+});
+
+describe("the hosted OAuth callback", () => {
+  const base = () => `http://127.0.0.1:${d.server.app.httpPort}`;
+
+  it("when the session was revoked while the end user was at the provider, then the callback completes nothing", async () => {
+    const { secret, session } = await createSession(env);
+    const started = await d.accounts.unary(a.startOAuthConnection, { integration: "crm" }, metadataFor(env, secret));
+    expect(new URL(started.authorizationUrl).searchParams.get("redirect_uri")).toBe(`${base()}/connect/oauth/callback`);
+    const { code, state, redirect } = await oauth.authorize(started.authorizationUrl);
+    expect(`${redirect.origin}${redirect.pathname}`).toBe(`${base()}/connect/oauth/callback`);
+    const reserved = (await d.accounts.unary(a.getConnectSession, { id: session?.id ?? "" }, d.admin(env))).session
+      ?.accountId;
+    await d.accounts.unary(a.revokeConnectSession, { id: session?.id ?? "" }, d.admin(env));
+    const exchanges = oauth.calls("authorization_code");
+    const answer = await fetch(`${base()}/connect/oauth/callback?${new URLSearchParams({ state, code })}`);
+    expect(answer.status).toBe(410);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(oauth.calls("authorization_code")).toBe(exchanges);
+    const gone = await refused(d.accounts.unary(a.getAccount, { id: reserved ?? "" }, d.admin(env)));
+    expect(gone.code).toBe(status.NOT_FOUND);
+  });
+
+  it("when a state names an environment this deployment does not know, then it is refused without a lookup", async () => {
+    const answer = await fetch(
+      `${base()}/connect/oauth/callback?${new URLSearchParams({ state: "nowhere-env.abcdef", code: "c" })}`,
+    );
+    expect(answer.status).toBe(400);
+  });
+
+  it("when one session starts OAuth twice and completes both, then only one account is made", async () => {
+    const { secret } = await createSession(env);
+    const as = metadataFor(env, secret);
+    const first = await d.accounts.unary(a.startOAuthConnection, { integration: "crm" }, as);
+    const second = await d.accounts.unary(a.startOAuthConnection, { integration: "crm" }, as);
+    const one = await oauth.authorize(first.authorizationUrl);
+    const two = await oauth.authorize(second.authorizationUrl);
+    const done = await d.accounts.unary(a.completeOAuthConnection, { state: two.state, code: two.code }, as);
+    const id = done.account?.id ?? "";
+    await eventually(
+      async () => (await d.accounts.unary(a.getAccount, { id }, as)).account?.status !== AccountStatus.CONNECTING,
+      10_000,
+      "the account is connected",
+    );
+    const late = await refused(d.accounts.unary(a.completeOAuthConnection, { state: one.state, code: one.code }, as));
+    expect([late.code, late.reason]).toEqual([status.FAILED_PRECONDITION, "CONNECT_SESSION_SPENT"]);
   });
 });
 

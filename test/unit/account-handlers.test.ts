@@ -54,9 +54,8 @@ function setup(options: { scopes?: string[]; credential?: Credential; events?: A
   };
   const sessions: AccountHandlerDeps["sessions"] = {
     create: notUsed,
-    get: notUsed,
+    getFor: notUsed,
     revoke: notUsed,
-    getOwn: notUsed,
     connect: notUsed,
     startOAuth: notUsed,
     completeOAuth: notUsed,

@@ -232,9 +232,8 @@ describe("WatchAccounts behind the edge", () => {
       },
       sessions: {
         create: notUsed,
-        get: notUsed,
+        getFor: notUsed,
         revoke: notUsed,
-        getOwn: notUsed,
         connect: notUsed,
         startOAuth: notUsed,
         completeOAuth: notUsed,

@@ -53,6 +53,8 @@ export interface StartOAuthInput {
   redirectUri: string;
   accountId?: string;
   endUser?: EndUser;
+  /** The id a new account gets (a connect session reserves it); a new one otherwise. */
+  newAccountId?: string;
   /** The connect session that begins it: only that session (or the hosted callback) may complete it. */
   sessionId?: string;
 }
@@ -66,6 +68,8 @@ export interface ConnectAccountInput {
   credential: KeyCredential;
   idempotencyKey?: string;
   endUser?: EndUser;
+  /** The id a new account gets (a connect session reserves it); a new one otherwise. */
+  newAccountId?: string;
   /** Re-authorizes this account in place instead of connecting a new one. */
   accountId?: string;
   /** The connect session that connects it. */
@@ -103,6 +107,8 @@ export function checkEndUser(endUser: EndUser | undefined): void {
  */
 export function holdCredentials(account: Account): HeldCredentials {
   if (account.held) return account.held;
+  // A first handshake still running holds only what it is checking: nothing worth restoring.
+  if (account.status === "connecting") return { credentials: {} };
   const held: HeldCredentials = { credentials: account.credentials };
   if (account.credentialsExpireTime) held.credentialsExpireTime = account.credentialsExpireTime;
   if (account.lastRefreshTime) held.lastRefreshTime = account.lastRefreshTime;

@@ -100,7 +100,7 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
       throw invalidField(wanted, `integration "${input.integration}" takes a ${wanted} credential`);
     }
     const now = clock.now();
-    let id = newId("acc", now);
+    let id = input.newAccountId ?? newId("acc", now);
     if (input.idempotencyKey) {
       const key = `connect-account:${input.idempotencyKey}`;
       const record: AccountIdempotencyRecord = { accountId: id, fingerprint: fingerprintOf(input), createTime: now };
@@ -173,11 +173,13 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     );
     const now = clock.now();
     const { before, after } = await change(environment, accountId, (account) => {
-      if (account.status === "connecting") {
+      if (account.status === "connecting" || account.status === "disconnected") {
         throw new FailedPreconditionError(
           "failed_precondition",
           "ACCOUNT_NOT_ACTIVE",
-          `account "${accountId}" is connecting already; wait for its handshake to end`,
+          account.status === "connecting"
+            ? `account "${accountId}" is connecting already; wait for its handshake to end`
+            : `account "${accountId}" is disconnected: connect a new account instead`,
         );
       }
       return {
@@ -249,7 +251,7 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
       tenantId,
       labels: { ...input.labels },
       redirectUri: input.redirectUri,
-      accountId: input.accountId ?? newId("acc", now),
+      accountId: input.accountId ?? input.newAccountId ?? newId("acc", now),
       reauthorize: input.accountId !== undefined,
       ...(input.endUser && !input.accountId ? { endUser: input.endUser } : {}),
       ...(input.sessionId ? { sessionId: input.sessionId } : {}),
@@ -392,29 +394,42 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
    * provider, or be meant for one): the state is spent, so the code can never
    * be completed with it, and nothing is sent anywhere.
    */
-  async function checkIssuer(environment: string, state: OAuthState, iss: string | undefined): Promise<void> {
-    if (iss === undefined || iss === "") return;
+  async function checkIssuer(environment: string, state: OAuthState, given: string | undefined): Promise<void> {
+    const iss = given ?? "";
     const integration = await integrations.get(environment, state.integration);
     const expected = integration?.oauth2?.issuer;
-    if (expected !== undefined && iss === expected) return;
+    // No issuer configured: a response naming none is the usual case. Configured: the provider sends `iss`,
+    // so a response without it may come from another one (RFC 9207 section 2.4).
+    if (expected === undefined ? iss === "" : iss === expected) return;
     if (state.usedWith === undefined) await store.useState(environment, state, "issuer-mismatch");
     throw new RoomkeyError(
       "invalid_argument",
       "OAUTH_ISSUER_MISMATCH",
       expected === undefined
         ? `iss: the authorization response names issuer "${iss}" but integration "${state.integration}" has none configured: refused as a possible mix-up; start the connection again`
-        : `iss: the authorization response names issuer "${iss}", not "${expected}" of integration "${state.integration}": refused as a mix-up; start the connection again`,
+        : iss === ""
+          ? `iss: the authorization response names no issuer but integration "${state.integration}" expects "${expected}": refused as a possible mix-up; start the connection again`
+          : `iss: the authorization response names issuer "${iss}", not "${expected}" of integration "${state.integration}": refused as a mix-up; start the connection again`,
       { integration: state.integration },
       [{ field: "iss", description: "is not the integration's issuer" }],
     );
   }
 
-  /** The connect session that began a state, if any: for the hosted callback. */
-  async function stateSession(environment: string, stateValue: string): Promise<string | undefined> {
-    return (await store.getState(environment, hashState(stateValue)))?.sessionId;
+  /** What the hosted callback needs to know of a state before completing it; undefined when unknown or expired. */
+  async function stateFacts(
+    environment: string,
+    stateValue: string,
+  ): Promise<{ sessionId?: string; accountId: string; redirectUri: string } | undefined> {
+    const state = await store.getState(environment, hashState(stateValue));
+    if (!state || state.expireTime.getTime() <= clock.now().getTime()) return undefined;
+    return {
+      accountId: state.accountId,
+      redirectUri: state.redirectUri,
+      ...(state.sessionId ? { sessionId: state.sessionId } : {}),
+    };
   }
 
-  return { connect, startOAuth, completeOAuth, stateSession };
+  return { connect, startOAuth, completeOAuth, stateFacts };
 }
 
 /** Where a pending OAuth connection's sealed PKCE verifier belongs. */

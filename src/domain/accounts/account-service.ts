@@ -156,7 +156,7 @@ export function createAccountService(deps: AccountServiceDeps) {
     credentials: handOut.credentials,
     startOAuth: connections.startOAuth,
     completeOAuth: connections.completeOAuth,
-    stateSession: connections.stateSession,
+    stateFacts: connections.stateFacts,
     refresh: handOut.refresh,
   };
 }

@@ -39,6 +39,8 @@ export interface Handshake {
   redirectUri?: string;
   /** A re-authorization: the status the account had when it began (NEEDS_REAUTH → ACTIVE is a recovery). */
   reauthorizedFrom?: AccountStatus;
+  /** A re-authorization whose new credential failed: the account went back to `reauthorizedFrom` with its old one. */
+  reauthorizationFailed?: true;
 }
 
 /** The platform's own user who owns an account (or a connect session's account to be). */
@@ -117,7 +119,11 @@ export type AccountView = Omit<
   | "scopes"
   | "held"
   | "upstreamRevocation"
-> & { upstreamRevocation?: Omit<UpstreamRevocation, "tokens"> };
+> & {
+  upstreamRevocation?: Omit<UpstreamRevocation, "tokens">;
+  /** The last handshake was a re-authorization that failed (see Handshake.reauthorizationFailed). */
+  reauthorizationFailed?: true;
+};
 
 export function toAccountView(account: Account): AccountView {
   const {
@@ -129,8 +135,9 @@ export function toAccountView(account: Account): AccountView {
     scopes: _s,
     held: _held,
     upstreamRevocation,
-    ...view
+    ...rest
   } = account;
+  const view: AccountView = account.handshake.reauthorizationFailed ? { ...rest, reauthorizationFailed: true } : rest;
   if (!upstreamRevocation) return view;
   const { tokens: _tokens, ...revocation } = upstreamRevocation;
   return { ...view, upstreamRevocation: revocation };

@@ -201,6 +201,8 @@ export function createHandshakes(deps: HandshakeDeps) {
       statusReason: `re-authorization failed: ${reason}`,
       credentials: held.credentials,
       credentialsVersion: account.credentialsVersion + 1,
+      // Told apart from a success: an ACTIVE account whose new key failed is not "connected again".
+      handshake: { ...account.handshake, reauthorizationFailed: true },
     };
     const unset: (keyof Account)[] = ["held"];
     for (const field of ["credentialsExpireTime", "lastRefreshTime", "tokenType", "scopes"] as const) {

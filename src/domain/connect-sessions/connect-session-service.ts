@@ -22,20 +22,25 @@ import {
   maxSessionAttempts,
   maxSessionLifetimeMs,
   originOf,
+  reservationLeaseMs,
   type SessionFacts,
   sessionDisplayPrefix,
   sessionStatusAt,
+  sessionWriteTries,
+  toOwnSessionView,
   toSessionView,
 } from "./connect-sessions.js";
 import type { ConnectSessionStore, SessionInvalidations } from "./ports.js";
 
 export interface ConnectSessionServiceDeps {
   store: ConnectSessionStore;
-  accounts: Pick<AccountService, "get" | "connect" | "startOAuth" | "completeOAuth" | "stateSession">;
+  accounts: Pick<AccountService, "get" | "connect" | "startOAuth" | "completeOAuth" | "stateFacts">;
   integrations: { get(environment: string, name: string): Promise<Integration | undefined> };
   invalidations: SessionInvalidations;
   /** The public base URL of the HTTP port (connect URLs, the OAuth callback); known once it listens. */
   publicUrl(): string;
+  /** Whether an environment is known to exist, from memory: a name in a made-up state costs no lookup. */
+  environmentKnown(name: string): boolean;
   clock: Clock;
   warn(message: string, details: Record<string, unknown>): void;
 }
@@ -89,6 +94,26 @@ function ended(session: ConnectSession, now: number): RoomkeyError | undefined {
     );
   }
   return undefined;
+}
+
+/**
+ * An account as a connect session reads it: enough to follow its connection,
+ * not the platform's labels, tenant or the provider's identifiers.
+ */
+function forSession(account: AccountView): AccountView {
+  return {
+    id: account.id,
+    integration: account.integration,
+    tenantId: "",
+    labels: {},
+    status: account.status,
+    statusReason: account.statusReason,
+    authType: account.authType,
+    createTime: account.createTime,
+    updateTime: account.updateTime,
+    ...(account.endUser ? { endUser: account.endUser } : {}),
+    ...(account.reauthorizationFailed ? { reauthorizationFailed: true as const } : {}),
+  };
 }
 
 function spent(): RoomkeyError {
@@ -213,7 +238,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
 
   /** Revokes a session; every replica refuses it once the invalidation arrives (pub/sub, well under a second). */
   async function revoke(environment: string, id: string): Promise<ConnectSessionView> {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let attempt = 0; attempt < sessionWriteTries; attempt++) {
       const session = await read(environment, id);
       const now = clock.now();
       if (session.revokeTime) return toSessionView(session, now.getTime());
@@ -238,28 +263,80 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     );
   }
 
+  /** An account of the session's, or undefined when it does not exist (yet). */
+  async function find(environment: string, id: string): Promise<AccountView | undefined> {
+    try {
+      return await accounts.get(environment, id);
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
   /**
-   * Takes one of the session's connection attempts, refusing when it is
-   * spent, out of attempts, or its account's handshake is still running.
+   * Refuses a connection when the session's account is ACTIVE (the session is
+   * spent: marked so), or is connecting, or is being made by another call now.
+   * `completing`: the account a completion makes or re-authorizes (its own
+   * state's), which may differ from the session's latest.
    */
-  async function beginAttempt(environment: string, facts: SessionFacts, method: string): Promise<ConnectSession> {
-    for (let tries = 0; tries < 5; tries++) {
+  async function assertCanConnect(
+    environment: string,
+    session: ConnectSession,
+    method: string,
+    completing?: string,
+  ): Promise<void> {
+    if (session.spendTime) throw spent();
+    if (session.accountId === undefined) return;
+    const account = await find(environment, session.accountId);
+    if (session.reauthorize && (!account || account.status === "disconnected")) {
+      throw new FailedPreconditionError(
+        "failed_precondition",
+        "ACCOUNT_NOT_ACTIVE",
+        `${method}: the account this connect session re-authorizes is gone or disconnected`,
+      );
+    }
+    if (account?.status === "active" && !account.reauthorizationFailed && account.connectSessionId === session.id) {
+      await markSpent(environment, session.id);
+      throw spent();
+    }
+    if (account?.status === "connecting" && account.id !== completing) {
+      throw new FailedPreconditionError(
+        "failed_precondition",
+        "ACCOUNT_NOT_ACTIVE",
+        `${method}: the session's account is connecting; wait for its handshake to end`,
+      );
+    }
+    const reserved = session.reserveTime?.getTime() ?? 0;
+    if (!account && session.reserveKind === "connect" && clock.now().getTime() - reserved < reservationLeaseMs) {
+      throw new FailedPreconditionError(
+        "failed_precondition",
+        "ACCOUNT_NOT_ACTIVE",
+        `${method}: the session is connecting an account already; wait for it`,
+      );
+    }
+  }
+
+  /**
+   * Takes one of the session's connection attempts and, unless it
+   * re-authorizes, reserves the id of the account the attempt makes, in one
+   * version-checked write: a second attempt racing this one sees the
+   * reservation and waits instead of making another account.
+   */
+  async function beginAttempt(
+    environment: string,
+    facts: SessionFacts,
+    method: string,
+    request: { kind: "connect" | "oauth"; integration: string; accountId?: string },
+  ): Promise<{ session: ConnectSession; integration: string; newAccountId?: string }> {
+    const { kind } = request;
+    for (let tries = 0; tries < sessionWriteTries; tries++) {
       const session = await current(environment, facts);
-      if (session.spendTime) throw spent();
-      if (session.accountId !== undefined) {
-        const account = await accounts.get(environment, session.accountId).catch(() => undefined);
-        if (account?.status === "active" && (!session.reauthorize || account.connectSessionId === session.id)) {
-          await markSpent(environment, session.id);
-          throw spent();
-        }
-        if (account?.status === "connecting") {
-          throw new FailedPreconditionError(
-            "failed_precondition",
-            "ACCOUNT_NOT_ACTIVE",
-            `${method}: the session's account is connecting; wait for its handshake to end`,
-          );
-        }
+      // What the session does not offer is refused before it costs an attempt.
+      const integration = checkIntegration(session, request.integration, method);
+      if (request.accountId !== undefined && request.accountId !== session.accountId) {
+        throw notAllowed(method, "account_id is not the account this connect session re-authorizes");
       }
+      await assertCanConnect(environment, session, method);
       if (session.attempts >= maxSessionAttempts) {
         throw new RoomkeyError(
           "resource_exhausted",
@@ -267,8 +344,13 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
           `${method}: the connect session made ${maxSessionAttempts} connection attempts already; create a new one`,
         );
       }
-      const after = await store.update(environment, session, { attempts: session.attempts + 1 });
-      if (after) return after;
+      const now = clock.now();
+      const newAccountId = session.reauthorize ? undefined : newId("acc", now);
+      const after = await store.update(environment, session, {
+        attempts: session.attempts + 1,
+        ...(newAccountId ? { accountId: newAccountId, reserveTime: now, reserveKind: kind } : {}),
+      });
+      if (after) return { session: after, integration, ...(newAccountId ? { newAccountId } : {}) };
     }
     throw new RoomkeyError("aborted", "CONCURRENT_MODIFICATION", "the connect session was changed concurrently; retry");
   }
@@ -282,14 +364,21 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     return name;
   }
 
-  /** Remembers the account a session began (not for re-authorization: that account is the session's already). */
+  /** Makes `accountId` the session's account (a completion of an older OAuth attempt than its latest). */
   async function noteAccount(environment: string, session: ConnectSession, accountId: string): Promise<void> {
     if (session.reauthorize) return;
-    for (let tries = 0; tries < 5; tries++) {
+    for (let tries = 0; tries < sessionWriteTries; tries++) {
       const now = await read(environment, session.id);
       if (now.accountId === accountId) return;
       if (await store.update(environment, now, { accountId })) return;
     }
+    throw new RoomkeyError("aborted", "CONCURRENT_MODIFICATION", "the connect session was changed concurrently; retry");
+  }
+
+  /** A completion of a state this session began: refused once the session is spent or busy with another account. */
+  async function completable(environment: string, session: ConnectSession, stateValue: string): Promise<void> {
+    const state = await accounts.stateFacts(environment, stateValue);
+    await assertCanConnect(environment, session, "CompleteOAuthConnection", state?.accountId);
   }
 
   /** ConnectAccount with a session: its end user, tenant and labels; an integration it offers. */
@@ -298,12 +387,12 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     facts: SessionFacts,
     input: { integration: string; credential: KeyCredential; accountId?: string },
   ): Promise<AccountView> {
-    const session = await beginAttempt(environment, facts, "ConnectAccount");
-    const integration = checkIntegration(session, input.integration, "ConnectAccount");
-    if (input.accountId !== undefined && input.accountId !== session.accountId) {
-      throw notAllowed("ConnectAccount", "account_id is not the account this connect session re-authorizes");
-    }
-    const { account } = await accounts.connect(environment, {
+    const { session, integration, newAccountId } = await beginAttempt(environment, facts, "ConnectAccount", {
+      kind: "connect",
+      integration: input.integration,
+      ...(input.accountId === undefined ? {} : { accountId: input.accountId }),
+    });
+    const connected = accounts.connect(environment, {
       integration,
       tenantId: session.tenantId,
       // A re-authorization keeps the account's labels.
@@ -312,9 +401,14 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       endUser: session.endUser,
       sessionId: session.id,
       ...(session.reauthorize && session.accountId ? { accountId: session.accountId } : {}),
+      ...(newAccountId ? { newAccountId } : {}),
     });
-    await noteAccount(environment, session, account.id);
-    return account;
+    const { account } = await connected.catch(async (error: unknown) => {
+      // Refused before it made the account: the reservation ends, so the end user can try again at once.
+      if (newAccountId) await store.update(environment, session, { reserveTime: new Date(0) }).catch(() => undefined);
+      throw error;
+    });
+    return forSession(account);
   }
 
   /** StartOAuthConnection with a session: roomkey's callback unless a redirect URI on an allowed origin is given. */
@@ -323,22 +417,22 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     facts: SessionFacts,
     input: { integration: string; redirectUri: string; accountId?: string },
   ) {
-    const session = await beginAttempt(environment, facts, "StartOAuthConnection");
-    const integration = checkIntegration(session, input.integration, "StartOAuthConnection");
-    if (input.accountId !== undefined && input.accountId !== session.accountId) {
-      throw notAllowed("StartOAuthConnection", "account_id is not the account this connect session re-authorizes");
-    }
     let redirectUri = input.redirectUri;
     if (redirectUri === "") redirectUri = `${deps.publicUrl()}${oauthCallbackPath}`;
     else {
       const origin = originOf(redirectUri);
-      if (!origin || !session.allowedOrigins.includes(origin)) {
+      if (!origin || !facts.allowedOrigins.has(origin)) {
         throw notAllowed(
           "StartOAuthConnection",
           "redirect_uri must be on one of the connect session's allowed origins",
         );
       }
     }
+    const { session, integration, newAccountId } = await beginAttempt(environment, facts, "StartOAuthConnection", {
+      kind: "oauth",
+      integration: input.integration,
+      ...(input.accountId === undefined ? {} : { accountId: input.accountId }),
+    });
     return accounts.startOAuth(environment, {
       integration,
       tenantId: session.tenantId,
@@ -348,6 +442,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       endUser: session.endUser,
       sessionId: session.id,
       ...(session.reauthorize && session.accountId ? { accountId: session.accountId } : {}),
+      ...(newAccountId ? { newAccountId } : {}),
     });
   }
 
@@ -358,12 +453,13 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     input: { state: string; code: string; iss?: string },
   ): Promise<AccountView> {
     const session = await current(environment, facts);
+    await completable(environment, session, input.state);
     const account = await accounts.completeOAuth(environment, input.state, input.code, {
       session: { id: session.id },
       ...(input.iss ? { iss: input.iss } : {}),
     });
     await noteAccount(environment, session, account.id);
-    return account;
+    return forSession(account);
   }
 
   /** GetAccount with a session: only the account it connected or re-authorizes, while it lasts (spent or not). */
@@ -371,7 +467,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     const session = await current(environment, facts);
     if (session.accountId !== id)
       throw notAllowed("GetAccount", "a connect session reads only the account it connected");
-    return accounts.get(environment, id);
+    return forSession(await accounts.get(environment, id));
   }
 
   async function getOwn(
@@ -380,14 +476,24 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
   ): Promise<{ session: ConnectSessionView; integrations: ConnectIntegrationView[] }> {
     const session = await current(environment, facts);
     return {
-      session: toSessionView(session, clock.now().getTime()),
+      session: toOwnSessionView(session, clock.now().getTime()),
       integrations: await offered(environment, session),
     };
   }
 
+  /** GetConnectSession: by id with a token (or the admin key), or a session's own (its id or none). */
+  function getFor(environment: string, facts: SessionFacts | undefined, id: string) {
+    if (!facts) {
+      if (id === "") throw invalidField("id", "is required unless called with a connect session");
+      return get(environment, id);
+    }
+    if (id !== "" && id !== facts.id) throw notAllowed("GetConnectSession", "a connect session reads only itself");
+    return getOwn(environment, facts);
+  }
+
   /** Marks a session spent (its account became ACTIVE); once only. */
   async function markSpent(environment: string, id: string): Promise<void> {
-    for (let tries = 0; tries < 5; tries++) {
+    for (let tries = 0; tries < sessionWriteTries; tries++) {
       const session = await store.get(environment, id);
       if (!session || session.spendTime) return;
       if (await store.update(environment, session, { spendTime: clock.now() })) return;
@@ -398,51 +504,64 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
   async function accountChanged(environment: string, event: AccountEvent): Promise<void> {
     const { account } = event;
     if (account.status !== "active" || event.previousStatus === "active" || !account.connectSessionId) return;
+    if (account.reauthorizationFailed) return;
     await markSpent(environment, account.connectSessionId);
+  }
+
+  function callbackUrl(): string {
+    return `${deps.publicUrl()}${oauthCallbackPath}`;
   }
 
   /**
    * The hosted callback: the provider's redirect with a state a session began
    * and its code. The environment is in the state itself (one fixed callback
-   * serves every environment).
+   * serves every environment) and must be one this process knows, so a
+   * made-up state costs no lookup. The session must still be open, and the
+   * state's redirect URI this very callback (the exchange repeats it).
    */
   async function completeCallback(input: {
     state: string;
     code: string;
     iss?: string;
   }): Promise<{ environment: string; session: ConnectSession; account: AccountView }> {
+    const unknownState = () => invalidField("state", "is unknown or has expired; start the connection again");
     const environment = stateEnvironment(input.state);
+    if (environment === undefined) throw unknownState();
+    const state = await accounts.stateFacts(environment, input.state);
+    if (!state?.sessionId || state.redirectUri !== callbackUrl()) throw unknownState();
+    const session = await read(environment, state.sessionId);
+    const refusal = ended(session, clock.now().getTime());
+    if (refusal) throw refusal;
+    await assertCanConnect(environment, session, "the OAuth callback", state.accountId);
     const account = await accounts.completeOAuth(environment, input.state, input.code, {
-      session: "any-session",
-      ...(input.iss ? { iss: input.iss } : {}),
+      session: { id: session.id },
+      ...(input.iss === undefined ? {} : { iss: input.iss }),
     });
-    const sessionId = account.connectSessionId;
-    if (!sessionId) throw invalidField("state", "was not begun by a connect session");
-    const session = await read(environment, sessionId);
     await noteAccount(environment, session, account.id);
     return { environment, session: { ...session, accountId: account.id }, account };
   }
 
   /** The session whose OAuth attempt a state belongs to (a provider's error redirect), if any. */
   async function sessionOfState(state: string): Promise<{ environment: string; session: ConnectSession } | undefined> {
-    const environment = environmentOfState(state);
-    if (environment === undefined || !isEnvironmentName(environment)) return undefined;
-    const id = await accounts.stateSession(environment, state).catch(() => undefined);
+    const environment = stateEnvironment(state);
+    if (environment === undefined) return undefined;
+    const id = (await accounts.stateFacts(environment, state))?.sessionId;
     const session = id === undefined ? undefined : await store.get(environment, id);
     return session ? { environment, session } : undefined;
   }
 
-  function stateEnvironment(state: string): string {
+  /** The environment a state names, when this process knows it exists. */
+  function stateEnvironment(state: string): string | undefined {
     const environment = environmentOfState(state);
-    if (environment === undefined || !isEnvironmentName(environment)) {
-      throw invalidField("state", "is unknown or has expired; start the connection again");
-    }
-    return environment;
+    return environment !== undefined && isEnvironmentName(environment) && deps.environmentKnown(environment)
+      ? environment
+      : undefined;
   }
 
   return {
     create,
     get,
+    getFor,
     revoke,
     getOwn,
     connect,

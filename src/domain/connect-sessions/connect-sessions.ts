@@ -19,6 +19,10 @@ export const maxSessionLifetimeMs = 24 * 3_600_000;
  * a leaked secret to fill the environment with accounts and handshake jobs.
  */
 export const maxSessionAttempts = 10;
+/** How long a ConnectAccount's reservation of an account id keeps a second one waiting (its call makes the account). */
+export const reservationLeaseMs = 15_000;
+/** Tries of a session write that lost a race to another (version-checked) before giving up. */
+export const sessionWriteTries = 5;
 
 /** A connect session as stored. */
 export interface ConnectSession {
@@ -30,8 +34,16 @@ export interface ConnectSession {
   tenantId: string;
   /** The integrations it offers; for a re-authorization, the account's. */
   integrations: string[];
-  /** The account it re-authorizes, or the last one it began connecting. */
+  /** The account it re-authorizes, or the last one it began connecting (reserved before it exists). */
   accountId?: string;
+  /**
+   * When and how `accountId` was reserved (not for a re-authorization): a
+   * ConnectAccount makes its account within the call, so a reservation
+   * without an account is one still under way for `reservationLeaseMs`; an
+   * OAuth start's account exists only once the end user comes back.
+   */
+  reserveTime?: Date;
+  reserveKind?: "connect" | "oauth";
   reauthorize: boolean;
   allowedOrigins: string[];
   returnUrl?: string;
@@ -67,8 +79,16 @@ export type ConnectSessionView = Omit<ConnectSession, "hash" | "version" | "crea
 };
 
 export function toSessionView(session: ConnectSession, now: number): ConnectSessionView {
-  const { hash: _hash, version: _version, createdBy: _by, ...view } = session;
+  const { hash: _hash, version: _version, createdBy: _by, reserveTime: _time, reserveKind: _kind, ...view } = session;
   return { ...view, status: sessionStatusAt(session, now) };
+}
+
+/**
+ * A session as its own holder (an end user's browser) sees it: not the
+ * platform's labels or tenant id.
+ */
+export function toOwnSessionView(session: ConnectSession, now: number): ConnectSessionView {
+  return { ...toSessionView(session, now), labels: {}, tenantId: "" };
 }
 
 /**

@@ -107,6 +107,8 @@ export function createWebhookRaiser(deps: WebhookRaiserDeps) {
 export function accountEventType(event: AccountEvent): WebhookEventType | undefined {
   const { status } = event.account;
   if (event.previousStatus === status) return status === "connecting" ? "account.created" : undefined;
+  // A re-authorization that failed: the account went back to its old status and credentials.
+  if (event.previousStatus === "connecting" && event.account.reauthorizationFailed) return "account.failed";
   switch (status) {
     case "active":
       return event.reauthorizedFrom === "needs_reauth" ? "account.recovered" : "account.active";

@@ -2,10 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { AccountService as Accounts } from "../../domain/accounts/account-service.js";
 import type { AccountEvent, EndUser } from "../../domain/accounts/accounts.js";
 import type { AccountFilter } from "../../domain/accounts/ports.js";
-import {
-  type ConnectSessionService as ConnectSessions,
-  notAllowed,
-} from "../../domain/connect-sessions/connect-session-service.js";
+import type { ConnectSessionService as ConnectSessions } from "../../domain/connect-sessions/connect-session-service.js";
 import type { SessionFacts } from "../../domain/connect-sessions/connect-sessions.js";
 import { invalidField } from "../../domain/errors.js";
 import type { Listing, PageTokens } from "../../domain/paging.js";
@@ -33,7 +30,7 @@ export interface AccountHandlerDeps {
   >;
   sessions: Pick<
     ConnectSessions,
-    "create" | "get" | "revoke" | "getOwn" | "connect" | "startOAuth" | "completeOAuth" | "getAccount"
+    "create" | "getFor" | "revoke" | "connect" | "startOAuth" | "completeOAuth" | "getAccount"
   >;
   watch(environment: string, signal: AbortSignal): AsyncIterable<AccountEvent>;
   pages: PageTokens;
@@ -214,14 +211,7 @@ export function createAccountHandlers({
     },
     async getConnectSession(req, ctx) {
       const call = callContext(ctx);
-      const session = sessionOf(call);
-      if (session && req.id !== "" && req.id !== session.id) {
-        throw notAllowed("GetConnectSession", "a connect session reads only itself");
-      }
-      if (!session && req.id === "") throw invalidField("id", "is required unless called with a connect session");
-      const found = session
-        ? await sessions.getOwn(call.environment, session)
-        : await sessions.get(call.environment, req.id);
+      const found = await sessions.getFor(call.environment, sessionOf(call), req.id);
       return {
         session: connectSessionToProto(found.session),
         integrations: found.integrations.map(connectIntegrationToProto),

@@ -52,6 +52,7 @@ export function accountToProto(account: AccountView): MessageInitShape<typeof Ac
     credentialsExpireTime: toTimestamp(account.credentialsExpireTime),
     lastRefreshTime: toTimestamp(account.lastRefreshTime),
     ...(account.endUser ? { endUser: endUserToProto(account.endUser) } : {}),
+    reauthorizationFailed: account.reauthorizationFailed === true,
     ...(account.upstreamRevocation
       ? {
           upstreamRevocation: {

@@ -186,8 +186,12 @@ type Account struct {
 	// DeleteAccount, when its integration has a revocation endpoint. Output
 	// only.
 	UpstreamRevocation *UpstreamRevocation `protobuf:"bytes,15,opt,name=upstream_revocation,json=upstreamRevocation,proto3" json:"upstream_revocation,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// Whether the account's last re-authorization failed: the account kept its
+	// old credentials and went back to the status it had, and `status_reason`
+	// says why. Cleared by the next handshake. Output only.
+	ReauthorizationFailed bool `protobuf:"varint,16,opt,name=reauthorization_failed,json=reauthorizationFailed,proto3" json:"reauthorization_failed,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Account) Reset() {
@@ -323,6 +327,13 @@ func (x *Account) GetUpstreamRevocation() *UpstreamRevocation {
 		return x.UpstreamRevocation
 	}
 	return nil
+}
+
+func (x *Account) GetReauthorizationFailed() bool {
+	if x != nil {
+		return x.ReauthorizationFailed
+	}
+	return false
 }
 
 // The outcome of revoking a deleted account's tokens at the provider.
@@ -1876,7 +1887,7 @@ var File_roomkey_v1_account_service_proto protoreflect.FileDescriptor
 const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"\n" +
 	" roomkey/v1/account_service.proto\x12\n" +
-	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17roomkey/v1/common.proto\x1a!roomkey/v1/connect_sessions.proto\"\xdb\x06\n" +
+	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17roomkey/v1/common.proto\x1a!roomkey/v1/connect_sessions.proto\"\x92\a\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vintegration\x18\x02 \x01(\tR\vintegration\x12\x1b\n" +
@@ -1896,7 +1907,8 @@ const file_roomkey_v1_account_service_proto_rawDesc = "" +
 	"\x17credentials_expire_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x15credentialsExpireTime\x12F\n" +
 	"\x11last_refresh_time\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x0flastRefreshTime\x12.\n" +
 	"\bend_user\x18\x0e \x01(\v2\x13.roomkey.v1.EndUserR\aendUser\x12O\n" +
-	"\x13upstream_revocation\x18\x0f \x01(\v2\x1e.roomkey.v1.UpstreamRevocationR\x12upstreamRevocation\x1a9\n" +
+	"\x13upstream_revocation\x18\x0f \x01(\v2\x1e.roomkey.v1.UpstreamRevocationR\x12upstreamRevocation\x125\n" +
+	"\x16reauthorization_failed\x18\x10 \x01(\bR\x15reauthorizationFailed\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x01\n" +

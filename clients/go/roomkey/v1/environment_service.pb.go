@@ -945,8 +945,8 @@ type OAuth2Config struct {
 	// The provider's issuer identifier (RFC 9207), such as
 	// `https://login.example.com`. An authorization response that carries `iss`
 	// must carry exactly this; one that carries another (or any, when this is
-	// empty) fails as a mix-up attack. When set, a response without `iss` is
-	// accepted only if the provider does not send it.
+	// empty) fails as a mix-up attack. When set, a response without `iss` fails
+	// too: set it only for a provider that sends `iss`.
 	Issuer string `protobuf:"bytes,11,opt,name=issuer,proto3" json:"issuer,omitempty"`
 	// Turns PKCE off, for a provider that refuses `code_challenge`. PKCE S256
 	// is used otherwise (RFC 9700).

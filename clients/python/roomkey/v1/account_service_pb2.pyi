@@ -22,7 +22,7 @@ UPSTREAM_REVOCATION_STATUS_PENDING: UpstreamRevocationStatus
 UPSTREAM_REVOCATION_STATUS_UNSPECIFIED: UpstreamRevocationStatus
 
 class Account(_message.Message):
-    __slots__ = ["auth_type", "create_time", "credentials_expire_time", "end_user", "id", "integration", "labels", "last_refresh_time", "remote_id", "remote_name", "status", "status_reason", "tenant_id", "update_time", "upstream_revocation"]
+    __slots__ = ["auth_type", "create_time", "credentials_expire_time", "end_user", "id", "integration", "labels", "last_refresh_time", "reauthorization_failed", "remote_id", "remote_name", "status", "status_reason", "tenant_id", "update_time", "upstream_revocation"]
     class LabelsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,7 @@ class Account(_message.Message):
     INTEGRATION_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     LAST_REFRESH_TIME_FIELD_NUMBER: _ClassVar[int]
+    REAUTHORIZATION_FAILED_FIELD_NUMBER: _ClassVar[int]
     REMOTE_ID_FIELD_NUMBER: _ClassVar[int]
     REMOTE_NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +54,7 @@ class Account(_message.Message):
     integration: str
     labels: _containers.ScalarMap[str, str]
     last_refresh_time: _timestamp_pb2.Timestamp
+    reauthorization_failed: bool
     remote_id: str
     remote_name: str
     status: AccountStatus
@@ -60,7 +62,7 @@ class Account(_message.Message):
     tenant_id: str
     update_time: _timestamp_pb2.Timestamp
     upstream_revocation: UpstreamRevocation
-    def __init__(self, id: _Optional[str] = ..., integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., status_reason: _Optional[str] = ..., auth_type: _Optional[_Union[_common_pb2.AuthType, str]] = ..., remote_id: _Optional[str] = ..., remote_name: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., credentials_expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_refresh_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_user: _Optional[_Union[_connect_sessions_pb2.EndUser, _Mapping]] = ..., upstream_revocation: _Optional[_Union[UpstreamRevocation, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., integration: _Optional[str] = ..., tenant_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., status: _Optional[_Union[AccountStatus, str]] = ..., status_reason: _Optional[str] = ..., auth_type: _Optional[_Union[_common_pb2.AuthType, str]] = ..., remote_id: _Optional[str] = ..., remote_name: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., credentials_expire_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., last_refresh_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_user: _Optional[_Union[_connect_sessions_pb2.EndUser, _Mapping]] = ..., upstream_revocation: _Optional[_Union[UpstreamRevocation, _Mapping]] = ..., reauthorization_failed: bool = ...) -> None: ...
 
 class ApiKeyCredential(_message.Message):
     __slots__ = ["key"]

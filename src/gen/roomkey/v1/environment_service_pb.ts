@@ -520,8 +520,8 @@ export type OAuth2Config = Message<"roomkey.v1.OAuth2Config"> & {
    * The provider's issuer identifier (RFC 9207), such as
    * `https://login.example.com`. An authorization response that carries `iss`
    * must carry exactly this; one that carries another (or any, when this is
-   * empty) fails as a mix-up attack. When set, a response without `iss` is
-   * accepted only if the provider does not send it.
+   * empty) fails as a mix-up attack. When set, a response without `iss` fails
+   * too: set it only for a provider that sends `iss`.
    *
    * @generated from field: string issuer = 11;
    */
