@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { type Cli, type Connect, createCli, type Io } from "./cli.js";
 import { accountCommands } from "./commands/account.js";
+import { connectSessionCommands } from "./commands/connect-session.js";
 import { envCommands } from "./commands/env.js";
 import { integrationCommands } from "./commands/integration.js";
 import { tokenCommands } from "./commands/token.js";
@@ -48,6 +49,7 @@ export function createProgram(cli: Cli, onAction: (command: Command) => void = (
   envCommands(program, cli);
   tokenCommands(program, cli);
   accountCommands(program, cli);
+  connectSessionCommands(program, cli);
   integrationCommands(program, cli);
   webhookCommands(program, cli);
   return program;

@@ -1,9 +1,5 @@
-import { execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { builtBefore } from "../helpers/build.js";
+import { buildCliIfStale, type CliRun, fieldOf, rowsOf, runCli, runCliOk } from "../helpers/cli-runner.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { eventually, startTestServer, type TestServer, testConfig } from "../helpers/server.js";
 import { signersOf, startWebhookReceiver, type WebhookReceiver } from "../helpers/webhook-receiver.js";
@@ -14,9 +10,6 @@ import { signersOf, startWebhookReceiver, type WebhookReceiver } from "../helper
  * receiver that answers 204. test/integration/cli.test.ts covers the other
  * nouns; the helpers here are small copies of its own.
  */
-const root = resolve(import.meta.dirname, "../..");
-const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { bin?: Record<string, string> };
-const bin = join(root, pkg.bin?.roomkey ?? "the package has no roomkey bin");
 
 let server: TestServer;
 let receiver: WebhookReceiver;
@@ -25,14 +18,7 @@ beforeAll(async () => {
   receiver = await startWebhookReceiver();
   // Plain http to 127.0.0.1: testConfig already allows 127.0.0.0/8 as an outbound destination.
   server = await startTestServer(testConfig({ ROOMKEY_WEBHOOK_ALLOW_HTTP: "true" }));
-  if (
-    builtBefore(
-      bin,
-      ["src/cli", "src/client", "src/gen/roomkey"].map((dir) => join(root, dir)),
-    )
-  ) {
-    await promisify(execFile)("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root, timeout: 120_000 });
-  }
+  await buildCliIfStale();
 }, 180_000);
 
 afterAll(async () => {
@@ -40,57 +26,10 @@ afterAll(async () => {
   await receiver?.stop();
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the built CLI to its end with the admin key, and none of the user's own ROOMKEY_* variables. */
-function roomkey(args: string[]): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith("ROOMKEY_")) env[key] = value;
-  env.ROOMKEY_ADDR = server.grpcAddress;
-  env.ROOMKEY_TOKEN = server.adminKey;
-  return new Promise((done) => {
-    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const timer = setTimeout(() => child.kill("SIGKILL"), 40_000);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
-
-/** Runs the CLI and fails the test, showing what it printed, unless it exits 0. */
-async function ok(args: string[]): Promise<Run> {
-  const run = await roomkey(args);
-  if (run.code !== 0) throw new Error(`roomkey ${args.join(" ")} exited ${run.code}:\n${run.stdout}${run.stderr}`);
-  return run;
-}
-
-/** The value of one `label  value` line of a fields view. */
-function field(stdout: string, label: string): string | undefined {
-  const escaped = label.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`^${escaped} {2,}(.*)$`, "m").exec(stdout)?.[1];
-}
-
-/** The rows of a table under its header, cut where two or more spaces part its columns (no cell here holds two). */
-function rows(stdout: string): string[][] {
-  return stdout
-    .trimEnd()
-    .split("\n")
-    .slice(1)
-    .map((row) => row.split(/ {2,}/));
-}
+const roomkey = (args: string[]) => runCli(server, args);
+const ok = (args: string[]) => runCliOk(server, args);
+const field = fieldOf;
+const rows = rowsOf;
 
 describe("roomkey webhook against a real roomkey", { timeout: 90_000 }, () => {
   it("when an endpoint is created and a token is created, then deliveries, redeliver, rotate-secret, update and delete each show what happened", async () => {
@@ -135,7 +74,7 @@ describe("roomkey webhook against a real roomkey", { timeout: 90_000 }, () => {
     expect(signersOf(first ?? { headers: {}, body: "" }, [secret])).toEqual([0]);
     const eventId = String(first?.headers["webhook-id"]);
 
-    let deliveries: Run = { code: null, stdout: "", stderr: "" };
+    let deliveries: CliRun = { code: null, stdout: "", stderr: "" };
     await eventually(
       async () => {
         deliveries = await ok(["-e", env, "webhook", "deliveries", "--endpoint", id]);

@@ -19,6 +19,7 @@ import { UsageError } from "../errors.js";
 import { collect, collectLabel, enumOption, parseDuration, parsePageSize } from "../flags.js";
 import { enumName, fields, pairs, table, time } from "../output.js";
 import { secretFrom } from "../stdin.js";
+import { endUserText } from "./connect-session.js";
 import { credentialFields } from "./credentials.js";
 import { printNextPage } from "./paging.js";
 import { watchAccounts } from "./watch.js";
@@ -34,6 +35,7 @@ function accountFields(account: Account | undefined): string {
     ["id", a?.id ?? ""],
     ["integration", a?.integration ?? ""],
     ["tenant", a?.tenantId ?? ""],
+    ["end user", endUserText(a?.endUser)],
     ["status", enumName(AccountStatusSchema, a?.status ?? 0)],
     ["status reason", a?.statusReason ?? ""],
     ["auth type", enumName(AuthTypeSchema, a?.authType ?? 0)],
@@ -62,6 +64,8 @@ interface ListFlags {
   integration?: string;
   status?: number;
   tenant?: string;
+  endUser?: string;
+  endUserTag?: string;
   pageSize?: number;
   pageToken?: string;
 }
@@ -78,6 +82,8 @@ export function accountCommands(program: Command, cli: Cli): void {
     .option("--integration <name>", "only accounts of this integration")
     .addOption(enumOption("--status <status>", "only accounts in this status", AccountStatusSchema))
     .option("--tenant <id>", "only accounts of this tenant")
+    .option("--end-user <id>", "only accounts of this end user")
+    .option("--end-user-tag <tag>", "only accounts whose end user has this tag, such as plan:pro")
     .option("--page-size <n>", "accounts per page, 1 to 100 (default 50)", parsePageSize)
     .option("--page-token <token>", "continue a listing: the token a previous page printed")
     .action(async (flags: ListFlags, command: Command) => {
@@ -86,6 +92,8 @@ export function accountCommands(program: Command, cli: Cli): void {
           integration: flags.integration ?? "",
           status: flags.status ?? 0,
           tenantId: flags.tenant ?? "",
+          endUserId: flags.endUser ?? "",
+          endUserTag: flags.endUserTag ?? "",
           pageSize: flags.pageSize ?? 0,
           pageToken: flags.pageToken ?? "",
         },
@@ -93,7 +101,7 @@ export function accountCommands(program: Command, cli: Cli): void {
       );
       cli.print(command, ListAccountsResponseSchema, response, () =>
         table(
-          ["ID", "INTEGRATION", "TENANT", "STATUS", "REMOTE", "UPDATED"],
+          ["ID", "INTEGRATION", "TENANT", "STATUS", "REMOTE", "UPDATED", "END USER"],
           response.accounts.map((a) => [
             a.id,
             a.integration,
@@ -101,6 +109,7 @@ export function accountCommands(program: Command, cli: Cli): void {
             enumName(AccountStatusSchema, a.status),
             a.remoteName || a.remoteId,
             time(a.updateTime),
+            endUserText(a.endUser),
           ]),
         ),
       );
