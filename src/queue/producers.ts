@@ -18,7 +18,7 @@ import {
 } from "./retry-policy.js";
 
 export interface ProducerDeps {
-  queues: Pick<QueueRegistry, "assertReachable">;
+  queues: Pick<QueueRegistry, "assertReachable" | "queue">;
   jobs: JobProducer;
   /** The connection whose `ready` says Redis takes commands again. */
   redis: Pick<Redis, "on" | "off">;
@@ -115,6 +115,19 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
 
   // What the sweep of the webhook queue finds in MongoDB it queues again: jobs are never the only record.
   const webhooks: WebhookQueue = {
+    async requeue(environment, deliveries) {
+      queues.assertReachable();
+      const queue = queues.queue(environment, "webhook");
+      const states = await Promise.all(deliveries.map((d) => queue.getJobState(d.jobId)));
+      const lost = deliveries.filter((_, i) => {
+        const state = states[i];
+        return state === "unknown" || state === "completed" || state === "failed";
+      });
+      // "unknown" is no job, or a hash left in no list: removing it lets the add below land.
+      await Promise.all(lost.map((d) => queue.remove(d.jobId)));
+      if (lost.length > 0) await webhooks.deliver(environment, lost);
+      return lost.length;
+    },
     async deliver(environment, deliveries) {
       queues.assertReachable();
       const incarnation = await incarnationFor(environment);

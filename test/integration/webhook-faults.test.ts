@@ -201,7 +201,10 @@ describe("a Redis that loses the webhook queue's jobs, and the purge", () => {
     await d.stop();
   });
 
-  it("when Redis loses a delivery's retry, then the sweep queues it again from MongoDB and it is delivered", async () => {
+  // Its waits add up to 50 s: the test's own budget must not cut the 30 s one for the sweep short.
+  it("when Redis loses a delivery's retry, then the sweep queues it again from MongoDB and it is delivered", {
+    timeout: 60_000,
+  }, async () => {
     const env = await createEnvironment(d);
     const path = `lost-${env}`;
     receiver.answer(path, 500, 204);
@@ -212,9 +215,28 @@ describe("a Redis that loses the webhook queue's jobs, and the purge", () => {
     );
     await d.tokens.unary(t.createToken, { name: "lost", scopes: ["accounts:read"] }, d.admin(env));
     await eventually(() => receiver.received(path).length === 1, 10_000, "the first, failed attempt");
+    // The worker has written the attempt's outcome and scheduled the retry (else the wipe below would
+    // also cut the attempt itself short: a different fault, with its own, longer recovery).
+    await eventually(
+      async () => {
+        const [delivery] = (
+          await d.environments.unary(e.listWebhookDeliveries, { endpointId: created.endpoint?.id ?? "" }, d.admin(env))
+        ).deliveries;
+        return delivery?.attempts === 1 && delivery.nextAttemptTime !== undefined;
+      },
+      10_000,
+      "the failed attempt is logged with its retry",
+    );
     // Redis comes back empty: every key of this deployment is gone, the delayed retry with them.
     const keys = await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:*`);
     if (keys.length > 0) await d.redis.del(...keys);
+    // All but the retry's hash, left in no list (a partial loss, or a write racing the wipe): it must not
+    // absorb the job the sweep queues again.
+    const [logged] = (
+      await d.environments.unary(e.listWebhookDeliveries, { endpointId: created.endpoint?.id ?? "" }, d.admin(env))
+    ).deliveries;
+    const orphan = `${d.server.config.ROOMKEY_QUEUE_PREFIX}:${env}.webhook:deliver-${logged?.id}`;
+    await d.redis.hset(orphan, "name", "deliver", "data", "{}", "timestamp", String(Date.now()));
     await eventually(() => receiver.received(path).length === 2, 30_000, "the retry, queued again by the sweep");
     expect(receiver.received(path)[1]?.answered).toBe(204);
     expect(receiver.received(path)[1]?.headers["webhook-id"]).toBe(receiver.received(path)[0]?.headers["webhook-id"]);

@@ -158,6 +158,9 @@ function setup(
   const queue = {
     deliver: async (_env: string, jobs: readonly { jobId: string }[]) =>
       void queued.deliveries.push(...jobs.map((j) => j.jobId)),
+    // As if Redis had none of them: every one is queued again.
+    requeue: async (_env: string, jobs: readonly { jobId: string }[]) =>
+      queued.deliveries.push(...jobs.map((j) => j.jobId)) && jobs.length,
   };
   const keys = { dataKey: async () => dataKey };
   const warnings: string[] = [];

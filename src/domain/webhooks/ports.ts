@@ -82,6 +82,14 @@ export interface ExpiringTokens {
 export interface WebhookQueue {
   /** Queues deliveries (a job id already queued absorbs its duplicate). */
   deliver(environment: string, jobs: readonly DeliveryJob[]): Promise<void>;
+  /**
+   * Queues again deliveries that MongoDB says are overdue: a job still
+   * waiting, delayed or running absorbs its copy, but a job Redis kept only
+   * in part (its hash without its place in any list, after a partial loss)
+   * would absorb it forever, so it is removed first. Resolves how many were
+   * queued.
+   */
+  requeue(environment: string, jobs: readonly DeliveryJob[]): Promise<number>;
 }
 
 /** What one POST to an endpoint came to. */

@@ -211,12 +211,13 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
     const now = clock.now();
     const stale = new Date(now.getTime() - deps.overdueMs);
     const overdue = await store.listOverdue(environment, stale, 100);
-    if (overdue.length > 0) {
-      await queue.deliver(
-        environment,
-        overdue.map((d) => deliveryJob(d, attemptsLeft(d, deps.attempts))),
-      );
-    }
+    const requeued =
+      overdue.length === 0
+        ? 0
+        : await queue.requeue(
+            environment,
+            overdue.map((d) => deliveryJob(d, attemptsLeft(d, deps.attempts))),
+          );
     // Days ahead, not minutes: looked for at most every `expiringCheckMs` per environment (and process).
     let tokens: Awaited<ReturnType<ExpiringTokens["listExpiringUnannounced"]>> = [];
     if (now.getTime() - (expiringCheckedAt.get(environment) ?? 0) >= expiringCheckMs) {
@@ -231,7 +232,7 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
       await deps.raiser.raise(environment, tokenExpiringEvent(token, deps.expiringWindowMs, now));
       await deps.expiring.markExpiringAnnounced(environment, token.id, now);
     }
-    return { requeued: overdue.length, expiring: tokens.length };
+    return { requeued, expiring: tokens.length };
   }
 
   function purge(environment: string) {
