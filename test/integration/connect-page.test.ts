@@ -332,6 +332,26 @@ describe.skipIf(!haveBrowser)("the hosted connect page in Chromium", () => {
     await context.close();
   });
 
+  it("when a page on an origin the session does not allow opens it, then that page receives nothing", async () => {
+    const session = await createSession();
+    keys.allow("key-of-ada-3", { id: "remote-ada-3", name: "Ada's third Acme" });
+    // The same platform server reached by another name: another origin, not one the session allows.
+    const foreign = platformOrigin.replace("localhost", "127.0.0.1");
+    expect(foreign).not.toBe(platformOrigin);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const page = await context.newPage();
+    await page.goto(`${foreign}/opener?connect=${encodeURIComponent(session.connectUrl)}`);
+    const [popup] = await Promise.all([page.waitForEvent("popup"), page.click("#open")]);
+    const closed = popup.waitForEvent("close", { timeout: 30_000 });
+    await popup.getByRole("button", { name: /Acme CRM/ }).click();
+    await popup.getByLabel("API key").fill("key-of-ada-3");
+    await popup.getByLabel("API key").press("Enter");
+    await closed;
+    await page.waitForTimeout(500);
+    expect(await page.evaluate<unknown[]>("window.received")).toEqual([]);
+    await context.close();
+  });
+
   it("when a session re-authorizes an account, then the page says reconnect and the account keeps its id", async () => {
     keys.allow("first-key-of-bob", { id: "remote-bob", name: "Bob at Acme" });
     const first = await createSession();

@@ -488,6 +488,33 @@ describe("re-authorization in place", () => {
     );
   });
 
+  it("when an account was disconnected, then it is not re-authorized: a session made before the delete is refused too", async () => {
+    const id = await activeKeyAccount("key-deleted");
+    const { secret } = await createSession(env, { accountId: id, integrations: [] });
+    await d.accounts.unary(a.deleteAccount, { id }, d.admin(env));
+    const byToken = await refused(
+      d.accounts.unary(
+        a.connectAccount,
+        { accountId: id, credential: { case: "apiKey", value: { key: "key-deleted" } } },
+        d.admin(env),
+      ),
+    );
+    expect([byToken.code, byToken.reason]).toEqual([status.FAILED_PRECONDITION, "ACCOUNT_NOT_ACTIVE"]);
+    const bySession = await refused(
+      d.accounts.unary(
+        a.connectAccount,
+        { integration: "keyed", credential: { case: "apiKey", value: { key: "key-deleted" } } },
+        metadataFor(env, secret),
+      ),
+    );
+    expect([bySession.code, bySession.reason]).toEqual([status.FAILED_PRECONDITION, "ACCOUNT_NOT_ACTIVE"]);
+    const again = await refused(createSession(env, { accountId: id, integrations: [] }));
+    expect(again.code).toBe(status.FAILED_PRECONDITION);
+    expect((await d.accounts.unary(a.getAccount, { id }, d.admin(env))).account?.status).toBe(
+      AccountStatus.DISCONNECTED,
+    );
+  });
+
   it("when an OAuth re-authorization fails at the code exchange, then the old access token stays usable", async () => {
     const start = await d.accounts.unary(
       a.startOAuthConnection,

@@ -133,23 +133,36 @@ describe("upstream revocation", () => {
   it("when the provider refuses a token, then the revocation fails with its reason and the tokens are wiped", async () => {
     const oauth = fakeRevoker({
       kind: "refused",
-      error: "unsupported_token_type",
-      reason: "the revocation endpoint answered 400: unsupported_token_type",
+      error: "invalid_client",
+      reason: "the revocation endpoint answered 401: invalid_client",
     });
     const { revocations, store, clock } = setup(oauth);
     store.put(env, deletedAccount(clock));
 
     expect(await revocations.run(env, accountId, { lastTry: false })).toEqual({
       outcome: "failed",
-      reason: "revoking the refresh token: the revocation endpoint answered 400: unsupported_token_type",
+      reason: "revoking the refresh token: the revocation endpoint answered 401: invalid_client",
     });
     expect(oauth.calls).toHaveLength(1);
     expect(store.stored(env, accountId).upstreamRevocation).toEqual({
       status: "failed",
       attempts: 1,
-      lastError: "revoking the refresh token: the revocation endpoint answered 400: unsupported_token_type",
+      lastError: "revoking the refresh token: the revocation endpoint answered 401: invalid_client",
       updateTime: clock.now(),
     });
+  });
+
+  it("when the provider cannot revoke one type of token (unsupported_token_type), then that token counts as done and the other is still revoked", async () => {
+    const oauth = fakeRevoker({
+      kind: "refused",
+      error: "unsupported_token_type",
+      reason: "the revocation endpoint answered 400: unsupported_token_type",
+    });
+    const { revocations, store, clock } = setup(oauth);
+    store.put(env, deletedAccount(clock));
+    expect((await revocations.run(env, accountId, { lastTry: false })).outcome).toBe("done");
+    expect(oauth.calls).toHaveLength(2);
+    expect(store.stored(env, accountId).upstreamRevocation).toMatchObject({ status: "done", lastError: "" });
   });
 
   it("when the provider is unavailable, then the attempt is counted, the revocation stays pending with its tokens, and a retryable error carries Retry-After; the retry finishes it", async () => {

@@ -232,6 +232,13 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
       if (account.authType !== "oauth2") {
         throw invalidField("account_id", `account "${account.id}" does not use OAuth 2.0`);
       }
+      if (account.status === "disconnected") {
+        throw new FailedPreconditionError(
+          "failed_precondition",
+          "ACCOUNT_NOT_ACTIVE",
+          `account "${account.id}" is disconnected: connect a new account instead`,
+        );
+      }
       if (input.integration !== "" && input.integration !== account.integration) {
         throw invalidField("integration", `account "${account.id}" belongs to integration "${account.integration}"`);
       }
@@ -354,9 +361,16 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
       return toAccountView(account);
     }
 
-    const { before, after } = await change(environment, pending.accountId, (account) =>
+    const { before, after } = await change(environment, pending.accountId, (account) => {
+      if (account.status === "disconnected") {
+        throw new FailedPreconditionError(
+          "failed_precondition",
+          "ACCOUNT_NOT_ACTIVE",
+          `account "${account.id}" was disconnected since the connection began: connect a new account instead`,
+        );
+      }
       // Already moved by this state (a retry): its handshake began after the state was made.
-      account.handshake.startTime.getTime() >= pending.createTime.getTime() && account.status !== "disconnected"
+      return account.handshake.startTime.getTime() >= pending.createTime.getTime()
         ? undefined
         : {
             changes: {
@@ -379,8 +393,8 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
               ...(Object.keys(pending.labels).length > 0 ? { labels: { ...pending.labels } } : {}),
             },
             unset: ["credentialsExpireTime"],
-          },
-    );
+          };
+    });
     if (before !== after) {
       await startHandshake(environment, after);
       await announce(environment, after, before.status);

@@ -183,7 +183,9 @@ export function createUpstreamRevocations(deps: UpstreamRevocationDeps) {
     const revoked = new Set<RevocableTokenType>();
     for (const { type, token } of tokens) {
       const outcome = await oauth.revoke(settings, clientSecret, token, type);
-      if (outcome.kind === "ok") {
+      // RFC 7009 section 2.2.1: a provider that cannot revoke this type of token (an access token that is
+      // self-contained, say) has nothing to revoke; the other token's revocation stands.
+      if (outcome.kind === "ok" || (outcome.kind === "refused" && outcome.error === "unsupported_token_type")) {
         revoked.add(type);
         continue;
       }
