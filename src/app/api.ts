@@ -20,7 +20,7 @@ import { createFailureThrottle } from "../rpc/failure-throttle.js";
 import { createAccountHandlers } from "../rpc/handlers/account-handlers.js";
 import { createEnvironmentHandlers } from "../rpc/handlers/environment-handlers.js";
 import { createTokenHandlers } from "../rpc/handlers/token-handlers.js";
-import { methodPolicies } from "../rpc/method-policy.js";
+import { sessionMethodKeys } from "../rpc/method-policy.js";
 import { bindService, startTransports } from "../rpc/servers.js";
 import { deploymentCollection, environmentsCollection } from "../storage/environment-repository.js";
 import { ensureCollections } from "../storage/mongo.js";
@@ -192,11 +192,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
         ...(dashboard ? [{ matches: isDashboardPath, handle: dashboard }] : []),
         { matches: isConnectPath, handle: connectPage },
       ]),
-      corsPaths: new Set(
-        Object.entries(methodPolicies)
-          .filter(([, policy]) => policy.session)
-          .map(([key]) => `/${key}`),
-      ),
+      corsPaths: new Set(sessionMethodKeys.map((key) => `/${key}`)),
     },
   );
   const { grpcPort, httpPort } = transports;

@@ -143,6 +143,11 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   });
 
   // Tokens: verification from an in-process cache, invalidated on every replica through pub/sub.
+  /**
+   * Both credential caches (tokens, connect sessions): trusted for the configured time when no
+   * invalidation comes; "no such secret" remembered 5 s; at most 100,000 entries of each kind.
+   */
+  const credentialCache = { ttlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS, negativeTtlMs: 5_000, maxEntries: 100_000 };
   const environmentExists = async (name: string) => (await directory.find(name)) !== undefined;
   const usage = createUsageRecorder({ writer: tokenRepository, environmentExists, logger });
   const verifier = createTokenVerifier({
@@ -152,9 +157,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     environmentKnown: (name) => directory.has(name),
     usage,
     clock,
-    ttlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
-    negativeTtlMs: 5_000,
-    maxEntries: 100_000,
+    ...credentialCache,
   });
   const invalidations = {
     async publish(environment: string, hash: string) {
@@ -285,9 +288,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     store: connectSessionRepository,
     environmentExists,
     clock,
-    ttlMs: config.ROOMKEY_TOKEN_CACHE_TTL_MS,
-    negativeTtlMs: 5_000,
-    maxEntries: 100_000,
+    ...credentialCache,
   });
   /** The HTTP port's public base URL: configured, or (local runs) learnt once the port listens. */
   const publicUrl = { value: config.ROOMKEY_PUBLIC_URL };

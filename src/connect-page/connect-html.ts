@@ -8,11 +8,14 @@
 export interface PageView {
   environment: string;
   sessionId: string;
+  /** The end user's display name, or their id when they have none. */
   endUserName: string;
   integrations: { name: string; displayName: string; authType: "api_key" | "basic" | "oauth2" }[];
   allowedOrigins: string[];
   returnUrl?: string;
+  /** Set when the session re-authorizes this account in place. */
   reauthorizeAccountId?: string;
+  /** The account the session connected, once it began one. */
   accountId?: string;
   status: "open" | "spent" | "expired" | "revoked";
 }

@@ -30,20 +30,8 @@ import {
 export { connectPagePath, oauthCallbackPath };
 export const connectAssetsPath = "/connect/assets/";
 
-export interface ConnectPageSession {
-  environment: string;
-  sessionId: string;
-  /** The end user's display name, or their id when they have none. */
-  endUserName: string;
-  integrations: { name: string; displayName: string; authType: "api_key" | "basic" | "oauth2" }[];
-  allowedOrigins: string[];
-  returnUrl?: string;
-  /** Set when the session re-authorizes this account in place. */
-  reauthorizeAccountId?: string;
-  /** The account the session connected, once it began one. */
-  accountId?: string;
-  status: "open" | "spent" | "expired" | "revoked";
-}
+/** A session as the page shows it (what the page renders is exactly this). */
+export type ConnectPageSession = PageView;
 
 export interface ConnectPageDeps {
   /**
@@ -168,21 +156,6 @@ function titleOf(status: number): string {
   }
 }
 
-/** The integrations' auth types as the page shows them. */
-function pageView(session: ConnectPageSession): PageView {
-  return {
-    environment: session.environment,
-    sessionId: session.sessionId,
-    endUserName: session.endUserName,
-    integrations: session.integrations,
-    allowedOrigins: session.allowedOrigins,
-    returnUrl: session.returnUrl,
-    reauthorizeAccountId: session.reauthorizeAccountId,
-    accountId: session.accountId,
-    status: session.status,
-  };
-}
-
 /**
  * A request handler for the connect page's paths. Only GET and HEAD; it never
  * throws, and logs a fault without the query string (it holds the secret).
@@ -240,7 +213,7 @@ export function createConnectPage(deps: ConnectPageDeps): (req: IncomingMessage,
       errorPage(req, res, 410, `${message} Start again from the app that sent you here.`);
       return;
     }
-    html(req, res, 200, renderConnectPage(pageView(session)), session.allowedOrigins);
+    html(req, res, 200, renderConnectPage(session), session.allowedOrigins);
   }
 
   async function callback(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -263,7 +236,7 @@ export function createConnectPage(deps: ConnectPageDeps): (req: IncomingMessage,
         errorPage(req, res, 400, text);
         return;
       }
-      const view: CallbackView = { ...pageView(session), error: text };
+      const view: CallbackView = { ...session, error: text };
       html(req, res, 200, renderCallbackPage(view), session.allowedOrigins);
       return;
     }
@@ -276,11 +249,11 @@ export function createConnectPage(deps: ConnectPageDeps): (req: IncomingMessage,
       // The attempt failed, but its session may still be known: the page ends it as FAILED for the platform.
       const session = await deps.sessionOfState(state).catch(() => undefined);
       if (!session || session.status === "expired" || session.status === "revoked") throw error;
-      const view: CallbackView = { ...pageView(session), error: error.message };
+      const view: CallbackView = { ...session, error: error.message };
       html(req, res, httpStatusOf(error), renderCallbackPage(view), session.allowedOrigins);
       return;
     }
-    html(req, res, 200, renderCallbackPage(pageView(completed)), completed.allowedOrigins);
+    html(req, res, 200, renderCallbackPage(completed), completed.allowedOrigins);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams) {

@@ -6,7 +6,11 @@
  * scopes are checked there, against rpc/method-policy.ts.
  */
 import { hash, timingSafeEqual } from "node:crypto";
-import { looksLikeSessionSecret, type SessionFacts } from "../domain/connect-sessions/connect-sessions.js";
+import {
+  looksLikeSessionSecret,
+  type SessionFacts,
+  sessionEndedError,
+} from "../domain/connect-sessions/connect-sessions.js";
 import type { SessionVerdict, SessionVerifier } from "../domain/connect-sessions/session-verifier.js";
 import { RoomkeyError } from "../domain/errors.js";
 import type { TokenVerifier } from "../domain/tokens/token-verifier.js";
@@ -77,8 +81,8 @@ const sessionRefusals: Record<Exclude<SessionVerdict["status"], "valid" | "wrong
     "the connect session's checksum does not match: a typo or a truncated copy",
   ),
   unknown: refusal("CREDENTIALS_INVALID", "the connect session is not known in this environment"),
-  expired: refusal("CONNECT_SESSION_EXPIRED", "the connect session has expired"),
-  revoked: refusal("CONNECT_SESSION_REVOKED", "the connect session was revoked"),
+  expired: Object.freeze(sessionEndedError("expired")),
+  revoked: Object.freeze(sessionEndedError("revoked")),
 };
 
 /** One principal per cached session, made once. */

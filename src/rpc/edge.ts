@@ -201,9 +201,13 @@ function authorize(policy: MethodPolicy, principal: Principal, method: DescMetho
  * origin, or, behind no proxy, the host the call was sent to). A call without an Origin (a server, an
  * app) is not a browser's.
  */
-function checkOrigin(allowed: ReadonlySet<string>, headers: Headers, own: string | undefined): void {
+function checkOrigin(
+  allowed: ReadonlySet<string>,
+  headers: Headers,
+  own: (() => string | undefined) | undefined,
+): void {
   const origin = headers.get("origin");
-  if (origin === null || allowed.has(origin) || origin === own) return;
+  if (origin === null || allowed.has(origin) || origin === own?.()) return;
   try {
     if (new URL(origin).host === headers.get("host")) return;
   } catch {
@@ -295,7 +299,7 @@ export function createEdge(deps: EdgeDeps) {
     const environment = readEnvironment(headers);
     const admitted = (principal: Principal): CallContext | Promise<CallContext> => {
       authorize(policy, principal, method);
-      if (principal.kind === "session") checkOrigin(principal.session.allowedOrigins, headers, deps.ownOrigin?.());
+      if (principal.kind === "session") checkOrigin(principal.session.allowedOrigins, headers, deps.ownOrigin);
       const call: CallContext = { environment, principal };
       const found = policy.environment === "existing" ? environments.require(environment) : undefined;
       return found instanceof Promise ? found.then(() => call) : call;

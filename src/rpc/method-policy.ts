@@ -74,10 +74,13 @@ export const methodPolicies: Readonly<Record<string, MethodPolicy>> = {
   "roomkey.v1.AccountService/RevokeConnectSession": existing("accounts:write"),
 };
 
-/** The methods a connect session may call, by name, for the messages that say so. */
-export const sessionMethodNames = Object.entries(methodPolicies)
+/** The methods a connect session may call, as `<service>/<method>` (their HTTP paths, less the leading `/`). */
+export const sessionMethodKeys = Object.entries(methodPolicies)
   .filter(([, policy]) => policy.session)
-  .map(([key]) => key.slice(key.indexOf("/") + 1));
+  .map(([key]) => key);
+
+/** The same methods by name, for the messages that say so. */
+export const sessionMethodNames = sessionMethodKeys.map((key) => key.slice(key.indexOf("/") + 1));
 
 /** The policy of a method; a method without one is a programming error caught at start-up. */
 export function policyOf(method: DescMethod): MethodPolicy {

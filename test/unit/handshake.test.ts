@@ -311,6 +311,35 @@ describe("handshake of an API key account", () => {
     expect(retold).toHaveLength(1);
   });
 
+  it("when a re-authorization failed and a later run finds it ended, then that outcome is retold too, still marked failed", async () => {
+    const { handshakes, store, retold, clock } = setup({
+      check: async () => ({ kind: "refused", reason: "the provider answered 401" }),
+    });
+    store.put(
+      env,
+      connecting(
+        clock,
+        { api_key: "sk-new" },
+        {
+          held: { credentials: {} },
+          handshake: { attempt: 2, startTime: clock.now(), reauthorizedFrom: "needs_reauth" },
+        },
+      ),
+    );
+    expect(await handshakes.run(env, accountId, 2, { lastTry: false })).toEqual({ outcome: "failed" });
+    expect(store.stored(env, accountId)).toMatchObject({
+      status: "needs_reauth",
+      handshake: { reauthorizationFailed: true },
+    });
+    await handshakes.run(env, accountId, 2, { lastTry: false });
+    expect(retold).toHaveLength(1);
+    expect(retold[0]).toMatchObject({
+      previousStatus: "connecting",
+      account: { status: "needs_reauth", reauthorizationFailed: true },
+      handshake: { attempt: 2 },
+    });
+  });
+
   it("when two runs of one handshake overlap, then exactly one moves the account and one event is published", async () => {
     const answer = deferred<CheckOutcome>();
     const { handshakes, store, published, checks, clock } = setup({ check: () => answer.promise });

@@ -4,7 +4,7 @@
  */
 import type { Clock } from "../clock.js";
 import { open, seal } from "../crypto/envelope.js";
-import { invalidField, NotFoundError } from "../errors.js";
+import { FailedPreconditionError, invalidField, NotFoundError } from "../errors.js";
 import type { Integration } from "../integrations/integrations.js";
 import type { DataKeySource } from "../integrations/ports.js";
 import {
@@ -115,6 +115,15 @@ export function holdCredentials(account: Account): HeldCredentials {
   if (account.tokenType !== undefined) held.tokenType = account.tokenType;
   if (account.scopes !== undefined) held.scopes = account.scopes;
   return held;
+}
+
+/** A disconnected account is not connected again in place: a new one is. */
+export function accountDisconnected(id: string, when = "is disconnected"): FailedPreconditionError {
+  return new FailedPreconditionError(
+    "failed_precondition",
+    "ACCOUNT_NOT_ACTIVE",
+    `account "${id}" ${when}: connect a new account instead`,
+  );
 }
 
 export function accountNotFound(environment: string, id: string): NotFoundError {

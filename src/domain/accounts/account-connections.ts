@@ -7,6 +7,7 @@ import { integrationNotFound } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
 import {
   type AccountServiceDeps,
+  accountDisconnected,
   type CompleteOAuthOptions,
   type ConnectAccountInput,
   checkEndUser,
@@ -173,13 +174,12 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
     );
     const now = clock.now();
     const { before, after } = await change(environment, accountId, (account) => {
-      if (account.status === "connecting" || account.status === "disconnected") {
+      if (account.status === "disconnected") throw accountDisconnected(accountId);
+      if (account.status === "connecting") {
         throw new FailedPreconditionError(
           "failed_precondition",
           "ACCOUNT_NOT_ACTIVE",
-          account.status === "connecting"
-            ? `account "${accountId}" is connecting already; wait for its handshake to end`
-            : `account "${accountId}" is disconnected: connect a new account instead`,
+          `account "${accountId}" is connecting already; wait for its handshake to end`,
         );
       }
       return {
@@ -222,23 +222,16 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
   ): Promise<{ authorizationUrl: string; state: string; stateExpireTime: Date }> {
     if (input.redirectUri === "") throw invalidField("redirect_uri", "is required");
     let integrationName = input.integration;
-    let tenantId = input.tenantId;
+    let tenantId: string;
     if (!input.accountId) {
       checkEndUser(input.endUser);
       tenantId = tenantFor(input);
-    }
-    if (input.accountId) {
+    } else {
       const account = await read(environment, input.accountId);
       if (account.authType !== "oauth2") {
         throw invalidField("account_id", `account "${account.id}" does not use OAuth 2.0`);
       }
-      if (account.status === "disconnected") {
-        throw new FailedPreconditionError(
-          "failed_precondition",
-          "ACCOUNT_NOT_ACTIVE",
-          `account "${account.id}" is disconnected: connect a new account instead`,
-        );
-      }
+      if (account.status === "disconnected") throw accountDisconnected(account.id);
       if (input.integration !== "" && input.integration !== account.integration) {
         throw invalidField("integration", `account "${account.id}" belongs to integration "${account.integration}"`);
       }
@@ -363,11 +356,7 @@ export function createAccountConnections(deps: AccountServiceDeps, { read, annou
 
     const { before, after } = await change(environment, pending.accountId, (account) => {
       if (account.status === "disconnected") {
-        throw new FailedPreconditionError(
-          "failed_precondition",
-          "ACCOUNT_NOT_ACTIVE",
-          `account "${account.id}" was disconnected since the connection began: connect a new account instead`,
-        );
+        throw accountDisconnected(account.id, "was disconnected since the connection began");
       }
       // Already moved by this state (a retry): its handshake began after the state was made.
       return account.handshake.startTime.getTime() >= pending.createTime.getTime()

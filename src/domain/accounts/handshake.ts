@@ -165,7 +165,8 @@ export function createHandshakes(deps: HandshakeDeps) {
   /** When the account's handshake `attempt` has ended, tells its outcome again (see HandshakeDeps.retell). */
   async function retellIfEnded(environment: string, account: Account | undefined, attempt: number): Promise<void> {
     if (!deps.retell || account?.handshake.attempt !== attempt) return;
-    if (account.status === "active" || account.status === "failed") {
+    // Its outcome: ACTIVE or FAILED, or, for a failed re-authorization, the status it went back to.
+    if (account.status === "active" || account.status === "failed" || account.handshake.reauthorizationFailed) {
       await deps.retell(environment, outcomeEvent(account));
     }
   }

@@ -3,12 +3,19 @@
  * (CreateConnectSession), used by an end user's browser to connect one
  * account, or re-authorize one in place, and nothing else.
  */
+import { accountDisconnected } from "../accounts/account-common.js";
 import type { AccountService } from "../accounts/account-service.js";
 import type { AccountEvent, AccountView, EndUser, KeyCredential } from "../accounts/accounts.js";
 import { environmentOfState } from "../accounts/oauth.js";
 import type { Clock } from "../clock.js";
 import { isEnvironmentName } from "../environments/environment-name.js";
-import { FailedPreconditionError, invalidField, NotFoundError, RoomkeyError } from "../errors.js";
+import {
+  ConcurrentModificationError,
+  FailedPreconditionError,
+  invalidField,
+  NotFoundError,
+  RoomkeyError,
+} from "../errors.js";
 import { newId } from "../ids.js";
 import { integrationNotFound } from "../integrations/integration-service.js";
 import type { Integration } from "../integrations/integrations.js";
@@ -25,6 +32,7 @@ import {
   reservationLeaseMs,
   type SessionFacts,
   sessionDisplayPrefix,
+  sessionEndedError,
   sessionStatusAt,
   sessionWriteTries,
   toOwnSessionView,
@@ -77,23 +85,13 @@ export function notAllowed(method: string, why: string): RoomkeyError {
   return new RoomkeyError("permission_denied", "CONNECT_SESSION_NOT_ALLOWED", `${method}: ${why}`, { method });
 }
 
-function ended(session: ConnectSession, now: number): RoomkeyError | undefined {
-  const status = sessionStatusAt(session, now);
-  if (status === "revoked") {
-    return new RoomkeyError(
-      "unauthenticated",
-      "CONNECT_SESSION_REVOKED",
-      "authorization: the connect session was revoked",
-    );
-  }
-  if (status === "expired") {
-    return new RoomkeyError(
-      "unauthenticated",
-      "CONNECT_SESSION_EXPIRED",
-      "authorization: the connect session has expired",
-    );
-  }
-  return undefined;
+/** A connection the session's account is busy with: the caller waits for it. */
+function accountBusy(why: string): FailedPreconditionError {
+  return new FailedPreconditionError("failed_precondition", "ACCOUNT_NOT_ACTIVE", why);
+}
+
+function concurrentlyChanged(id: string): ConcurrentModificationError {
+  return new ConcurrentModificationError(`connect session "${id}"`);
 }
 
 /**
@@ -133,11 +131,11 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     return session;
   }
 
-  /** The session a caller holds, as stored now: refused once revoked or expired (the cache may lag by a message). */
-  async function current(environment: string, facts: SessionFacts): Promise<ConnectSession> {
-    const session = await read(environment, facts.id);
-    const refusal = ended(session, clock.now().getTime());
-    if (refusal) throw refusal;
+  /** A session as stored now, refused once revoked or expired (a caller's cached verdict may lag by a message). */
+  async function current(environment: string, id: string): Promise<ConnectSession> {
+    const session = await read(environment, id);
+    const status = sessionStatusAt(session, clock.now().getTime());
+    if (status === "revoked" || status === "expired") throw sessionEndedError(status);
     return session;
   }
 
@@ -154,6 +152,11 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
 
   function connectUrl(secret: string): string {
     return `${deps.publicUrl()}${connectPagePath}?session=${encodeURIComponent(secret)}`;
+  }
+
+  /** roomkey's one OAuth callback, which the hosted page's connections use. */
+  function callbackUrl(): string {
+    return `${deps.publicUrl()}${oauthCallbackPath}`;
   }
 
   async function create(
@@ -187,13 +190,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       if (account.endUser && account.endUser.id !== input.endUser.id) {
         throw invalidField("end_user.id", `account "${account.id}" belongs to end user "${account.endUser.id}"`);
       }
-      if (account.status === "disconnected") {
-        throw new FailedPreconditionError(
-          "failed_precondition",
-          "ACCOUNT_NOT_ACTIVE",
-          `account "${account.id}" is disconnected: connect a new one instead`,
-        );
-      }
+      if (account.status === "disconnected") throw accountDisconnected(account.id);
       names = [account.integration];
       tenantId = account.tenantId;
     }
@@ -256,11 +253,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
         return toSessionView(after, now.getTime());
       }
     }
-    throw new RoomkeyError(
-      "aborted",
-      "CONCURRENT_MODIFICATION",
-      `connect session "${id}" was changed concurrently; retry`,
-    );
+    throw concurrentlyChanged(id);
   }
 
   /** An account of the session's, or undefined when it does not exist (yet). */
@@ -289,10 +282,9 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     if (session.accountId === undefined) return;
     const account = await find(environment, session.accountId);
     if (session.reauthorize && (!account || account.status === "disconnected")) {
-      throw new FailedPreconditionError(
-        "failed_precondition",
-        "ACCOUNT_NOT_ACTIVE",
-        `${method}: the account this connect session re-authorizes is gone or disconnected`,
+      throw accountDisconnected(
+        session.accountId,
+        `(which this connect session re-authorizes) is gone or disconnected`,
       );
     }
     if (account?.status === "active" && !account.reauthorizationFailed && account.connectSessionId === session.id) {
@@ -300,19 +292,11 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       throw spent();
     }
     if (account?.status === "connecting" && account.id !== completing) {
-      throw new FailedPreconditionError(
-        "failed_precondition",
-        "ACCOUNT_NOT_ACTIVE",
-        `${method}: the session's account is connecting; wait for its handshake to end`,
-      );
+      throw accountBusy(`${method}: the session's account is connecting; wait for its handshake to end`);
     }
     const reserved = session.reserveTime?.getTime() ?? 0;
     if (!account && session.reserveKind === "connect" && clock.now().getTime() - reserved < reservationLeaseMs) {
-      throw new FailedPreconditionError(
-        "failed_precondition",
-        "ACCOUNT_NOT_ACTIVE",
-        `${method}: the session is connecting an account already; wait for it`,
-      );
+      throw accountBusy(`${method}: the session is connecting an account already; wait for it`);
     }
   }
 
@@ -330,7 +314,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
   ): Promise<{ session: ConnectSession; integration: string; newAccountId?: string }> {
     const { kind } = request;
     for (let tries = 0; tries < sessionWriteTries; tries++) {
-      const session = await current(environment, facts);
+      const session = await current(environment, facts.id);
       // What the session does not offer is refused before it costs an attempt.
       const integration = checkIntegration(session, request.integration, method);
       if (request.accountId !== undefined && request.accountId !== session.accountId) {
@@ -352,7 +336,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       });
       if (after) return { session: after, integration, ...(newAccountId ? { newAccountId } : {}) };
     }
-    throw new RoomkeyError("aborted", "CONCURRENT_MODIFICATION", "the connect session was changed concurrently; retry");
+    throw concurrentlyChanged(facts.id);
   }
 
   function checkIntegration(session: ConnectSession, integration: string, method: string): string {
@@ -372,13 +356,28 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       if (now.accountId === accountId) return;
       if (await store.update(environment, now, { accountId })) return;
     }
-    throw new RoomkeyError("aborted", "CONCURRENT_MODIFICATION", "the connect session was changed concurrently; retry");
+    throw concurrentlyChanged(session.id);
   }
 
-  /** A completion of a state this session began: refused once the session is spent or busy with another account. */
-  async function completable(environment: string, session: ConnectSession, stateValue: string): Promise<void> {
-    const state = await accounts.stateFacts(environment, stateValue);
-    await assertCanConnect(environment, session, "CompleteOAuthConnection", state?.accountId);
+  /**
+   * Completes a state `session` began, through CompleteOAuthConnection or
+   * the hosted callback: refused once the session is spent or busy with
+   * another account; the completed account becomes the session's.
+   */
+  async function completeFor(
+    environment: string,
+    session: ConnectSession,
+    input: { state: string; code: string; iss?: string },
+    method: string,
+    stateAccountId: string | undefined,
+  ): Promise<AccountView> {
+    await assertCanConnect(environment, session, method, stateAccountId);
+    const account = await accounts.completeOAuth(environment, input.state, input.code, {
+      session: { id: session.id },
+      ...(input.iss === undefined ? {} : { iss: input.iss }),
+    });
+    await noteAccount(environment, session, account.id);
+    return account;
   }
 
   /** ConnectAccount with a session: its end user, tenant and labels; an integration it offers. */
@@ -392,7 +391,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       integration: input.integration,
       ...(input.accountId === undefined ? {} : { accountId: input.accountId }),
     });
-    const connected = accounts.connect(environment, {
+    const connecting = accounts.connect(environment, {
       integration,
       tenantId: session.tenantId,
       // A re-authorization keeps the account's labels.
@@ -403,12 +402,13 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
       ...(session.reauthorize && session.accountId ? { accountId: session.accountId } : {}),
       ...(newAccountId ? { newAccountId } : {}),
     });
-    const { account } = await connected.catch(async (error: unknown) => {
+    try {
+      return forSession((await connecting).account);
+    } catch (error) {
       // Refused before it made the account: the reservation ends, so the end user can try again at once.
       if (newAccountId) await store.update(environment, session, { reserveTime: new Date(0) }).catch(() => undefined);
       throw error;
-    });
-    return forSession(account);
+    }
   }
 
   /** StartOAuthConnection with a session: roomkey's callback unless a redirect URI on an allowed origin is given. */
@@ -418,7 +418,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     input: { integration: string; redirectUri: string; accountId?: string },
   ) {
     let redirectUri = input.redirectUri;
-    if (redirectUri === "") redirectUri = `${deps.publicUrl()}${oauthCallbackPath}`;
+    if (redirectUri === "") redirectUri = callbackUrl();
     else {
       const origin = originOf(redirectUri);
       if (!origin || !facts.allowedOrigins.has(origin)) {
@@ -452,19 +452,14 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     facts: SessionFacts,
     input: { state: string; code: string; iss?: string },
   ): Promise<AccountView> {
-    const session = await current(environment, facts);
-    await completable(environment, session, input.state);
-    const account = await accounts.completeOAuth(environment, input.state, input.code, {
-      session: { id: session.id },
-      ...(input.iss ? { iss: input.iss } : {}),
-    });
-    await noteAccount(environment, session, account.id);
-    return forSession(account);
+    const session = await current(environment, facts.id);
+    const state = await accounts.stateFacts(environment, input.state);
+    return forSession(await completeFor(environment, session, input, "CompleteOAuthConnection", state?.accountId));
   }
 
   /** GetAccount with a session: only the account it connected or re-authorizes, while it lasts (spent or not). */
   async function getAccount(environment: string, facts: SessionFacts, id: string): Promise<AccountView> {
-    const session = await current(environment, facts);
+    const session = await current(environment, facts.id);
     if (session.accountId !== id)
       throw notAllowed("GetAccount", "a connect session reads only the account it connected");
     return forSession(await accounts.get(environment, id));
@@ -474,7 +469,7 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     environment: string,
     facts: SessionFacts,
   ): Promise<{ session: ConnectSessionView; integrations: ConnectIntegrationView[] }> {
-    const session = await current(environment, facts);
+    const session = await current(environment, facts.id);
     return {
       session: toOwnSessionView(session, clock.now().getTime()),
       integrations: await offered(environment, session),
@@ -508,10 +503,6 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     await markSpent(environment, account.connectSessionId);
   }
 
-  function callbackUrl(): string {
-    return `${deps.publicUrl()}${oauthCallbackPath}`;
-  }
-
   /**
    * The hosted callback: the provider's redirect with a state a session began
    * and its code. The environment is in the state itself (one fixed callback
@@ -529,15 +520,8 @@ export function createConnectSessionService(deps: ConnectSessionServiceDeps) {
     if (environment === undefined) throw unknownState();
     const state = await accounts.stateFacts(environment, input.state);
     if (!state?.sessionId || state.redirectUri !== callbackUrl()) throw unknownState();
-    const session = await read(environment, state.sessionId);
-    const refusal = ended(session, clock.now().getTime());
-    if (refusal) throw refusal;
-    await assertCanConnect(environment, session, "the OAuth callback", state.accountId);
-    const account = await accounts.completeOAuth(environment, input.state, input.code, {
-      session: { id: session.id },
-      ...(input.iss === undefined ? {} : { iss: input.iss }),
-    });
-    await noteAccount(environment, session, account.id);
+    const session = await current(environment, state.sessionId);
+    const account = await completeFor(environment, session, input, "the OAuth callback", state.accountId);
     return { environment, session: { ...session, accountId: account.id }, account };
   }
 

@@ -7,6 +7,7 @@
 import { hash } from "node:crypto";
 import { crc32 } from "node:zlib";
 import type { EndUser } from "../accounts/accounts.js";
+import { RoomkeyError } from "../errors.js";
 import { base62Fixed, base62Value, randomBase62 } from "../ids.js";
 
 /** How long a session lives unless CreateConnectSession says: Nango's 30 minutes. */
@@ -71,6 +72,13 @@ export function sessionStatusAt(
   if (session.expireTime.getTime() <= now) return "expired";
   if (session.spendTime) return "spent";
   return "open";
+}
+
+/** Why a session that ended opens nothing: UNAUTHENTICATED with its reason (one wording, at the edge and after). */
+export function sessionEndedError(status: "expired" | "revoked"): RoomkeyError {
+  return status === "revoked"
+    ? new RoomkeyError("unauthenticated", "CONNECT_SESSION_REVOKED", "authorization: the connect session was revoked")
+    : new RoomkeyError("unauthenticated", "CONNECT_SESSION_EXPIRED", "authorization: the connect session has expired");
 }
 
 /** A session as callers see it: never its hash. */

@@ -190,7 +190,7 @@ export function createAccountHandlers({
     },
     async createConnectSession(req, ctx) {
       const call = callContext(ctx);
-      const endUser = endUserFromProto(present(req.endUser, "end_user")) as EndUser;
+      const endUser = endUserFromProto(present(req.endUser, "end_user"));
       const lifetimeMs = fromDuration(req.lifetime);
       const created = await sessions.create(call.environment, {
         endUser,

@@ -20,6 +20,8 @@ export function endUserToProto(endUser: EndUser): MessageInitShape<typeof EndUse
 }
 
 /** An end user of a request; undefined when the request has none. */
+export function endUserFromProto(endUser: ProtoEndUser): EndUser;
+export function endUserFromProto(endUser: ProtoEndUser | undefined): EndUser | undefined;
 export function endUserFromProto(endUser: ProtoEndUser | undefined): EndUser | undefined {
   if (!endUser) return undefined;
   return { id: endUser.id, displayName: endUser.displayName, email: endUser.email, tags: [...endUser.tags] };
