@@ -8,7 +8,9 @@
 #   scripts/check-compose.sh [FILE...]     default: docker-compose.yml at the repo root
 #
 # Each file is loaded with no ROOMKEY_* variable set and no .env, and with the services `mongo redis`
-# picked, as `docker compose up -d mongo redis` does.
+# picked, as `docker compose up -d mongo redis` does; then once more with the replica-set profile and
+# the services `api-rs worker-rs` picked, as `docker compose --profile replica-set up api-rs worker-rs`
+# does.
 #
 # Exit 0 when every file is valid, 1 when one is not, 2 when the checker cannot be built.
 set -euo pipefail
@@ -48,6 +50,13 @@ for file in "$@"; do
     echo "check-compose: $file is valid ($out)"
   else
     echo "check-compose: $file is invalid:" >&2
+    echo "$out" | sed 's/^/  /' >&2
+    status=1
+  fi
+  if out=$("$tool" -profile replica-set -select api-rs,worker-rs "$file" 2>&1); then
+    echo "check-compose: $file is valid with --profile replica-set ($out)"
+  else
+    echo "check-compose: $file is invalid with --profile replica-set:" >&2
     echo "$out" | sed 's/^/  /' >&2
     status=1
   fi

@@ -14,6 +14,28 @@ const schema = z.object({
     .string()
     .regex(/^mongodb(\+srv)?:\/\//, "must be a mongodb:// or mongodb+srv:// URL")
     .default("mongodb://127.0.0.1:27017/"),
+  /**
+   * Write concern of every write (docs/mongodb-at-scale.md): `majority`, which no failover rolls back, or a
+   * number of members. Never 0: who won a version-checked write is told by an acknowledged insert's duplicate key.
+   */
+  ROOMKEY_MONGO_WRITE_CONCERN: z
+    .string()
+    .regex(/^(majority|[1-9][0-9]?)$/, "must be majority or a number of members from 1 to 50")
+    .transform((value): "majority" | number => (value === "majority" ? "majority" : Number(value)))
+    .refine((w) => w === "majority" || w <= 50, "must be majority or a number of members from 1 to 50")
+    .default("majority"),
+  /** How long a write waits for its write concern; then it fails, although it may have been applied. */
+  ROOMKEY_MONGO_WRITE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  /** A write is acknowledged only once it is in the on-disk journal of the members its write concern counts. */
+  ROOMKEY_MONGO_JOURNAL: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((v) => v === "true"),
+  /**
+   * Read concern of every read: `majority` (only what a majority holds, which no failover rolls back) or `local`
+   * (the primary's latest, which may include a write that is rolled back later). Reads go to the primary only.
+   */
+  ROOMKEY_MONGO_READ_CONCERN: z.enum(["majority", "local"]).default("majority"),
   REDIS_URL: z
     .string()
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
@@ -179,6 +201,50 @@ export class ConfigError extends Error {
 }
 
 /**
+ * What the ROOMKEY_MONGO_* settings own in MONGODB_URL's options. The driver merges a URL option and the
+ * client's own unevenly (driver 7.9: the URL's `journal=false` and `readConcernLevel=local` beat the client's,
+ * its `w` does not), so a URL may repeat these but never contradict them.
+ */
+const mongoUrlOwned: Record<string, { setting: keyof Config; value: (config: Config) => string }> = {
+  w: { setting: "ROOMKEY_MONGO_WRITE_CONCERN", value: (c) => String(c.ROOMKEY_MONGO_WRITE_CONCERN) },
+  journal: { setting: "ROOMKEY_MONGO_JOURNAL", value: (c) => String(c.ROOMKEY_MONGO_JOURNAL) },
+  j: { setting: "ROOMKEY_MONGO_JOURNAL", value: (c) => String(c.ROOMKEY_MONGO_JOURNAL) },
+  fsync: { setting: "ROOMKEY_MONGO_JOURNAL", value: (c) => String(c.ROOMKEY_MONGO_JOURNAL) },
+  wtimeoutms: { setting: "ROOMKEY_MONGO_WRITE_TIMEOUT_MS", value: (c) => String(c.ROOMKEY_MONGO_WRITE_TIMEOUT_MS) },
+  wtimeout: { setting: "ROOMKEY_MONGO_WRITE_TIMEOUT_MS", value: (c) => String(c.ROOMKEY_MONGO_WRITE_TIMEOUT_MS) },
+  readconcernlevel: { setting: "ROOMKEY_MONGO_READ_CONCERN", value: (c) => c.ROOMKEY_MONGO_READ_CONCERN },
+};
+
+/** Reads that may go elsewhere than the primary: none (see docs/mongodb-at-scale.md), so these options cannot be met. */
+const secondaryReadOptions = new Set(["readpreference", "readpreferencetags", "maxstalenessseconds"]);
+
+/** Settings that parse one by one but not together; each line names the variable at fault. */
+function mongoConflicts(config: Config): string[] {
+  const lines: string[] = [];
+  if (typeof config.ROOMKEY_MONGO_WRITE_CONCERN === "number" && config.ROOMKEY_MONGO_READ_CONCERN === "majority") {
+    lines.push(
+      "ROOMKEY_MONGO_WRITE_CONCERN: a number needs ROOMKEY_MONGO_READ_CONCERN=local: a majority read may not yet see a write fewer than a majority acknowledged (a revoked token would read as valid)",
+    );
+  }
+  const query = config.MONGODB_URL.includes("?") ? config.MONGODB_URL.slice(config.MONGODB_URL.indexOf("?") + 1) : "";
+  for (const [key, value] of new URLSearchParams(query)) {
+    const name = key.toLowerCase();
+    const owned = mongoUrlOwned[name];
+    if (owned && value.toLowerCase() !== owned.value(config).toLowerCase()) {
+      lines.push(
+        `MONGODB_URL: sets ${key}=${value} but ${owned.setting} is ${owned.value(config)}: remove ${key} from the URL or set ${owned.setting}`,
+      );
+    }
+    if (secondaryReadOptions.has(name) && !(name === "readpreference" && value.toLowerCase() === "primary")) {
+      lines.push(
+        `MONGODB_URL: sets ${key}=${value} but roomkey reads from the primary only (docs/mongodb-at-scale.md)`,
+      );
+    }
+  }
+  return lines;
+}
+
+/**
  * Parses the configuration once, from `env` (process.env by default). The only
  * reader of process.env: everything else receives a Config.
  */
@@ -190,6 +256,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       return `  ${name}: ${issue.code === "invalid_type" && env[name] === undefined ? "is required" : issue.message}`;
     });
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  const conflicts = mongoConflicts(parsed.data);
+  if (conflicts.length > 0) {
+    throw new ConfigError(`invalid configuration:\n${conflicts.map((line) => `  ${line}`).join("\n")}`);
   }
   return parsed.data;
 }

@@ -1,11 +1,12 @@
 // Command compose-check loads compose files as `docker compose -f FILE config`
 // does, through compose-go (schema validation, interpolation from the
 // environment and the project's .env, normalization, consistency checks),
-// then checks what roomkey's deployment relies on. With -select, it also picks
-// those services as `docker compose up SERVICE...` does. Exit 0 when the files
-// load and hold, 1 when they do not, 2 on bad usage.
+// then checks what roomkey's deployment relies on. With -profile, it loads the
+// file as `docker compose --profile NAME` does and checks that profile too; with
+// -select, it also picks those services as `docker compose up SERVICE...` does.
+// Exit 0 when the files load and hold, 1 when they do not, 2 on bad usage.
 //
-//	compose-check [-select mongo,redis] COMPOSE_FILE [OVERRIDE_FILE...]
+//	compose-check [-profile replica-set] [-select mongo,redis] COMPOSE_FILE [OVERRIDE_FILE...]
 //
 // Built and run by scripts/check-compose.sh.
 package main
@@ -21,6 +22,9 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 )
+
+// replicaSetServices belong to the replica-set profile: none may start without it.
+var replicaSetServices = []string{"mongo-rs-1", "mongo-rs-2", "mongo-rs-3", "mongo-rs-init", "api-rs", "worker-rs"}
 
 // problems lists what roomkey's services need and the project lacks.
 func problems(project *types.Project) []string {
@@ -66,17 +70,89 @@ func problems(project *types.Project) []string {
 			}
 		}
 	}
+	if slices.Contains(project.Profiles, "replica-set") {
+		out = append(out, replicaSetProblems(project)...)
+	} else {
+		// The plain `docker compose up` must not start any of them.
+		for _, name := range replicaSetServices {
+			_, started := project.Services[name]
+			need(!started, "service %q must belong to the replica-set profile", name)
+		}
+	}
+	return out
+}
+
+// replicaSetProblems lists what the replica-set profile lacks: three mongo:7 members of rs0, the
+// one-shot initiation, and an api and a worker on the set, waiting for the initiation.
+func replicaSetProblems(project *types.Project) []string {
+	var out []string
+	need := func(ok bool, format string, args ...any) {
+		if !ok {
+			out = append(out, fmt.Sprintf(format, args...))
+		}
+	}
+	for _, name := range replicaSetServices {
+		service, found := project.Services[name]
+		need(found, "service %q is missing from the replica-set profile", name)
+		if found {
+			need(slices.Contains(service.Profiles, "replica-set"), "service %q must belong to the replica-set profile", name)
+		}
+	}
+	for _, name := range []string{"mongo-rs-1", "mongo-rs-2", "mongo-rs-3"} {
+		if member, ok := project.Services[name]; ok {
+			need(strings.HasPrefix(member.Image, "mongo:7"), "%s must run mongo:7, not %q", name, member.Image)
+			need(strings.Contains(strings.Join(member.Command, " "), "--replSet rs0"), "%s must run mongod --replSet rs0", name)
+			need(member.HealthCheck != nil && len(member.HealthCheck.Test) > 0, "service %q has no health check", name)
+		}
+	}
+	if init, ok := project.Services["mongo-rs-init"]; ok {
+		script := strings.Join(init.Command, " ")
+		need(strings.Contains(script, "rs.initiate("), "mongo-rs-init must run rs.initiate")
+		for _, member := range []string{"mongo-rs-1", "mongo-rs-2", "mongo-rs-3"} {
+			need(strings.Contains(script, member+":27017"), "mongo-rs-init must make %s:27017 a member", member)
+		}
+	}
+	for _, name := range []string{"api-rs", "worker-rs"} {
+		service, ok := project.Services[name]
+		if !ok {
+			continue
+		}
+		role := strings.TrimSuffix(name, "-rs")
+		need(service.Build != nil, "service %q must be built from the Dockerfile", name)
+		need(slices.Contains(service.Command, role), "service %q must run the %s role", name, role)
+		need(service.HealthCheck != nil && len(service.HealthCheck.Test) > 0, "service %q has no health check", name)
+		for _, key := range []string{"ROOMKEY_ADMIN_KEY", "ROOMKEY_MASTER_KEY"} {
+			_, passed := service.Environment[key]
+			need(passed, "service %q must be given %s from the host environment or .env", name, key)
+		}
+		url := service.Environment["MONGODB_URL"]
+		need(url != nil && strings.Contains(*url, "replicaSet=rs0") &&
+			strings.Contains(*url, "mongo-rs-1:27017,mongo-rs-2:27017,mongo-rs-3:27017"),
+			"service %q must reach the set as mongodb://mongo-rs-1:27017,mongo-rs-2:27017,mongo-rs-3:27017/?replicaSet=rs0", name)
+		prefix := service.Environment["ROOMKEY_QUEUE_PREFIX"]
+		need(prefix != nil && *prefix != "roomkey",
+			"service %q must have a ROOMKEY_QUEUE_PREFIX of its own (the plain stack shares Redis)", name)
+		initDone := service.DependsOn["mongo-rs-init"]
+		need(initDone.Condition == types.ServiceConditionCompletedSuccessfully,
+			"service %q must wait for mongo-rs-init to complete successfully", name)
+	}
 	return out
 }
 
 func main() {
 	selected := flag.String("select", "", "services to pick, comma-separated, as `docker compose up SERVICE...` does")
+	profile := flag.String("profile", "", "profiles to enable, comma-separated, as `docker compose --profile NAME` does")
 	flag.Parse()
 	if flag.NArg() < 1 {
-		fmt.Fprintln(os.Stderr, "usage: compose-check [-select mongo,redis] COMPOSE_FILE [OVERRIDE_FILE...]")
+		fmt.Fprintln(os.Stderr, "usage: compose-check [-profile replica-set] [-select mongo,redis] COMPOSE_FILE [OVERRIDE_FILE...]")
 		os.Exit(2)
 	}
+	var profiles []string
+	if *profile != "" {
+		profiles = strings.Split(*profile, ",")
+	}
 	options, err := cli.NewProjectOptions(flag.Args(),
+		cli.WithProfiles(profiles),
 		cli.WithOsEnv,
 		// The project's .env, as docker compose reads it (COMPOSE_DISABLE_ENV_FILE=1 skips it).
 		cli.WithEnvFiles(),

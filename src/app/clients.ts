@@ -37,7 +37,7 @@ function reasonOf(error: unknown): string {
 
 /** Stage 1: the connections, opened in the background; nothing waits for them here. */
 export function openClients(config: Config, role: Role, logger: Logger, clock: Clock, stopping: AbortSignal): Clients {
-  const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`);
+  const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`, config);
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
   const subscriber = new Redis(config.REDIS_URL, { lazyConnect: true });

@@ -7,9 +7,23 @@ import {
   MongoServerSelectionError,
   MongoTopologyClosedError,
 } from "mongodb";
+import type { Config } from "../config.js";
 
-/** One MongoClient per process; every repository borrows a Db from it. */
-export function createMongoClient(url: string, appName: string): MongoClient {
+/** The write and read concerns every operation of the process uses (docs/mongodb-at-scale.md). */
+export type MongoConcerns = Pick<
+  Config,
+  | "ROOMKEY_MONGO_WRITE_CONCERN"
+  | "ROOMKEY_MONGO_WRITE_TIMEOUT_MS"
+  | "ROOMKEY_MONGO_JOURNAL"
+  | "ROOMKEY_MONGO_READ_CONCERN"
+>;
+
+/**
+ * One MongoClient per process; every repository borrows a Db from it, and with it the concerns: set once
+ * here, never per operation, so no write can be weaker than the operator chose. FerretDB 1.24 accepts and
+ * ignores both concerns (it has no replication).
+ */
+export function createMongoClient(url: string, appName: string, concerns: MongoConcerns): MongoClient {
   return new MongoClient(url, {
     appName,
     serverSelectionTimeoutMS: 5_000,
@@ -17,6 +31,15 @@ export function createMongoClient(url: string, appName: string): MongoClient {
     maxPoolSize: 50,
     // Optional fields left undefined are omitted, never stored as null.
     ignoreUndefined: true,
+    writeConcern: {
+      w: concerns.ROOMKEY_MONGO_WRITE_CONCERN,
+      wtimeoutMS: concerns.ROOMKEY_MONGO_WRITE_TIMEOUT_MS,
+      journal: concerns.ROOMKEY_MONGO_JOURNAL,
+    },
+    readConcern: { level: concerns.ROOMKEY_MONGO_READ_CONCERN },
+    // Every read, the primary's: a version-checked write reads the version it moves, and a token cache
+    // miss after a revocation must see the revocation; a lagging secondary serves neither.
+    readPreference: "primary",
   });
 }
 
