@@ -431,7 +431,19 @@ async function refreshRow(): Promise<void> {
   const loopDelay = monitorEventLoopDelay({ resolution: 1 });
   loopDelay.enable();
   const started = Date.now();
-  let sweep = await rotation.add("sweep-accounts", {});
+  // The sweep runs in the worker's process (workers/sweep-clock.ts); its result says how many it queued.
+  const runSweep = () => {
+    const run: { queued?: number; doneAt?: number } = {};
+    app.runSweep(environment, "sweep-accounts").then(
+      (result) => {
+        run.queued = (result as { queued?: number } | null)?.queued ?? 0;
+        run.doneAt = Date.now();
+      },
+      (error: unknown) => process.stderr.write(`sweep failed: ${String(error)}\n`),
+    );
+    return run;
+  };
+  let sweep = runSweep();
   let sweeps = 1;
   let sweepDoneMs: number | undefined;
   let refreshed = 0;
@@ -447,10 +459,9 @@ async function refreshRow(): Promise<void> {
       await accounts.findOne({ _id: probeId });
       lookups.push(performance.now() - lookupStarted);
     }
-    const job = await rotation.getJob(sweep.id ?? "");
-    if (job?.finishedOn === undefined) continue;
-    sweepDoneMs ??= job.finishedOn - started;
-    // Refreshes still to run; the schedulers' next runs wait among the delayed jobs and do not count.
+    if (sweep.doneAt === undefined) continue;
+    sweepDoneMs ??= sweep.doneAt - started;
+    // Refreshes still to run.
     const counts = await rotation.getJobCounts("waiting", "active", "prioritized");
     const retrying = (await rotation.getJobs(["delayed"])).filter((j) => j.name === "refresh-account").length;
     if (retrying > 0 || Object.values(counts).some((n) => n > 0)) continue;
@@ -458,11 +469,11 @@ async function refreshRow(): Promise<void> {
       accounts.countDocuments({ credentialsVersion: { $gt: 1 } }),
       accounts.countDocuments({ status: { $ne: "active" } }),
     ]);
-    const queued = (job.returnvalue as { queued?: number } | null)?.queued ?? 0;
+    const queued = sweep.queued ?? 0;
     finished = refreshed + notActive >= oauthAccounts;
     if (finished || queued === 0) break;
     // One sweep lists at most 10,000 accounts: the next one lists the rest.
-    sweep = await rotation.add("sweep-accounts", {});
+    sweep = runSweep();
     sweeps++;
   }
   const serverCpuUs = cpuNow() - cpu;

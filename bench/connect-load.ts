@@ -85,7 +85,7 @@ async function subscribers(channel: string): Promise<number> {
 async function watcherFor(accounts: GrpcClient<typeof AccountService>, target: ConnectTarget, channelPrefix: string) {
   const found = watchers.get(target.environment);
   if (found) return found;
-  const channel = `${channelPrefix}:events:accounts.${target.environment}`;
+  const channel = `${channelPrefix}:{events}:accounts.${target.environment}`;
   const before = await subscribers(channel);
   const stream = accounts.stream(
     AccountService.method.watchAccounts,

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { isEnvironmentName } from "./domain/environments/environment-name.js";
 import { isAllowEntry } from "./providers/address-policy.js";
+import { parseClusterNode } from "./queue/redis-client.js";
 
 /** A TCP port; 0 asks the OS for a free one. An empty value is an error, not 0. */
 const port = z
@@ -40,6 +41,22 @@ const schema = z.object({
     .string()
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
     .default("redis://127.0.0.1:6379"),
+  /**
+   * A Redis Cluster's seed nodes, `host:port` separated by commas: set, roomkey talks to the cluster
+   * (REDIS_URL then gives only the username, password and TLS, `rediss:`); empty, to REDIS_URL's server.
+   */
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .default("")
+    .transform((value) =>
+      value
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0),
+    )
+    .refine((nodes) => nodes.every((node) => parseClusterNode(node) !== undefined), {
+      message: "must be host:port pairs separated by commas, such as redis-1:6379,redis-2:6379",
+    }),
   ROOMKEY_ADMIN_KEY: z
     .string()
     .min(32, "must be at least 32 characters")
@@ -115,10 +132,13 @@ const schema = z.object({
   /** How often each environment's connecting sweep runs (accounts CONNECTING without a live job). */
   ROOMKEY_HANDSHAKE_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
   /**
-   * How often workers check that every served environment's job schedulers exist in Redis (and re-create
-   * what a restart without persistence, a failover or a FLUSHALL lost); also at once on reconnecting.
+   * A worker process's lease in the fleet: one that stops renewing it (killed, cut off) has its
+   * environments taken by the others within this; renewed three times per lease, which also checks
+   * whether Redis lost its data.
    */
-  ROOMKEY_SCHEDULER_CHECK_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  ROOMKEY_WORKER_LEASE_MS: z.coerce.number().int().min(300).max(600_000).default(6_000),
+  /** A queue's BullMQ worker with no job for this long is closed; the wake index starts it again for the next. */
+  ROOMKEY_WORKER_IDLE_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
   /** How often each environment's OAuth refresh sweep runs. */
   ROOMKEY_REFRESH_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(60_000),
   /** How long one provider request (credential check, token exchange) may take. */

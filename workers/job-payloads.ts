@@ -63,7 +63,6 @@ export const payloads: Readers = {
       const data = dataOf(job);
       return { tokenId: id(data, "retire-token", "tokenId", tokenIdPattern, "a token id"), ...incarnation(data) };
     },
-    "sweep-tokens": () => ({}),
     "refresh-account": (job) => {
       const data = dataOf(job);
       const seenVersion = own(data, "seenVersion");
@@ -80,7 +79,6 @@ export const payloads: Readers = {
         ...incarnation(data),
       };
     },
-    "sweep-accounts": () => ({}),
   },
   webhook: {
     deliver: (job) => {
@@ -92,7 +90,5 @@ export const payloads: Readers = {
         ...incarnation(data),
       };
     },
-    "sweep-webhooks": () => ({}),
-    "purge-webhooks": () => ({}),
   },
 };

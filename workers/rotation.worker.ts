@@ -11,10 +11,9 @@ export const tokenSweepEveryMs = 60_000;
 
 /** The rotation queue's processors; they only call the domain. */
 export function rotationProcessors(deps: {
-  tokens: Pick<TokenMaintenance, "retire" | "sweep">;
+  tokens: Pick<TokenMaintenance, "retire">;
   refresher: Pick<Refresher, "refresh">;
   revocations: Pick<UpstreamRevocations, "run">;
-  sweepAccounts(environment: string, incarnation: string): Promise<unknown>;
   logger: Logger;
 }): Record<JobName<"rotation">, JobProcessor> {
   return {
@@ -24,9 +23,6 @@ export function rotationProcessors(deps: {
       // Ran before the grace ended (clocks apart): the sweep retires it once it has.
       if (retryAt) deps.logger.info({ environment, tokenId, retryAt }, "grace not over yet; the sweep will retire it");
       return { retryAt: retryAt?.toISOString() };
-    },
-    async "sweep-tokens"(_job, environment) {
-      return deps.tokens.sweep(environment);
     },
     async "refresh-account"(job, environment, incarnation) {
       const { accountId, seenVersion } = payloads.rotation["refresh-account"](job);
@@ -52,9 +48,6 @@ export function rotationProcessors(deps: {
         deps.logger.debug({ environment, accountId, why: result.why }, "upstream revocation skipped");
       }
       return result;
-    },
-    async "sweep-accounts"(_job, environment, incarnation) {
-      return deps.sweepAccounts(environment, incarnation);
     },
   };
 }

@@ -1,21 +1,55 @@
 import type { Logger } from "pino";
 import { settlesWithin, sleep } from "../src/async.js";
+import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";
 import type { EnvironmentState } from "../src/domain/environments/environments.js";
-import { type QueueKind, queueKinds } from "../src/queue/queue-names.js";
+import { type QueueKind, queueKinds, queueName } from "../src/queue/queue-names.js";
+import type { WakeEntry } from "../src/queue/wake-index.js";
+import { type FleetView, ownerOf } from "../src/queue/worker-fleet.js";
 
 /** What the supervisor needs of a BullMQ Worker. */
 export interface RunningWorker {
   close(force?: boolean): Promise<void>;
 }
 
+/** Told when a worker's job starts and ends: a worker with none running for a while is closed. */
+export interface JobActivity {
+  started(): void;
+  finished(): void;
+}
+
 export interface WorkerSupervisorDeps {
   /** Every environment record's name, state and incarnation (throws when MongoDB is unreachable). */
   listEnvironments(): Promise<{ name: string; state: EnvironmentState; incarnation: string }[]>;
-  startWorker(environment: string, kind: QueueKind): RunningWorker;
-  /** Removes a deleted environment's queues, including keys its workers left behind. */
+  startWorker(environment: string, kind: QueueKind, activity: JobActivity): RunningWorker;
+  /** Removes a deleted environment's queues, including keys its workers left behind, and its wake entries. */
   removeQueues(environment: string): Promise<void>;
+  /** This process's membership of the worker fleet (src/queue/worker-fleet.ts). */
+  fleet: { id: string; beat(now: number): Promise<FleetView>; leave(): Promise<void> };
+  /** The wake index (src/queue/wake-index.ts). */
+  wakes: {
+    due(now: number, limit: number): Promise<WakeEntry[]>;
+    take(entry: WakeEntry): Promise<boolean>;
+    at(queue: string, at: number): Promise<void>;
+  };
+  /**
+   * When a queue next has a job to run: now (jobs waiting), a delayed job's
+   * time, or a lock's expiry (jobs active without a live worker, which its
+   * stalled check then takes back); undefined when it has none.
+   */
+  nextWork(environment: string, kind: QueueKind): Promise<number | undefined>;
+  /** The periodic sweeps of the environments served (workers/sweep-clock.ts). */
+  sweeps: { add(environment: string): void; remove(environment: string): void };
+  /** Redis came back without its data: the environment's lost work is to be found again. */
+  onRedisLost(environment: string): Promise<void>;
   reconcileMs: number;
+  /** Heartbeat of the fleet lease (a third of the lease or less). */
+  beatMs: number;
+  /** How often the wake index is read. */
+  pollMs: number;
+  /** A worker with no job for this long is closed. */
+  idleMs: number;
   logger: Logger;
+  now?: () => number;
 }
 
 export type WorkerSupervisor = ReturnType<typeof createWorkerSupervisor>;
@@ -32,29 +66,141 @@ async function closeWithin(worker: RunningWorker, ms: number): Promise<boolean> 
   return (await Promise.race([attempt(true), timeout(ms / 2)])) === "closed";
 }
 
+interface LiveQueue {
+  environment: string;
+  kind: QueueKind;
+  worker: RunningWorker;
+  inFlight: number;
+  lastActivity: number;
+  closing?: Promise<void>;
+}
+
+/** Due wake entries read per poll. */
+const wakeBatch = 2_000;
+/** Queues inspected at once (taken-on environments, closed workers). */
+const inspectBatch = 50;
+
 /**
- * Runs the handshake and rotation workers of every active environment, and
- * follows environments as they are created and deleted: on an event at once,
- * otherwise on the next reconcile (every `reconcileMs`). An environment
- * deleted and created again between two passes (events lost) is another
- * incarnation: its workers are started afresh, which also schedules its
- * sweeps again (removing the old queues removed their schedules).
+ * Serves this process's share of the environments, lazily. Environments are
+ * shared out among the worker processes (`ownerOf` over the fleet's live
+ * members); of its own, a process runs the sweeps in process and a BullMQ
+ * worker only for a queue that has work, as the wake index says, closing it
+ * once it has been idle for `idleMs`. An idle environment thus holds no
+ * blocking Redis connection and sends Redis no command.
+ *
+ * Environments are followed as they are created and deleted (on an event at
+ * once, else every `reconcileMs`); an environment deleted and created again
+ * between two passes is another incarnation, served afresh. A process that
+ * dies stops renewing its lease: within the lease the others take its
+ * environments, look at their queues (jobs left waiting, delayed, or active
+ * under its expired locks) and run them.
  */
 export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
-  const { listEnvironments, startWorker, removeQueues, logger } = deps;
-  const running = new Map<string, { incarnation: string; workers: RunningWorker[] }>();
+  const { listEnvironments, startWorker, removeQueues, fleet, wakes, logger } = deps;
+  const now = deps.now ?? Date.now;
+  /** Active environments and their incarnations, as last listed. */
+  let active = new Map<string, string>();
+  let members: string[] = [fleet.id];
+  /** The environments this process serves, and the incarnation it serves. */
+  const owned = new Map<string, string>();
+  const live = new Map<string, LiveQueue>();
+  /** Queues to look at: taken on, or closed when the look failed. */
+  const toInspect = new Map<string, { environment: string; kind: QueueKind }>();
   /** Stopped while being deleted: their queues are removed again once the record is gone. */
   const beingDeleted = new Set<string>();
-  let timer: NodeJS.Timeout | undefined;
+  const timers: NodeJS.Timeout[] = [];
   let closed = false;
   let pass: Promise<void> = Promise.resolve();
+  let polling: Promise<void> | undefined;
 
-  async function stop(environment: string, deleted: boolean): Promise<void> {
-    const workers = running.get(environment)?.workers ?? [];
-    running.delete(environment);
-    await Promise.all(workers.map((w) => closeWithin(w, 5_000)));
-    if (deleted) await removeQueues(environment);
-    logger.info({ environment, deleted }, "stopped serving environment");
+  function queueOf(environment: string, kind: QueueKind): string {
+    return queueName(parseEnvironmentName(environment, "environment"), kind);
+  }
+
+  function startQueue(environment: string, kind: QueueKind): LiveQueue {
+    const entry: LiveQueue = {
+      environment,
+      kind,
+      inFlight: 0,
+      lastActivity: now(),
+      worker: undefined as unknown as RunningWorker,
+    };
+    entry.worker = startWorker(environment, kind, {
+      started() {
+        entry.inFlight++;
+        entry.lastActivity = now();
+      },
+      finished() {
+        entry.inFlight--;
+        entry.lastActivity = now();
+      },
+    });
+    live.set(queueOf(environment, kind), entry);
+    return entry;
+  }
+
+  /** Closes a queue's worker; with `inspect`, writes back when its queue next has work. */
+  function stopQueue(queue: string, entry: LiveQueue, inspect: boolean): Promise<void> {
+    entry.closing ??= (async () => {
+      await closeWithin(entry.worker, 5_000);
+      live.delete(queue);
+      if (inspect && owned.has(entry.environment)) await lookAt(entry.environment, entry.kind);
+    })();
+    return entry.closing;
+  }
+
+  async function lookAt(environment: string, kind: QueueKind): Promise<void> {
+    const queue = queueOf(environment, kind);
+    try {
+      const next = await deps.nextWork(environment, kind);
+      if (next !== undefined) await wakes.at(queue, next);
+      toInspect.delete(queue);
+    } catch (error) {
+      toInspect.set(queue, { environment, kind });
+      logger.debug({ err: error, queue }, "could not look at a queue; trying again");
+    }
+  }
+
+  async function give(environment: string): Promise<void> {
+    owned.delete(environment);
+    deps.sweeps.remove(environment);
+    const closing = [...live]
+      .filter(([, q]) => q.environment === environment)
+      .map(([name, q]) => stopQueue(name, q, false));
+    for (const kind of queueKinds) toInspect.delete(queueOf(environment, kind));
+    await Promise.all(closing);
+    logger.info({ environment }, "stopped serving environment");
+  }
+
+  function take(environment: string, incarnation: string): void {
+    owned.set(environment, incarnation);
+    deps.sweeps.add(environment);
+    for (const kind of queueKinds) toInspect.set(queueOf(environment, kind), { environment, kind });
+    logger.info({ environment, incarnation }, "serving environment");
+  }
+
+  /** Serves exactly the active environments this process owns among the members. */
+  async function rebalance(): Promise<void> {
+    const given: string[] = [];
+    const taken: string[] = [];
+    for (const [environment, incarnation] of owned) {
+      const current = active.get(environment);
+      const mine = current !== undefined && ownerOf(environment, members) === fleet.id;
+      if (mine && current === incarnation) continue;
+      if (current !== undefined && current !== incarnation) {
+        logger.info({ environment, was: incarnation, incarnation: current }, "environment was created again");
+      }
+      given.push(environment);
+      await give(environment);
+    }
+    for (const [environment, incarnation] of active) {
+      if (owned.has(environment) || ownerOf(environment, members) !== fleet.id) continue;
+      taken.push(environment);
+      take(environment, incarnation);
+    }
+    if (given.length + taken.length > 0) {
+      logger.debug({ served: owned.size, members: members.length, taken, given }, "environments rebalanced");
+    }
   }
 
   async function reconcileOnce(): Promise<void> {
@@ -62,31 +208,18 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     const records = await listEnvironments();
     if (closed) return;
     const states = new Map(records.map((r) => [r.name, r.state]));
-    for (const { name, state, incarnation } of records) {
-      if (state !== "active") continue;
-      const served = running.get(name);
-      if (served?.incarnation === incarnation) continue;
-      if (served) {
-        // Deleted and created again since the last pass: the queues are the new incarnation's now.
-        logger.info({ environment: name, was: served.incarnation, incarnation }, "environment was created again");
-        await stop(name, false);
-        if (closed) return;
-      }
-      running.set(name, { incarnation, workers: queueKinds.map((kind) => startWorker(name, kind)) });
-      logger.info({ environment: name, incarnation }, "serving environment");
-    }
-    for (const name of [...running.keys()]) {
-      const state = states.get(name);
-      if (state === "active") continue;
-      await stop(name, state === undefined);
-      if (state === "deleting") beingDeleted.add(name);
-    }
+    active = new Map(records.filter((r) => r.state === "active").map((r) => [r.name, r.incarnation]));
+    const served = [...owned.keys()];
+    await rebalance();
+    // Served here until its record vanished: its queues go (DeleteEnvironment removed them; a worker may have written since).
+    for (const name of served) if (!states.has(name) && !closed) await removeQueues(name);
+    for (const [name, state] of states) if (state === "deleting") beingDeleted.add(name);
     for (const name of beingDeleted) {
       const state = states.get(name);
       if (state === "deleting") continue;
       beingDeleted.delete(name);
       // A worker may have written keys after DeleteEnvironment removed the queues.
-      if (state === undefined) await removeQueues(name);
+      if (state === undefined && !closed) await removeQueues(name);
     }
   }
 
@@ -98,31 +231,108 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     return pass;
   }
 
-  function schedule(): void {
+  /** Never rejects: failures are logged. */
+  async function beat(): Promise<void> {
+    let view: FleetView;
+    try {
+      view = await fleet.beat(now());
+    } catch (error) {
+      // Redis away: keep serving what this process served; nobody else can take it meanwhile either.
+      logger.debug({ err: error }, "fleet heartbeat failed");
+      return;
+    }
     if (closed) return;
-    timer = setTimeout(() => {
-      reconcile().finally(schedule);
-    }, deps.reconcileMs);
+    const changed = view.members.join("\n") !== members.join("\n");
+    members = view.members;
+    if (changed) {
+      logger.info({ members: members.length }, "worker processes changed");
+      pass = pass.then(rebalance).catch((error: unknown) => logger.warn({ err: error }, "could not rebalance"));
+      await pass;
+    }
+    if (view.redisLost) {
+      logger.warn(
+        { environments: owned.size },
+        "Redis lost its data: finding the lost work of every served environment",
+      );
+      for (const environment of owned.keys()) {
+        await deps.onRedisLost(environment).catch((error: unknown) => {
+          logger.warn({ err: error, environment }, "could not ask for a sweep after Redis lost its data");
+        });
+      }
+    }
+  }
+
+  async function pollOnce(): Promise<void> {
+    const inspecting = [...toInspect.values()].slice(0, inspectBatch);
+    await Promise.all(inspecting.map(({ environment, kind }) => lookAt(environment, kind)));
+    const at = now();
+    const due = await wakes.due(at, wakeBatch);
+    for (const entry of due) {
+      if (closed) return;
+      const name = /^\{([^}]+)\}\.(\w+)$/.exec(entry.queue);
+      const environment = name?.[1];
+      const kind = queueKinds.find((k) => k === name?.[2]);
+      if (!environment || !kind || !owned.has(environment)) continue;
+      const found = live.get(entry.queue);
+      // Closing: its look at the queue afterwards writes the entry back if work is left.
+      if (found?.closing) continue;
+      if (found) found.lastActivity = at;
+      else startQueue(environment, kind);
+      await wakes.take(entry);
+    }
+    for (const [queue, entry] of live) {
+      if (!entry.closing && entry.inFlight === 0 && at - entry.lastActivity >= deps.idleMs) {
+        stopQueue(queue, entry, true).catch((error: unknown) => logger.warn({ err: error, queue }, "could not close"));
+      }
+    }
+  }
+
+  /** One poll of the wake index, unless one is running; never rejects. */
+  function poll(): Promise<void> {
+    if (closed) return Promise.resolve();
+    polling ??= pollOnce()
+      .catch((error: unknown) => logger.debug({ err: error }, "could not read the wake index"))
+      .finally(() => {
+        polling = undefined;
+      });
+    return polling;
   }
 
   return {
     async start(): Promise<void> {
+      await beat();
       await reconcile();
-      schedule();
+      await Promise.all([...toInspect.values()].map(({ environment, kind }) => lookAt(environment, kind)));
+      if (closed) return;
+      timers.push(
+        // reconcile and beat log their own failures.
+        setInterval(reconcile, deps.reconcileMs),
+        setInterval(beat, deps.beatMs),
+        setInterval(poll, deps.pollMs),
+      );
+      await poll();
     },
     reconcile,
-    serving: () => [...running.keys()].sort(),
-    /** Stops every worker within `timeoutMs`, also when Redis is unreachable. */
+    /** One heartbeat now (the timer beats every `beatMs`). */
+    beat,
+    /** One read of the wake index now, and idle workers closed (the timer polls every `pollMs`). */
+    poll,
+    /** Environments this process serves now. */
+    serving: () => [...owned.keys()].sort(),
+    /** Queues with a worker now (for tests and metrics). */
+    liveQueues: () => [...live.keys()].sort(),
+    /** Stops every worker within `timeoutMs`, also when Redis is unreachable, and leaves the fleet. */
     async close(timeoutMs: number): Promise<boolean> {
       closed = true;
-      clearTimeout(timer);
+      for (const timer of timers) clearInterval(timer);
       // A pass in progress may be starting workers: let it settle first (a quarter of the budget at most).
-      const started = Date.now();
-      await settlesWithin(pass, timeoutMs / 4);
-      const workers = [...running.values()].flatMap((served) => served.workers);
-      running.clear();
-      const left = Math.max(0, timeoutMs - (Date.now() - started));
+      const started = now();
+      await settlesWithin(Promise.all([pass, polling]), timeoutMs / 4);
+      const workers = [...live.values()].map((q) => q.worker);
+      live.clear();
+      const left = Math.max(0, timeoutMs - (now() - started));
       const results = await Promise.all(workers.map((w) => closeWithin(w, left)));
+      await settlesWithin(fleet.leave(), Math.min(1_000, left));
       return results.every(Boolean);
     },
   };

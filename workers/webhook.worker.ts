@@ -9,7 +9,7 @@ export const webhookPurgeEveryMs = 3_600_000;
 
 /** The webhook queue's processors; they only call the domain. */
 export function webhookProcessors(deps: {
-  delivery: Pick<ReturnType<typeof createWebhookDelivery>, "deliver" | "sweep" | "purge">;
+  delivery: Pick<ReturnType<typeof createWebhookDelivery>, "deliver">;
   logger: Logger;
 }): Record<JobName<"webhook">, JobProcessor> {
   return {
@@ -22,14 +22,6 @@ export function webhookProcessors(deps: {
         job.attemptsMade,
         job.opts.attempts ?? 1,
       );
-    },
-    async "sweep-webhooks"(_job, environment) {
-      const result = await deps.delivery.sweep(environment);
-      if (result.requeued > 0) deps.logger.info({ environment, ...result }, "webhook sweep");
-      return result;
-    },
-    async "purge-webhooks"(_job, environment) {
-      return deps.delivery.purge(environment);
     },
   };
 }

@@ -1,27 +1,19 @@
 import { type Job, Worker } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";
 import type { IncarnationSource } from "../src/domain/environments/environments.js";
-import { type JobSchedule, upsertSchedule } from "../src/queue/job-schedulers.js";
 import { type QueueKind, queueName } from "../src/queue/queue-names.js";
-import type { QueueRegistry } from "../src/queue/queue-registry.js";
+import type { RedisClient } from "../src/queue/redis-client.js";
 import { maxStalledRuns } from "../src/queue/retry-policy.js";
 import { createJobRouter, type ProcessorTable } from "./job-router.js";
-import type { RunningWorker } from "./supervisor.js";
+import type { JobActivity, RunningWorker } from "./supervisor.js";
 
 export interface WorkerFactoryDeps {
   /** Shared for commands; BullMQ duplicates it for each worker's blocking connection. Needs `maxRetriesPerRequest: null`. */
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   processors: ProcessorTable;
   concurrency: Record<QueueKind, number>;
-  /**
-   * Repeating jobs of each environment's queues (BullMQ job schedulers), upserted when a worker starts;
-   * the scheduler reconciler re-creates them when Redis loses them.
-   */
-  schedules: readonly JobSchedule[];
-  queues: Pick<QueueRegistry, "queue">;
   /** Each job is checked against its environment's current incarnation (see createJobRouter). */
   incarnations: IncarnationSource;
   /** Delay before a job's next attempt, for jobs whose backoff type is not one of BullMQ's own. */
@@ -48,10 +40,19 @@ function ranFor(job: { processedOn?: number; finishedOn?: number } | undefined):
 
 /** Starts the BullMQ worker of one environment's queue, with errors logged, never thrown away. */
 export function createWorkerFactory(deps: WorkerFactoryDeps) {
-  return (environment: string, kind: QueueKind): RunningWorker => {
+  return (environment: string, kind: QueueKind, activity?: JobActivity): RunningWorker => {
     const name = queueName(parseEnvironmentName(environment, "environment"), kind);
     const logger = deps.logger.child({ environment, queue: kind });
-    const worker = new Worker(name, createJobRouter(deps.processors, kind, environment, logger, deps.incarnations), {
+    const route = createJobRouter(deps.processors, kind, environment, logger, deps.incarnations);
+    const processor = async (job: Job) => {
+      activity?.started();
+      try {
+        return await route(job);
+      } finally {
+        activity?.finished();
+      }
+    };
+    const worker = new Worker(name, processor, {
       connection: deps.connection,
       prefix: deps.prefix,
       concurrency: deps.concurrency[kind],
@@ -85,17 +86,6 @@ export function createWorkerFactory(deps: WorkerFactoryDeps) {
         }
       });
       worker.on("failed", (job) => observe(job, "failed"));
-    }
-    for (const schedule of deps.schedules.filter((s) => s.kind === kind)) {
-      // Idempotent: every worker process upserts the same scheduler id. Retried while Redis is away.
-      const upsert = () => {
-        if (worker.closing) return;
-        upsertSchedule(deps.queues, environment, schedule).catch((error: unknown) => {
-          logger.warn({ err: error, schedule: schedule.name }, "could not schedule a job; retrying");
-          setTimeout(upsert, 5_000).unref();
-        });
-      };
-      upsert();
     }
     return worker;
   };

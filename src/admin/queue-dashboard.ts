@@ -108,12 +108,14 @@ export function createQueueDashboard(deps: QueueDashboardDeps): (req: IncomingMe
   let shown: Queue[] = [];
   function showCurrentQueues(): void {
     const environments = [...deps.environments()].sort();
-    const current = environments.flatMap((environment) => queueKinds.map((kind) => deps.queue(environment, kind)));
+    const listed = environments.flatMap((environment) =>
+      queueKinds.map((kind) => ({ environment, kind, queue: deps.queue(environment, kind) })),
+    );
+    const current = listed.map(({ queue }) => queue);
     if (current.length === shown.length && current.every((queue, i) => queue === shown[i])) return;
     shown = current;
     board.replaceQueues(
-      current.map((queue) => {
-        const [environment, kind] = queue.name.split(".");
+      listed.map(({ environment, kind, queue }) => {
         return new BullMQAdapter(queue, {
           readOnlyMode,
           allowRetries: !readOnlyMode,

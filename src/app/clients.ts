@@ -1,9 +1,9 @@
-import { Redis } from "ioredis";
 import type { MongoClient } from "mongodb";
 import type { Logger } from "pino";
 import type { Config } from "../config.js";
 import type { Clock } from "../domain/clock.js";
 import { backendStartupGraceMs } from "../health/health-monitor.js";
+import { createRedisClient, type RedisClient } from "../queue/redis-client.js";
 import { type AvailabilityGate, createAvailabilityGate } from "../storage/availability-gate.js";
 import {
   connectWithRetry,
@@ -14,15 +14,15 @@ import {
 } from "../storage/mongo.js";
 import type { Role } from "./roomkey.js";
 
-/** One MongoClient and three Redis connections per process, and the gate that says when MongoDB is down. */
+/** One MongoClient and three Redis connections (or cluster clients) per process, and the gate that says when MongoDB is down. */
 export interface Clients {
   mongo: MongoClient;
   /** Commands fail fast while Redis is down (the API answers UNAVAILABLE). */
-  redis: Redis;
+  redis: RedisClient;
   /** For BullMQ workers, which wait for Redis instead. */
-  workerRedis: Redis;
+  workerRedis: RedisClient;
   /** Subscribed to pub/sub channels; can do nothing else. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   /** While pings say MongoDB cannot be reached, repository calls fail at once with UNAVAILABLE. */
   mongoGate: AvailabilityGate;
   /** Resolves once MongoDB answered the first time (or the process stopped trying). */
@@ -38,9 +38,10 @@ function reasonOf(error: unknown): string {
 /** Stage 1: the connections, opened in the background; nothing waits for them here. */
 export function openClients(config: Config, role: Role, logger: Logger, clock: Clock, stopping: AbortSignal): Clients {
   const mongo = createMongoClient(config.MONGODB_URL, `roomkey-${role}`, config);
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
-  const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null, lazyConnect: true });
-  const subscriber = new Redis(config.REDIS_URL, { lazyConnect: true });
+  const target = { url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES };
+  const redis = createRedisClient(target, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  const workerRedis = createRedisClient(target, { maxRetriesPerRequest: null, lazyConnect: true });
+  const subscriber = createRedisClient(target, { lazyConnect: true });
   const connections = { redis, workerRedis, subscriber };
   for (const [name, connection] of Object.entries(connections)) {
     connection.on("error", (error) => logger.debug({ err: error, connection: name }, "redis connection error"));

@@ -22,8 +22,12 @@ export interface Roomkey {
   metricsPort: number;
   /** Resolves once the default environments exist and the workers ran their first pass. */
   ready: Promise<void>;
-  /** Environments the workers serve now (empty for the `api` role). */
+  /** Environments this process's workers serve now: its share of the fleet's (empty for the `api` role). */
   servedEnvironments(): string[];
+  /** Queues with a running BullMQ worker in this process now: the others' environments are idle. */
+  liveQueues(): string[];
+  /** Runs one of an environment's sweeps now in this process (`sweep-tokens`, `sweep-accounts`, ...): workers only. */
+  runSweep(environment: string, name: string): Promise<unknown>;
   /** Graceful, bounded shutdown; resolves true if everything closed in time. */
   shutdown(): Promise<boolean>;
 }
@@ -98,6 +102,11 @@ export async function startRoomkey(
     metricsPort: metricsServer?.port ?? 0,
     ready: Promise.all([api?.ready, workers?.ready]).then(() => undefined),
     servedEnvironments: () => workers?.served() ?? [],
+    liveQueues: () => workers?.liveQueues() ?? [],
+    runSweep: (environment, name) => {
+      if (!workers) throw new Error("this process runs no workers");
+      return workers.runSweep(environment, name);
+    },
     shutdown: () => {
       shuttingDown ??= shutdown();
       return shuttingDown;

@@ -25,6 +25,7 @@ import { createJobProducer } from "../queue/job-producer.js";
 import { createProducers } from "../queue/producers.js";
 import { createQueueRegistry } from "../queue/queue-registry.js";
 import { maxProviderRetryAfterMs } from "../queue/retry-policy.js";
+import { createWakeIndex } from "../queue/wake-index.js";
 import { renderWebhookEvent } from "../rpc/mappers/webhook-mapper.js";
 import {
   accountKeysCollection,
@@ -106,7 +107,8 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   const integrationRepository = guard(createIntegrationRepository(environmentDatabases));
   const webhookRepository = guard(createWebhookRepository(environmentDatabases));
   const connectSessionRepository = guard(createConnectSessionRepository(environmentDatabases));
-  const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
+  const wakes = createWakeIndex({ redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
+  const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, wakes, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
   const masterKey = Buffer.from(config.ROOMKEY_MASTER_KEY, "base64");
@@ -165,7 +167,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
       return bus.publish(tokensChannel, { environment, hash });
     },
   };
-  const jobs = createJobProducer(queues);
+  const jobs = createJobProducer(queues, wakes);
   const producers = createProducers({
     queues,
     jobs,

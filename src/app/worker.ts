@@ -3,8 +3,8 @@ import { handshakeProcessors, retryAfterOf } from "../../workers/handshake.worke
 import { startMaintenance } from "../../workers/maintenance.js";
 import { createOrphanSweeper } from "../../workers/orphan-sweeper.js";
 import { rotationProcessors, tokenSweepEveryMs } from "../../workers/rotation.worker.js";
-import { createSchedulerReconciler } from "../../workers/scheduler-reconciler.js";
 import { createWorkerSupervisor } from "../../workers/supervisor.js";
+import { createSweepClock, type Sweep } from "../../workers/sweep-clock.js";
 import { webhookProcessors, webhookPurgeEveryMs } from "../../workers/webhook.worker.js";
 import { createWorkerFactory } from "../../workers/worker-factory.js";
 import { createConnectingSweep, createHandshakes } from "../domain/accounts/handshake.js";
@@ -16,8 +16,8 @@ import { effectiveSettings, incarnationOf } from "../domain/environments/environ
 import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
 import { createWebhookDelivery, DeliveryAttemptFailedError } from "../domain/webhooks/webhook-delivery.js";
 import { createHttpCredentialChecker } from "../providers/http-credential-checker.js";
-import { createJobSchedulers, type JobSchedule } from "../queue/job-schedulers.js";
-import { handshakeJobId } from "../queue/queue-names.js";
+import { beatsPerLease, sweepConcurrency, sweepTickMs, wakePollMs } from "../queue/fleet-policy.js";
+import { handshakeJobId, type QueueKind } from "../queue/queue-names.js";
 import {
   handshakeWriteRetries,
   providerBackoffMs,
@@ -27,6 +27,8 @@ import {
   webhookBackoff,
   webhookRetryDelayMs,
 } from "../queue/retry-policy.js";
+import { createWakeIndex } from "../queue/wake-index.js";
+import { createWorkerFleet, newWorkerId } from "../queue/worker-fleet.js";
 import { claimRetentionMs, purgeTransitions } from "../storage/versioned.js";
 import { environmentsChannel, type Stage } from "./services.js";
 
@@ -36,8 +38,12 @@ const abandonedDeleteMs = 60_000;
 export interface Workers {
   /** Resolves once the workers ran their first pass. */
   ready: Promise<void>;
-  /** Environments the workers serve now. */
+  /** Environments this process serves now (its share of the fleet's). */
   served(): string[];
+  /** Queues that have a BullMQ worker now (the others are idle). */
+  liveQueues(): string[];
+  /** Runs one of an environment's sweeps now, in this process, and returns its result. */
+  runSweep(environment: string, name: string): Promise<unknown>;
   /** Closes every worker, letting jobs in flight finish within the budget; true if they all did. */
   close(budgetMs: number): Promise<boolean>;
 }
@@ -153,17 +159,55 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     clock,
     observe: { attempt: services.metrics.webhookAttempt, disabled: services.metrics.endpointDisabled },
   });
-  const schedules: JobSchedule[] = [
-    { kind: "handshake", name: "sweep-connecting", everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS },
-    { kind: "rotation", name: "sweep-tokens", everyMs: tokenSweepEveryMs },
-    { kind: "rotation", name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS },
-    { kind: "webhook", name: "sweep-webhooks", everyMs: config.ROOMKEY_WEBHOOK_SWEEP_MS },
+  const tokenMaintenance = createTokenMaintenance({
+    store: services.tokenRepository,
+    invalidations: services.invalidations,
+    retentionMs: async (name) => effectiveSettings((await environments.get(name))?.settings ?? {}).tokenRetentionMs,
+    clock,
+  });
+  // In process, not jobs: an idle environment then costs no Redis command (workers/sweep-clock.ts).
+  const sweeps: Sweep[] = [
     {
-      kind: "webhook",
+      name: "sweep-connecting",
+      everyMs: config.ROOMKEY_HANDSHAKE_SWEEP_MS,
+      run: (environment, incarnation) => sweepHandshakes(environment, { noGrace: false, incarnation }),
+    },
+    { name: "sweep-tokens", everyMs: tokenSweepEveryMs, run: (environment) => tokenMaintenance.sweep(environment) },
+    { name: "sweep-accounts", everyMs: config.ROOMKEY_REFRESH_SWEEP_MS, run: sweepAccounts },
+    {
+      name: "sweep-webhooks",
+      everyMs: config.ROOMKEY_WEBHOOK_SWEEP_MS,
+      async run(environment) {
+        const result = await webhookDelivery.sweep(environment);
+        if (result.requeued > 0) logger.info({ environment, ...result }, "webhook sweep");
+      },
+    },
+    {
       name: "purge-webhooks",
       everyMs: Math.min(webhookPurgeEveryMs, Math.max(500, config.ROOMKEY_WEBHOOK_RETENTION_MS / 10)),
+      run: (environment) => webhookDelivery.purge(environment),
     },
   ];
+  const sweepClock = createSweepClock({
+    sweeps,
+    incarnations: environments,
+    concurrency: sweepConcurrency,
+    tickMs: sweepTickMs,
+    logger,
+  });
+  const wakes = createWakeIndex({ redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
+  /** When a queue next has work; see WorkerSupervisorDeps.nextWork. */
+  async function nextWork(environment: string, kind: QueueKind): Promise<number | undefined> {
+    const queue = queues.queue(environment, kind);
+    const counts = await queue.getJobCounts("wait", "prioritized", "active");
+    const at = clock.now().getTime();
+    if ((counts.wait ?? 0) + (counts.prioritized ?? 0) > 0) return at;
+    const [, score] = await redis.zrange(queue.toKey("delayed"), 0, 0, "WITHSCORES");
+    // BullMQ scores a delayed job by its time × 0x1000 plus a counter (getDelayedScore.lua).
+    const times = score === undefined ? [] : [Math.floor(Number(score) / 0x1000)];
+    if ((counts.active ?? 0) > 0) times.push(at + config.ROOMKEY_JOB_LOCK_MS);
+    return times.length > 0 ? Math.min(...times) : undefined;
+  }
   const supervisor = createWorkerSupervisor({
     listEnvironments: async () =>
       (await environments.listAll()).map((env) => ({
@@ -176,22 +220,9 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       prefix: config.ROOMKEY_QUEUE_PREFIX,
       processors: {
         handshake: handshakeProcessors({ handshakes, sweep: sweepHandshakes, logger }),
-        rotation: rotationProcessors({
-          tokens: createTokenMaintenance({
-            store: services.tokenRepository,
-            invalidations: services.invalidations,
-            retentionMs: async (name) =>
-              effectiveSettings((await environments.get(name))?.settings ?? {}).tokenRetentionMs,
-            clock,
-          }),
-          refresher,
-          revocations,
-          sweepAccounts,
-          logger,
-        }),
+        rotation: rotationProcessors({ tokens: tokenMaintenance, refresher, revocations, logger }),
         webhook: webhookProcessors({ delivery: webhookDelivery, logger }),
       },
-      schedules,
       backoffStrategy: (attemptsMade, type, error) => {
         if (type === webhookBackoff && error instanceof DeliveryAttemptFailedError) return error.retryAfterMs;
         if (type === revocationBackoff) {
@@ -202,7 +233,6 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       // An endpoint that fails is the endpoint's news, not roomkey's: its log says so, at info.
       expectedFailure: (error) => error instanceof DeliveryAttemptFailedError,
       lockDurationMs: config.ROOMKEY_JOB_LOCK_MS,
-      queues,
       incarnations: environments,
       concurrency: { handshake: 10, rotation: 10, webhook: 20 },
       logger,
@@ -210,28 +240,24 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       observeHandshake: services.metrics.handshake,
     }),
     removeQueues: (name) => queues.removeEnvironment(name),
+    fleet: createWorkerFleet({
+      redis,
+      prefix: config.ROOMKEY_QUEUE_PREFIX,
+      id: newWorkerId(),
+      leaseMs: config.ROOMKEY_WORKER_LEASE_MS,
+    }),
+    wakes,
+    nextWork,
+    sweeps: sweepClock,
+    // Redis lost its data, and with it the jobs: a sweep without grace queues the lost handshakes again.
+    onRedisLost: producers.requestConnectingSweep,
     reconcileMs: config.ROOMKEY_ENVIRONMENT_REFRESH_MS,
+    beatMs: Math.floor(config.ROOMKEY_WORKER_LEASE_MS / beatsPerLease),
+    pollMs: wakePollMs,
+    idleMs: config.ROOMKEY_WORKER_IDLE_MS,
     logger,
   });
   cleanups.push(services.bus.subscribe(environmentsChannel, () => supervisor.reconcile()));
-
-  // Redis may come back without its data: the sweeps' schedulers are re-created and every lost handshake swept.
-  const reconciler = createSchedulerReconciler({
-    serving: () => supervisor.serving(),
-    schedules,
-    schedulers: createJobSchedulers({ connection: redis, queues }),
-    onRestored: producers.requestConnectingSweep,
-    everyMs: config.ROOMKEY_SCHEDULER_CHECK_MS,
-    logger,
-  });
-  const checkSchedulers = () => {
-    reconciler.reconcile().catch((error: unknown) => logger.debug({ err: error }, "could not check job schedulers"));
-  };
-  for (const connection of [redis, workerRedis]) {
-    connection.on("ready", checkSchedulers);
-    cleanups.push(() => connection.off("ready", checkSchedulers));
-  }
-  cleanups.push(() => reconciler.stop());
 
   const sweepOrphans = createOrphanSweeper({
     listDatabases: () => databases.listWithDatabase(),
@@ -265,7 +291,17 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
   const ready = mongoReady.then(async () => {
     if (stopping.aborted) return;
     await supervisor.start();
-    if (!stopping.aborted) reconciler.start();
+    if (!stopping.aborted) sweepClock.start();
   });
-  return { ready, served: () => supervisor.serving(), close: (budgetMs) => supervisor.close(budgetMs) };
+  return {
+    ready,
+    served: () => supervisor.serving(),
+    liveQueues: () => supervisor.liveQueues(),
+    runSweep: (environment, name) => sweepClock.runNow(environment, name),
+    async close(budgetMs) {
+      const started = Date.now();
+      await sweepClock.stop(budgetMs / 4);
+      return supervisor.close(Math.max(100, budgetMs - (Date.now() - started)));
+    },
+  };
 }

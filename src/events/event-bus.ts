@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { RedisClient } from "../queue/redis-client.js";
 
 export type Unsubscribe = () => void;
 
@@ -19,9 +19,9 @@ export interface EventBus {
 
 export interface EventBusDeps {
   /** For PUBLISH; may be shared with other commands. */
-  publisher: Redis;
+  publisher: RedisClient;
   /** A dedicated connection: a subscribed Redis connection can do nothing else. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   /** Namespaces the channels, like the queue prefix. */
   prefix: string;
   logger: Logger;
@@ -29,7 +29,8 @@ export interface EventBusDeps {
 
 export function createEventBus({ publisher, subscriber, prefix, logger }: EventBusDeps): EventBus {
   const handlers = new Map<string, Set<(payload: unknown) => void | Promise<void>>>();
-  const full = (channel: string) => `${prefix}:events:${channel}`;
+  // One hash tag for every channel: on Redis Cluster they share a slot (one shard's connection for sharded pub/sub).
+  const full = (channel: string) => `${prefix}:{events}:${channel}`;
 
   subscriber.on("message", (channel: string, message: string) => {
     const set = handlers.get(channel);

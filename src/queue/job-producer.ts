@@ -1,11 +1,30 @@
 import type { JobsOptions } from "bullmq";
+import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import type { JobData, JobName, QueueKind } from "./queue-names.js";
 import type { QueueRegistry } from "./queue-registry.js";
+import type { WakeIndex } from "./wake-index.js";
 
 export type JobProducer = ReturnType<typeof createJobProducer>;
 
-/** Typed enqueueing onto an environment's queues; a job that was not added is an error, never silence. */
-export function createJobProducer(queues: Pick<QueueRegistry, "queue">) {
+/**
+ * Typed enqueueing onto an environment's queues; a job that was not added is
+ * an error, never silence. Each add first tells the wake index when the queue
+ * has work (src/queue/wake-index.ts), so that a worker runs for it: signalled
+ * before the job exists, a crash in between leaves a worker a look at nothing,
+ * never a job nobody wakes for.
+ */
+export function createJobProducer(
+  queues: Pick<QueueRegistry, "queue">,
+  wakes: Pick<WakeIndex, "now" | "at">,
+  now: () => number = Date.now,
+) {
+  async function wake(environment: string, kind: QueueKind, delays: readonly (number | undefined)[]): Promise<void> {
+    const soonest = Math.min(...delays.map((delay) => Math.max(0, delay ?? 0)));
+    const at = now();
+    if (soonest === 0) await wakes.now(parseEnvironmentName(environment, "environment"), kind, at);
+    else await wakes.at(queues.queue(environment, kind).name, at + soonest);
+  }
+
   return {
     async add<K extends QueueKind, N extends JobName<K>>(
       environment: string,
@@ -14,6 +33,7 @@ export function createJobProducer(queues: Pick<QueueRegistry, "queue">) {
       data: JobData<K, N>,
       options: JobsOptions = {},
     ): Promise<string> {
+      await wake(environment, kind, [options.delay]);
       const job = await queues.queue(environment, kind).add(name, data, options);
       if (!job.id) throw new Error(`the ${kind} queue of ${environment} did not accept job ${name}`);
       return job.id;
@@ -27,6 +47,11 @@ export function createJobProducer(queues: Pick<QueueRegistry, "queue">) {
       jobs: readonly { data: JobData<K, N>; options: JobsOptions }[],
     ): Promise<void> {
       if (jobs.length === 0) return;
+      await wake(
+        environment,
+        kind,
+        jobs.map((job) => job.options.delay),
+      );
       const added = await queues
         .queue(environment, kind)
         .addBulk(jobs.map((job) => ({ name, data: job.data, opts: job.options })));

@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { HandshakeQueue, RefreshQueue, RevocationQueue } from "../domain/accounts/ports.js";
 import type { Clock } from "../domain/clock.js";
@@ -21,7 +20,7 @@ export interface ProducerDeps {
   queues: Pick<QueueRegistry, "assertReachable" | "queue">;
   jobs: JobProducer;
   /** The connection whose `ready` says Redis takes commands again. */
-  redis: Pick<Redis, "on" | "off">;
+  redis: { on(event: "ready", listener: () => void): unknown; off(event: "ready", listener: () => void): unknown };
   /** The incarnation a job is bound to: the caller's (a job queueing more work), else the environment's current one. */
   incarnationFor(environment: string, given?: string): Promise<string>;
   clock: Clock;

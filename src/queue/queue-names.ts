@@ -16,25 +16,23 @@ export interface IncarnationBound {
 
 /**
  * Job names and payloads per queue. The environment is never part of a
- * payload: it comes from the queue the job is on. Scheduled sweeps carry
- * nothing and work for the incarnation current when they run.
+ * payload: it comes from the queue the job is on. A requested sweep works for
+ * the incarnation current when it runs.
  */
 export interface QueueJobs {
   handshake: {
     /** Check an account's credential with the provider: attempt `attempt` of its handshakes. */
     connect: { accountId: string; attempt: number } & IncarnationBound;
     /**
-     * Queue again the handshakes of accounts CONNECTING without a live job; purge old idempotency
-     * keys, OAuth states and transition claims. `noGrace`: a one-off sweep once Redis is back, of
-     * accounts of any age (the scheduled one has none).
+     * A one-off connecting sweep once Redis is back after losing or refusing handshakes: queue again
+     * the handshakes of accounts CONNECTING without a live job, of any age with `noGrace`. (The
+     * periodic sweeps run in the worker processes, workers/sweep-clock.ts, not as jobs.)
      */
     "sweep-connecting": { noGrace?: boolean };
   };
   rotation: {
     /** Retire a rotated token whose grace period has ended. */
     "retire-token": { tokenId: string } & IncarnationBound;
-    /** Mark expired tokens, retire what a lost job did not, purge what ended long ago. */
-    "sweep-tokens": Record<string, never>;
     /** Refresh one OAuth account's tokens (job id `refresh-<account>`: one at a time per account). */
     "refresh-account": { accountId: string; seenVersion?: number } & IncarnationBound;
     /**
@@ -42,19 +40,10 @@ export interface QueueJobs {
      * account). The tokens wait, sealed, on the account; the job reads them there.
      */
     "revoke-account": { accountId: string } & IncarnationBound;
-    /**
-     * Queue refreshes for OAuth accounts whose tokens expire within the margin or sit idle, and queue
-     * again the upstream revocations still pending whose job was lost.
-     */
-    "sweep-accounts": Record<string, never>;
   };
   webhook: {
     /** Send one event to one endpoint (job id `deliver-<delivery>`, one per redelivery round). */
     deliver: { deliveryId: string; eventId: string; endpointId: string } & IncarnationBound;
-    /** Queue again overdue deliveries (Redis lost their jobs) and raise token.expiring. */
-    "sweep-webhooks": Record<string, never>;
-    /** Remove events and deliveries past the retention period. */
-    "purge-webhooks": Record<string, never>;
   };
 }
 
@@ -62,12 +51,22 @@ export type JobName<K extends QueueKind> = keyof QueueJobs[K] & string;
 export type JobData<K extends QueueKind, N extends JobName<K>> = QueueJobs[K][N];
 
 /**
- * The one place that builds a queue name: `<environment>.<kind>`. Environment
- * names cannot contain `.`, so names never collide across environments; the
- * type makes sure the name passed `parseEnvironmentName`.
+ * The one place that builds a queue name: `{<environment>}.<kind>`. Environment
+ * names cannot contain `.`, `{` or `}`, so names never collide across
+ * environments; the type makes sure the name passed `parseEnvironmentName`.
+ * The braces are a Redis Cluster hash tag: every key of an environment's three
+ * queues (`<prefix>:{<environment>}.<kind>:<suffix>`) hashes to one slot, as
+ * BullMQ's Lua scripts need, while environments spread over the cluster.
  */
 export function queueName(environment: EnvironmentName, kind: QueueKind): string {
-  return `${environment}.${kind}`;
+  return `{${environment}}.${kind}`;
+}
+
+/** The environment and kind a queue name was built from, or undefined for a name `queueName` never builds. */
+export function parseQueueName(name: string): { environment: string; kind: QueueKind } | undefined {
+  const match = /^\{([a-z0-9-]+)\}\.([a-z]+)$/.exec(name);
+  const kind = queueKinds.find((k) => k === match?.[2]);
+  return match?.[1] && kind ? { environment: match[1], kind } : undefined;
 }
 
 /** The one job id of an account's refresh: while one is queued or running, adding another changes nothing. */

@@ -1,14 +1,17 @@
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { withTimeout } from "../async.js";
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { RoomkeyError } from "../domain/errors.js";
 import { type QueueKind, queueKinds, queueName } from "./queue-names.js";
+import type { RedisClient } from "./redis-client.js";
+import type { WakeIndex } from "./wake-index.js";
 
 export interface QueueRegistryDeps {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
+  /** A removed environment's queues leave the wake index too. */
+  wakes: Pick<WakeIndex, "forget">;
   logger: Logger;
   /** How long removing one queue may take before it counts as Redis being unavailable. */
   removeTimeoutMs?: number;
@@ -24,7 +27,13 @@ function redisUnavailable(): RoomkeyError {
  * Producers for every environment's queues: one Queue object per queue per
  * process, sharing one Redis connection, created on first use.
  */
-export function createQueueRegistry({ connection, prefix, logger, removeTimeoutMs = 15_000 }: QueueRegistryDeps) {
+export function createQueueRegistry({
+  connection,
+  prefix,
+  wakes,
+  logger,
+  removeTimeoutMs = 15_000,
+}: QueueRegistryDeps) {
   const queues = new Map<string, Queue>();
 
   function queue(environment: string, kind: QueueKind): Queue {
@@ -46,6 +55,8 @@ export function createQueueRegistry({ connection, prefix, logger, removeTimeoutM
   /** Removes the environment's queues and every job on them, even active ones. */
   async function removeEnvironment(environment: string): Promise<void> {
     assertReachable();
+    const names = queueKinds.map((kind) => queueName(parseEnvironmentName(environment, "environment"), kind));
+    await withTimeout(wakes.forget(names), removeTimeoutMs, redisUnavailable);
     for (const kind of queueKinds) {
       const q = queue(environment, kind);
       queues.delete(q.name);

@@ -178,7 +178,7 @@ export async function redisKilled(roomkey: Roomkey, stack: Stack): Promise<Outco
   };
 }
 
-/** FLUSHALL under load with Redis up: schedulers, jobs and everything else in Redis gone at once. */
+/** FLUSHALL under load with Redis up: jobs, wake entries, the fleet and everything else in Redis gone at once. */
 export async function redisFlushed(roomkey: Roomkey, stack: Stack, flush: () => Promise<unknown>): Promise<Outcome> {
   const environment = "fault-flush";
   const { token } = await prepare(roomkey, stack, environment);

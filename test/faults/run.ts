@@ -65,7 +65,7 @@ try {
     stack.config({
       ROOMKEY_PROVIDER_RETRY_MS: "200",
       ROOMKEY_HANDSHAKE_SWEEP_MS: "5000",
-      ROOMKEY_SCHEDULER_CHECK_MS: "2000",
+      ROOMKEY_WORKER_LEASE_MS: "3000",
       ROOMKEY_JOB_LOCK_MS: "5000",
     }),
     "all",

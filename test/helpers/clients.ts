@@ -27,6 +27,7 @@ import {
   ErrorInfoSchema,
 } from "../../src/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../src/gen/google/rpc/status_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { grpcClientDefinition } from "../../src/rpc/grpc/grpc-adapter.js";
 
 type GenericClient = InstanceType<ReturnType<typeof makeGenericClientConstructor>> & GrpcObject;
@@ -126,4 +127,17 @@ export async function grpcFailure(promise: Promise<unknown>): Promise<ServiceErr
     return error as ServiceError;
   }
   throw new Error("the call was expected to fail but succeeded");
+}
+
+/** Whether a roomkey's gRPC health check answers SERVING now (false while it starts or when it cannot be reached). */
+export async function isServing(address: string): Promise<boolean> {
+  const health = grpcClient(Health, address);
+  try {
+    const answer = await health.unary(Health.method.check, { service: "" }, new Metadata(), { deadlineMs: 500 });
+    return answer.status === HealthCheckResponse_ServingStatus.SERVING;
+  } catch {
+    return false;
+  } finally {
+    health.close();
+  }
 }

@@ -165,7 +165,7 @@ export function rawWatches(transport: WatchTransport, target: WatchTarget): RawW
 
 /** The Redis channel roomkey's event bus subscribes to while anyone watches `environment`. */
 export function watchChannel(queuePrefix: string, environment: string): string {
-  return `${queuePrefix}:events:${accountsChannel(environment)}`;
+  return `${queuePrefix}:{events}:${accountsChannel(environment)}`;
 }
 
 /** What a worker publishes when an account of `tenantId` changes status (the bus carries JSON). */

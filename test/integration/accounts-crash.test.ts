@@ -162,7 +162,7 @@ describe("a worker process killed mid-handshake", () => {
     const name = await environmentWithProvider();
 
     // A watcher on the API process; the handshakes run in the worker process.
-    const channel = `${config.ROOMKEY_QUEUE_PREFIX}:events:accounts.${name}`;
+    const channel = `${config.ROOMKEY_QUEUE_PREFIX}:{events}:accounts.${name}`;
     const redis = new Redis(config.REDIS_URL);
     const watch = accounts.stream(a.watchAccounts, {}, admin(name));
     const events: WatchEvent[] = [];

@@ -271,7 +271,7 @@ describe("keeping OAuth credentials fresh", () => {
 
   it("when the provider refuses the refresh (invalid_grant), then the account needs re-authorization, a watcher sees it, and re-authorizing brings it back", async () => {
     const id = await connected(env);
-    const channel = `${d.server.config.ROOMKEY_QUEUE_PREFIX}:events:accounts.${env}`;
+    const channel = `${d.server.config.ROOMKEY_QUEUE_PREFIX}:{events}:accounts.${env}`;
     const stream = d.accounts.stream(a.watchAccounts, { accountIds: [id] }, d.admin(env));
     const events: WatchEvent[] = [];
     stream.on("data", (e: WatchEvent) => events.push(e));

@@ -14,6 +14,7 @@ import { handshakeJobId, queueName } from "../../src/queue/queue-names.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { type GrpcClient, grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
+import { testQueue } from "../helpers/queues.js";
 import {
   type Deployment,
   dropDeployment,
@@ -121,7 +122,7 @@ function accountsOf(environment: string) {
 
 /** Opens WatchAccounts and resolves once the server has subscribed, collecting what arrives. */
 async function watch(environment: string, request: { accountIds?: string[]; tenantId?: string } = {}) {
-  const channel = `${d.server.config.ROOMKEY_QUEUE_PREFIX}:events:accounts.${environment}`;
+  const channel = `${d.server.config.ROOMKEY_QUEUE_PREFIX}:{events}:accounts.${environment}`;
   const [, before] = (await d.redis.pubsub("NUMSUB", channel)) as [string, number];
   const stream: ClientReadableStream<WatchEvent> = d.accounts.stream(a.watchAccounts, request, d.admin(environment));
   const events: WatchEvent[] = [];
@@ -429,11 +430,12 @@ describe("isolation between environments", () => {
     try {
       bAccount = (await connect(b, validKey())).account?.id ?? "";
       const before = await accountsOf(b).findOne({ _id: bAccount });
-      const queue = new Queue(queueName(parseEnvironmentName(env), "handshake"), {
-        connection: d.redis,
-        prefix: d.server.config.ROOMKEY_QUEUE_PREFIX,
-      });
-      const job = await queue.add("connect", { accountId: bAccount, attempt: 1 }, { jobId: `cross-${bAccount}` });
+      const queue = testQueue(d.redis, d.server.config.ROOMKEY_QUEUE_PREFIX, env, "handshake");
+      const job = await queue.addAndWake(
+        "connect",
+        { accountId: bAccount, attempt: 1 },
+        { jobId: `cross-${bAccount}` },
+      );
       await eventually(async () => (await job.getState()) === "completed", 10_000, "the cross-environment job runs");
       expect(job.id).not.toBe(handshakeJobId(bAccount, 1));
       expect((await job.isCompleted()) && (await queue.getJob(job.id ?? ""))?.returnvalue).toMatchObject({

@@ -143,7 +143,7 @@ function apiKeyYaml(name: string): string {
 
 /** `roomkey account watch` left running: its stdout lines as they come, ended with Ctrl-C (SIGINT). */
 async function startWatch(environment: string, args: string[] = []) {
-  const channel = `${server.config.ROOMKEY_QUEUE_PREFIX}:events:accounts.${environment}`;
+  const channel = `${server.config.ROOMKEY_QUEUE_PREFIX}:{events}:accounts.${environment}`;
   const subscribers = async () => Number(((await redis.pubsub("NUMSUB", channel)) as [string, number])[1]);
   const before = await subscribers();
   const child = spawn(process.execPath, [bin, "-e", environment, "account", "watch", ...args], {

@@ -92,9 +92,10 @@ describe.skipIf(!haveBrowser)("the queue dashboard in Chromium", () => {
     const response = await page.goto(base);
     expect(response?.status()).toBe(200);
     const environments = ["development", "staging", "production", extra];
-    // The menu shows each environment as a group holding its handshake and rotation queues.
+    // The menu shows each environment as a group holding its handshake and rotation queues, under the
+    // queue names' first part: the environment in its Redis Cluster hash tag.
     for (const environment of environments) {
-      await page.getByText(environment, { exact: true }).first().waitFor({ timeout: 15_000 });
+      await page.getByText(`{${environment}}`, { exact: true }).first().waitFor({ timeout: 15_000 });
     }
     await expect(page.getByText("handshake", { exact: true }).count()).resolves.toBeGreaterThanOrEqual(1);
     // Every queue, by its full name, in what the page fetched.
@@ -105,8 +106,8 @@ describe.skipIf(!haveBrowser)("the queue dashboard in Chromium", () => {
     }, base);
     const names = listed.map((q) => q.name);
     for (const environment of environments) {
-      expect(names).toContain(`${environment}.handshake`);
-      expect(names).toContain(`${environment}.rotation`);
+      expect(names).toContain(`{${environment}}.handshake`);
+      expect(names).toContain(`{${environment}}.rotation`);
     }
     expect(listed.every((q) => q.readOnly)).toBe(true);
     // The overview has drawn the queues' counts (not the loading placeholder) before the screenshot.
@@ -128,7 +129,7 @@ describe.skipIf(!haveBrowser)("the queue dashboard in Chromium", () => {
 
 describe("the queue dashboard over HTTP", () => {
   it("refuses every change when read-only, even with the admin key", async () => {
-    const queue = `${extra}.handshake`;
+    const queue = `{${extra}}.handshake`;
     for (const path of [`/api/queues/${queue}/pause`, `/api/queues/${queue}/retry/failed`, "/api/queues/pause"]) {
       const answer = await fetch(`${base}${path}`, {
         method: "PUT",
@@ -156,11 +157,11 @@ describe("the queue dashboard after an environment is deleted and created again"
       return ((await answer.json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
     };
     await d.environments.unary(EnvironmentService.method.createEnvironment, {}, d.admin(name));
-    await eventually(async () => (await queuesListed()).includes(`${name}.handshake`), 5_000, "listed");
+    await eventually(async () => (await queuesListed()).includes(`{${name}}.handshake`), 5_000, "listed");
     // Deleted and created again with no visit in between: the names shown are the same as before.
     await d.environments.unary(EnvironmentService.method.deleteEnvironment, {}, d.admin(name));
     await d.environments.unary(EnvironmentService.method.createEnvironment, {}, d.admin(name));
-    const key = `${name}.handshake`;
+    const key = `{${name}}.handshake`;
     const counts = await fetch(`${base}/api/queues?activeQueue=${key}&status=latest`, { headers });
     expect(counts.status).toBe(200);
     const body = (await counts.json()) as { queues: { name: string; counts: Record<string, number> }[] };
@@ -186,7 +187,7 @@ describe("the queue dashboard set to retry-clean, with the failure throttle on",
   it("lets retry and clean through, from the same origin, and nothing else", async () => {
     const url = `http://127.0.0.1:${own.server.app.httpPort}${dashboardPath}`;
     const headers = { authorization: basic(own.server.adminKey) };
-    const queue = "development.handshake";
+    const queue = "{development}.handshake";
     const clean = await fetch(`${url}/api/queues/${queue}/clean/failed`, { method: "PUT", headers });
     expect(clean.status).toBe(200);
     const retry = await fetch(`${url}/api/queues/${queue}/retry/failed`, { method: "PUT", headers });

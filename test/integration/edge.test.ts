@@ -230,9 +230,17 @@ describe("the roomkey-environment metadata", () => {
     const known = new Set(["development", "staging", "production"]);
     const dbs = await databasesOf(d.mongo, prefix);
     expect(dbs.sort()).toEqual([`${prefix}_control`, ...[...known].map((name) => `${prefix}_env_${name}`)].sort());
-    for (const key of await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:*`)) {
-      const environment = key.split(":")[1]?.split(".")[0];
+    const queuePrefix = d.server.config.ROOMKEY_QUEUE_PREFIX;
+    // Beside the queues (`<prefix>:{<environment>}.<kind>:...`), only the worker fleet's own keys.
+    const fleet = new Set(["workers", "epoch", "wake"].map((name) => `${queuePrefix}:{fleet}:${name}`));
+    for (const key of await redisKeys(d.redis, `${queuePrefix}:*`)) {
+      if (fleet.has(key)) continue;
+      const environment = /^[^:]+:\{([^}]*)\}\./.exec(key)?.[1];
       expect(known.has(environment ?? ""), key).toBe(true);
+    }
+    // Nothing was ever queued for a hostile name, so nothing wakes for one either.
+    for (const queue of await d.redis.zrange(`${queuePrefix}:{fleet}:wake`, 0, -1)) {
+      expect(known.has(/^\{([^}]*)\}\./.exec(queue)?.[1] ?? ""), queue).toBe(true);
     }
   });
 });

@@ -148,11 +148,14 @@ describe("EnvironmentService over native gRPC", () => {
     // A job on each of its queues, as the workers would have.
     const { Queue } = await import("bullmq");
     for (const kind of queueKinds) {
-      const queue = new Queue(`${name}.${kind}`, { connection: d.redis, prefix: d.server.config.ROOMKEY_QUEUE_PREFIX });
+      const queue = new Queue(`{${name}}.${kind}`, {
+        connection: d.redis,
+        prefix: d.server.config.ROOMKEY_QUEUE_PREFIX,
+      });
       await queue.add("probe", {}, { delay: 60_000 });
       await queue.close();
     }
-    const before = await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:${name}.*`);
+    const before = await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:{${name}}.*`);
     expect(before.length).toBeGreaterThan(0);
 
     await d.environments.unary(m.deleteEnvironment, {}, admin(name));
@@ -160,7 +163,7 @@ describe("EnvironmentService over native gRPC", () => {
     expect(await databasesOf(d.mongo, d.server.config.ROOMKEY_DB_PREFIX)).not.toContain(
       `${d.server.config.ROOMKEY_DB_PREFIX}_env_${name}`,
     );
-    expect(await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:${name}.*`)).toEqual([]);
+    expect(await redisKeys(d.redis, `${d.server.config.ROOMKEY_QUEUE_PREFIX}:{${name}}.*`)).toEqual([]);
     const record = await d.mongo
       .db(`${d.server.config.ROOMKEY_DB_PREFIX}_control`)
       .collection("environments")

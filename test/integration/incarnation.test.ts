@@ -10,6 +10,7 @@ import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-pro
 import { type DelayingForwarder, startDelayingForwarder } from "../helpers/delaying-forwarder.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type OAuthProvider, startOAuthProvider } from "../helpers/oauth-provider.js";
+import { testQueue } from "../helpers/queues.js";
 import { capturedLogger, type Deployment, eventually, startDeployment, testConfig } from "../helpers/server.js";
 
 const a = AccountService.method;
@@ -275,21 +276,18 @@ describe("a job of a deleted environment never lands in its successor of the sam
       .db(databaseNames(d.server.config.ROOMKEY_DB_PREFIX).environment(name))
       .collection<{ _id: string; credentialsVersion: number }>("accounts");
     const versionBefore = (await accounts.findOne({ _id: id }))?.credentialsVersion;
-    const rotation = new Queue(queueName(parseEnvironmentName(name), "rotation"), {
-      connection: d.redis,
-      prefix: d.server.config.ROOMKEY_QUEUE_PREFIX,
-    });
+    const rotation = testQueue(d.redis, d.server.config.ROOMKEY_QUEUE_PREFIX, name, "rotation");
     try {
       // As a replica that still knew the previous incarnation of the name would queue it.
       const seenBefore = log.lines.length;
       const requests = tokenEndpoint.received();
-      await rotation.add("refresh-account", { accountId: id, incarnation: String(Number(current) - 60_000) });
+      await rotation.addAndWake("refresh-account", { accountId: id, incarnation: String(Number(current) - 60_000) });
       expect(await oldJobEnded(name, seenBefore)).toBe(true);
       expect(tokenEndpoint.received()).toBe(requests);
       expect((await accounts.findOne({ _id: id }))?.credentialsVersion).toBe(versionBefore);
 
       // As a release before this one queued it: no incarnation, so it works for the current one.
-      await rotation.add("refresh-account", { accountId: id });
+      await rotation.addAndWake("refresh-account", { accountId: id });
       await eventually(
         async () => (await accounts.findOne({ _id: id }))?.credentialsVersion === (versionBefore ?? 0) + 1,
         10_000,

@@ -29,7 +29,7 @@ function integration(name: string) {
 
 /** A delayed job of the test's own on an environment's queue; returns its id. */
 async function jobOn(environment: string, kind: string): Promise<string> {
-  const queue = new Queue(`${environment}.${kind}`, {
+  const queue = new Queue(`{${environment}}.${kind}`, {
     connection: d.redis,
     prefix: d.server.config.ROOMKEY_QUEUE_PREFIX,
   });
@@ -99,9 +99,9 @@ describe("environments are sealed rooms", () => {
     expect(dbs).not.toContain(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${doomed}`);
     expect(dbs).toContain(`${d.server.config.ROOMKEY_DB_PREFIX}_env_${kept}`);
     expect((await d.environments.unary(m.getIntegration, { name: "crm" }, admin(kept))).integration?.name).toBe("crm");
-    expect(await redisKeys(d.redis, `${prefix}:${doomed}.*`)).toEqual([]);
+    expect(await redisKeys(d.redis, `${prefix}:{${doomed}}.*`)).toEqual([]);
     for (const kind of queueKinds) {
-      const queue = new Queue(`${kept}.${kind}`, { connection: d.redis, prefix });
+      const queue = new Queue(`{${kept}}.${kind}`, { connection: d.redis, prefix });
       const job = await queue.getJob(keptJobs[kind] ?? "");
       expect(job?.data, kind).toEqual({ marker: kept });
       expect(await job?.getState(), kind).toBe("delayed");

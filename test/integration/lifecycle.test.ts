@@ -9,6 +9,7 @@ import { killSpawned, spawnRoomkey } from "../helpers/child-process.js";
 import { grpcClient, metadataFor } from "../helpers/clients.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { ownRedis } from "../helpers/own-services.js";
+import { testQueue } from "../helpers/queues.js";
 import {
   capturedLogger,
   databasesOf,
@@ -103,8 +104,8 @@ describe("start-up", () => {
 });
 
 describe("workers follow environments", () => {
-  it("when an environment is created or deleted, then a separate worker process starts or stops serving it within 5 seconds", async () => {
-    const config = deployment();
+  it("when an environment is created or deleted, then a separate worker process starts or stops serving it within 5 seconds, and runs a queue's worker only while it has work", async () => {
+    const config = deployment({ ROOMKEY_WORKER_IDLE_MS: "500" });
     const api = await startTestServer({ ...config }, "api");
     const worker = await startTestServer({ ...config }, "worker");
     const client = grpcClient(EnvironmentService, api.grpcAddress);
@@ -114,29 +115,32 @@ describe("workers follow environments", () => {
       const name = randomEnvironmentName();
       await client.unary(EnvironmentService.method.createEnvironment, {}, metadataFor(name, api.adminKey));
       const startedIn = await eventually(() => worker.app.servedEnvironments().includes(name), 5_000, "serving");
+      // Served, idle: no BullMQ worker and no blocking connection of its own.
+      const probe = testQueue(redis, config.ROOMKEY_QUEUE_PREFIX, name, "handshake");
+      expect(worker.app.liveQueues()).not.toContain(probe.name);
+      expect(await probe.getWorkers()).toEqual([]);
 
-      // A job on its handshake queue is taken by the worker (no processor yet: it fails for good, not silently).
-      const queue = new Queue(`${name}.handshake`, { connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
-      const job = await queue.add("unknown-job", {});
-      await eventually(async () => (await job.getState()) === "failed", 5_000, "job taken");
-      expect((await queue.getJob(job.id ?? ""))?.failedReason).toContain("no processor");
-      await queue.close();
+      // A job on its handshake queue is taken by a worker started for it (no processor: it fails for good, not silently).
+      const job = await probe.addAndWake("unknown-job", {});
+      const takenIn = await eventually(async () => (await job.getState()) === "failed", 5_000, "job taken");
+      expect((await probe.getJob(job.id ?? ""))?.failedReason).toContain("no processor");
+      // Idle again: the worker and its connection go.
+      await eventually(async () => (await probe.getWorkers()).length === 0, 5_000, "idle worker closed");
+      expect(worker.app.liveQueues()).not.toContain(probe.name);
 
-      const probe = new Queue(`${name}.rotation`, { connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
-      expect((await probe.getWorkers()).length).toBeGreaterThan(0);
-      const deleted = Date.now();
       await client.unary(EnvironmentService.method.deleteEnvironment, {}, metadataFor(name, api.adminKey));
-      // Stopped means the worker processes' connections to its queues are gone, not just bookkeeping.
-      await eventually(async () => (await probe.getWorkers()).length === 0, 5_000, "worker connections closed");
-      const stoppedIn = Date.now() - deleted;
+      const deleted = Date.now();
+      const stoppedIn = await eventually(() => !worker.app.servedEnvironments().includes(name), 5_000, "stopped");
       await probe.close();
-      expect(worker.app.servedEnvironments()).not.toContain(name);
       await eventually(
-        async () => (await redisKeys(redis, `${config.ROOMKEY_QUEUE_PREFIX}:${name}.*`)).length === 0,
+        async () => (await redisKeys(redis, `${config.ROOMKEY_QUEUE_PREFIX}:{${name}}.*`)).length === 0,
         5_000,
         "queues removed",
       );
-      console.log(`worker started serving in ${startedIn} ms, stopped in ${stoppedIn} ms`);
+      expect(await redis.zscore(`${config.ROOMKEY_QUEUE_PREFIX}:{fleet}:wake`, probe.name)).toBeNull();
+      console.log(
+        `worker started serving in ${startedIn} ms, took a job in ${takenIn} ms, stopped ${Date.now() - deleted} ms after the delete (served list: ${stoppedIn} ms)`,
+      );
     } finally {
       client.close();
       redis.disconnect();

@@ -1,16 +1,12 @@
 import type { MessageShape } from "@bufbuild/protobuf";
-import { Queue } from "bullmq";
-import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
-import { parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import {
   AccountService,
   AccountStatus,
   type WatchAccountsResponseSchema,
 } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
-import { type QueueKind, queueName } from "../../src/queue/queue-names.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { apiKeyIntegration } from "../helpers/integrations.js";
 import { randomEnvironmentName } from "../helpers/names.js";
@@ -25,15 +21,8 @@ type WatchEvent = MessageShape<typeof WatchAccountsResponseSchema>;
  * returns wait for it unless a sweep without grace runs once Redis is back, which the tests require.
  */
 const sweepMs = 30_000;
-/** How often the workers check that every environment's job schedulers exist. */
-const checkMs = 1_000;
-const schedulers: [QueueKind, string][] = [
-  ["handshake", "sweep-connecting"],
-  ["rotation", "sweep-tokens"],
-  ["rotation", "sweep-accounts"],
-  ["webhook", "sweep-webhooks"],
-  ["webhook", "purge-webhooks"],
-];
+/** The worker's fleet lease: its heartbeat, every third of it, also tells when Redis lost its data. */
+const leaseMs = 3_000;
 
 let provider: ApiKeyProvider;
 let redisServer: OwnService;
@@ -46,7 +35,7 @@ beforeAll(async () => {
   config = testConfig({
     REDIS_URL: redisServer.url,
     ROOMKEY_HANDSHAKE_SWEEP_MS: String(sweepMs),
-    ROOMKEY_SCHEDULER_CHECK_MS: String(checkMs),
+    ROOMKEY_WORKER_LEASE_MS: String(leaseMs),
     ROOMKEY_PROVIDER_RETRY_MS: "1000",
     ROOMKEY_JOB_LOCK_MS: "2000",
   });
@@ -123,37 +112,17 @@ async function expectOutcomes(environment: string, accounts: { id: string; valid
   }
 }
 
-/** Whether each job scheduler of the environment exists and has its next run queued. */
-async function schedulersOf(environment: string): Promise<boolean[]> {
-  const connection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1 });
-  try {
-    return await Promise.all(
-      schedulers.map(async ([kind, id]) => {
-        const queue = new Queue(queueName(parseEnvironmentName(environment), kind), {
-          connection,
-          prefix: config.ROOMKEY_QUEUE_PREFIX,
-        });
-        try {
-          const scheduler = await queue.getJobScheduler(id);
-          if (!scheduler?.next) return false;
-          const state = await queue.getJobState(`repeat:${id}:${scheduler.next}`);
-          return ["delayed", "waiting", "active", "prioritized"].includes(state);
-        } finally {
-          await queue.close();
-        }
-      }),
-    );
-  } finally {
-    connection.disconnect();
-  }
+/** The worker processes registered in Redis now (the heartbeat writes its own again after a loss). */
+async function fleetMembers(): Promise<string[]> {
+  return d.redis.zrange(`${config.ROOMKEY_QUEUE_PREFIX}:{fleet}:workers`, 0, -1);
 }
 
 describe("when Redis loses its data", () => {
   it("when Redis is killed, accounts are connected meanwhile and Redis comes back empty, then every account ends ACTIVE or FAILED within seconds, with no restart", async () => {
     const environment = await newEnvironment();
-    expect(await schedulersOf(environment)).toEqual(schedulers.map(() => true));
+    expect(await fleetMembers()).toHaveLength(1);
     // A watcher from before the outage: its subscription must come back with Redis.
-    const channel = `${config.ROOMKEY_QUEUE_PREFIX}:events:accounts.${environment}`;
+    const channel = `${config.ROOMKEY_QUEUE_PREFIX}:{events}:accounts.${environment}`;
     const watch = d.accounts.stream(a.watchAccounts, {}, d.admin(environment));
     const events: WatchEvent[] = [];
     watch.on("data", (event: WatchEvent) => events.push(event));
@@ -174,12 +143,13 @@ describe("when Redis loses its data", () => {
     const settledMs = Date.now() - returned;
     const firstCallMs = Math.min(...provider.callTimes().filter((t) => t >= returned)) - returned;
     console.log(
-      `Redis restarted empty: ${accounts.length} accounts connected during the outage left CONNECTING ${settledMs} ms after Redis returned, the first handshake reached the provider after ${firstCallMs} ms (sweep interval and grace ${sweepMs} ms, scheduler check ${checkMs} ms)`,
+      `Redis restarted empty: ${accounts.length} accounts connected during the outage left CONNECTING ${settledMs} ms after Redis returned, the first handshake reached the provider after ${firstCallMs} ms (sweep interval and grace ${sweepMs} ms, heartbeat every ${leaseMs / 3} ms)`,
     );
     // The sweep without grace, not the scheduled one after its grace.
     expect(settledMs).toBeLessThan(sweepMs / 2);
     await expectOutcomes(environment, accounts);
-    expect(await schedulersOf(environment)).toEqual(schedulers.map(() => true));
+    expect(await fleetMembers()).toHaveLength(1);
+    expect(d.server.app.servedEnvironments()).toContain(environment);
     // ioredis subscribed again: the watcher saw the outcomes.
     await eventually(
       () =>
@@ -192,7 +162,7 @@ describe("when Redis loses its data", () => {
     watch.cancel();
   }, 180_000);
 
-  it("when Redis is flushed while up, then lost handshakes run again, new accounts connect, and the schedulers exist again", async () => {
+  it("when Redis is flushed while up, then lost handshakes run again, new accounts connect, and the worker is registered again", async () => {
     const environment = await newEnvironment();
     // The provider is unavailable: every handshake waits in Redis for its next retry.
     provider.always({ kind: "status", status: 503 });
@@ -212,11 +182,12 @@ describe("when Redis loses its data", () => {
     const lostKeys = new Set(lost.filter((x) => x.valid).map((x) => x.key));
     const rerun = Math.max(...[...lostKeys].map((key) => provider.callsWith(key)));
     console.log(
-      `FLUSHALL with Redis up: ${lost.length} lost handshakes and ${fresh.length} accounts connected after it left CONNECTING ${settledMs} ms after the flush (sweep interval and grace ${sweepMs} ms, scheduler check ${checkMs} ms); a lost valid key reached the provider at most ${rerun} times`,
+      `FLUSHALL with Redis up: ${lost.length} lost handshakes and ${fresh.length} accounts connected after it left CONNECTING ${settledMs} ms after the flush (sweep interval and grace ${sweepMs} ms, heartbeat every ${leaseMs / 3} ms); a lost valid key reached the provider at most ${rerun} times`,
     );
     expect(settledMs).toBeLessThan(sweepMs / 2);
     await expectOutcomes(environment, lost);
     await expectOutcomes(environment, fresh);
-    expect(await schedulersOf(environment)).toEqual(schedulers.map(() => true));
+    await eventually(async () => (await fleetMembers()).length === 1, 5_000, "the worker registered again");
+    expect(d.server.app.servedEnvironments()).toContain(environment);
   }, 180_000);
 });

@@ -2,7 +2,6 @@ import { createHash } from "node:crypto";
 import type { DescMethod, DescMethodServerStreaming, DescMethodUnary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { type Metadata, type ServiceError, status } from "@grpc/grpc-js";
-import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSecret } from "../../src/domain/tokens/token-secret.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
@@ -155,10 +154,7 @@ describe("TokenService", () => {
     const id = first.token?.id ?? "";
     await d.tokens.unary(t.revokeToken, { id }, admin(name));
     await tokensOf(name).updateOne({ _id: id }, { $set: { revokeTime: new Date(Date.now() - 400 * 86_400_000) } });
-    const queue = new Queue(`${name}.rotation`, { connection: d.redis, prefix: d.server.config.ROOMKEY_QUEUE_PREFIX });
-    const job = await queue.add("sweep-tokens", {});
-    await eventually(async () => (await job.getState()) === "completed", 10_000, "sweep done");
-    await queue.close();
+    await d.server.app.runSweep(name, "sweep-tokens");
     expect(await tokensOf(name).findOne({ _id: id })).toBeNull();
     const again = await d.tokens.unary(t.createToken, request, admin(name));
     expect(again.token?.id).not.toBe(id);
@@ -413,10 +409,6 @@ describe("last_used_time", () => {
 });
 
 describe("the rotation worker", () => {
-  function rotationQueue(environment: string) {
-    return new Queue(`${environment}.rotation`, { connection: d.redis, prefix: d.server.config.ROOMKEY_QUEUE_PREFIX });
-  }
-
   it("when a rotated token's grace ends, then the delayed job retires it", async () => {
     const name = await newEnvironment();
     const { id, secret } = await issue(name, ["environment:read"]);
@@ -443,18 +435,13 @@ describe("the rotation worker", () => {
       { _id: old.id },
       { $set: { revokeTime: new Date(Date.now() - 40 * 86_400_000), state: "revoked" } },
     );
-    const queue = rotationQueue(name);
-    const sweep = async () => {
-      const job = await queue.add("sweep-tokens", {});
-      await eventually(async () => (await job.getState()) === "completed", 10_000, "sweep done");
-      return (await queue.getJob(job.id ?? ""))?.returnvalue as { expired: number; purged: number };
-    };
-    // The environment's own scheduled sweep may run first: the outcome is what counts.
+    const sweep = async () =>
+      (await d.server.app.runSweep(name, "sweep-tokens")) as { expired: number; purged: number };
+    // The environment's own periodic sweep may run first: the outcome is what counts.
     await sweep();
     expect((await tokensOf(name).findOne({ _id: expiring.id }))?.state).toBe("expired");
     expect(await tokensOf(name).findOne({ _id: old.id })).toBeNull();
     expect((await tokensOf(name).findOne({ _id: kept.id }))?.state).toBe("active");
     expect(await sweep()).toMatchObject({ expired: 0, purged: 0 });
-    await queue.close();
   });
 });

@@ -235,7 +235,7 @@ describe("a Redis that loses the webhook queue's jobs, and the purge", () => {
     const [logged] = (
       await d.environments.unary(e.listWebhookDeliveries, { endpointId: created.endpoint?.id ?? "" }, d.admin(env))
     ).deliveries;
-    const orphan = `${d.server.config.ROOMKEY_QUEUE_PREFIX}:${env}.webhook:deliver-${logged?.id}`;
+    const orphan = `${d.server.config.ROOMKEY_QUEUE_PREFIX}:{${env}}.webhook:deliver-${logged?.id}`;
     await d.redis.hset(orphan, "name", "deliver", "data", "{}", "timestamp", String(Date.now()));
     await eventually(() => receiver.received(path).length === 2, 30_000, "the retry, queued again by the sweep");
     expect(receiver.received(path)[1]?.answered).toBe(204);

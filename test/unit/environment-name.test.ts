@@ -76,7 +76,7 @@ describe("parseEnvironmentName", () => {
 
 describe("the EnvironmentName type", () => {
   it("when a name is parsed, then it can build a queue name; an unchecked string cannot (a compile error)", () => {
-    expect(queueName(parseEnvironmentName("staging"), "handshake")).toBe("staging.handshake");
+    expect(queueName(parseEnvironmentName("staging"), "handshake")).toBe("{staging}.handshake");
     const unchecked: string = "staging";
     // @ts-expect-error an unchecked string is not an EnvironmentName (npm run typecheck fails without the brand)
     expect(queueName(unchecked, "rotation")).toBe("staging.rotation");

@@ -1,18 +1,17 @@
-import { afterEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EnvironmentState } from "../../src/domain/environments/environments.js";
 import type { QueueKind } from "../../src/queue/queue-names.js";
-import { queueKinds } from "../../src/queue/queue-names.js";
-import { createWorkerSupervisor, type RunningWorker } from "../../workers/supervisor.js";
-import { type Deferred, deferred, memoryLogger, settle } from "../helpers/fakes.js";
-
-/** Workers per environment: one per queue kind. */
-const kinds = queueKinds.length;
+import type { WakeEntry } from "../../src/queue/wake-index.js";
+import { ownerOf } from "../../src/queue/worker-fleet.js";
+import { createWorkerSupervisor, type JobActivity, type RunningWorker } from "../../workers/supervisor.js";
+import { memoryLogger } from "../helpers/fakes.js";
 
 class FakeWorker implements RunningWorker {
   readonly closeCalls: (boolean | undefined)[] = [];
   constructor(
     readonly environment: string,
     readonly kind: QueueKind,
+    readonly activity: JobActivity,
     private readonly hangs: boolean,
   ) {}
 
@@ -22,270 +21,371 @@ class FakeWorker implements RunningWorker {
   }
 }
 
-/** A record as the supervisor lists it; without an incarnation, every test record is incarnation "1". */
+/** The wake index as a map, with the same rules: `now` always writes, `at` only brings forward, `take` if unmoved. */
+function fakeWakes() {
+  const entries = new Map<string, number>();
+  return {
+    entries,
+    async due(now: number, limit: number): Promise<WakeEntry[]> {
+      return [...entries]
+        .filter(([, at]) => at <= now)
+        .sort((a, b) => a[1] - b[1])
+        .slice(0, limit)
+        .map(([queue, at]) => ({ queue, at }));
+    },
+    async take(entry: WakeEntry): Promise<boolean> {
+      if (entries.get(entry.queue) !== entry.at) return false;
+      entries.delete(entry.queue);
+      return true;
+    },
+    async at(queue: string, at: number): Promise<void> {
+      entries.set(queue, Math.min(at, entries.get(queue) ?? Number.POSITIVE_INFINITY));
+    },
+  };
+}
+
 type Listed = { name: string; state: EnvironmentState; incarnation?: string };
 
-function setup(options: { hangingWorkers?: boolean; reconcileMs?: number } = {}) {
+/** One Redis's worth of shared state: the fleet's members and the wake index, for several supervisors. */
+function sharedRedis() {
+  return { members: new Set<string>(), wakes: fakeWakes(), lost: false, down: false };
+}
+
+function setup(
+  options: { id?: string; redis?: ReturnType<typeof sharedRedis>; hangingWorkers?: boolean; idleMs?: number } = {},
+) {
+  const redis = options.redis ?? sharedRedis();
+  const id = options.id ?? "w1";
   let records: Listed[] = [];
-  let pendingList: Deferred<Listed[]> | undefined;
-  let listCalls = 0;
+  let listFails = false;
+  let time = 1_000_000;
   const workers: FakeWorker[] = [];
   const removed: string[] = [];
+  const swept = new Set<string>();
+  const lostSweeps: string[] = [];
+  /** What nextWork answers per queue name; undefined: nothing. */
+  const work = new Map<string, number>();
+  const looked: string[] = [];
   const { logger } = memoryLogger();
   const supervisor = createWorkerSupervisor({
     async listEnvironments() {
-      listCalls++;
-      const listed = pendingList ? await pendingList.promise : records;
-      return listed.map((r) => ({ incarnation: "1", ...r }));
+      if (listFails) throw new Error("MongoDB is unreachable");
+      return records.map((r) => ({ incarnation: "1", ...r }));
     },
-    startWorker(environment, kind) {
-      const worker = new FakeWorker(environment, kind, options.hangingWorkers ?? false);
+    startWorker(environment, kind, activity) {
+      const worker = new FakeWorker(environment, kind, activity, options.hangingWorkers ?? false);
       workers.push(worker);
       return worker;
     },
     async removeQueues(environment) {
       removed.push(environment);
     },
-    reconcileMs: options.reconcileMs ?? 60_000,
+    fleet: {
+      id,
+      async beat() {
+        if (redis.down) throw new Error("Redis is down");
+        redis.members.add(id);
+        const redisLost = redis.lost;
+        return { members: [...redis.members].sort(), redisLost };
+      },
+      async leave() {
+        redis.members.delete(id);
+      },
+    },
+    wakes: redis.wakes,
+    async nextWork(environment, kind) {
+      const queue = `{${environment}}.${kind}`;
+      looked.push(queue);
+      return work.get(queue);
+    },
+    sweeps: {
+      add: (environment) => swept.add(environment),
+      remove: (environment) => swept.delete(environment),
+    },
+    async onRedisLost(environment) {
+      lostSweeps.push(environment);
+    },
+    reconcileMs: 60_000,
+    beatMs: 60_000,
+    pollMs: 60_000,
+    idleMs: options.idleMs ?? 5_000,
     logger,
+    now: () => time,
   });
   return {
     supervisor,
+    redis,
     workers,
     removed,
+    swept,
+    lostSweeps,
+    work,
+    looked,
     setRecords(next: Listed[]) {
       records = next;
     },
-    listCalls: () => listCalls,
-    holdList() {
-      pendingList = deferred();
-      return pendingList;
+    failListing(fails: boolean) {
+      listFails = fails;
     },
-    releaseList() {
-      pendingList = undefined;
+    advance(ms: number) {
+      time += ms;
     },
+    now: () => time,
+    live: () => workers.filter((w) => w.closeCalls.length === 0),
   };
 }
 
-const started = (workers: FakeWorker[]) => workers.map((w) => `${w.environment}:${w.kind}`);
-const openWorkers = (workers: FakeWorker[]) => workers.filter((w) => w.closeCalls.length === 0);
+const active = (...names: string[]): Listed[] => names.map((name) => ({ name, state: "active" as const }));
 
-afterEach(() => {
-  vi.useRealTimers();
+describe("serving environments lazily", () => {
+  it("when environments are listed, then each active one is served and swept, and no worker starts while its queues are idle", async () => {
+    const t = setup();
+    t.setRecords([...active("dev", "prod"), { name: "old", state: "deleting" }]);
+    await t.supervisor.start();
+    expect(t.supervisor.serving()).toEqual(["dev", "prod"]);
+    expect([...t.swept].sort()).toEqual(["dev", "prod"]);
+    expect(t.workers).toEqual([]);
+    // Every queue of both was looked at once, for work left from before.
+    expect(t.looked.sort()).toEqual(
+      ["dev", "prod"].flatMap((e) => ["handshake", "rotation", "webhook"].map((k) => `{${e}}.${k}`)).sort(),
+    );
+    await t.supervisor.close(1_000);
+  });
+
+  it("when a queue is woken, then one worker starts for it, the entry is taken, and it closes once idle for idleMs", async () => {
+    const t = setup({ idleMs: 5_000 });
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{dev}.handshake", t.now());
+    await t.supervisor.poll();
+    await t.redis.wakes.at("{dev}.handshake", t.now());
+    await t.supervisor.poll();
+    expect(t.workers.map((w) => `${w.environment}/${w.kind}`)).toEqual(["dev/handshake"]);
+    expect(t.redis.wakes.entries.size).toBe(0);
+    expect(t.supervisor.liveQueues()).toEqual(["{dev}.handshake"]);
+
+    t.advance(4_999);
+    await t.supervisor.poll();
+    expect(t.live()).toHaveLength(1);
+    t.advance(1);
+    await t.supervisor.poll();
+    await t.supervisor.poll();
+    expect(t.workers[0]?.closeCalls).toEqual([undefined]);
+    expect(t.supervisor.liveQueues()).toEqual([]);
+    await t.supervisor.close(1_000);
+  });
+
+  it("when a worker has a job running past idleMs, then it is not closed until the job ends and idleMs more pass", async () => {
+    const t = setup({ idleMs: 1_000 });
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{dev}.rotation", t.now());
+    await t.supervisor.poll();
+    const worker = t.workers[0];
+    worker?.activity.started();
+    t.advance(10_000);
+    await t.supervisor.poll();
+    expect(worker?.closeCalls).toEqual([]);
+    worker?.activity.finished();
+    t.advance(999);
+    await t.supervisor.poll();
+    expect(worker?.closeCalls).toEqual([]);
+    t.advance(1);
+    await t.supervisor.poll();
+    expect(worker?.closeCalls).toEqual([undefined]);
+    await t.supervisor.close(1_000);
+  });
+
+  it("when an idle worker closes and its queue still has a delayed job, then the wake index holds that job's time", async () => {
+    const t = setup({ idleMs: 1_000 });
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{dev}.webhook", t.now());
+    await t.supervisor.poll();
+    const retryAt = t.now() + 60_000;
+    t.work.set("{dev}.webhook", retryAt);
+    t.advance(1_000);
+    await t.supervisor.poll();
+    await t.supervisor.poll();
+    expect(t.redis.wakes.entries.get("{dev}.webhook")).toBe(retryAt);
+    // Due: a worker starts again.
+    t.advance(60_000);
+    t.work.delete("{dev}.webhook");
+    await t.supervisor.poll();
+    expect(t.workers).toHaveLength(2);
+    await t.supervisor.close(1_000);
+  });
+
+  it("when a producer signals again while the entry is being read, then the newer signal is not taken", async () => {
+    const t = setup();
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{dev}.handshake", t.now());
+    const due = await t.redis.wakes.due(t.now(), 10);
+    t.redis.wakes.entries.set("{dev}.handshake", t.now() + 1);
+    expect(await t.redis.wakes.take(due[0] as WakeEntry)).toBe(false);
+    expect(t.redis.wakes.entries.has("{dev}.handshake")).toBe(true);
+    await t.supervisor.close(1_000);
+  });
+
+  it("when a woken queue belongs to an environment that is not served here, then no worker starts and the entry stays for its owner", async () => {
+    const t = setup();
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{elsewhere}.handshake", t.now());
+    await t.supervisor.poll();
+    expect(t.workers).toEqual([]);
+    expect(t.redis.wakes.entries.has("{elsewhere}.handshake")).toBe(true);
+    await t.supervisor.close(1_000);
+  });
 });
 
-describe("reconcile", () => {
-  it("when environments are listed, then each active one gets a handshake, a rotation and a webhook worker", async () => {
-    const { supervisor, workers, setRecords } = setup();
-    setRecords([
-      { name: "env-a", state: "active" },
-      { name: "env-b", state: "active" },
-      { name: "env-c", state: "creating" },
-      { name: "env-d", state: "deleting" },
-    ]);
+describe("sharing environments among worker processes", () => {
+  const names = Array.from({ length: 60 }, (_, i) => `env-${i}`);
 
-    await supervisor.reconcile();
-
-    expect(started(workers)).toEqual([
-      "env-a:handshake",
-      "env-a:rotation",
-      "env-a:webhook",
-      "env-b:handshake",
-      "env-b:rotation",
-      "env-b:webhook",
-    ]);
-    expect(supervisor.serving()).toEqual(["env-a", "env-b"]);
+  it("when two processes run, then every environment is served by exactly one of them, as ownerOf says", async () => {
+    const redis = sharedRedis();
+    const a = setup({ id: "a", redis });
+    const b = setup({ id: "b", redis });
+    for (const t of [a, b]) t.setRecords(active(...names));
+    await a.supervisor.start();
+    await b.supervisor.start();
+    await a.supervisor.beat();
+    const servedA = a.supervisor.serving();
+    const servedB = b.supervisor.serving();
+    expect([...servedA, ...servedB].sort()).toEqual([...names].sort());
+    expect(servedA.filter((n) => servedB.includes(n))).toEqual([]);
+    for (const name of servedA) expect(ownerOf(name, ["a", "b"])).toBe("a");
+    // Shared out, not all on one.
+    expect(Math.min(servedA.length, servedB.length)).toBeGreaterThan(10);
+    await Promise.all([a.supervisor.close(1_000), b.supervisor.close(1_000)]);
   });
 
-  it("when reconciled again with nothing changed, then no worker is started twice", async () => {
-    const { supervisor, workers, setRecords } = setup();
-    setRecords([{ name: "env-a", state: "active" }]);
-
-    await supervisor.reconcile();
-    await supervisor.reconcile();
-
-    expect(workers).toHaveLength(kinds);
-    expect(openWorkers(workers)).toHaveLength(kinds);
+  it("when one process leaves, then the other serves its environments and looks at their queues", async () => {
+    const redis = sharedRedis();
+    const a = setup({ id: "a", redis });
+    const b = setup({ id: "b", redis });
+    for (const t of [a, b]) t.setRecords(active(...names));
+    await a.supervisor.start();
+    await b.supervisor.start();
+    await a.supervisor.beat();
+    const fromB = b.supervisor.serving();
+    // B's queue had a job waiting when it died: A finds it.
+    const queue = `{${fromB[0]}}.handshake`;
+    a.work.set(queue, a.now());
+    redis.members.delete("b");
+    a.looked.length = 0;
+    await a.supervisor.beat();
+    expect(a.supervisor.serving()).toEqual([...names].sort());
+    expect(a.looked).toEqual([]);
+    await a.supervisor.poll();
+    expect(a.looked.filter((q) => q.startsWith(`{${fromB[0]}}`)).sort()).toEqual(
+      ["handshake", "rotation", "webhook"].map((k) => `{${fromB[0]}}.${k}`),
+    );
+    await a.supervisor.poll();
+    expect(a.workers.map((w) => `{${w.environment}}.${w.kind}`)).toContain(queue);
+    await a.supervisor.close(1_000);
   });
 
-  it("when an environment's record disappears, then its workers stop and its queues are removed", async () => {
-    const { supervisor, workers, removed, setRecords } = setup();
-    setRecords([
-      { name: "env-a", state: "active" },
-      { name: "env-b", state: "active" },
-    ]);
-    await supervisor.reconcile();
-
-    setRecords([{ name: "env-b", state: "active" }]);
-    await supervisor.reconcile();
-
-    expect(workers.filter((w) => w.environment === "env-a").every((w) => w.closeCalls.length > 0)).toBe(true);
-    expect(openWorkers(workers).map((w) => w.environment)).toEqual(["env-b", "env-b", "env-b"]);
-    expect(removed).toEqual(["env-a"]);
-    expect(supervisor.serving()).toEqual(["env-b"]);
+  it("when Redis lost its data, then a sweep is asked for in every environment served", async () => {
+    const t = setup();
+    t.setRecords(active("dev", "prod"));
+    await t.supervisor.start();
+    t.redis.lost = true;
+    await t.supervisor.beat();
+    expect(t.lostSweeps.sort()).toEqual(["dev", "prod"]);
+    await t.supervisor.close(1_000);
   });
 
-  it("when an environment turns deleting, then its workers stop but its queues stay until the record is gone", async () => {
-    const { supervisor, workers, removed, setRecords } = setup();
-    setRecords([{ name: "env-a", state: "active" }]);
-    await supervisor.reconcile();
+  it("when the heartbeat fails (Redis down), then the process keeps serving what it served", async () => {
+    const t = setup();
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    t.redis.down = true;
+    await t.supervisor.beat();
+    expect(t.supervisor.serving()).toEqual(["dev"]);
+    await t.supervisor.close(1_000);
+  });
+});
 
-    setRecords([{ name: "env-a", state: "deleting" }]);
-    await supervisor.reconcile();
-
-    expect(openWorkers(workers)).toEqual([]);
-    expect(supervisor.serving()).toEqual([]);
-    expect(removed).toEqual([]);
-
-    await supervisor.reconcile();
-    expect(removed).toEqual([]);
-
-    setRecords([]);
-    await supervisor.reconcile();
-    expect(removed).toEqual(["env-a"]);
-
-    await supervisor.reconcile();
-    expect(removed).toEqual(["env-a"]);
+describe("following environments", () => {
+  it("when an environment's record disappears, then its workers stop, its sweeps end and its queues are removed", async () => {
+    const t = setup();
+    t.setRecords(active("dev", "gone"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{gone}.handshake", t.now());
+    await t.supervisor.poll();
+    t.setRecords(active("dev"));
+    await t.supervisor.reconcile();
+    expect(t.supervisor.serving()).toEqual(["dev"]);
+    expect(t.workers[0]?.closeCalls).toEqual([undefined]);
+    expect(t.swept.has("gone")).toBe(false);
+    expect(t.removed).toEqual(["gone"]);
+    await t.supervisor.close(1_000);
   });
 
-  it("when a deleting environment rolls back to active, then it is served again and its queues are kept", async () => {
-    const { supervisor, workers, removed, setRecords } = setup();
-    setRecords([{ name: "env-a", state: "active" }]);
-    await supervisor.reconcile();
-    setRecords([{ name: "env-a", state: "deleting" }]);
-    await supervisor.reconcile();
-
-    setRecords([{ name: "env-a", state: "active" }]);
-    await supervisor.reconcile();
-    setRecords([]);
-    await supervisor.reconcile();
-
-    expect(workers).toHaveLength(2 * kinds);
-    expect(removed).toEqual(["env-a"]);
+  it("when an environment turns deleting, then it is no longer served but its queues stay until the record is gone", async () => {
+    const t = setup();
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    t.setRecords([{ name: "dev", state: "deleting" }]);
+    await t.supervisor.reconcile();
+    expect(t.supervisor.serving()).toEqual([]);
+    expect(t.removed).toEqual([]);
+    t.setRecords([]);
+    await t.supervisor.reconcile();
+    expect(t.removed).toEqual(["dev"]);
+    await t.supervisor.close(1_000);
   });
 
-  it("when an environment was deleted and created again between two passes, then its workers are started afresh and its queues kept", async () => {
-    const { supervisor, workers, removed, setRecords } = setup();
-    setRecords([
-      { name: "env-a", state: "active", incarnation: "1000" },
-      { name: "env-b", state: "active", incarnation: "1000" },
-    ]);
-    await supervisor.reconcile();
-
-    setRecords([
-      { name: "env-a", state: "active", incarnation: "2000" },
-      { name: "env-b", state: "active", incarnation: "1000" },
-    ]);
-    await supervisor.reconcile();
-
-    const ofA = workers.filter((w) => w.environment === "env-a");
-    expect(ofA).toHaveLength(2 * kinds);
-    expect(ofA.slice(0, kinds).every((w) => w.closeCalls.length > 0)).toBe(true);
-    expect(openWorkers(workers).map((w) => `${w.environment}:${w.kind}`)).toEqual([
-      "env-b:handshake",
-      "env-b:rotation",
-      "env-b:webhook",
-      "env-a:handshake",
-      "env-a:rotation",
-      "env-a:webhook",
-    ]);
-    // The queues belong to the new incarnation now.
-    expect(removed).toEqual([]);
-    expect(supervisor.serving()).toEqual(["env-a", "env-b"]);
-
-    await supervisor.reconcile();
-    expect(workers).toHaveLength(3 * kinds);
+  it("when an environment was deleted and created again between two passes, then its workers are started afresh", async () => {
+    const t = setup();
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{dev}.handshake", t.now());
+    await t.supervisor.poll();
+    t.setRecords([{ name: "dev", state: "active", incarnation: "2" }]);
+    await t.supervisor.reconcile();
+    expect(t.workers[0]?.closeCalls).toEqual([undefined]);
+    expect(t.supervisor.serving()).toEqual(["dev"]);
+    expect(t.removed).toEqual([]);
+    await t.supervisor.close(1_000);
   });
 
   it("when listing fails, then reconcile resolves and the next pass works", async () => {
-    const { supervisor, workers, setRecords, holdList, releaseList } = setup();
-    const held = holdList();
-    const failing = supervisor.reconcile();
-    held.reject(new Error("MongoDB unreachable"));
-    await expect(failing).resolves.toBeUndefined();
-    expect(workers).toEqual([]);
-
-    releaseList();
-    setRecords([{ name: "env-a", state: "active" }]);
-    await supervisor.reconcile();
-    expect(supervisor.serving()).toEqual(["env-a"]);
+    const t = setup();
+    t.failListing(true);
+    await t.supervisor.start();
+    expect(t.supervisor.serving()).toEqual([]);
+    t.failListing(false);
+    t.setRecords(active("dev"));
+    await t.supervisor.reconcile();
+    expect(t.supervisor.serving()).toEqual(["dev"]);
+    await t.supervisor.close(1_000);
   });
 });
 
 describe("close", () => {
-  it("when every worker closes, then close resolves true and each worker was closed gracefully", async () => {
-    const { supervisor, workers, setRecords } = setup();
-    setRecords([{ name: "env-a", state: "active" }]);
-    await supervisor.reconcile();
-
-    expect(await supervisor.close(1_000)).toBe(true);
-    expect(workers.map((w) => w.closeCalls)).toEqual(Array.from({ length: kinds }, () => [undefined]));
-    expect(supervisor.serving()).toEqual([]);
+  it("when a worker's close never resolves, then close gives up within its timeout after forcing, and the process leaves the fleet", async () => {
+    const t = setup({ hangingWorkers: true });
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    await t.redis.wakes.at("{dev}.handshake", t.now());
+    await t.supervisor.poll();
+    const started = Date.now();
+    expect(await t.supervisor.close(400)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(t.workers[0]?.closeCalls).toEqual([undefined, true]);
+    expect(t.redis.members.has("w1")).toBe(false);
   });
 
-  it("when a worker's close never resolves, then close gives up within its timeout after forcing", async () => {
-    vi.useFakeTimers();
-    const { supervisor, workers, setRecords } = setup({ hangingWorkers: true });
-    setRecords([{ name: "env-a", state: "active" }]);
-    await supervisor.reconcile();
-
-    let result: boolean | undefined;
-    const closing = supervisor.close(1_000).then((r) => {
-      result = r;
-    });
-
-    await vi.advanceTimersByTimeAsync(499);
-    expect(result).toBeUndefined();
-    expect(workers.map((w) => w.closeCalls)).toEqual(Array.from({ length: kinds }, () => [undefined]));
-
-    await vi.advanceTimersByTimeAsync(1);
-    expect(workers.map((w) => w.closeCalls)).toEqual(Array.from({ length: kinds }, () => [undefined, true]));
-
-    await vi.advanceTimersByTimeAsync(500);
-    await closing;
-    expect(result).toBe(false);
-  });
-
-  it("when closed after start, then no further reconcile runs", async () => {
-    vi.useFakeTimers();
-    const { supervisor, workers, setRecords } = setup({ reconcileMs: 1_000 });
-    await supervisor.start();
-    await supervisor.close(100);
-
-    setRecords([{ name: "env-a", state: "active" }]);
-    await vi.advanceTimersByTimeAsync(5_000);
-
-    expect(workers).toEqual([]);
-  });
-
-  it("when started, then a new environment is picked up on the next scheduled pass", async () => {
-    vi.useFakeTimers();
-    const { supervisor, workers, setRecords } = setup({ reconcileMs: 1_000 });
-    await supervisor.start();
-    setRecords([{ name: "env-a", state: "active" }]);
-
-    await vi.advanceTimersByTimeAsync(1_000);
-
-    expect(started(workers)).toEqual(["env-a:handshake", "env-a:rotation", "env-a:webhook"]);
-    await supervisor.close(100);
-  });
-
-  // Known bug: reconcileOnce checks `closed` only before listEnvironments, and
-  // close() does not wait for the running pass, so a pass in flight starts
-  // workers after close() has returned; nobody ever closes them.
-  it("when close is called while a reconcile pass is listing, then no worker is left running", async () => {
-    const { supervisor, workers, setRecords, holdList, listCalls } = setup();
-    setRecords([]);
-    const held = holdList();
-    const pass = supervisor.reconcile();
-    await settle();
-    expect(listCalls()).toBe(1);
-
-    expect(await supervisor.close(1_000)).toBe(true);
-    held.resolve([{ name: "env-a", state: "active" }]);
-    await pass;
-
-    expect(supervisor.serving()).toEqual([]);
-    expect(openWorkers(workers)).toEqual([]);
+  it("when closed, then a poll starts nothing", async () => {
+    const t = setup();
+    t.setRecords(active("dev"));
+    await t.supervisor.start();
+    expect(await t.supervisor.close(1_000)).toBe(true);
+    await t.redis.wakes.at("{dev}.handshake", t.now());
+    await t.supervisor.poll();
+    expect(t.workers).toEqual([]);
   });
 });
