@@ -13,11 +13,12 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { status } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import type { Config } from "../src/config.js";
 import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb.js";
 import { killSpawned, type RoomkeyProcess, spawnRoomkey } from "../test/helpers/child-process.js";
-import { grpcClient, isServing, metadataFor } from "../test/helpers/clients.js";
+import { type GrpcClient, grpcClient, isServing, metadataFor } from "../test/helpers/clients.js";
 import { randomEnvironmentName } from "../test/helpers/names.js";
 import { freePort, ownRedis } from "../test/helpers/own-services.js";
 import { testQueue } from "../test/helpers/queues.js";
@@ -36,6 +37,9 @@ interface Figures {
   workerConnections: number;
   apiConnections: number;
   idleCommandsPerSecond: number;
+  /** CPU seconds per second while idle (0.05 = 5% of one core): the sweeps, heartbeats and polls. */
+  workerIdleCpu: number;
+  apiIdleCpu: number;
   apiStartMs: number;
   workerStartMs: number;
   jobStartP50Ms: number;
@@ -53,6 +57,13 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number,
     await sleep(20);
   }
   return Date.now() - started;
+}
+
+/** CPU seconds a process has used so far (user + system), from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  // utime and stime are fields 14 and 15 of stat; fields[0] here is field 3.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 function rssMb(pid: number | undefined): number {
@@ -76,6 +87,18 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
+/** CreateEnvironment as a careful caller makes it: an UNAVAILABLE answer (MongoDB slow to answer a ping) is retried. */
+async function createEnvironment(client: GrpcClient<typeof EnvironmentService>, name: string, adminKey: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.unary(EnvironmentService.method.createEnvironment, {}, metadataFor(name, adminKey));
+    } catch (error) {
+      if ((error as { code?: number }).code !== status.UNAVAILABLE || attempt >= 10) throw error;
+      await sleep(500 * attempt);
+    }
+  }
+}
+
 async function startApi(config: Config): Promise<{ process: RoomkeyProcess; startMs: number }> {
   const started = Date.now();
   const api = spawnRoomkey(config, "api", { compiled: true });
@@ -87,6 +110,8 @@ async function measure(size: number): Promise<Figures> {
   const redis = await ownRedis();
   const redisPort = Number(new URL(redis.url).port);
   const config = testConfig({
+    // BENCH_CONFIG='{"ROOMKEY_HANDSHAKE_SWEEP_MS":"600000"}', say, to see what a setting changes.
+    ...(JSON.parse(process.env.BENCH_CONFIG ?? "{}") as Record<string, string>),
     REDIS_URL: redis.url,
     ROOMKEY_GRPC_PORT: String(await freePort()),
     ROOMKEY_HTTP_PORT: String(await freePort()),
@@ -101,11 +126,7 @@ async function measure(size: number): Promise<Figures> {
     const extra = Array.from({ length: Math.max(0, size - names.length) }, () => randomEnvironmentName());
     for (let i = 0; i < extra.length; i += createConcurrency) {
       await Promise.all(
-        extra
-          .slice(i, i + createConcurrency)
-          .map((name) =>
-            client.unary(EnvironmentService.method.createEnvironment, {}, metadataFor(name, config.ROOMKEY_ADMIN_KEY)),
-          ),
+        extra.slice(i, i + createConcurrency).map((name) => createEnvironment(client, name, config.ROOMKEY_ADMIN_KEY)),
       );
     }
     client.close();
@@ -127,13 +148,16 @@ async function measure(size: number): Promise<Figures> {
     // Idle: past the workers' idle time, then counted.
     await sleep(12_000);
     const info = async () => Number(/total_commands_processed:(\d+)/.exec(await probe.info("stats"))?.[1]);
+    const workerPid = worker.child.pid ?? 0;
+    const apiPid = api.process.child.pid ?? 0;
     const before = await info();
+    const cpuBefore = [cpuSeconds(workerPid), cpuSeconds(apiPid)];
     await sleep(idleSeconds * 1000);
     // Less this probe's own two INFO commands.
     const idleCommandsPerSecond = ((await info()) - before - 1) / idleSeconds;
+    const workerIdleCpu = (cpuSeconds(workerPid) - (cpuBefore[0] ?? 0)) / idleSeconds;
+    const apiIdleCpu = (cpuSeconds(apiPid) - (cpuBefore[1] ?? 0)) / idleSeconds;
     const connections = connectionsByPid(redisPort);
-    const workerPid = worker.child.pid ?? 0;
-    const apiPid = api.process.child.pid ?? 0;
     const workerRssMb = rssMb(workerPid);
     const apiRssMb = rssMb(apiPid);
 
@@ -169,6 +193,8 @@ async function measure(size: number): Promise<Figures> {
       workerConnections: connections.get(workerPid) ?? 0,
       apiConnections: connections.get(apiPid) ?? 0,
       idleCommandsPerSecond,
+      workerIdleCpu,
+      apiIdleCpu,
       apiStartMs: api.startMs,
       workerStartMs,
       jobStartP50Ms: percentile(started, 50),
@@ -194,11 +220,11 @@ const f1 = (n: number) => n.toFixed(1);
 const f2 = (n: number) => n.toFixed(2);
 console.log("");
 console.log(
-  "envs | worker RSS MB | API RSS MB | Redis conns worker/API (peak worker) | idle Redis cmd/s | start API/worker ms | job start p50/p99 ms",
+  "envs | worker RSS MB | API RSS MB | Redis conns worker/API (peak worker) | idle Redis cmd/s | idle CPU worker/API | start API/worker ms | job start p50/p99 ms",
 );
 for (const r of results) {
   console.log(
-    `${r.environments} | ${f1(r.workerRssMb)} | ${f1(r.apiRssMb)} | ${r.workerConnections}/${r.apiConnections} (${r.peakWorkerConnections}) | ${f1(r.idleCommandsPerSecond)} | ${r.apiStartMs}/${r.workerStartMs} | ${r.jobStartP50Ms}/${r.jobStartP99Ms}`,
+    `${r.environments} | ${f1(r.workerRssMb)} | ${f1(r.apiRssMb)} | ${r.workerConnections}/${r.apiConnections} (${r.peakWorkerConnections}) | ${f1(r.idleCommandsPerSecond)} | ${Math.round(r.workerIdleCpu * 100)}%/${Math.round(r.apiIdleCpu * 100)}% | ${r.apiStartMs}/${r.workerStartMs} | ${r.jobStartP50Ms}/${r.jobStartP99Ms}`,
   );
 }
 const base = results[0];

@@ -138,7 +138,7 @@ const schema = z.object({
    */
   ROOMKEY_WORKER_LEASE_MS: z.coerce.number().int().min(300).max(600_000).default(6_000),
   /** A queue's BullMQ worker with no job for this long is closed; the wake index starts it again for the next. */
-  ROOMKEY_WORKER_IDLE_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+  ROOMKEY_WORKER_IDLE_MS: z.coerce.number().int().min(500).max(3_600_000).default(10_000),
   /** How often each environment's OAuth refresh sweep runs. */
   ROOMKEY_REFRESH_SWEEP_MS: z.coerce.number().int().min(500).max(3_600_000).default(60_000),
   /** How long one provider request (credential check, token exchange) may take. */

@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { settlesWithin, sleep } from "../src/async.js";
 import { parseEnvironmentName } from "../src/domain/environments/environment-name.js";
 import type { EnvironmentState } from "../src/domain/environments/environments.js";
-import { type QueueKind, queueKinds, queueName } from "../src/queue/queue-names.js";
+import { parseQueueName, type QueueKind, queueKinds, queueName } from "../src/queue/queue-names.js";
 import type { WakeEntry } from "../src/queue/wake-index.js";
 import { type FleetView, ownerOf } from "../src/queue/worker-fleet.js";
 
@@ -79,6 +79,8 @@ interface LiveQueue {
 const wakeBatch = 2_000;
 /** Queues inspected at once (taken-on environments, closed workers). */
 const inspectBatch = 50;
+/** A due entry of an environment not listed for this long belongs to none: it is removed. */
+const orphanEntryMs = 60_000;
 
 /**
  * Serves this process's share of the environments, lazily. Environments are
@@ -100,6 +102,8 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
   const now = deps.now ?? Date.now;
   /** Active environments and their incarnations, as last listed. */
   let active = new Map<string, string>();
+  /** Whether `active` comes from a listing yet (MongoDB may not have answered). */
+  let listed = false;
   let members: string[] = [fleet.id];
   /** The environments this process serves, and the incarnation it serves. */
   const owned = new Map<string, string>();
@@ -117,34 +121,34 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     return queueName(parseEnvironmentName(environment, "environment"), kind);
   }
 
-  function startQueue(environment: string, kind: QueueKind): LiveQueue {
-    const entry: LiveQueue = {
-      environment,
-      kind,
-      inFlight: 0,
-      lastActivity: now(),
-      worker: undefined as unknown as RunningWorker,
-    };
-    entry.worker = startWorker(environment, kind, {
+  function startQueue(environment: string, kind: QueueKind): void {
+    const activity = { inFlight: 0, lastActivity: now() };
+    const worker = startWorker(environment, kind, {
       started() {
-        entry.inFlight++;
-        entry.lastActivity = now();
+        activity.inFlight++;
+        activity.lastActivity = now();
       },
       finished() {
-        entry.inFlight--;
-        entry.lastActivity = now();
+        activity.inFlight--;
+        activity.lastActivity = now();
       },
     });
-    live.set(queueOf(environment, kind), entry);
-    return entry;
+    live.set(queueOf(environment, kind), Object.assign(activity, { environment, kind, worker }));
   }
 
-  /** Closes a queue's worker; with `inspect`, writes back when its queue next has work. */
-  function stopQueue(queue: string, entry: LiveQueue, inspect: boolean): Promise<void> {
+  /**
+   * Closes a queue's worker, then writes back when its queue next has work:
+   * jobs added while it closed, a retry its last job left delayed, or, if the
+   * environment moved to another process meanwhile, whatever that process
+   * started too early to see. The entry stays (and no second worker starts for
+   * the queue) until BullMQ's close has finished: a forced close in BullMQ 6.7
+   * only waits for the graceful one already under way.
+   */
+  function stopQueue(queue: string, entry: LiveQueue): Promise<void> {
     entry.closing ??= (async () => {
-      await closeWithin(entry.worker, 5_000);
+      await entry.worker.close().catch((error: unknown) => logger.warn({ err: error, queue }, "worker close failed"));
       live.delete(queue);
-      if (inspect && owned.has(entry.environment)) await lookAt(entry.environment, entry.kind);
+      if (!closed && active.has(entry.environment)) await lookAt(entry.environment, entry.kind);
     })();
     return entry.closing;
   }
@@ -161,14 +165,15 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     }
   }
 
-  async function give(environment: string): Promise<void> {
+  /** Stops serving; its workers close in the background (a job running may take a while to finish). */
+  function give(environment: string): void {
     owned.delete(environment);
     deps.sweeps.remove(environment);
-    const closing = [...live]
-      .filter(([, q]) => q.environment === environment)
-      .map(([name, q]) => stopQueue(name, q, false));
+    for (const [name, q] of live) {
+      if (q.environment !== environment) continue;
+      stopQueue(name, q).catch((error: unknown) => logger.warn({ err: error, queue: name }, "could not close"));
+    }
     for (const kind of queueKinds) toInspect.delete(queueOf(environment, kind));
-    await Promise.all(closing);
     logger.info({ environment }, "stopped serving environment");
   }
 
@@ -179,8 +184,13 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     logger.info({ environment, incarnation }, "serving environment");
   }
 
-  /** Serves exactly the active environments this process owns among the members. */
-  async function rebalance(): Promise<void> {
+  /**
+   * Serves exactly the active environments this process owns among the
+   * members. With `lookAgain`, every queue served is looked at once more: when
+   * members change, a process that served an environment until now may have
+   * started (or died) after this one last looked, leaving a job no entry names.
+   */
+  async function rebalance(lookAgain = false): Promise<void> {
     const given: string[] = [];
     const taken: string[] = [];
     for (const [environment, incarnation] of owned) {
@@ -191,12 +201,17 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
         logger.info({ environment, was: incarnation, incarnation: current }, "environment was created again");
       }
       given.push(environment);
-      await give(environment);
     }
+    for (const environment of given) give(environment);
     for (const [environment, incarnation] of active) {
       if (owned.has(environment) || ownerOf(environment, members) !== fleet.id) continue;
       taken.push(environment);
       take(environment, incarnation);
+    }
+    if (lookAgain) {
+      for (const environment of owned.keys()) {
+        for (const kind of queueKinds) toInspect.set(queueOf(environment, kind), { environment, kind });
+      }
     }
     if (given.length + taken.length > 0) {
       logger.debug({ served: owned.size, members: members.length, taken, given }, "environments rebalanced");
@@ -209,6 +224,7 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     if (closed) return;
     const states = new Map(records.map((r) => [r.name, r.state]));
     active = new Map(records.filter((r) => r.state === "active").map((r) => [r.name, r.incarnation]));
+    listed = true;
     const served = [...owned.keys()];
     await rebalance();
     // Served here until its record vanished: its queues go (DeleteEnvironment removed them; a worker may have written since).
@@ -246,7 +262,9 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     members = view.members;
     if (changed) {
       logger.info({ members: members.length }, "worker processes changed");
-      pass = pass.then(rebalance).catch((error: unknown) => logger.warn({ err: error }, "could not rebalance"));
+      pass = pass
+        .then(() => rebalance(true))
+        .catch((error: unknown) => logger.warn({ err: error }, "could not rebalance"));
       await pass;
     }
     if (view.redisLost) {
@@ -267,22 +285,32 @@ export function createWorkerSupervisor(deps: WorkerSupervisorDeps) {
     await Promise.all(inspecting.map(({ environment, kind }) => lookAt(environment, kind)));
     const at = now();
     const due = await wakes.due(at, wakeBatch);
+    const taking: Promise<boolean>[] = [];
     for (const entry of due) {
-      if (closed) return;
-      const name = /^\{([^}]+)\}\.(\w+)$/.exec(entry.queue);
-      const environment = name?.[1];
-      const kind = queueKinds.find((k) => k === name?.[2]);
-      if (!environment || !kind || !owned.has(environment)) continue;
+      if (closed) break;
+      const parsed = parseQueueName(entry.queue);
+      if (!parsed || (listed && !active.has(parsed.environment) && !beingDeleted.has(parsed.environment))) {
+        // No such environment as last listed (deleted while its removal failed, say): once it has been
+        // due for a while (not one created a moment ago elsewhere), whoever sees it removes it, so that
+        // such entries never fill the batch every poll reads.
+        if (at - entry.at > orphanEntryMs) taking.push(wakes.take(entry));
+        continue;
+      }
+      const { environment, kind } = parsed;
+      if (!listed) continue;
+      if (!owned.has(environment)) continue;
       const found = live.get(entry.queue);
       // Closing: its look at the queue afterwards writes the entry back if work is left.
       if (found?.closing) continue;
       if (found) found.lastActivity = at;
       else startQueue(environment, kind);
-      await wakes.take(entry);
+      taking.push(wakes.take(entry));
     }
+    await Promise.all(taking);
+    if (closed) return;
     for (const [queue, entry] of live) {
       if (!entry.closing && entry.inFlight === 0 && at - entry.lastActivity >= deps.idleMs) {
-        stopQueue(queue, entry, true).catch((error: unknown) => logger.warn({ err: error, queue }, "could not close"));
+        stopQueue(queue, entry).catch((error: unknown) => logger.warn({ err: error, queue }, "could not close"));
       }
     }
   }

@@ -3,11 +3,14 @@ import { settlesWithin } from "../src/async.js";
 import type { IncarnationSource } from "../src/domain/environments/environments.js";
 
 /**
- * An environment taken on is swept within this (a worker that died left it
- * unswept), spread so that hundreds taken on at once do not start together;
- * the concurrency limit queues the rest.
+ * An environment taken on is first swept within this (a worker that died left
+ * it unswept), or within `firstRunPerEnvironmentMs` per environment served if
+ * that is longer, and never later than one period: hundreds taken on at once
+ * (start-up) are spread out instead of queueing behind the concurrency limit
+ * for many seconds.
  */
 const firstRunWithinMs = 5_000;
+const firstRunPerEnvironmentMs = 100;
 
 /** A periodic sweep of one environment's data (lost jobs queued again, expiry, purges). */
 export interface Sweep {
@@ -77,7 +80,8 @@ export function createSweepClock(deps: SweepClockDeps) {
     add(environment: string): void {
       if (due.has(environment)) return;
       const at = now();
-      const first = (s: Sweep) => at + Math.floor(random() * Math.min(s.everyMs, firstRunWithinMs));
+      const window = Math.max(firstRunWithinMs, (due.size + 1) * firstRunPerEnvironmentMs);
+      const first = (s: Sweep) => at + Math.floor(random() * Math.min(s.everyMs, window));
       due.set(environment, new Map(sweeps.map((s) => [s.name, first(s)])));
     },
     remove(environment: string): void {
@@ -92,6 +96,8 @@ export function createSweepClock(deps: SweepClockDeps) {
       return sweep.run(environment, incarnation);
     },
     environments: () => [...due.keys()],
+    /** Starts the sweeps due now (the timer of `start` does this every `tickMs`). */
+    tick,
     start(): void {
       timer ??= setInterval(tick, deps.tickMs);
       timer.unref();

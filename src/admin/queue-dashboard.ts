@@ -1,7 +1,7 @@
 /**
  * The queue dashboard: Bull Board at `/admin/queues` on the HTTP port, behind
  * the admin key. Every environment's queues are listed as
- * `<environment>.<kind>` and grouped by environment (Bull Board's delimiter),
+ * `{<environment>}.<kind>` and grouped by environment (Bull Board's delimiter),
  * refreshed from the environment directory on each page or API request.
  * Read-only unless configured otherwise (`retry-clean`): then jobs can be
  * retried and removed (one, or all in a state), and nothing else: queues are
@@ -14,7 +14,7 @@ import { ExpressAdapter } from "@bull-board/express";
 import type { Queue } from "bullmq";
 import express from "express";
 import type { Logger } from "pino";
-import { type QueueKind, queueKinds } from "../queue/queue-names.js";
+import { parseQueueName, type QueueKind, queueKinds } from "../queue/queue-names.js";
 import type { FailureThrottle } from "../rpc/failure-throttle.js";
 import { peerKey } from "../rpc/failure-throttle.js";
 
@@ -29,6 +29,11 @@ export interface QueueDashboardDeps {
   /** The environments to show, without I/O. */
   environments(): string[];
   queue(environment: string, kind: QueueKind): Queue;
+  /**
+   * Wakes the queue's worker (src/queue/wake-index.ts): a job retried here is
+   * back on an idle queue that nothing else would start a worker for.
+   */
+  wake(environment: string, kind: QueueKind): Promise<unknown>;
   /** Failed logins count against the address as failed API authentications do. */
   throttle?: FailureThrottle;
   logger: Logger;
@@ -64,6 +69,15 @@ const allowedChanges = [
   /^\/api\/queues\/[^/]+\/(retry|clean)\/[a-z]+$/,
   /^\/api\/queues\/[^/]+\/[^/]+\/(retry|clean)$/,
 ];
+
+/** A path segment decoded, or as it is when it is no valid percent-encoding (never a throw). */
+function decodedOrNot(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
 
 function isRead(method: string | undefined): boolean {
   return method === "GET" || method === "HEAD";
@@ -150,6 +164,16 @@ export function createQueueDashboard(deps: QueueDashboardDeps): (req: IncomingMe
         res.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" });
         res.end(readOnlyMode ? "the queue dashboard is read-only\n" : "only retry and clean are allowed here\n");
         return;
+      }
+      const retried = /^\/api\/queues\/([^/]+)\/(?:retry\/[a-z]+|[^/]+\/retry)$/.exec(path)?.[1];
+      const queue = retried === undefined ? undefined : parseQueueName(decodedOrNot(retried));
+      if (queue) {
+        res.once("finish", () => {
+          if (res.statusCode >= 300) return;
+          deps.wake(queue.environment, queue.kind).catch((error: unknown) => {
+            deps.logger.warn({ err: error, queue: retried }, "could not wake the queue of a retried job");
+          });
+        });
       }
     }
     try {

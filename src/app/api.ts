@@ -5,6 +5,7 @@ import { sleep } from "../async.js";
 import { connectAssetsPath, createConnectPage, isConnectPath } from "../connect-page/connect-page.js";
 import { originOf } from "../domain/connect-sessions/connect-sessions.js";
 import { isEnvironmentName } from "../domain/environments/environment-name.js";
+import { incarnationOf } from "../domain/environments/environments.js";
 import { AccountService } from "../gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../gen/roomkey/v1/token_service_pb.js";
@@ -22,6 +23,7 @@ import { createEnvironmentHandlers } from "../rpc/handlers/environment-handlers.
 import { createTokenHandlers } from "../rpc/handlers/token-handlers.js";
 import { sessionMethodKeys } from "../rpc/method-policy.js";
 import { bindService, startTransports } from "../rpc/servers.js";
+import { provisionedCollection } from "../storage/environment-databases.js";
 import { deploymentCollection, environmentsCollection } from "../storage/environment-repository.js";
 import { ensureCollections } from "../storage/mongo.js";
 import { transitionsCollection } from "../storage/versioned.js";
@@ -103,6 +105,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
           isAdminKey: adminKeyMatcher(config.ROOMKEY_ADMIN_KEY),
           environments: () => directory.names(),
           queue: (environment, kind) => services.queues.queue(environment, kind),
+          wake: (environment, kind) => services.jobs.signal(environment, kind),
           throttle,
           logger,
         });
@@ -212,10 +215,21 @@ export async function startApi({ config, clients, services, logger, clock, stopp
     await mongoReady;
     for (let attempt = 1; !stopping.aborted; attempt++) {
       try {
-        await ensureCollections(control, [environmentsCollection, deploymentCollection, transitionsCollection]);
+        await ensureCollections(control, [
+          environmentsCollection,
+          deploymentCollection,
+          transitionsCollection,
+          provisionedCollection,
+        ]);
         await environmentService.bootstrap(config.ROOMKEY_DEFAULT_ENVIRONMENTS);
-        // Collections and indexes a newer release declares, for environments made before it.
-        await Promise.all((await environments.listActive()).map((env) => databases.provision(env.name)));
+        // Collections and indexes a newer release declares, for environments made before it (or not yet checked).
+        const records = await environments.listAll();
+        await databases.provisionStale(
+          records
+            .filter((env) => env.state === "active")
+            .map((env) => ({ name: env.name, incarnation: incarnationOf(env) })),
+          records.map((env) => env.name),
+        );
         await directory.refresh();
         monitor.markReady();
         return;

@@ -97,7 +97,16 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     ...webhookCollections,
   ]);
   const databases = guard({
-    provision: (name: string) => environmentDatabases.provision(parseEnvironmentName(name, "environment")),
+    provision: (name: string, incarnation: string) =>
+      environmentDatabases.provision(parseEnvironmentName(name, "environment"), incarnation),
+    provisionStale: (environments: readonly { name: string; incarnation: string }[], recorded: readonly string[]) =>
+      environmentDatabases.provisionStale(
+        environments.map((env) => ({
+          name: parseEnvironmentName(env.name, "environment"),
+          incarnation: env.incarnation,
+        })),
+        recorded,
+      ),
     drop: (name: string) => environmentDatabases.drop(parseEnvironmentName(name, "environment")),
     listWithDatabase: () => environmentDatabases.listWithDatabase(),
   });
@@ -128,7 +137,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     store: environments,
     resources: {
       assertQueuesReachable: () => queues.assertReachable(),
-      provision: (name) => databases.provision(name),
+      provision: (name, incarnation) => databases.provision(name, incarnation),
       dropDatabase: (name) => databases.drop(name),
       removeQueues: (name) => queues.removeEnvironment(name),
     },
@@ -338,6 +347,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     verifier,
     invalidations,
     producers,
+    jobs,
     tokenService,
     outbound,
     integrationService,

@@ -48,7 +48,10 @@ export interface Workers {
   close(budgetMs: number): Promise<boolean>;
 }
 
-/** Stage 3 (roles worker and all): the domain's job runners, one BullMQ worker per environment and queue, housekeeping. */
+/**
+ * Stage 3 (roles worker and all): the domain's job runners for this process's share of the environments (a
+ * BullMQ worker per queue with work), their sweeps, housekeeping.
+ */
 export function startWorkers({ config, clients, services, logger, clock, stopping, cleanups }: Stage): Workers {
   const { redis, workerRedis, mongoReady } = clients;
   const { accountRepository, integrationRepository, directory, oauthClient, queues, producers } = services;
@@ -105,6 +108,8 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
         const state = await queues.queue(environment, "handshake").getJobState(handshakeJobId(accountId, attempt));
         if (state === "unknown") return "missing";
         if (state === "completed" || state === "failed") return state;
+        // Past the grace and still queued: nothing woke a worker for it (a signal lost), so wake one.
+        await services.jobs.signal(environment, "handshake");
         return "live";
       },
       async requeue(environment, accountId, attempt, incarnation) {
@@ -258,6 +263,10 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     logger,
   });
   cleanups.push(services.bus.subscribe(environmentsChannel, () => supervisor.reconcile()));
+  services.metrics.attachWorkers({
+    served: () => supervisor.serving(),
+    liveQueues: () => supervisor.liveQueues().length,
+  });
 
   const sweepOrphans = createOrphanSweeper({
     listDatabases: () => databases.listWithDatabase(),

@@ -29,7 +29,8 @@ export interface EventBusDeps {
 
 export function createEventBus({ publisher, subscriber, prefix, logger }: EventBusDeps): EventBus {
   const handlers = new Map<string, Set<(payload: unknown) => void | Promise<void>>>();
-  // One hash tag for every channel: on Redis Cluster they share a slot (one shard's connection for sharded pub/sub).
+  // One hash tag for every channel. Plain PUBLISH reaches every node of a Redis Cluster; one slot would keep every
+  // channel on one shard's connection should sharded pub/sub (SSUBSCRIBE) be used.
   const full = (channel: string) => `${prefix}:{events}:${channel}`;
 
   subscriber.on("message", (channel: string, message: string) => {

@@ -56,8 +56,17 @@ const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/** What a worker process tells its metrics (attached once its workers start). */
+export interface WorkerSource {
+  /** The environments this process serves: their queues' job counts are reported here, and only here. */
+  served(): string[];
+  /** Queues that have a BullMQ worker (and a blocking Redis connection) in this process now. */
+  liveQueues(): number;
+}
+
 export function createMetrics(sources: MetricsSources, options: MetricsOptions = {}) {
   const registry = new Registry();
+  let workers: WorkerSource | undefined;
   if (options.defaultLabels) registry.setDefaultLabels(options.defaultLabels);
   collectDefaultMetrics({ register: registry });
   const knownEnvironment = (name: string) => (sources.hasEnvironment(name) ? name : otherEnvironment);
@@ -141,7 +150,7 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
   let countedAt = Number.NEGATIVE_INFINITY;
   const queueJobs: Gauge<"environment" | "queue" | "state"> = new Gauge({
     name: "roomkey_queue_jobs",
-    help: "Jobs on each environment's queues, by state (waiting, active, delayed, failed). Every process reports the same queues: aggregate with max.",
+    help: "Jobs on each environment's queues, by state (waiting, active, delayed, failed), reported by the worker process that serves the environment: aggregate with max or sum.",
     labelNames: ["environment", "queue", "state"],
     registers: [registry],
     collect() {
@@ -161,7 +170,7 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
       return;
     }
     const rows: { environment: string; queue: QueueKind; counts: Partial<Record<QueueState, number>> }[] = [];
-    const all = sources.environments().flatMap((environment) =>
+    const all = (workers?.served() ?? []).flatMap((environment) =>
       queueKinds.map(async (queue) => {
         rows.push({ environment, queue, counts: await sources.queueCounts(environment, queue) });
       }),
@@ -193,6 +202,22 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     registers: [registry],
     collect() {
       this.set(sources.environments().length);
+    },
+  });
+  new Gauge({
+    name: "roomkey_worker_environments",
+    help: "Environments this worker process serves (its share of the fleet's).",
+    registers: [registry],
+    collect() {
+      this.set(workers?.served().length ?? 0);
+    },
+  });
+  new Gauge({
+    name: "roomkey_worker_live_queues",
+    help: "Queues with a running BullMQ worker in this process: the others are idle and cost no Redis connection.",
+    registers: [registry],
+    collect() {
+      this.set(workers?.liveQueues() ?? 0);
     },
   });
   if (sources.tokenCache) {
@@ -246,6 +271,10 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
 
   return {
     registry,
+    /** The worker stage's view: served environments (whose queue counts this process reports) and live queues. */
+    attachWorkers(source: WorkerSource): void {
+      workers = source;
+    },
     /** A call of one of the three services ended; `code` undefined (or 0) is OK. Streams count but are not timed. */
     call(method: DescMethod, code: Code | undefined, seconds: number): void {
       const series = rpcSeries(method, code ?? 0);

@@ -7,9 +7,9 @@
 /**
  * How often a worker process reads the wake index: the most a job waits before
  * its queue's worker is started (one Redis command per poll, however many
- * environments; 5 a second per worker process).
+ * environments; 10 a second per worker process).
  */
-export const wakePollMs = 200;
+export const wakePollMs = 100;
 
 /** Heartbeats per lease: a process missing two beats in a row still holds its environments. */
 export const beatsPerLease = 3;

@@ -8,10 +8,11 @@ export type JobProducer = ReturnType<typeof createJobProducer>;
 
 /**
  * Typed enqueueing onto an environment's queues; a job that was not added is
- * an error, never silence. Each add first tells the wake index when the queue
- * has work (src/queue/wake-index.ts), so that a worker runs for it: signalled
- * before the job exists, a crash in between leaves a worker a look at nothing,
- * never a job nobody wakes for.
+ * an error, never silence. Each add tells the wake index when the queue has
+ * work (src/queue/wake-index.ts), so that a worker runs for it, twice: before
+ * the job exists (a crash after the add still left a signal) and after (a
+ * worker that took the first signal may have gone idle and looked at its
+ * queue before the add landed, a slow one or a large bulk add).
  */
 export function createJobProducer(
   queues: Pick<QueueRegistry, "queue">,
@@ -26,6 +27,12 @@ export function createJobProducer(
   }
 
   return {
+    /**
+     * Wakes a queue's worker without adding a job: for the sweeps, which find
+     * a job waiting longer than it should (its signal lost) and have it run.
+     */
+    signal: (environment: string, kind: QueueKind) => wake(environment, kind, [0]),
+
     async add<K extends QueueKind, N extends JobName<K>>(
       environment: string,
       kind: K,
@@ -36,6 +43,7 @@ export function createJobProducer(
       await wake(environment, kind, [options.delay]);
       const job = await queues.queue(environment, kind).add(name, data, options);
       if (!job.id) throw new Error(`the ${kind} queue of ${environment} did not accept job ${name}`);
+      await wake(environment, kind, [options.delay]);
       return job.id;
     },
 
@@ -57,6 +65,11 @@ export function createJobProducer(
         .addBulk(jobs.map((job) => ({ name, data: job.data, opts: job.options })));
       if (added.some((job) => !job.id))
         throw new Error(`the ${kind} queue of ${environment} did not accept ${name} jobs`);
+      await wake(
+        environment,
+        kind,
+        jobs.map((job) => job.options.delay),
+      );
     },
   };
 }

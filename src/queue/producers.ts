@@ -125,6 +125,8 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
       // "unknown" is no job, or a hash left in no list: removing it lets the add below land.
       await Promise.all(lost.map((d) => queue.remove(d.jobId)));
       if (lost.length > 0) await webhooks.deliver(environment, lost);
+      // Overdue with its job still queued: nothing woke a worker for it (a signal lost), so wake one.
+      else if (deliveries.length > 0) await jobs.signal(environment, "webhook");
       return lost.length;
     },
     async deliver(environment, deliveries) {

@@ -33,7 +33,8 @@ export function createRedisClient(target: RedisTarget, options: RedisOptions): R
   const url = new URL(target.url);
   const { lazyConnect, enableOfflineQueue, ...perNode } = options;
   return new Cluster(
-    target.clusterNodes.map((node) => parseClusterNode(node) ?? { host: node }),
+    // The configuration checked every node: an unreadable one is not a case here.
+    target.clusterNodes.flatMap((node) => parseClusterNode(node) ?? []),
     {
       lazyConnect,
       enableOfflineQueue,

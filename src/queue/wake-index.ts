@@ -49,7 +49,15 @@ export function createWakeIndex({ redis, prefix }: { redis: RedisClient; prefix:
     async due(now: number, limit: number): Promise<WakeEntry[]> {
       const flat = await redis.zrangebyscore(key, "-inf", now, "WITHSCORES", "LIMIT", 0, limit);
       const entries: WakeEntry[] = [];
-      for (let i = 0; i + 1 < flat.length; i += 2) entries.push({ queue: flat[i] as string, at: Number(flat[i + 1]) });
+      // Member, score, member, score, ...
+      let queue: string | undefined;
+      for (const value of flat) {
+        if (queue === undefined) queue = value;
+        else {
+          entries.push({ queue, at: Number(value) });
+          queue = undefined;
+        }
+      }
       return entries;
     },
     /** Acknowledges an entry read by `due`, unless a producer signalled again since. */

@@ -47,11 +47,13 @@ export function createWorkerFleet(deps: { redis: RedisClient; prefix: string; id
         .exec();
       if (!replies) throw new Error("the fleet heartbeat was discarded");
       for (const [error] of replies) if (error) throw error;
-      const members = [...((replies[2]?.[1] as string[] | undefined) ?? [])];
+      const listed = replies[2]?.[1];
+      const members = Array.isArray(listed) ? listed.filter((m): m is string => typeof m === "string") : [];
       if (!members.includes(id)) members.push(id);
-      const current = replies[4]?.[1] as string | null;
+      const read = replies[4]?.[1];
+      const current = typeof read === "string" ? read : undefined;
       const redisLost = epoch !== undefined && current !== epoch;
-      epoch = current ?? undefined;
+      epoch = current;
       return { members: members.sort(), redisLost };
     },
     /** Gives up the lease at shutdown: the others take this process's environments at their next beat. */

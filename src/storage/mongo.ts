@@ -131,18 +131,23 @@ export interface CollectionSpec {
 export async function ensureCollections(db: Db, specs: readonly CollectionSpec[]): Promise<void> {
   const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
   for (const spec of specs) {
+    let created = false;
     if (!existing.has(spec.name)) {
       try {
         await db.createCollection(spec.name);
+        created = true;
       } catch (error) {
         // NamespaceExists: another replica created it first.
         if (!(error instanceof MongoServerError && error.code === 48)) throw error;
       }
     }
     // Only the missing indexes, one per command: FerretDB 1.24 drops the connection on a
-    // createIndexes whose several indexes all exist already.
+    // createIndexes whose several indexes all exist already. A collection this call created
+    // has none yet but `_id_`: asking would be a round trip per collection for nothing.
     const collection = db.collection(spec.name);
-    const present = new Set((await collection.listIndexes().toArray()).map((index) => index.name as string));
+    const present = created
+      ? new Set(["_id_"])
+      : new Set((await collection.listIndexes().toArray()).map((index) => index.name as string));
     for (const index of spec.indexes) {
       if (!present.has(index.name)) await collection.createIndexes([index]);
     }

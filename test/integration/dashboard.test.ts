@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboardPath } from "../../src/admin/queue-dashboard.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { randomEnvironmentName } from "../helpers/names.js";
+import { testQueue } from "../helpers/queues.js";
 import { type Deployment, eventually, startDeployment, testConfig } from "../helpers/server.js";
 
 const executablePath = process.env.ROOMKEY_CHROMIUM ?? "/usr/bin/chromium";
@@ -177,11 +178,37 @@ describe("the queue dashboard set to retry-clean, with the failure throttle on",
         ROOMKEY_DASHBOARD: "retry-clean",
         ROOMKEY_AUTH_FAILURES_PER_MINUTE: "1",
         ROOMKEY_AUTH_FAILURE_BURST: "2",
+        ROOMKEY_WORKER_IDLE_MS: "500",
       }),
     );
   });
   afterAll(async () => {
     await own?.stop();
+  });
+
+  it("when a failed job is retried on an idle queue, then a worker wakes for it and runs it again", async () => {
+    const url = `http://127.0.0.1:${own.server.app.httpPort}${dashboardPath}`;
+    const queue = testQueue(own.redis, own.server.config.ROOMKEY_QUEUE_PREFIX, "staging", "handshake");
+    try {
+      // No processor for it: it fails for good at once.
+      const job = await queue.addAndWake("unknown-job", {});
+      await eventually(async () => (await job.getState()) === "failed", 10_000, "failed once");
+      const first = (await queue.getJob(job.id ?? ""))?.finishedOn ?? 0;
+      // The queue goes idle: no worker left that would take the retried job by itself.
+      await eventually(() => !own.server.app.liveQueues().includes(queue.name), 10_000, "the worker closed");
+      const retry = await fetch(`${url}/api/queues/${encodeURIComponent(queue.name)}/retry/failed`, {
+        method: "PUT",
+        headers: { authorization: basic(own.server.adminKey) },
+      });
+      expect(retry.status).toBe(200);
+      await eventually(
+        async () => ((await queue.getJob(job.id ?? ""))?.finishedOn ?? 0) > first,
+        10_000,
+        "the retried job ran again",
+      );
+    } finally {
+      await queue.close();
+    }
   });
 
   it("lets retry and clean through, from the same origin, and nothing else", async () => {

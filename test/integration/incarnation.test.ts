@@ -1,10 +1,7 @@
-import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseEnvironmentName } from "../../src/domain/environments/environment-name.js";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
 import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
-import { queueName } from "../../src/queue/queue-names.js";
 import { databaseNames } from "../../src/storage/mongo.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { type DelayingForwarder, startDelayingForwarder } from "../helpers/delaying-forwarder.js";

@@ -1,4 +1,3 @@
-import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
 import { afterAll, describe, expect, it } from "vitest";
@@ -89,6 +88,33 @@ describe("start-up", () => {
     } finally {
       again.close();
       await second.stop();
+    }
+  });
+
+  it("when roomkey starts again, then only environments not provisioned with today's schema are provisioned", async () => {
+    const config = deployment();
+    const first = await startTestServer({ ...config }, "api");
+    await first.stop();
+    const mongo = new MongoClient(config.MONGODB_URL);
+    try {
+      const control = mongo.db(`${config.ROOMKEY_DB_PREFIX}_control`);
+      const markers = await control.collection("provisioned").find().toArray();
+      expect(markers.map((m) => m._id).sort()).toEqual(["development", "production", "staging"]);
+      // An index lost in two environments; staging's marker gone as well (as if made by an older release).
+      const tokens = (name: string) => mongo.db(`${config.ROOMKEY_DB_PREFIX}_env_${name}`).collection("tokens");
+      const indexes = async (name: string) => (await tokens(name).listIndexes().toArray()).map((i) => i.name as string);
+      const lost = (await indexes("staging")).find((name) => name !== "_id_") ?? "";
+      for (const name of ["staging", "production"]) await tokens(name).dropIndex(lost);
+      await control.collection<{ _id: string }>("provisioned").deleteOne({ _id: "staging" });
+
+      const second = await startTestServer({ ...config }, "api");
+      await second.stop();
+      // Staging was provisioned again; production, marked as done with this schema, was not looked at.
+      expect(await indexes("staging")).toContain(lost);
+      expect(await indexes("production")).not.toContain(lost);
+      expect(await control.collection<{ _id: string }>("provisioned").countDocuments({ _id: "staging" })).toBe(1);
+    } finally {
+      await mongo.close();
     }
   });
 

@@ -191,7 +191,7 @@ describe("a Redis that loses the webhook queue's jobs, and the purge", () => {
         ROOMKEY_WEBHOOK_RETRY_BASE_MS: "1500",
         ROOMKEY_WEBHOOK_SWEEP_MS: "500",
         ROOMKEY_JOB_LOCK_MS: "1000",
-        ROOMKEY_SCHEDULER_CHECK_MS: "500",
+        ROOMKEY_WORKER_LEASE_MS: "1500",
         ROOMKEY_WEBHOOK_RETENTION_MS: "4000",
       }),
     );

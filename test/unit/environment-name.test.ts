@@ -79,6 +79,6 @@ describe("the EnvironmentName type", () => {
     expect(queueName(parseEnvironmentName("staging"), "handshake")).toBe("{staging}.handshake");
     const unchecked: string = "staging";
     // @ts-expect-error an unchecked string is not an EnvironmentName (npm run typecheck fails without the brand)
-    expect(queueName(unchecked, "rotation")).toBe("staging.rotation");
+    expect(queueName(unchecked, "rotation")).toBe("{staging}.rotation");
   });
 });

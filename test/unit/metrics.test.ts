@@ -63,6 +63,12 @@ describe("metrics labels", () => {
     queueCounts: async () => ({ waiting: 3, active: 1, delayed: 0, failed: 2 }),
     backends: () => ({ mongodb: true, redis: true }),
   };
+  /** Metrics of a worker process serving both environments (queue counts are reported by the serving worker). */
+  const workerMetrics = (given: Parameters<typeof createMetrics>[0], options?: Parameters<typeof createMetrics>[1]) => {
+    const metrics = createMetrics(given, options);
+    metrics.attachWorkers({ served: () => ["development", "staging"], liveQueues: () => 1 });
+    return metrics;
+  };
   it("never takes an environment name it does not know as a label value", async () => {
     const metrics = createMetrics(sources);
     metrics.authenticationFailed("TOKEN_WRONG_ENVIRONMENT", { requested: "attacker-chosen", token: "staging" });
@@ -78,14 +84,14 @@ describe("metrics labels", () => {
     expect(body).toContain('roomkey_auth_failures_total{reason="TOKEN_WRONG_ENVIRONMENT"} 2');
   });
   it("reads queue depth and reachability when scraped", async () => {
-    const { body } = await createMetrics(sources).scrape();
+    const { body } = await workerMetrics(sources).scrape();
     expect(body).toContain('roomkey_queue_jobs{environment="staging",queue="rotation",state="failed"} 2');
     expect(body).toContain('roomkey_queue_jobs{environment="development",queue="handshake",state="waiting"} 3');
     expect(body).toContain('roomkey_backend_up{backend="redis"} 1');
     expect(body).toContain('roomkey_backend_up{backend="mongodb"} 1');
   });
   it("when Redis does not answer, then a scrape answers at once, without queue counts", async () => {
-    const metrics = createMetrics(
+    const metrics = workerMetrics(
       {
         ...sources,
         queueCounts: () => new Promise(() => undefined),
@@ -100,7 +106,7 @@ describe("metrics labels", () => {
     expect(body).toContain('roomkey_backend_up{backend="redis"} 0');
   });
   it("leaves out queue counts that do not come in time, and still answers", async () => {
-    const metrics = createMetrics(
+    const metrics = workerMetrics(
       { ...sources, queueCounts: () => new Promise(() => undefined) },
       { queueCountTimeoutMs: 50 },
     );
@@ -109,15 +115,38 @@ describe("metrics labels", () => {
     expect(body).toContain("roomkey_backend_up");
   });
 
+  it("when no workers run in the process (an API process), then it reads no queue and says it serves none", async () => {
+    let reads = 0;
+    const { body } = await createMetrics({ ...sources, queueCounts: async () => ({ waiting: ++reads }) }).scrape();
+    expect(reads).toBe(0);
+    expect(body).not.toContain("roomkey_queue_jobs{");
+    expect(body).toContain("roomkey_worker_environments 0");
+  });
+  it("when a worker process serves some environments, then only their queues are read, and it says how many are live", async () => {
+    const read: string[] = [];
+    const metrics = createMetrics({
+      ...sources,
+      queueCounts: async (environment) => {
+        read.push(environment);
+        return { waiting: 1 };
+      },
+    });
+    metrics.attachWorkers({ served: () => ["staging"], liveQueues: () => 2 });
+    const { body } = await metrics.scrape();
+    expect([...new Set(read)]).toEqual(["staging"]);
+    expect(body).not.toContain('environment="development"');
+    expect(body).toContain("roomkey_worker_environments 1");
+    expect(body).toContain("roomkey_worker_live_queues 2");
+  });
   it("reads the queues at most once per interval, however often it is scraped", async () => {
     let reads = 0;
     const counted = { ...sources, queueCounts: async () => ({ waiting: ++reads }) };
-    const metrics = createMetrics(counted, { queueCountEveryMs: 60_000 });
+    const metrics = workerMetrics(counted, { queueCountEveryMs: 60_000 });
     await Promise.all([metrics.scrape(), metrics.scrape()]);
     await metrics.scrape();
     // Two environments, a queue of each kind each: one reading.
     expect(reads).toBe(2 * queueKinds.length);
-    const always = createMetrics(counted, { queueCountEveryMs: 0 });
+    const always = workerMetrics(counted, { queueCountEveryMs: 0 });
     reads = 0;
     await always.scrape();
     await always.scrape();

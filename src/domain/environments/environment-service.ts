@@ -8,7 +8,7 @@ import {
   RoomkeyError,
 } from "../errors.js";
 import { type Page, type PageRequest, toPage } from "../paging.js";
-import type { Environment, EnvironmentChanges, EnvironmentSettings } from "./environments.js";
+import { type Environment, type EnvironmentChanges, type EnvironmentSettings, incarnationOf } from "./environments.js";
 import type {
   ActiveAccountCounter,
   EnvironmentEventPublisher,
@@ -76,7 +76,7 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
    */
   async function finishCreate(record: Environment, inserted: boolean): Promise<Environment> {
     if (inserted) await resources.dropDatabase(record.name);
-    await resources.provision(record.name);
+    await resources.provision(record.name, incarnationOf(record));
     let current: Environment | undefined = record;
     for (let attempt = 0; attempt < maxAttempts && current; attempt++) {
       if (current.state === "active") return current;

@@ -31,7 +31,8 @@ export interface EnvironmentResources {
   /** Throws an UNAVAILABLE error when the queues cannot be removed now (Redis down). */
   assertQueuesReachable(): void;
   /** Creates the database, its collections and indexes. Idempotent. */
-  provision(name: string): Promise<void>;
+  /** Creates the database with its collections and indexes, and remembers it was, for this incarnation. */
+  provision(name: string, incarnation: string): Promise<void>;
   dropDatabase(name: string): Promise<void>;
   /** Removes the environment's queues and every job on them. */
   removeQueues(name: string): Promise<void>;
