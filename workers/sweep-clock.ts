@@ -59,19 +59,26 @@ export function createSweepClock(deps: SweepClockDeps) {
     }
   }
 
+  /** Starts the sweeps due, the longest overdue first: when they fall behind, none waits for ever. */
   function tick(): void {
+    const free = deps.concurrency - running.size;
+    if (free <= 0) return;
     const at = now();
+    const ready: { environment: string; sweep: Sweep; dueAt: number }[] = [];
     for (const [environment, times] of due) {
       for (const sweep of sweeps) {
-        if (running.size >= deps.concurrency) return;
-        const key = `${environment}/${sweep.name}`;
-        if (running.has(key) || (times.get(sweep.name) ?? Number.POSITIVE_INFINITY) > at) continue;
-        times.set(sweep.name, at + sweep.everyMs);
-        running.set(
-          key,
-          runOne(environment, sweep).finally(() => running.delete(key)),
-        );
+        const dueAt = times.get(sweep.name) ?? Number.POSITIVE_INFINITY;
+        if (dueAt <= at && !running.has(`${environment}/${sweep.name}`)) ready.push({ environment, sweep, dueAt });
       }
+    }
+    ready.sort((a, b) => a.dueAt - b.dueAt);
+    for (const { environment, sweep } of ready.slice(0, free)) {
+      const key = `${environment}/${sweep.name}`;
+      due.get(environment)?.set(sweep.name, at + sweep.everyMs);
+      running.set(
+        key,
+        runOne(environment, sweep).finally(() => running.delete(key)),
+      );
     }
   }
 

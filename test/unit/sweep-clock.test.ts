@@ -86,6 +86,32 @@ describe("the sweep clock", () => {
     await t.clock.stop(100);
   });
 
+  it("when sweeps fall behind, then the longest overdue run first, so that no environment waits for ever", async () => {
+    const order: string[] = [];
+    const gate = { open: deferred<void>() };
+    const slow: Sweep = {
+      name: "slow",
+      everyMs: 1_000,
+      async run(environment) {
+        order.push(environment);
+        await gate.open.promise;
+      },
+    };
+    const t = setup([slow], { concurrency: 1 });
+    for (const name of ["first", "second", "third"]) t.clock.add(name);
+    // All due; one runs at a time, and each one done is due again at once (behind).
+    for (let round = 0; round < 6; round++) {
+      await t.advance(1_000);
+      gate.open.resolve();
+      await settle();
+      gate.open = deferred<void>();
+    }
+    // Every environment had its turn, none twice before another once.
+    expect(order.slice(0, 3).sort()).toEqual(["first", "second", "third"]);
+    expect(new Set(order.slice(3, 6)).size).toBe(3);
+    await t.clock.stop(100);
+  });
+
   it("when an environment is gone or being deleted, then its sweep is skipped; when a sweep fails, then it is logged and runs again next period", async () => {
     let fails = true;
     const runs: string[] = [];
