@@ -108,8 +108,9 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
         const state = await queues.queue(environment, "handshake").getJobState(handshakeJobId(accountId, attempt));
         if (state === "unknown") return "missing";
         if (state === "completed" || state === "failed") return state;
-        // Past the grace and still queued: nothing woke a worker for it (a signal lost), so wake one.
-        await services.jobs.signal(environment, "handshake");
+        // Waiting past the grace: nothing woke a worker for it (a signal lost), so wake one. (A delayed
+        // retry is the wake index's at its time; a running one has its worker, or its lock's expiry.)
+        if (state === "waiting" || state === "prioritized") await services.jobs.signal(environment, "handshake");
         return "live";
       },
       async requeue(environment, accountId, attempt, incarnation) {
