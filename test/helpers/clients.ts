@@ -141,3 +141,13 @@ export async function isServing(address: string): Promise<boolean> {
     health.close();
   }
 }
+
+/** The error a call ended with, or undefined when it succeeded: for polling until a call is refused. */
+export async function refusal(call: Promise<unknown> | undefined): Promise<ServiceError | undefined> {
+  try {
+    await call;
+    return undefined;
+  } catch (error) {
+    return error as ServiceError;
+  }
+}

@@ -7,7 +7,7 @@ import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
 import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
-import { grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
+import { grpcClient, grpcDetails, metadataFor, refusal } from "../helpers/clients.js";
 import { apiKeyIntegration } from "../helpers/integrations.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type OAuthProvider, startOAuthProvider } from "../helpers/oauth-provider.js";
@@ -126,8 +126,9 @@ describe("on a Redis Cluster", () => {
       await tokens.unary(t.revokeToken, { id: made.token?.id ?? "" }, admin(name));
       const took = await eventually(
         async () => {
-          const error = await grpcFailure(environments[1]?.unary(e.getEnvironment, {}, bearer) ?? Promise.resolve());
-          return error.code === status.UNAUTHENTICATED && grpcDetails(error).errorInfo?.reason === "TOKEN_REVOKED";
+          // Still accepted: not yet (the poll goes on); refused: for the revocation, and nothing else.
+          const error = await refusal(environments[1]?.unary(e.getEnvironment, {}, bearer));
+          return error?.code === status.UNAUTHENTICATED && grpcDetails(error).errorInfo?.reason === "TOKEN_REVOKED";
         },
         1_000,
         "the other replica refuses it",

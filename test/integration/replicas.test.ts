@@ -11,7 +11,15 @@ import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { killSpawned, type RoomkeyProcess, spawnRoomkey } from "../helpers/child-process.js";
-import { type GrpcClient, grpcClient, grpcDetails, grpcFailure, isServing, metadataFor } from "../helpers/clients.js";
+import {
+  type GrpcClient,
+  grpcClient,
+  grpcDetails,
+  grpcFailure,
+  isServing,
+  metadataFor,
+  refusal,
+} from "../helpers/clients.js";
 import { apiKeyIntegration } from "../helpers/integrations.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { freePort } from "../helpers/own-services.js";
@@ -164,7 +172,7 @@ describe("two API and three worker processes", () => {
       for (const client of environments.each) {
         await eventually(
           async () =>
-            (await grpcFailure(client.unary(e.getEnvironment, {}, bearer("staging", secret)))).code ===
+            (await refusal(client.unary(e.getEnvironment, {}, bearer("staging", secret))))?.code ===
             status.UNAUTHENTICATED,
           1_000,
           "the revoked token refused by each API",
