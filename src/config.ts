@@ -10,6 +10,14 @@ const port = z
   .transform(Number)
   .refine((n) => n <= 65535, "must be a port number (0-65535)");
 
+/** A comma-separated setting's entries, trimmed, empty ones dropped. */
+function commaList(value: string): string[] {
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
 const schema = z.object({
   MONGODB_URL: z
     .string()
@@ -48,12 +56,7 @@ const schema = z.object({
   REDIS_CLUSTER_NODES: z
     .string()
     .default("")
-    .transform((value) =>
-      value
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0),
-    )
+    .transform(commaList)
     .refine((nodes) => nodes.every((node) => parseClusterNode(node) !== undefined), {
       message: "must be host:port pairs separated by commas, such as redis-1:6379,redis-2:6379",
     }),
@@ -83,12 +86,7 @@ const schema = z.object({
   ROOMKEY_DEFAULT_ENVIRONMENTS: z
     .string()
     .default("development,staging,production")
-    .transform((value) =>
-      value
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0),
-    )
+    .transform(commaList)
     .refine((names) => names.every(isEnvironmentName), "must be environment names separated by commas"),
   ROOMKEY_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
   ROOMKEY_MAX_MESSAGE_BYTES: z.coerce
@@ -151,12 +149,7 @@ const schema = z.object({
   ROOMKEY_OUTBOUND_ALLOW: z
     .string()
     .default("")
-    .transform((value) =>
-      value
-        .split(",")
-        .map((s) => s.trim())
-        .filter((s) => s.length > 0),
-    )
+    .transform(commaList)
     .refine(
       (entries) => entries.every(isAllowEntry),
       "must be hostnames, IP addresses or CIDR blocks (10.0.0.0/8, fd00::/8) separated by commas",

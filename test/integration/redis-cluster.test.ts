@@ -3,12 +3,11 @@ import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
 import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_service_pb.js";
-import { AuthType } from "../../src/gen/roomkey/v1/common_pb.js";
-import { CredentialPlacement, EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
+import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
 import { grpcClient, grpcDetails, metadataFor, refusal } from "../helpers/clients.js";
-import { apiKeyIntegration } from "../helpers/integrations.js";
+import { apiKeyIntegration, oauthIntegration } from "../helpers/integrations.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type OAuthProvider, startOAuthProvider } from "../helpers/oauth-provider.js";
 import { type OwnRedisCluster, ownRedisCluster } from "../helpers/redis-cluster.js";
@@ -151,25 +150,7 @@ describe("on a Redis Cluster", () => {
       await environments.unary(e.putIntegration, { integration: apiKeyIntegration("keyed", keys.url) }, admin(name));
       await environments.unary(
         e.putIntegration,
-        {
-          integration: {
-            name: "crm",
-            authType: AuthType.OAUTH2,
-            oauth2: {
-              authorizationUrl: `${oauth.issuer}/authorize`,
-              tokenUrl: `${oauth.issuer}/token`,
-              clientId: "roomkey-test",
-              clientSecret: "client-secret-1",
-              scopes: ["openid"],
-            },
-            credentialCheck: {
-              url: `${oauth.issuer}/userinfo`,
-              placement: CredentialPlacement.BEARER,
-              accountIdPath: "sub",
-              accountNamePath: "name",
-            },
-          },
-        },
+        { integration: oauthIntegration("crm", oauth.issuer, "client-secret-1") },
         admin(name),
       );
       await eventually(() => first.app.servedEnvironments().includes(name), 10_000, "served");
