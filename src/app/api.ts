@@ -19,7 +19,10 @@ import {
 import { createEdge } from "../rpc/edge.js";
 import { createFailureThrottle } from "../rpc/failure-throttle.js";
 import { createAccountHandlers } from "../rpc/handlers/account-handlers.js";
+import { createAuditHandlers } from "../rpc/handlers/audit-handlers.js";
 import { createEnvironmentHandlers } from "../rpc/handlers/environment-handlers.js";
+import { createMasterKeyHandlers } from "../rpc/handlers/master-key-handlers.js";
+import { createPromotionHandlers } from "../rpc/handlers/promotion-handlers.js";
 import { createTokenHandlers } from "../rpc/handlers/token-handlers.js";
 import { sessionMethodKeys } from "../rpc/method-policy.js";
 import { bindService, startTransports } from "../rpc/servers.js";
@@ -119,6 +122,9 @@ export async function startApi({ config, clients, services, logger, clock, stopp
           integrations: services.integrationService,
           webhooks: services.webhookService,
           pages,
+          promotion: createPromotionHandlers(),
+          audit: createAuditHandlers(),
+          masterKeys: createMasterKeyHandlers(),
         }),
       ),
     ),

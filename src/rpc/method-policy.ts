@@ -10,6 +10,7 @@ export const scopes = [
   "accounts:read",
   "accounts:write",
   "accounts:credentials",
+  "audit:read",
 ] as const;
 export type Scope = (typeof scopes)[number];
 
@@ -53,6 +54,12 @@ export const methodPolicies: Readonly<Record<string, MethodPolicy>> = {
   "roomkey.v1.EnvironmentService/RotateWebhookEndpointSecret": existing("environment:write"),
   "roomkey.v1.EnvironmentService/ListWebhookDeliveries": existing("environment:read"),
   "roomkey.v1.EnvironmentService/RedeliverWebhookEvent": existing("environment:write"),
+  "roomkey.v1.EnvironmentService/DiffIntegrations": existing("admin"),
+  "roomkey.v1.EnvironmentService/PromoteIntegrations": existing("admin"),
+  "roomkey.v1.EnvironmentService/ListAuditEvents": existing("audit:read"),
+  // The metadata names an environment, as for every call; these report and act on all of them.
+  "roomkey.v1.EnvironmentService/GetMasterKeyStatus": existing("admin"),
+  "roomkey.v1.EnvironmentService/RewrapDataKeys": existing("admin"),
   "roomkey.v1.TokenService/CreateToken": existing("tokens:write"),
   "roomkey.v1.TokenService/GetToken": existing("tokens:read"),
   "roomkey.v1.TokenService/ListTokens": existing("tokens:read"),

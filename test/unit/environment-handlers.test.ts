@@ -4,7 +4,10 @@ import type { EnvironmentChanges } from "../../src/domain/environments/environme
 import { BadRequestSchema, ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../../src/gen/roomkey/v1/token_service_pb.js";
+import { createAuditHandlers } from "../../src/rpc/handlers/audit-handlers.js";
 import { createEnvironmentHandlers, type EnvironmentHandlerDeps } from "../../src/rpc/handlers/environment-handlers.js";
+import { createMasterKeyHandlers } from "../../src/rpc/handlers/master-key-handlers.js";
+import { createPromotionHandlers } from "../../src/rpc/handlers/promotion-handlers.js";
 import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
 import { environmentRecord, testPageTokens } from "../helpers/fakes.js";
 import { adminKey, failure, headers, routerFor, tokenSecret } from "../helpers/router.js";
@@ -51,7 +54,15 @@ function setup(scopes: string[] = []) {
         EnvironmentService,
         made.wrap(
           EnvironmentService,
-          createEnvironmentHandlers({ environments, integrations, webhooks: unusedWebhooks, pages: testPageTokens() }),
+          createEnvironmentHandlers({
+            environments,
+            integrations,
+            webhooks: unusedWebhooks,
+            pages: testPageTokens(),
+            promotion: createPromotionHandlers(),
+            audit: createAuditHandlers(),
+            masterKeys: createMasterKeyHandlers(),
+          }),
         ),
       );
       router.service(TokenService, made.wrap(TokenService, unimplementedService(TokenService)));

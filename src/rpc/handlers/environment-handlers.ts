@@ -16,12 +16,19 @@ import {
   endpointFromProto,
   endpointToProto,
 } from "../mappers/webhook-mapper.js";
+import type { createAuditHandlers } from "./audit-handlers.js";
+import type { createMasterKeyHandlers } from "./master-key-handlers.js";
+import type { createPromotionHandlers } from "./promotion-handlers.js";
 
 export interface EnvironmentHandlerDeps {
   environments: Pick<Environments, "create" | "get" | "update" | "list" | "remove">;
   integrations: Pick<IntegrationService, "put" | "get" | "list" | "remove">;
   webhooks: WebhookService;
   pages: PageTokens;
+  /** The methods that cross environments or read the audit log, each area's own handlers. */
+  promotion: ReturnType<typeof createPromotionHandlers>;
+  audit: ReturnType<typeof createAuditHandlers>;
+  masterKeys: ReturnType<typeof createMasterKeyHandlers>;
 }
 
 /** EnvironmentService: maps requests to the domain and results back. */
@@ -30,8 +37,14 @@ export function createEnvironmentHandlers({
   integrations,
   webhooks,
   pages,
+  promotion,
+  audit,
+  masterKeys,
 }: EnvironmentHandlerDeps): ServiceImpl<typeof EnvironmentService> {
   return {
+    ...promotion,
+    ...audit,
+    ...masterKeys,
     async createEnvironment(req, ctx) {
       const { environment } = callContext(ctx);
       const created = await environments.create(environment, {

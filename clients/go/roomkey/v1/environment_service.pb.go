@@ -259,6 +259,9 @@ type EnvironmentSettings struct {
 	// How long revoked and expired API tokens stay listable before they are
 	// purged. Default 30 days; between 1 hour and 365 days.
 	TokenRetention *durationpb.Duration `protobuf:"bytes,4,opt,name=token_retention,json=tokenRetention,proto3" json:"token_retention,omitempty"`
+	// How long audit events are kept before a job deletes them. Default 90
+	// days; between 1 day and 10 years.
+	AuditRetention *durationpb.Duration `protobuf:"bytes,5,opt,name=audit_retention,json=auditRetention,proto3" json:"audit_retention,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
 }
@@ -317,6 +320,13 @@ func (x *EnvironmentSettings) GetRefreshTokenKeepalive() *durationpb.Duration {
 func (x *EnvironmentSettings) GetTokenRetention() *durationpb.Duration {
 	if x != nil {
 		return x.TokenRetention
+	}
+	return nil
+}
+
+func (x *EnvironmentSettings) GetAuditRetention() *durationpb.Duration {
+	if x != nil {
+		return x.AuditRetention
 	}
 	return nil
 }
@@ -2416,7 +2426,7 @@ var File_roomkey_v1_environment_service_proto protoreflect.FileDescriptor
 const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\n" +
 	"$roomkey/v1/environment_service.proto\x12\n" +
-	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17roomkey/v1/common.proto\x1a\x19roomkey/v1/webhooks.proto\"\xcb\x02\n" +
+	"roomkey.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16roomkey/v1/audit.proto\x1a\x17roomkey/v1/common.proto\x1a\x1croomkey/v1/master_keys.proto\x1a\x1aroomkey/v1/promotion.proto\x1a\x19roomkey/v1/webhooks.proto\"\xcb\x02\n" +
 	"\vEnvironment\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\fdisplay_name\x18\x02 \x01(\tB\a\xbaH\x04r\x02\x18dR\vdisplayName\x12*\n" +
@@ -2426,13 +2436,14 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x98\x03\n" +
+	"updateTime\"\xf2\x03\n" +
 	"\x13EnvironmentSettings\x12c\n" +
 	"\x16default_token_lifetime\x18\x01 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x06\b\x80\x86\xb0\x96\x012\x02\b<R\x14defaultTokenLifetime\x12]\n" +
 	"\x14oauth_refresh_margin\x18\x02 \x01(\v2\x19.google.protobuf.DurationB\x10\xbaH\r\xaa\x01\n" +
 	"\"\x04\b\x80\xa3\x052\x02\b<R\x12oauthRefreshMargin\x12e\n" +
 	"\x17refresh_token_keepalive\x18\x03 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x05\b\x80\xe7\x84\x0f2\x03\b\x90\x1cR\x15refreshTokenKeepalive\x12V\n" +
-	"\x0ftoken_retention\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x05\b\x80\xe7\x84\x0f2\x03\b\x90\x1cR\x0etokenRetention\"\xaf\x01\n" +
+	"\x0ftoken_retention\x18\x04 \x01(\v2\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\f\"\x05\b\x80\xe7\x84\x0f2\x03\b\x90\x1cR\x0etokenRetention\x12X\n" +
+	"\x0faudit_retention\x18\x05 \x01(\v2\x19.google.protobuf.DurationB\x14\xbaH\x11\xaa\x01\x0e\"\x06\b\x80\x86\xb0\x96\x012\x04\b\x80\xa3\x05R\x0eauditRetention\"\xaf\x01\n" +
 	"\x18CreateEnvironmentRequest\x12*\n" +
 	"\fdisplay_name\x18\x01 \x01(\tB\a\xbaH\x04r\x02\x18dR\vdisplayName\x12*\n" +
 	"\vdescription\x18\x02 \x01(\tB\b\xbaH\x05r\x03\x18\xe8\aR\vdescription\x12;\n" +
@@ -2582,7 +2593,7 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\x1bCREDENTIAL_PLACEMENT_BEARER\x10\x01\x12\x1f\n" +
 	"\x1bCREDENTIAL_PLACEMENT_HEADER\x10\x02\x12\x1e\n" +
 	"\x1aCREDENTIAL_PLACEMENT_QUERY\x10\x03\x12\x1e\n" +
-	"\x1aCREDENTIAL_PLACEMENT_BASIC\x10\x042\x83\x0e\n" +
+	"\x1aCREDENTIAL_PLACEMENT_BASIC\x10\x042\xfd\x11\n" +
 	"\x12EnvironmentService\x12`\n" +
 	"\x11CreateEnvironment\x12$.roomkey.v1.CreateEnvironmentRequest\x1a%.roomkey.v1.CreateEnvironmentResponse\x12\\\n" +
 	"\x0eGetEnvironment\x12!.roomkey.v1.GetEnvironmentRequest\x1a\".roomkey.v1.GetEnvironmentResponse\"\x03\x90\x02\x01\x12`\n" +
@@ -2600,7 +2611,12 @@ const file_roomkey_v1_environment_service_proto_rawDesc = "" +
 	"\x15DeleteWebhookEndpoint\x12(.roomkey.v1.DeleteWebhookEndpointRequest\x1a).roomkey.v1.DeleteWebhookEndpointResponse\x12~\n" +
 	"\x1bRotateWebhookEndpointSecret\x12..roomkey.v1.RotateWebhookEndpointSecretRequest\x1a/.roomkey.v1.RotateWebhookEndpointSecretResponse\x12q\n" +
 	"\x15ListWebhookDeliveries\x12(.roomkey.v1.ListWebhookDeliveriesRequest\x1a).roomkey.v1.ListWebhookDeliveriesResponse\"\x03\x90\x02\x01\x12l\n" +
-	"\x15RedeliverWebhookEvent\x12(.roomkey.v1.RedeliverWebhookEventRequest\x1a).roomkey.v1.RedeliverWebhookEventResponseB\x99\x01\n" +
+	"\x15RedeliverWebhookEvent\x12(.roomkey.v1.RedeliverWebhookEventRequest\x1a).roomkey.v1.RedeliverWebhookEventResponse\x12b\n" +
+	"\x10DiffIntegrations\x12#.roomkey.v1.DiffIntegrationsRequest\x1a$.roomkey.v1.DiffIntegrationsResponse\"\x03\x90\x02\x01\x12k\n" +
+	"\x13PromoteIntegrations\x12&.roomkey.v1.PromoteIntegrationsRequest\x1a'.roomkey.v1.PromoteIntegrationsResponse\"\x03\x90\x02\x02\x12_\n" +
+	"\x0fListAuditEvents\x12\".roomkey.v1.ListAuditEventsRequest\x1a#.roomkey.v1.ListAuditEventsResponse\"\x03\x90\x02\x01\x12h\n" +
+	"\x12GetMasterKeyStatus\x12%.roomkey.v1.GetMasterKeyStatusRequest\x1a&.roomkey.v1.GetMasterKeyStatusResponse\"\x03\x90\x02\x01\x12\\\n" +
+	"\x0eRewrapDataKeys\x12!.roomkey.v1.RewrapDataKeysRequest\x1a\".roomkey.v1.RewrapDataKeysResponse\"\x03\x90\x02\x02B\x99\x01\n" +
 	"\x0edev.roomkey.v1B\x17EnvironmentServiceProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\n" +
 	"Roomkey.V1\xca\x02\n" +
 	"Roomkey\\V1\xea\x02\vRoomkey::V1b\x06proto3"
@@ -2669,6 +2685,16 @@ var file_roomkey_v1_environment_service_proto_goTypes = []any{
 	(*WebhookEndpoint)(nil),                     // 46: roomkey.v1.WebhookEndpoint
 	(WebhookDeliveryStatus)(0),                  // 47: roomkey.v1.WebhookDeliveryStatus
 	(*WebhookDelivery)(nil),                     // 48: roomkey.v1.WebhookDelivery
+	(*DiffIntegrationsRequest)(nil),             // 49: roomkey.v1.DiffIntegrationsRequest
+	(*PromoteIntegrationsRequest)(nil),          // 50: roomkey.v1.PromoteIntegrationsRequest
+	(*ListAuditEventsRequest)(nil),              // 51: roomkey.v1.ListAuditEventsRequest
+	(*GetMasterKeyStatusRequest)(nil),           // 52: roomkey.v1.GetMasterKeyStatusRequest
+	(*RewrapDataKeysRequest)(nil),               // 53: roomkey.v1.RewrapDataKeysRequest
+	(*DiffIntegrationsResponse)(nil),            // 54: roomkey.v1.DiffIntegrationsResponse
+	(*PromoteIntegrationsResponse)(nil),         // 55: roomkey.v1.PromoteIntegrationsResponse
+	(*ListAuditEventsResponse)(nil),             // 56: roomkey.v1.ListAuditEventsResponse
+	(*GetMasterKeyStatusResponse)(nil),          // 57: roomkey.v1.GetMasterKeyStatusResponse
+	(*RewrapDataKeysResponse)(nil),              // 58: roomkey.v1.RewrapDataKeysResponse
 }
 var file_roomkey_v1_environment_service_proto_depIdxs = []int32{
 	3,  // 0: roomkey.v1.Environment.settings:type_name -> roomkey.v1.EnvironmentSettings
@@ -2678,76 +2704,87 @@ var file_roomkey_v1_environment_service_proto_depIdxs = []int32{
 	43, // 4: roomkey.v1.EnvironmentSettings.oauth_refresh_margin:type_name -> google.protobuf.Duration
 	43, // 5: roomkey.v1.EnvironmentSettings.refresh_token_keepalive:type_name -> google.protobuf.Duration
 	43, // 6: roomkey.v1.EnvironmentSettings.token_retention:type_name -> google.protobuf.Duration
-	3,  // 7: roomkey.v1.CreateEnvironmentRequest.settings:type_name -> roomkey.v1.EnvironmentSettings
-	2,  // 8: roomkey.v1.CreateEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
-	2,  // 9: roomkey.v1.GetEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
-	2,  // 10: roomkey.v1.UpdateEnvironmentRequest.environment:type_name -> roomkey.v1.Environment
-	44, // 11: roomkey.v1.UpdateEnvironmentRequest.update_mask:type_name -> google.protobuf.FieldMask
-	2,  // 12: roomkey.v1.UpdateEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
-	2,  // 13: roomkey.v1.ListEnvironmentsResponse.environments:type_name -> roomkey.v1.Environment
-	45, // 14: roomkey.v1.Integration.auth_type:type_name -> roomkey.v1.AuthType
-	15, // 15: roomkey.v1.Integration.oauth2:type_name -> roomkey.v1.OAuth2Config
-	16, // 16: roomkey.v1.Integration.credential_check:type_name -> roomkey.v1.CredentialCheck
-	42, // 17: roomkey.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
-	42, // 18: roomkey.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
-	0,  // 19: roomkey.v1.OAuth2Config.client_auth_method:type_name -> roomkey.v1.ClientAuthMethod
-	41, // 20: roomkey.v1.OAuth2Config.authorization_params:type_name -> roomkey.v1.OAuth2Config.AuthorizationParamsEntry
-	1,  // 21: roomkey.v1.CredentialCheck.placement:type_name -> roomkey.v1.CredentialPlacement
-	14, // 22: roomkey.v1.PutIntegrationRequest.integration:type_name -> roomkey.v1.Integration
-	14, // 23: roomkey.v1.PutIntegrationResponse.integration:type_name -> roomkey.v1.Integration
-	14, // 24: roomkey.v1.GetIntegrationResponse.integration:type_name -> roomkey.v1.Integration
-	14, // 25: roomkey.v1.ListIntegrationsResponse.integrations:type_name -> roomkey.v1.Integration
-	46, // 26: roomkey.v1.CreateWebhookEndpointRequest.endpoint:type_name -> roomkey.v1.WebhookEndpoint
-	46, // 27: roomkey.v1.CreateWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
-	46, // 28: roomkey.v1.GetWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
-	46, // 29: roomkey.v1.ListWebhookEndpointsResponse.endpoints:type_name -> roomkey.v1.WebhookEndpoint
-	46, // 30: roomkey.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> roomkey.v1.WebhookEndpoint
-	44, // 31: roomkey.v1.UpdateWebhookEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
-	46, // 32: roomkey.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
-	43, // 33: roomkey.v1.RotateWebhookEndpointSecretRequest.overlap:type_name -> google.protobuf.Duration
-	46, // 34: roomkey.v1.RotateWebhookEndpointSecretResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
-	47, // 35: roomkey.v1.ListWebhookDeliveriesRequest.status:type_name -> roomkey.v1.WebhookDeliveryStatus
-	48, // 36: roomkey.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> roomkey.v1.WebhookDelivery
-	48, // 37: roomkey.v1.RedeliverWebhookEventResponse.deliveries:type_name -> roomkey.v1.WebhookDelivery
-	4,  // 38: roomkey.v1.EnvironmentService.CreateEnvironment:input_type -> roomkey.v1.CreateEnvironmentRequest
-	6,  // 39: roomkey.v1.EnvironmentService.GetEnvironment:input_type -> roomkey.v1.GetEnvironmentRequest
-	8,  // 40: roomkey.v1.EnvironmentService.UpdateEnvironment:input_type -> roomkey.v1.UpdateEnvironmentRequest
-	10, // 41: roomkey.v1.EnvironmentService.ListEnvironments:input_type -> roomkey.v1.ListEnvironmentsRequest
-	12, // 42: roomkey.v1.EnvironmentService.DeleteEnvironment:input_type -> roomkey.v1.DeleteEnvironmentRequest
-	17, // 43: roomkey.v1.EnvironmentService.PutIntegration:input_type -> roomkey.v1.PutIntegrationRequest
-	19, // 44: roomkey.v1.EnvironmentService.GetIntegration:input_type -> roomkey.v1.GetIntegrationRequest
-	21, // 45: roomkey.v1.EnvironmentService.ListIntegrations:input_type -> roomkey.v1.ListIntegrationsRequest
-	23, // 46: roomkey.v1.EnvironmentService.DeleteIntegration:input_type -> roomkey.v1.DeleteIntegrationRequest
-	25, // 47: roomkey.v1.EnvironmentService.CreateWebhookEndpoint:input_type -> roomkey.v1.CreateWebhookEndpointRequest
-	27, // 48: roomkey.v1.EnvironmentService.GetWebhookEndpoint:input_type -> roomkey.v1.GetWebhookEndpointRequest
-	29, // 49: roomkey.v1.EnvironmentService.ListWebhookEndpoints:input_type -> roomkey.v1.ListWebhookEndpointsRequest
-	31, // 50: roomkey.v1.EnvironmentService.UpdateWebhookEndpoint:input_type -> roomkey.v1.UpdateWebhookEndpointRequest
-	33, // 51: roomkey.v1.EnvironmentService.DeleteWebhookEndpoint:input_type -> roomkey.v1.DeleteWebhookEndpointRequest
-	35, // 52: roomkey.v1.EnvironmentService.RotateWebhookEndpointSecret:input_type -> roomkey.v1.RotateWebhookEndpointSecretRequest
-	37, // 53: roomkey.v1.EnvironmentService.ListWebhookDeliveries:input_type -> roomkey.v1.ListWebhookDeliveriesRequest
-	39, // 54: roomkey.v1.EnvironmentService.RedeliverWebhookEvent:input_type -> roomkey.v1.RedeliverWebhookEventRequest
-	5,  // 55: roomkey.v1.EnvironmentService.CreateEnvironment:output_type -> roomkey.v1.CreateEnvironmentResponse
-	7,  // 56: roomkey.v1.EnvironmentService.GetEnvironment:output_type -> roomkey.v1.GetEnvironmentResponse
-	9,  // 57: roomkey.v1.EnvironmentService.UpdateEnvironment:output_type -> roomkey.v1.UpdateEnvironmentResponse
-	11, // 58: roomkey.v1.EnvironmentService.ListEnvironments:output_type -> roomkey.v1.ListEnvironmentsResponse
-	13, // 59: roomkey.v1.EnvironmentService.DeleteEnvironment:output_type -> roomkey.v1.DeleteEnvironmentResponse
-	18, // 60: roomkey.v1.EnvironmentService.PutIntegration:output_type -> roomkey.v1.PutIntegrationResponse
-	20, // 61: roomkey.v1.EnvironmentService.GetIntegration:output_type -> roomkey.v1.GetIntegrationResponse
-	22, // 62: roomkey.v1.EnvironmentService.ListIntegrations:output_type -> roomkey.v1.ListIntegrationsResponse
-	24, // 63: roomkey.v1.EnvironmentService.DeleteIntegration:output_type -> roomkey.v1.DeleteIntegrationResponse
-	26, // 64: roomkey.v1.EnvironmentService.CreateWebhookEndpoint:output_type -> roomkey.v1.CreateWebhookEndpointResponse
-	28, // 65: roomkey.v1.EnvironmentService.GetWebhookEndpoint:output_type -> roomkey.v1.GetWebhookEndpointResponse
-	30, // 66: roomkey.v1.EnvironmentService.ListWebhookEndpoints:output_type -> roomkey.v1.ListWebhookEndpointsResponse
-	32, // 67: roomkey.v1.EnvironmentService.UpdateWebhookEndpoint:output_type -> roomkey.v1.UpdateWebhookEndpointResponse
-	34, // 68: roomkey.v1.EnvironmentService.DeleteWebhookEndpoint:output_type -> roomkey.v1.DeleteWebhookEndpointResponse
-	36, // 69: roomkey.v1.EnvironmentService.RotateWebhookEndpointSecret:output_type -> roomkey.v1.RotateWebhookEndpointSecretResponse
-	38, // 70: roomkey.v1.EnvironmentService.ListWebhookDeliveries:output_type -> roomkey.v1.ListWebhookDeliveriesResponse
-	40, // 71: roomkey.v1.EnvironmentService.RedeliverWebhookEvent:output_type -> roomkey.v1.RedeliverWebhookEventResponse
-	55, // [55:72] is the sub-list for method output_type
-	38, // [38:55] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	43, // 7: roomkey.v1.EnvironmentSettings.audit_retention:type_name -> google.protobuf.Duration
+	3,  // 8: roomkey.v1.CreateEnvironmentRequest.settings:type_name -> roomkey.v1.EnvironmentSettings
+	2,  // 9: roomkey.v1.CreateEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
+	2,  // 10: roomkey.v1.GetEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
+	2,  // 11: roomkey.v1.UpdateEnvironmentRequest.environment:type_name -> roomkey.v1.Environment
+	44, // 12: roomkey.v1.UpdateEnvironmentRequest.update_mask:type_name -> google.protobuf.FieldMask
+	2,  // 13: roomkey.v1.UpdateEnvironmentResponse.environment:type_name -> roomkey.v1.Environment
+	2,  // 14: roomkey.v1.ListEnvironmentsResponse.environments:type_name -> roomkey.v1.Environment
+	45, // 15: roomkey.v1.Integration.auth_type:type_name -> roomkey.v1.AuthType
+	15, // 16: roomkey.v1.Integration.oauth2:type_name -> roomkey.v1.OAuth2Config
+	16, // 17: roomkey.v1.Integration.credential_check:type_name -> roomkey.v1.CredentialCheck
+	42, // 18: roomkey.v1.Integration.create_time:type_name -> google.protobuf.Timestamp
+	42, // 19: roomkey.v1.Integration.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 20: roomkey.v1.OAuth2Config.client_auth_method:type_name -> roomkey.v1.ClientAuthMethod
+	41, // 21: roomkey.v1.OAuth2Config.authorization_params:type_name -> roomkey.v1.OAuth2Config.AuthorizationParamsEntry
+	1,  // 22: roomkey.v1.CredentialCheck.placement:type_name -> roomkey.v1.CredentialPlacement
+	14, // 23: roomkey.v1.PutIntegrationRequest.integration:type_name -> roomkey.v1.Integration
+	14, // 24: roomkey.v1.PutIntegrationResponse.integration:type_name -> roomkey.v1.Integration
+	14, // 25: roomkey.v1.GetIntegrationResponse.integration:type_name -> roomkey.v1.Integration
+	14, // 26: roomkey.v1.ListIntegrationsResponse.integrations:type_name -> roomkey.v1.Integration
+	46, // 27: roomkey.v1.CreateWebhookEndpointRequest.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 28: roomkey.v1.CreateWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 29: roomkey.v1.GetWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 30: roomkey.v1.ListWebhookEndpointsResponse.endpoints:type_name -> roomkey.v1.WebhookEndpoint
+	46, // 31: roomkey.v1.UpdateWebhookEndpointRequest.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	44, // 32: roomkey.v1.UpdateWebhookEndpointRequest.update_mask:type_name -> google.protobuf.FieldMask
+	46, // 33: roomkey.v1.UpdateWebhookEndpointResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	43, // 34: roomkey.v1.RotateWebhookEndpointSecretRequest.overlap:type_name -> google.protobuf.Duration
+	46, // 35: roomkey.v1.RotateWebhookEndpointSecretResponse.endpoint:type_name -> roomkey.v1.WebhookEndpoint
+	47, // 36: roomkey.v1.ListWebhookDeliveriesRequest.status:type_name -> roomkey.v1.WebhookDeliveryStatus
+	48, // 37: roomkey.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> roomkey.v1.WebhookDelivery
+	48, // 38: roomkey.v1.RedeliverWebhookEventResponse.deliveries:type_name -> roomkey.v1.WebhookDelivery
+	4,  // 39: roomkey.v1.EnvironmentService.CreateEnvironment:input_type -> roomkey.v1.CreateEnvironmentRequest
+	6,  // 40: roomkey.v1.EnvironmentService.GetEnvironment:input_type -> roomkey.v1.GetEnvironmentRequest
+	8,  // 41: roomkey.v1.EnvironmentService.UpdateEnvironment:input_type -> roomkey.v1.UpdateEnvironmentRequest
+	10, // 42: roomkey.v1.EnvironmentService.ListEnvironments:input_type -> roomkey.v1.ListEnvironmentsRequest
+	12, // 43: roomkey.v1.EnvironmentService.DeleteEnvironment:input_type -> roomkey.v1.DeleteEnvironmentRequest
+	17, // 44: roomkey.v1.EnvironmentService.PutIntegration:input_type -> roomkey.v1.PutIntegrationRequest
+	19, // 45: roomkey.v1.EnvironmentService.GetIntegration:input_type -> roomkey.v1.GetIntegrationRequest
+	21, // 46: roomkey.v1.EnvironmentService.ListIntegrations:input_type -> roomkey.v1.ListIntegrationsRequest
+	23, // 47: roomkey.v1.EnvironmentService.DeleteIntegration:input_type -> roomkey.v1.DeleteIntegrationRequest
+	25, // 48: roomkey.v1.EnvironmentService.CreateWebhookEndpoint:input_type -> roomkey.v1.CreateWebhookEndpointRequest
+	27, // 49: roomkey.v1.EnvironmentService.GetWebhookEndpoint:input_type -> roomkey.v1.GetWebhookEndpointRequest
+	29, // 50: roomkey.v1.EnvironmentService.ListWebhookEndpoints:input_type -> roomkey.v1.ListWebhookEndpointsRequest
+	31, // 51: roomkey.v1.EnvironmentService.UpdateWebhookEndpoint:input_type -> roomkey.v1.UpdateWebhookEndpointRequest
+	33, // 52: roomkey.v1.EnvironmentService.DeleteWebhookEndpoint:input_type -> roomkey.v1.DeleteWebhookEndpointRequest
+	35, // 53: roomkey.v1.EnvironmentService.RotateWebhookEndpointSecret:input_type -> roomkey.v1.RotateWebhookEndpointSecretRequest
+	37, // 54: roomkey.v1.EnvironmentService.ListWebhookDeliveries:input_type -> roomkey.v1.ListWebhookDeliveriesRequest
+	39, // 55: roomkey.v1.EnvironmentService.RedeliverWebhookEvent:input_type -> roomkey.v1.RedeliverWebhookEventRequest
+	49, // 56: roomkey.v1.EnvironmentService.DiffIntegrations:input_type -> roomkey.v1.DiffIntegrationsRequest
+	50, // 57: roomkey.v1.EnvironmentService.PromoteIntegrations:input_type -> roomkey.v1.PromoteIntegrationsRequest
+	51, // 58: roomkey.v1.EnvironmentService.ListAuditEvents:input_type -> roomkey.v1.ListAuditEventsRequest
+	52, // 59: roomkey.v1.EnvironmentService.GetMasterKeyStatus:input_type -> roomkey.v1.GetMasterKeyStatusRequest
+	53, // 60: roomkey.v1.EnvironmentService.RewrapDataKeys:input_type -> roomkey.v1.RewrapDataKeysRequest
+	5,  // 61: roomkey.v1.EnvironmentService.CreateEnvironment:output_type -> roomkey.v1.CreateEnvironmentResponse
+	7,  // 62: roomkey.v1.EnvironmentService.GetEnvironment:output_type -> roomkey.v1.GetEnvironmentResponse
+	9,  // 63: roomkey.v1.EnvironmentService.UpdateEnvironment:output_type -> roomkey.v1.UpdateEnvironmentResponse
+	11, // 64: roomkey.v1.EnvironmentService.ListEnvironments:output_type -> roomkey.v1.ListEnvironmentsResponse
+	13, // 65: roomkey.v1.EnvironmentService.DeleteEnvironment:output_type -> roomkey.v1.DeleteEnvironmentResponse
+	18, // 66: roomkey.v1.EnvironmentService.PutIntegration:output_type -> roomkey.v1.PutIntegrationResponse
+	20, // 67: roomkey.v1.EnvironmentService.GetIntegration:output_type -> roomkey.v1.GetIntegrationResponse
+	22, // 68: roomkey.v1.EnvironmentService.ListIntegrations:output_type -> roomkey.v1.ListIntegrationsResponse
+	24, // 69: roomkey.v1.EnvironmentService.DeleteIntegration:output_type -> roomkey.v1.DeleteIntegrationResponse
+	26, // 70: roomkey.v1.EnvironmentService.CreateWebhookEndpoint:output_type -> roomkey.v1.CreateWebhookEndpointResponse
+	28, // 71: roomkey.v1.EnvironmentService.GetWebhookEndpoint:output_type -> roomkey.v1.GetWebhookEndpointResponse
+	30, // 72: roomkey.v1.EnvironmentService.ListWebhookEndpoints:output_type -> roomkey.v1.ListWebhookEndpointsResponse
+	32, // 73: roomkey.v1.EnvironmentService.UpdateWebhookEndpoint:output_type -> roomkey.v1.UpdateWebhookEndpointResponse
+	34, // 74: roomkey.v1.EnvironmentService.DeleteWebhookEndpoint:output_type -> roomkey.v1.DeleteWebhookEndpointResponse
+	36, // 75: roomkey.v1.EnvironmentService.RotateWebhookEndpointSecret:output_type -> roomkey.v1.RotateWebhookEndpointSecretResponse
+	38, // 76: roomkey.v1.EnvironmentService.ListWebhookDeliveries:output_type -> roomkey.v1.ListWebhookDeliveriesResponse
+	40, // 77: roomkey.v1.EnvironmentService.RedeliverWebhookEvent:output_type -> roomkey.v1.RedeliverWebhookEventResponse
+	54, // 78: roomkey.v1.EnvironmentService.DiffIntegrations:output_type -> roomkey.v1.DiffIntegrationsResponse
+	55, // 79: roomkey.v1.EnvironmentService.PromoteIntegrations:output_type -> roomkey.v1.PromoteIntegrationsResponse
+	56, // 80: roomkey.v1.EnvironmentService.ListAuditEvents:output_type -> roomkey.v1.ListAuditEventsResponse
+	57, // 81: roomkey.v1.EnvironmentService.GetMasterKeyStatus:output_type -> roomkey.v1.GetMasterKeyStatusResponse
+	58, // 82: roomkey.v1.EnvironmentService.RewrapDataKeys:output_type -> roomkey.v1.RewrapDataKeysResponse
+	61, // [61:83] is the sub-list for method output_type
+	39, // [39:61] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_roomkey_v1_environment_service_proto_init() }
@@ -2755,7 +2792,10 @@ func file_roomkey_v1_environment_service_proto_init() {
 	if File_roomkey_v1_environment_service_proto != nil {
 		return
 	}
+	file_roomkey_v1_audit_proto_init()
 	file_roomkey_v1_common_proto_init()
+	file_roomkey_v1_master_keys_proto_init()
+	file_roomkey_v1_promotion_proto_init()
 	file_roomkey_v1_webhooks_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -36,6 +36,11 @@ const (
 	EnvironmentService_RotateWebhookEndpointSecret_FullMethodName = "/roomkey.v1.EnvironmentService/RotateWebhookEndpointSecret"
 	EnvironmentService_ListWebhookDeliveries_FullMethodName       = "/roomkey.v1.EnvironmentService/ListWebhookDeliveries"
 	EnvironmentService_RedeliverWebhookEvent_FullMethodName       = "/roomkey.v1.EnvironmentService/RedeliverWebhookEvent"
+	EnvironmentService_DiffIntegrations_FullMethodName            = "/roomkey.v1.EnvironmentService/DiffIntegrations"
+	EnvironmentService_PromoteIntegrations_FullMethodName         = "/roomkey.v1.EnvironmentService/PromoteIntegrations"
+	EnvironmentService_ListAuditEvents_FullMethodName             = "/roomkey.v1.EnvironmentService/ListAuditEvents"
+	EnvironmentService_GetMasterKeyStatus_FullMethodName          = "/roomkey.v1.EnvironmentService/GetMasterKeyStatus"
+	EnvironmentService_RewrapDataKeys_FullMethodName              = "/roomkey.v1.EnvironmentService/RewrapDataKeys"
 )
 
 // EnvironmentServiceClient is the client API for EnvironmentService service.
@@ -99,6 +104,33 @@ type EnvironmentServiceClient interface {
 	// Delivers one event again, with the same `webhook-id`, to one endpoint or
 	// to every enabled endpoint that it was delivered to.
 	RedeliverWebhookEvent(ctx context.Context, in *RedeliverWebhookEventRequest, opts ...grpc.CallOption) (*RedeliverWebhookEventResponse, error)
+	// Compares the integrations of `from_environment` with those of the
+	// environment named in the metadata (`to`), field by field. Secrets are
+	// compared by a keyed fingerprint and shown only as different. Admin key
+	// only.
+	DiffIntegrations(ctx context.Context, in *DiffIntegrationsRequest, opts ...grpc.CallOption) (*DiffIntegrationsResponse, error)
+	// Copies integrations from `from_environment` into the environment named in
+	// the metadata: client secrets are opened with the source's data key and
+	// sealed with the target's; fields in `keep_target_fields` keep the
+	// target's values. Accounts, tokens and webhook endpoints are never
+	// copied. Each integration is written in one step, so one interrupted
+	// half-way is either as before or as promoted; calling again finishes it
+	// (UNCHANGED for what is done). Recorded in both environments' audit logs.
+	// Admin key only.
+	PromoteIntegrations(ctx context.Context, in *PromoteIntegrationsRequest, opts ...grpc.CallOption) (*PromoteIntegrationsResponse, error)
+	// Lists the environment's audit log, newest first: every mutating call,
+	// every refused authentication and the worker's state changes. Scope
+	// `audit:read`.
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
+	// Reports which master keys wrap the environments' data keys, and how many
+	// still use a key other than the current one. The metadata may name any
+	// environment. Admin key only.
+	GetMasterKeyStatus(ctx context.Context, in *GetMasterKeyStatusRequest, opts ...grpc.CallOption) (*GetMasterKeyStatusResponse, error)
+	// Queues a job on each environment whose data key is not under the current
+	// master key, to wrap it again under that key. The workers also do this on
+	// their own after start-up; this is for not waiting. Safe to call again.
+	// The metadata may name any environment. Admin key only.
+	RewrapDataKeys(ctx context.Context, in *RewrapDataKeysRequest, opts ...grpc.CallOption) (*RewrapDataKeysResponse, error)
 }
 
 type environmentServiceClient struct {
@@ -279,6 +311,56 @@ func (c *environmentServiceClient) RedeliverWebhookEvent(ctx context.Context, in
 	return out, nil
 }
 
+func (c *environmentServiceClient) DiffIntegrations(ctx context.Context, in *DiffIntegrationsRequest, opts ...grpc.CallOption) (*DiffIntegrationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiffIntegrationsResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_DiffIntegrations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) PromoteIntegrations(ctx context.Context, in *PromoteIntegrationsRequest, opts ...grpc.CallOption) (*PromoteIntegrationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PromoteIntegrationsResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_PromoteIntegrations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) GetMasterKeyStatus(ctx context.Context, in *GetMasterKeyStatusRequest, opts ...grpc.CallOption) (*GetMasterKeyStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMasterKeyStatusResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_GetMasterKeyStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *environmentServiceClient) RewrapDataKeys(ctx context.Context, in *RewrapDataKeysRequest, opts ...grpc.CallOption) (*RewrapDataKeysResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RewrapDataKeysResponse)
+	err := c.cc.Invoke(ctx, EnvironmentService_RewrapDataKeys_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnvironmentServiceServer is the server API for EnvironmentService service.
 // All implementations must embed UnimplementedEnvironmentServiceServer
 // for forward compatibility.
@@ -340,6 +422,33 @@ type EnvironmentServiceServer interface {
 	// Delivers one event again, with the same `webhook-id`, to one endpoint or
 	// to every enabled endpoint that it was delivered to.
 	RedeliverWebhookEvent(context.Context, *RedeliverWebhookEventRequest) (*RedeliverWebhookEventResponse, error)
+	// Compares the integrations of `from_environment` with those of the
+	// environment named in the metadata (`to`), field by field. Secrets are
+	// compared by a keyed fingerprint and shown only as different. Admin key
+	// only.
+	DiffIntegrations(context.Context, *DiffIntegrationsRequest) (*DiffIntegrationsResponse, error)
+	// Copies integrations from `from_environment` into the environment named in
+	// the metadata: client secrets are opened with the source's data key and
+	// sealed with the target's; fields in `keep_target_fields` keep the
+	// target's values. Accounts, tokens and webhook endpoints are never
+	// copied. Each integration is written in one step, so one interrupted
+	// half-way is either as before or as promoted; calling again finishes it
+	// (UNCHANGED for what is done). Recorded in both environments' audit logs.
+	// Admin key only.
+	PromoteIntegrations(context.Context, *PromoteIntegrationsRequest) (*PromoteIntegrationsResponse, error)
+	// Lists the environment's audit log, newest first: every mutating call,
+	// every refused authentication and the worker's state changes. Scope
+	// `audit:read`.
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
+	// Reports which master keys wrap the environments' data keys, and how many
+	// still use a key other than the current one. The metadata may name any
+	// environment. Admin key only.
+	GetMasterKeyStatus(context.Context, *GetMasterKeyStatusRequest) (*GetMasterKeyStatusResponse, error)
+	// Queues a job on each environment whose data key is not under the current
+	// master key, to wrap it again under that key. The workers also do this on
+	// their own after start-up; this is for not waiting. Safe to call again.
+	// The metadata may name any environment. Admin key only.
+	RewrapDataKeys(context.Context, *RewrapDataKeysRequest) (*RewrapDataKeysResponse, error)
 	mustEmbedUnimplementedEnvironmentServiceServer()
 }
 
@@ -400,6 +509,21 @@ func (UnimplementedEnvironmentServiceServer) ListWebhookDeliveries(context.Conte
 }
 func (UnimplementedEnvironmentServiceServer) RedeliverWebhookEvent(context.Context, *RedeliverWebhookEventRequest) (*RedeliverWebhookEventResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RedeliverWebhookEvent not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) DiffIntegrations(context.Context, *DiffIntegrationsRequest) (*DiffIntegrationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiffIntegrations not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) PromoteIntegrations(context.Context, *PromoteIntegrationsRequest) (*PromoteIntegrationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteIntegrations not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) GetMasterKeyStatus(context.Context, *GetMasterKeyStatusRequest) (*GetMasterKeyStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMasterKeyStatus not implemented")
+}
+func (UnimplementedEnvironmentServiceServer) RewrapDataKeys(context.Context, *RewrapDataKeysRequest) (*RewrapDataKeysResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RewrapDataKeys not implemented")
 }
 func (UnimplementedEnvironmentServiceServer) mustEmbedUnimplementedEnvironmentServiceServer() {}
 func (UnimplementedEnvironmentServiceServer) testEmbeddedByValue()                            {}
@@ -728,6 +852,96 @@ func _EnvironmentService_RedeliverWebhookEvent_Handler(srv interface{}, ctx cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EnvironmentService_DiffIntegrations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiffIntegrationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).DiffIntegrations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_DiffIntegrations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).DiffIntegrations(ctx, req.(*DiffIntegrationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_PromoteIntegrations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PromoteIntegrationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).PromoteIntegrations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_PromoteIntegrations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).PromoteIntegrations(ctx, req.(*PromoteIntegrationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_GetMasterKeyStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMasterKeyStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).GetMasterKeyStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_GetMasterKeyStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).GetMasterKeyStatus(ctx, req.(*GetMasterKeyStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _EnvironmentService_RewrapDataKeys_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RewrapDataKeysRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvironmentServiceServer).RewrapDataKeys(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvironmentService_RewrapDataKeys_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvironmentServiceServer).RewrapDataKeys(ctx, req.(*RewrapDataKeysRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EnvironmentService_ServiceDesc is the grpc.ServiceDesc for EnvironmentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -802,6 +1016,26 @@ var EnvironmentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RedeliverWebhookEvent",
 			Handler:    _EnvironmentService_RedeliverWebhookEvent_Handler,
+		},
+		{
+			MethodName: "DiffIntegrations",
+			Handler:    _EnvironmentService_DiffIntegrations_Handler,
+		},
+		{
+			MethodName: "PromoteIntegrations",
+			Handler:    _EnvironmentService_PromoteIntegrations_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _EnvironmentService_ListAuditEvents_Handler,
+		},
+		{
+			MethodName: "GetMasterKeyStatus",
+			Handler:    _EnvironmentService_GetMasterKeyStatus_Handler,
+		},
+		{
+			MethodName: "RewrapDataKeys",
+			Handler:    _EnvironmentService_RewrapDataKeys_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

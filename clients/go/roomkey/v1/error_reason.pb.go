@@ -144,6 +144,13 @@ const (
 	// The authorization response's `iss` is not the integration's issuer
 	// (RFC 9207): a mix-up. The state is spent and the code was never used.
 	ErrorReason_ERROR_REASON_OAUTH_ISSUER_MISMATCH ErrorReason = 47
+	// PromoteIntegrations was asked to keep a field of the target that the
+	// target does not have (the integration is new there). Metadata
+	// `integration` and `field` name it. Nothing was written.
+	ErrorReason_ERROR_REASON_PROMOTION_KEPT_FIELD_MISSING ErrorReason = 48
+	// DiffIntegrations or PromoteIntegrations named the same environment as
+	// `from_environment` and in the metadata.
+	ErrorReason_ERROR_REASON_PROMOTION_SAME_ENVIRONMENT ErrorReason = 49
 )
 
 // Enum value maps for ErrorReason.
@@ -197,6 +204,8 @@ var (
 		45: "ERROR_REASON_CONNECT_SESSION_ORIGIN",
 		46: "ERROR_REASON_CONNECT_SESSION_ATTEMPTS",
 		47: "ERROR_REASON_OAUTH_ISSUER_MISMATCH",
+		48: "ERROR_REASON_PROMOTION_KEPT_FIELD_MISSING",
+		49: "ERROR_REASON_PROMOTION_SAME_ENVIRONMENT",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                     0,
@@ -247,6 +256,8 @@ var (
 		"ERROR_REASON_CONNECT_SESSION_ORIGIN":          45,
 		"ERROR_REASON_CONNECT_SESSION_ATTEMPTS":        46,
 		"ERROR_REASON_OAUTH_ISSUER_MISMATCH":           47,
+		"ERROR_REASON_PROMOTION_KEPT_FIELD_MISSING":    48,
+		"ERROR_REASON_PROMOTION_SAME_ENVIRONMENT":      49,
 	}
 )
 
@@ -282,7 +293,7 @@ var File_roomkey_v1_error_reason_proto protoreflect.FileDescriptor
 const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	"\n" +
 	"\x1droomkey/v1/error_reason.proto\x12\n" +
-	"roomkey.v1*\xd2\x0e\n" +
+	"roomkey.v1*\xae\x0f\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12$\n" +
 	" ERROR_REASON_ENVIRONMENT_INVALID\x10\x01\x12&\n" +
@@ -332,7 +343,9 @@ const file_roomkey_v1_error_reason_proto_rawDesc = "" +
 	"(ERROR_REASON_CONNECT_SESSION_NOT_ALLOWED\x10,\x12'\n" +
 	"#ERROR_REASON_CONNECT_SESSION_ORIGIN\x10-\x12)\n" +
 	"%ERROR_REASON_CONNECT_SESSION_ATTEMPTS\x10.\x12&\n" +
-	"\"ERROR_REASON_OAUTH_ISSUER_MISMATCH\x10/B\x92\x01\n" +
+	"\"ERROR_REASON_OAUTH_ISSUER_MISMATCH\x10/\x12-\n" +
+	")ERROR_REASON_PROMOTION_KEPT_FIELD_MISSING\x100\x12+\n" +
+	"'ERROR_REASON_PROMOTION_SAME_ENVIRONMENT\x101B\x92\x01\n" +
 	"\x0edev.roomkey.v1B\x10ErrorReasonProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\n" +
 	"Roomkey.V1\xca\x02\n" +
 	"Roomkey\\V1\xea\x02\vRoomkey::V1b\x06proto3"

@@ -2,7 +2,10 @@ from buf.validate import validate_pb2 as _validate_pb2
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from roomkey.v1 import audit_pb2 as _audit_pb2
 from roomkey.v1 import common_pb2 as _common_pb2
+from roomkey.v1 import master_keys_pb2 as _master_keys_pb2
+from roomkey.v1 import promotion_pb2 as _promotion_pb2
 from roomkey.v1 import webhooks_pb2 as _webhooks_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -117,16 +120,18 @@ class Environment(_message.Message):
     def __init__(self, name: _Optional[str] = ..., display_name: _Optional[str] = ..., description: _Optional[str] = ..., settings: _Optional[_Union[EnvironmentSettings, _Mapping]] = ..., built_in: bool = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class EnvironmentSettings(_message.Message):
-    __slots__ = ["default_token_lifetime", "oauth_refresh_margin", "refresh_token_keepalive", "token_retention"]
+    __slots__ = ["audit_retention", "default_token_lifetime", "oauth_refresh_margin", "refresh_token_keepalive", "token_retention"]
+    AUDIT_RETENTION_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_TOKEN_LIFETIME_FIELD_NUMBER: _ClassVar[int]
     OAUTH_REFRESH_MARGIN_FIELD_NUMBER: _ClassVar[int]
     REFRESH_TOKEN_KEEPALIVE_FIELD_NUMBER: _ClassVar[int]
     TOKEN_RETENTION_FIELD_NUMBER: _ClassVar[int]
+    audit_retention: _duration_pb2.Duration
     default_token_lifetime: _duration_pb2.Duration
     oauth_refresh_margin: _duration_pb2.Duration
     refresh_token_keepalive: _duration_pb2.Duration
     token_retention: _duration_pb2.Duration
-    def __init__(self, default_token_lifetime: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., oauth_refresh_margin: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., refresh_token_keepalive: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., token_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    def __init__(self, default_token_lifetime: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., oauth_refresh_margin: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., refresh_token_keepalive: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., token_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ..., audit_retention: _Optional[_Union[_duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GetEnvironmentRequest(_message.Message):
     __slots__ = []

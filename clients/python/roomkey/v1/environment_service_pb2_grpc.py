@@ -2,7 +2,10 @@
 """Client and server classes corresponding to protobuf-defined services."""
 import grpc
 
+from roomkey.v1 import audit_pb2 as roomkey_dot_v1_dot_audit__pb2
 from roomkey.v1 import environment_service_pb2 as roomkey_dot_v1_dot_environment__service__pb2
+from roomkey.v1 import master_keys_pb2 as roomkey_dot_v1_dot_master__keys__pb2
+from roomkey.v1 import promotion_pb2 as roomkey_dot_v1_dot_promotion__pb2
 
 
 class EnvironmentServiceStub(object):
@@ -105,6 +108,31 @@ class EnvironmentServiceStub(object):
                 '/roomkey.v1.EnvironmentService/RedeliverWebhookEvent',
                 request_serializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventRequest.SerializeToString,
                 response_deserializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventResponse.FromString,
+                )
+        self.DiffIntegrations = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/DiffIntegrations',
+                request_serializer=roomkey_dot_v1_dot_promotion__pb2.DiffIntegrationsRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_promotion__pb2.DiffIntegrationsResponse.FromString,
+                )
+        self.PromoteIntegrations = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/PromoteIntegrations',
+                request_serializer=roomkey_dot_v1_dot_promotion__pb2.PromoteIntegrationsRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_promotion__pb2.PromoteIntegrationsResponse.FromString,
+                )
+        self.ListAuditEvents = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/ListAuditEvents',
+                request_serializer=roomkey_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
+                )
+        self.GetMasterKeyStatus = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/GetMasterKeyStatus',
+                request_serializer=roomkey_dot_v1_dot_master__keys__pb2.GetMasterKeyStatusRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_master__keys__pb2.GetMasterKeyStatusResponse.FromString,
+                )
+        self.RewrapDataKeys = channel.unary_unary(
+                '/roomkey.v1.EnvironmentService/RewrapDataKeys',
+                request_serializer=roomkey_dot_v1_dot_master__keys__pb2.RewrapDataKeysRequest.SerializeToString,
+                response_deserializer=roomkey_dot_v1_dot_master__keys__pb2.RewrapDataKeysResponse.FromString,
                 )
 
 
@@ -252,6 +280,58 @@ class EnvironmentServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DiffIntegrations(self, request, context):
+        """Compares the integrations of `from_environment` with those of the
+        environment named in the metadata (`to`), field by field. Secrets are
+        compared by a keyed fingerprint and shown only as different. Admin key
+        only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteIntegrations(self, request, context):
+        """Copies integrations from `from_environment` into the environment named in
+        the metadata: client secrets are opened with the source's data key and
+        sealed with the target's; fields in `keep_target_fields` keep the
+        target's values. Accounts, tokens and webhook endpoints are never
+        copied. Each integration is written in one step, so one interrupted
+        half-way is either as before or as promoted; calling again finishes it
+        (UNCHANGED for what is done). Recorded in both environments' audit logs.
+        Admin key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEvents(self, request, context):
+        """Lists the environment's audit log, newest first: every mutating call,
+        every refused authentication and the worker's state changes. Scope
+        `audit:read`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMasterKeyStatus(self, request, context):
+        """Reports which master keys wrap the environments' data keys, and how many
+        still use a key other than the current one. The metadata may name any
+        environment. Admin key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RewrapDataKeys(self, request, context):
+        """Queues a job on each environment whose data key is not under the current
+        master key, to wrap it again under that key. The workers also do this on
+        their own after start-up; this is for not waiting. Safe to call again.
+        The metadata may name any environment. Admin key only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvironmentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -339,6 +419,31 @@ def add_EnvironmentServiceServicer_to_server(servicer, server):
                     servicer.RedeliverWebhookEvent,
                     request_deserializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventRequest.FromString,
                     response_serializer=roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventResponse.SerializeToString,
+            ),
+            'DiffIntegrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiffIntegrations,
+                    request_deserializer=roomkey_dot_v1_dot_promotion__pb2.DiffIntegrationsRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_promotion__pb2.DiffIntegrationsResponse.SerializeToString,
+            ),
+            'PromoteIntegrations': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteIntegrations,
+                    request_deserializer=roomkey_dot_v1_dot_promotion__pb2.PromoteIntegrationsRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_promotion__pb2.PromoteIntegrationsResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=roomkey_dot_v1_dot_audit__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_audit__pb2.ListAuditEventsResponse.SerializeToString,
+            ),
+            'GetMasterKeyStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMasterKeyStatus,
+                    request_deserializer=roomkey_dot_v1_dot_master__keys__pb2.GetMasterKeyStatusRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_master__keys__pb2.GetMasterKeyStatusResponse.SerializeToString,
+            ),
+            'RewrapDataKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.RewrapDataKeys,
+                    request_deserializer=roomkey_dot_v1_dot_master__keys__pb2.RewrapDataKeysRequest.FromString,
+                    response_serializer=roomkey_dot_v1_dot_master__keys__pb2.RewrapDataKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -643,5 +748,90 @@ class EnvironmentService(object):
         return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/RedeliverWebhookEvent',
             roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventRequest.SerializeToString,
             roomkey_dot_v1_dot_environment__service__pb2.RedeliverWebhookEventResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DiffIntegrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/DiffIntegrations',
+            roomkey_dot_v1_dot_promotion__pb2.DiffIntegrationsRequest.SerializeToString,
+            roomkey_dot_v1_dot_promotion__pb2.DiffIntegrationsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def PromoteIntegrations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/PromoteIntegrations',
+            roomkey_dot_v1_dot_promotion__pb2.PromoteIntegrationsRequest.SerializeToString,
+            roomkey_dot_v1_dot_promotion__pb2.PromoteIntegrationsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/ListAuditEvents',
+            roomkey_dot_v1_dot_audit__pb2.ListAuditEventsRequest.SerializeToString,
+            roomkey_dot_v1_dot_audit__pb2.ListAuditEventsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetMasterKeyStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/GetMasterKeyStatus',
+            roomkey_dot_v1_dot_master__keys__pb2.GetMasterKeyStatusRequest.SerializeToString,
+            roomkey_dot_v1_dot_master__keys__pb2.GetMasterKeyStatusResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RewrapDataKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/roomkey.v1.EnvironmentService/RewrapDataKeys',
+            roomkey_dot_v1_dot_master__keys__pb2.RewrapDataKeysRequest.SerializeToString,
+            roomkey_dot_v1_dot_master__keys__pb2.RewrapDataKeysResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -16,7 +16,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eroomkey/v1/token_service.proto\x12\nroomkey.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x03\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.roomkey.v1.TokenState\x12\x16\n\x0e\x64isplay_prefix\x18\x05 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brotate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11grace_expire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csuccessor_id\x18\r \x01(\t\x12\x16\n\x0epredecessor_id\x18\x0e \x01(\t\x12\x12\n\ncreated_by\x18\x0f \x01(\t\"\xdd\x02\n\x12\x43reateTokenRequest\x12,\n\x04name\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]+$\x12\xa9\x01\n\x06scopes\x18\x02 \x03(\tB\x98\x01\xbaH\x94\x01\x92\x01\x90\x01\x08\x01\x10\x08\x18\x01\"\x87\x01r\x84\x01R\x10\x65nvironment:readR\x11\x65nvironment:writeR\x0btokens:readR\x0ctokens:writeR\rtokens:verifyR\raccounts:readR\x0e\x61\x63\x63ounts:writeR\x14\x61\x63\x63ounts:credentials\x12:\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\x0c\"\x06\x08\x80\x86\xb0\x96\x01\x32\x02\x08<\x12\x31\n\x0fidempotency_key\x18\x04 \x01(\tB\x18\xbaH\x15r\x13\x18\x80\x01\x32\x0e^[\\x21-\\x7e]*$\"i\n\x13\x43reateTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12\x0e\n\x06notice\x18\x04 \x01(\t\";\n\x0fGetTokenRequest\x12(\n\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^tok_[0-9A-Za-z]{22}$\"4\n\x10GetTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\"~\n\x11ListTokensRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12/\n\x05state\x18\x03 \x01(\x0e\x32\x16.roomkey.v1.TokenStateB\x08\xbaH\x05\x82\x01\x02\x10\x01\"P\n\x12ListTokensResponse\x12!\n\x06tokens\x18\x01 \x03(\x0b\x32\x11.roomkey.v1.Token\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x12RevokeTokenRequest\x12(\n\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^tok_[0-9A-Za-z]{22}$\"7\n\x13RevokeTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\"\x7f\n\x12RotateTokenRequest\x12(\n\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^tok_[0-9A-Za-z]{22}$\x12?\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xf5$2\x00\"l\n\x13RotateTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12#\n\x08previous\x18\x03 \x01(\x0b\x32\x11.roomkey.v1.Token\"/\n\x12VerifyTokenRequest\x12\x19\n\x05token\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x02\"\xcf\x01\n\x13VerifyTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.roomkey.v1.VerifyStatus\x12\x10\n\x08token_id\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x12\x17\n\x0fin_grace_period\x18\x07 \x01(\x08*\x8c\x01\n\nTokenState\x12\x1b\n\x17TOKEN_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TOKEN_STATE_ACTIVE\x10\x01\x12\x17\n\x13TOKEN_STATE_EXPIRED\x10\x02\x12\x17\n\x13TOKEN_STATE_REVOKED\x10\x03\x12\x17\n\x13TOKEN_STATE_ROTATED\x10\x04*\x94\x02\n\x0cVerifyStatus\x12\x1d\n\x19VERIFY_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13VERIFY_STATUS_VALID\x10\x01\x12\x1b\n\x17VERIFY_STATUS_MALFORMED\x10\x02\x12\x1e\n\x1aVERIFY_STATUS_BAD_CHECKSUM\x10\x03\x12#\n\x1fVERIFY_STATUS_WRONG_ENVIRONMENT\x10\x04\x12\x19\n\x15VERIFY_STATUS_UNKNOWN\x10\x05\x12\x19\n\x15VERIFY_STATUS_EXPIRED\x10\x06\x12\x19\n\x15VERIFY_STATUS_REVOKED\x10\x07\x12\x19\n\x15VERIFY_STATUS_ROTATED\x10\x08\x32\xf6\x03\n\x0cTokenService\x12N\n\x0b\x43reateToken\x12\x1e.roomkey.v1.CreateTokenRequest\x1a\x1f.roomkey.v1.CreateTokenResponse\x12J\n\x08GetToken\x12\x1b.roomkey.v1.GetTokenRequest\x1a\x1c.roomkey.v1.GetTokenResponse\"\x03\x90\x02\x01\x12P\n\nListTokens\x12\x1d.roomkey.v1.ListTokensRequest\x1a\x1e.roomkey.v1.ListTokensResponse\"\x03\x90\x02\x01\x12S\n\x0bRevokeToken\x12\x1e.roomkey.v1.RevokeTokenRequest\x1a\x1f.roomkey.v1.RevokeTokenResponse\"\x03\x90\x02\x02\x12N\n\x0bRotateToken\x12\x1e.roomkey.v1.RotateTokenRequest\x1a\x1f.roomkey.v1.RotateTokenResponse\x12S\n\x0bVerifyToken\x12\x1e.roomkey.v1.VerifyTokenRequest\x1a\x1f.roomkey.v1.VerifyTokenResponse\"\x03\x90\x02\x01\x42\x93\x01\n\x0e\x64\x65v.roomkey.v1B\x11TokenServiceProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\nRoomkey.V1\xca\x02\nRoomkey\\V1\xea\x02\x0bRoomkey::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eroomkey/v1/token_service.proto\x12\nroomkey.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf6\x03\n\x05Token\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06scopes\x18\x03 \x03(\t\x12%\n\x05state\x18\x04 \x01(\x0e\x32\x16.roomkey.v1.TokenState\x12\x16\n\x0e\x64isplay_prefix\x18\x05 \x01(\t\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x65xpire_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0elast_used_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brevoke_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0brotate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x11grace_expire_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csuccessor_id\x18\r \x01(\t\x12\x16\n\x0epredecessor_id\x18\x0e \x01(\t\x12\x12\n\ncreated_by\x18\x0f \x01(\t\"\xe9\x02\n\x12\x43reateTokenRequest\x12,\n\x04name\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x10\x01\x18\x64\x32\x13^[^\\x00-\\x1f\\x7f]+$\x12\xb5\x01\n\x06scopes\x18\x02 \x03(\tB\xa4\x01\xbaH\xa0\x01\x92\x01\x9c\x01\x08\x01\x10\t\x18\x01\"\x93\x01r\x90\x01R\x10\x65nvironment:readR\x11\x65nvironment:writeR\x0btokens:readR\x0ctokens:writeR\rtokens:verifyR\raccounts:readR\x0e\x61\x63\x63ounts:writeR\x14\x61\x63\x63ounts:credentialsR\naudit:read\x12:\n\x03ttl\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\x12\xbaH\x0f\xaa\x01\x0c\"\x06\x08\x80\x86\xb0\x96\x01\x32\x02\x08<\x12\x31\n\x0fidempotency_key\x18\x04 \x01(\tB\x18\xbaH\x15r\x13\x18\x80\x01\x32\x0e^[\\x21-\\x7e]*$\"i\n\x13\x43reateTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12\x10\n\x08replayed\x18\x03 \x01(\x08\x12\x0e\n\x06notice\x18\x04 \x01(\t\";\n\x0fGetTokenRequest\x12(\n\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^tok_[0-9A-Za-z]{22}$\"4\n\x10GetTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\"~\n\x11ListTokensRequest\x12\x1a\n\tpage_size\x18\x01 \x01(\x05\x42\x07\xbaH\x04\x1a\x02(\x00\x12\x1c\n\npage_token\x18\x02 \x01(\tB\x08\xbaH\x05r\x03\x18\x80\x04\x12/\n\x05state\x18\x03 \x01(\x0e\x32\x16.roomkey.v1.TokenStateB\x08\xbaH\x05\x82\x01\x02\x10\x01\"P\n\x12ListTokensResponse\x12!\n\x06tokens\x18\x01 \x03(\x0b\x32\x11.roomkey.v1.Token\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\">\n\x12RevokeTokenRequest\x12(\n\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^tok_[0-9A-Za-z]{22}$\"7\n\x13RevokeTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\"\x7f\n\x12RotateTokenRequest\x12(\n\x02id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^tok_[0-9A-Za-z]{22}$\x12?\n\x0cgrace_period\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationB\x0e\xbaH\x0b\xaa\x01\x08\"\x04\x08\x80\xf5$2\x00\"l\n\x13RotateTokenResponse\x12 \n\x05token\x18\x01 \x01(\x0b\x32\x11.roomkey.v1.Token\x12\x0e\n\x06secret\x18\x02 \x01(\t\x12#\n\x08previous\x18\x03 \x01(\x0b\x32\x11.roomkey.v1.Token\"/\n\x12VerifyTokenRequest\x12\x19\n\x05token\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x02\"\xcf\x01\n\x13VerifyTokenResponse\x12\r\n\x05valid\x18\x01 \x01(\x08\x12(\n\x06status\x18\x02 \x01(\x0e\x32\x18.roomkey.v1.VerifyStatus\x12\x10\n\x08token_id\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12/\n\x0b\x65xpire_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x65nvironment\x18\x06 \x01(\t\x12\x17\n\x0fin_grace_period\x18\x07 \x01(\x08*\x8c\x01\n\nTokenState\x12\x1b\n\x17TOKEN_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TOKEN_STATE_ACTIVE\x10\x01\x12\x17\n\x13TOKEN_STATE_EXPIRED\x10\x02\x12\x17\n\x13TOKEN_STATE_REVOKED\x10\x03\x12\x17\n\x13TOKEN_STATE_ROTATED\x10\x04*\x94\x02\n\x0cVerifyStatus\x12\x1d\n\x19VERIFY_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13VERIFY_STATUS_VALID\x10\x01\x12\x1b\n\x17VERIFY_STATUS_MALFORMED\x10\x02\x12\x1e\n\x1aVERIFY_STATUS_BAD_CHECKSUM\x10\x03\x12#\n\x1fVERIFY_STATUS_WRONG_ENVIRONMENT\x10\x04\x12\x19\n\x15VERIFY_STATUS_UNKNOWN\x10\x05\x12\x19\n\x15VERIFY_STATUS_EXPIRED\x10\x06\x12\x19\n\x15VERIFY_STATUS_REVOKED\x10\x07\x12\x19\n\x15VERIFY_STATUS_ROTATED\x10\x08\x32\xf6\x03\n\x0cTokenService\x12N\n\x0b\x43reateToken\x12\x1e.roomkey.v1.CreateTokenRequest\x1a\x1f.roomkey.v1.CreateTokenResponse\x12J\n\x08GetToken\x12\x1b.roomkey.v1.GetTokenRequest\x1a\x1c.roomkey.v1.GetTokenResponse\"\x03\x90\x02\x01\x12P\n\nListTokens\x12\x1d.roomkey.v1.ListTokensRequest\x1a\x1e.roomkey.v1.ListTokensResponse\"\x03\x90\x02\x01\x12S\n\x0bRevokeToken\x12\x1e.roomkey.v1.RevokeTokenRequest\x1a\x1f.roomkey.v1.RevokeTokenResponse\"\x03\x90\x02\x02\x12N\n\x0bRotateToken\x12\x1e.roomkey.v1.RotateTokenRequest\x1a\x1f.roomkey.v1.RotateTokenResponse\x12S\n\x0bVerifyToken\x12\x1e.roomkey.v1.VerifyTokenRequest\x1a\x1f.roomkey.v1.VerifyTokenResponse\"\x03\x90\x02\x01\x42\x93\x01\n\x0e\x64\x65v.roomkey.v1B\x11TokenServiceProtoP\x01Z>github.com/roomkey-dev/roomkey/clients/go/roomkey/v1;roomkeyv1\xa2\x02\x03RKX\xaa\x02\nRoomkey.V1\xca\x02\nRoomkey\\V1\xea\x02\x0bRoomkey::V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'roomkey.v1.token_service_pb2', globals())
@@ -27,7 +27,7 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _CREATETOKENREQUEST.fields_by_name['name']._options = None
   _CREATETOKENREQUEST.fields_by_name['name']._serialized_options = b'\272H\033r\031\020\001\030d2\023^[^\\x00-\\x1f\\x7f]+$'
   _CREATETOKENREQUEST.fields_by_name['scopes']._options = None
-  _CREATETOKENREQUEST.fields_by_name['scopes']._serialized_options = b'\272H\224\001\222\001\220\001\010\001\020\010\030\001\"\207\001r\204\001R\020environment:readR\021environment:writeR\013tokens:readR\014tokens:writeR\rtokens:verifyR\raccounts:readR\016accounts:writeR\024accounts:credentials'
+  _CREATETOKENREQUEST.fields_by_name['scopes']._serialized_options = b'\272H\240\001\222\001\234\001\010\001\020\t\030\001\"\223\001r\220\001R\020environment:readR\021environment:writeR\013tokens:readR\014tokens:writeR\rtokens:verifyR\raccounts:readR\016accounts:writeR\024accounts:credentialsR\naudit:read'
   _CREATETOKENREQUEST.fields_by_name['ttl']._options = None
   _CREATETOKENREQUEST.fields_by_name['ttl']._serialized_options = b'\272H\017\252\001\014\"\006\010\200\206\260\226\0012\002\010<'
   _CREATETOKENREQUEST.fields_by_name['idempotency_key']._options = None
@@ -56,36 +56,36 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _TOKENSERVICE.methods_by_name['RevokeToken']._serialized_options = b'\220\002\002'
   _TOKENSERVICE.methods_by_name['VerifyToken']._options = None
   _TOKENSERVICE.methods_by_name['VerifyToken']._serialized_options = b'\220\002\001'
-  _TOKENSTATE._serialized_start=2049
-  _TOKENSTATE._serialized_end=2189
-  _VERIFYSTATUS._serialized_start=2192
-  _VERIFYSTATUS._serialized_end=2468
+  _TOKENSTATE._serialized_start=2061
+  _TOKENSTATE._serialized_end=2201
+  _VERIFYSTATUS._serialized_start=2204
+  _VERIFYSTATUS._serialized_end=2480
   _TOKEN._serialized_start=141
   _TOKEN._serialized_end=643
   _CREATETOKENREQUEST._serialized_start=646
-  _CREATETOKENREQUEST._serialized_end=995
-  _CREATETOKENRESPONSE._serialized_start=997
-  _CREATETOKENRESPONSE._serialized_end=1102
-  _GETTOKENREQUEST._serialized_start=1104
-  _GETTOKENREQUEST._serialized_end=1163
-  _GETTOKENRESPONSE._serialized_start=1165
-  _GETTOKENRESPONSE._serialized_end=1217
-  _LISTTOKENSREQUEST._serialized_start=1219
-  _LISTTOKENSREQUEST._serialized_end=1345
-  _LISTTOKENSRESPONSE._serialized_start=1347
-  _LISTTOKENSRESPONSE._serialized_end=1427
-  _REVOKETOKENREQUEST._serialized_start=1429
-  _REVOKETOKENREQUEST._serialized_end=1491
-  _REVOKETOKENRESPONSE._serialized_start=1493
-  _REVOKETOKENRESPONSE._serialized_end=1548
-  _ROTATETOKENREQUEST._serialized_start=1550
-  _ROTATETOKENREQUEST._serialized_end=1677
-  _ROTATETOKENRESPONSE._serialized_start=1679
-  _ROTATETOKENRESPONSE._serialized_end=1787
-  _VERIFYTOKENREQUEST._serialized_start=1789
-  _VERIFYTOKENREQUEST._serialized_end=1836
-  _VERIFYTOKENRESPONSE._serialized_start=1839
-  _VERIFYTOKENRESPONSE._serialized_end=2046
-  _TOKENSERVICE._serialized_start=2471
-  _TOKENSERVICE._serialized_end=2973
+  _CREATETOKENREQUEST._serialized_end=1007
+  _CREATETOKENRESPONSE._serialized_start=1009
+  _CREATETOKENRESPONSE._serialized_end=1114
+  _GETTOKENREQUEST._serialized_start=1116
+  _GETTOKENREQUEST._serialized_end=1175
+  _GETTOKENRESPONSE._serialized_start=1177
+  _GETTOKENRESPONSE._serialized_end=1229
+  _LISTTOKENSREQUEST._serialized_start=1231
+  _LISTTOKENSREQUEST._serialized_end=1357
+  _LISTTOKENSRESPONSE._serialized_start=1359
+  _LISTTOKENSRESPONSE._serialized_end=1439
+  _REVOKETOKENREQUEST._serialized_start=1441
+  _REVOKETOKENREQUEST._serialized_end=1503
+  _REVOKETOKENRESPONSE._serialized_start=1505
+  _REVOKETOKENRESPONSE._serialized_end=1560
+  _ROTATETOKENREQUEST._serialized_start=1562
+  _ROTATETOKENREQUEST._serialized_end=1689
+  _ROTATETOKENRESPONSE._serialized_start=1691
+  _ROTATETOKENRESPONSE._serialized_end=1799
+  _VERIFYTOKENREQUEST._serialized_start=1801
+  _VERIFYTOKENREQUEST._serialized_end=1848
+  _VERIFYTOKENRESPONSE._serialized_start=1851
+  _VERIFYTOKENRESPONSE._serialized_end=2058
+  _TOKENSERVICE._serialized_start=2483
+  _TOKENSERVICE._serialized_end=2985
 # @@protoc_insertion_point(module_scope)
