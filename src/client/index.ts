@@ -26,6 +26,7 @@ export * from "../gen/roomkey/v1/common_pb.js";
 export * from "../gen/roomkey/v1/connect_sessions_pb.js";
 export * from "../gen/roomkey/v1/environment_service_pb.js";
 export * from "../gen/roomkey/v1/error_reason_pb.js";
+export * from "../gen/roomkey/v1/promotion_pb.js";
 export * from "../gen/roomkey/v1/token_service_pb.js";
 export * from "../gen/roomkey/v1/webhooks_pb.js";
 export * from "./webhooks.js";
