@@ -567,6 +567,22 @@ describe("PromoteIntegrations", () => {
     expect([keyed?.displayName, keyed?.version]).toEqual(["Keyed v2", 4]);
   });
 
+  it("when the target's integration is deleted between the plan and the write of a kept field, then ABORTED, not a promise that nothing was written", async () => {
+    const { store, promotion } = stagingAndProduction();
+    store.beforeReplace = () => {
+      store.records.delete("production/crm");
+    };
+    const error = asRoomkeyError(
+      await rejectionOf(
+        promotion.promote("production", request({ keep: ["oauth2.client_id", "oauth2.client_secret"] })),
+      ),
+    );
+    expect([error.kind, error.reason]).toEqual(["aborted", "CONCURRENT_MODIFICATION"]);
+    // alpha came first and stays written, whole.
+    expect((await store.get("production", "alpha"))?.displayName).toBe("alpha API");
+    expect(await store.get("production", "crm")).toBeUndefined();
+  });
+
   it("when a promotion writes, then the summary for the source's audit log names fields, never values", async () => {
     const summaries: PromotionSummary[] = [];
     const { promotion } = stagingAndProduction({ onPromoted: (s) => void summaries.push(s) });

@@ -505,7 +505,12 @@ export function createIntegrationPromotion(deps: IntegrationPromotionDeps) {
       if (written) return planned;
       if (attempt >= maxWriteAttempts) throw new ConcurrentModificationError(`integration "${promotion.name}"`);
       const now = await store.get(to, promotion.name);
-      checkKept(planned.source.record, now, keep);
+      try {
+        checkKept(planned.source.record, now, keep);
+      } catch {
+        // Deleted (or made another kind) since the plan: earlier integrations may be written already.
+        throw new ConcurrentModificationError(`integration "${promotion.name}"`);
+      }
       planned = plan(to, toKey, planned.source, now && { record: now, secret: openSecret(toKey, to, now) }, keep);
     }
   }
