@@ -122,7 +122,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
           integrations: services.integrationService,
           webhooks: services.webhookService,
           pages,
-          promotion: createPromotionHandlers(),
+          promotion: createPromotionHandlers({ promotion: services.integrationPromotion, pages }),
           audit: createAuditHandlers(),
           masterKeys: createMasterKeyHandlers(),
         }),

@@ -9,6 +9,7 @@ import { createEnvironmentDirectory } from "../domain/environments/environment-d
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { createEnvironmentService } from "../domain/environments/environment-service.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
+import { createIntegrationPromotion } from "../domain/integrations/integration-promotion.js";
 import { createIntegrationService } from "../domain/integrations/integration-service.js";
 import { createPageTokens } from "../domain/paging.js";
 import { createTokenService } from "../domain/tokens/token-service.js";
@@ -223,6 +224,16 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     destinations: outbound,
     clock,
   });
+  // Diff and promotion between environments: secrets compared by a fingerprint under a key of its own.
+  const integrationPromotion = createIntegrationPromotion({
+    store: integrationRepository,
+    keys: { dataKey: (name) => directory.dataKey(name) },
+    destinations: outbound,
+    environments: directory,
+    fingerprintKey: derivePurposeKey(masterKey, "integration-fingerprints"),
+    clock,
+    warn: (message, details) => logger.warn(details, message),
+  });
 
   // Every webhook delivery goes through a guard of its own: the webhook timeout, a small answer cap.
   const webhookOutbound = createOutboundHttp({
@@ -351,6 +362,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     tokenService,
     outbound,
     integrationService,
+    integrationPromotion,
     accountWatch,
     accountSettings,
     providerOptions,

@@ -17,6 +17,8 @@ interface TokenResponse {
 export interface OAuthProvider {
   issuer: string;
   calls(grant: "authorization_code" | "refresh_token"): number;
+  /** How each token request authenticated its client: the `Authorization` header, or `client_id:client_secret` from the body. */
+  clientAuthentications(): string[];
   /** Lifetime of the access tokens it hands out from now on. */
   setTokenLifetime(seconds: number): void;
   /** The next token requests get these answers instead, one each. */
@@ -42,6 +44,7 @@ export async function startOAuthProvider(): Promise<OAuthProvider> {
   const accessTokens = new Set<string>();
   const counts = { authorization_code: 0, refresh_token: 0 };
   const answers: { status: number; body: Record<string, unknown> }[] = [];
+  const clients: string[] = [];
   let lifetime = 3600;
 
   // Tokens signed in the same second would be equal: a token id makes each one unique, as real ones are.
@@ -57,6 +60,7 @@ export async function startOAuthProvider(): Promise<OAuthProvider> {
     (response: TokenResponse, req: IncomingMessage & { body: Record<string, string> }) => {
       const grant = req.body.grant_type;
       if (grant === "authorization_code" || grant === "refresh_token") counts[grant]++;
+      clients.push(req.headers.authorization ?? `${req.body.client_id}:${req.body.client_secret}`);
       const forced = answers.shift();
       if (forced) {
         response.statusCode = forced.status;
@@ -95,6 +99,7 @@ export async function startOAuthProvider(): Promise<OAuthProvider> {
   return {
     issuer,
     calls: (grant) => counts[grant],
+    clientAuthentications: () => [...clients],
     setTokenLifetime: (seconds) => {
       lifetime = seconds;
     },

@@ -59,7 +59,10 @@ function setup(scopes: string[] = []) {
             integrations,
             webhooks: unusedWebhooks,
             pages: testPageTokens(),
-            promotion: createPromotionHandlers(),
+            promotion: createPromotionHandlers({
+              promotion: { diff: unused, promote: unused },
+              pages: testPageTokens(),
+            }),
             audit: createAuditHandlers(),
             masterKeys: createMasterKeyHandlers(),
           }),

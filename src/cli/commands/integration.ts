@@ -17,6 +17,7 @@ import { parsePageSize } from "../flags.js";
 import { integrationFromText } from "../integration-file.js";
 import { enumName, fields, pairs, table, time, yesNo } from "../output.js";
 import { printNextPage } from "./paging.js";
+import { promotionCommands } from "./promotion.js";
 
 const example = `
 The file is the Integration message in its JSON form, in YAML or JSON (.json):
@@ -139,4 +140,6 @@ export function integrationCommands(program: Command, cli: Cli): void {
         .deleteIntegration({ name, force: flags.force === true }, cli.call);
       cli.print(command, DeleteIntegrationResponseSchema, response, () => `deleted integration ${name}`);
     });
+
+  promotionCommands(integration, cli);
 }

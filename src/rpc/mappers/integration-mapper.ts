@@ -46,6 +46,16 @@ export function authTypeToProto(authType: DomainAuthType): AuthType {
 const placementsBack = reverse(placements);
 const clientAuthMethodsBack = reverse(clientAuthMethods);
 
+/** A domain credential placement as its proto enum value. */
+export function placementToProto(placement: DomainPlacement): CredentialPlacement {
+  return placementsBack.get(placement) ?? CredentialPlacement.UNSPECIFIED;
+}
+
+/** A domain client authentication method as its proto enum value. */
+export function clientAuthMethodToProto(method: DomainClientAuthMethod): ClientAuthMethod {
+  return clientAuthMethodsBack.get(method) ?? ClientAuthMethod.UNSPECIFIED;
+}
+
 /** Request to domain. The request passed validation, so enums are defined and required parts present. */
 export function integrationFromProto(integration: IntegrationProto): IntegrationInput {
   const authType = authTypes.get(integration.authType) ?? "api_key";
