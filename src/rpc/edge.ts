@@ -281,7 +281,9 @@ export function createEdge(deps: EdgeDeps) {
         : found.length > 1
           ? ` (and ${found.length - 1} more)`
           : "";
-    throw new InvalidArgumentError(`invalid request: ${first?.field}: ${first?.description}${more}`, violations);
+    // A rule on the whole request (one of two fields, say) names no field.
+    const where = first?.field ? `${first.field}: ` : "";
+    throw new InvalidArgumentError(`invalid request: ${where}${first?.description}${more}`, violations);
   }
 
   /**

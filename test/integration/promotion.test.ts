@@ -359,6 +359,15 @@ describe("DiffIntegrations and PromoteIntegrations against a real roomkey", { ti
       if (typeof named === "string") expect(details.badRequest?.fieldViolations[0]?.field).toBe(named);
       if (typeof named === "object") expect(details.errorInfo?.metadata).toEqual(named);
     }
+    // A rule on the whole request names no field, and the message says so without an empty one.
+    const both = await grpcFailure(
+      d.environments.unary(
+        e.promoteIntegrations,
+        { fromEnvironment: pair.staging, all: true, names: ["crm"] },
+        d.admin(pair.production),
+      ),
+    );
+    expect(both.details).toBe("invalid request: exactly one of names and all must be set");
     const sameDiff = await grpcFailure(diff(pair.production, pair.production));
     expect(grpcDetails(sameDiff).errorInfo?.reason).toBe("PROMOTION_SAME_ENVIRONMENT");
     const unknownDiff = await grpcFailure(diff(pair.production, randomEnvironmentName()));
