@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { open, seal } from "../../src/domain/crypto/envelope.js";
 import {
+  comparedFields,
   createIntegrationPromotion,
   diffPageSize,
   type IntegrationPromotionDeps,
@@ -12,6 +13,11 @@ import { clientSecretBinding } from "../../src/domain/integrations/integration-s
 import type { Integration } from "../../src/domain/integrations/integrations.js";
 import type { IntegrationStore } from "../../src/domain/integrations/ports.js";
 import type { PageRequest } from "../../src/domain/paging.js";
+import {
+  CredentialCheckSchema,
+  IntegrationSchema,
+  OAuth2ConfigSchema,
+} from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { fieldDifferenceToProto } from "../../src/rpc/mappers/promotion-mapper.js";
 import { asRoomkeyError, fakeClock, rejectionOf } from "../helpers/fakes.js";
 
@@ -270,6 +276,64 @@ describe("DiffIntegrations", () => {
       { field: "oauth2.issuer", fromValue: '"https://login.crm.example"', toValue: "", secret: false },
       { field: "oauth2.revocation_url", fromValue: "", toValue: '"https://crm.example/revoke"', secret: false },
     ]);
+  });
+
+  it("when the contract's Integration has a field, then the diff compares it, unless it is output only, the key, or the legacy pkce flag", () => {
+    const notCompared = new Set(["name", "create_time", "update_time", "oauth2.client_secret_set", "oauth2.pkce"]);
+    const paths = [
+      ...IntegrationSchema.fields.filter((f) => f.message === undefined).map((f) => f.name),
+      ...OAuth2ConfigSchema.fields.map((f) => `oauth2.${f.name}`),
+      ...CredentialCheckSchema.fields.map((f) => `credential_check.${f.name}`),
+    ].filter((path) => !notCompared.has(path));
+    expect([...comparedFields]).toEqual(paths.sort());
+  });
+
+  it("when only the token URL differs, then the diff says so and a promotion writes it", async () => {
+    const { put, store, promotion } = setup();
+    put("staging", oauth("staging", "crm", "s", { clientId: "one", tokenUrl: "https://crm.example/v2/token" }));
+    put("production", oauth("production", "crm", "s", { clientId: "one" }));
+    const [crm] = (await promotion.diff("production", { from: "staging", includeSame: false, page: firstPage })).items;
+    expect([crm?.kind, shown(crm?.fields ?? [])]).toEqual([
+      "different",
+      [
+        {
+          field: "oauth2.token_url",
+          fromValue: '"https://crm.example/v2/token"',
+          toValue: '"https://crm.example/token"',
+          secret: false,
+        },
+      ],
+    ]);
+    const {
+      promotions: [promoted],
+    } = await promotion.promote("production", request({ names: ["crm"], all: false }));
+    expect(promoted?.action).toBe("update");
+    expect(store.records.get("production/crm")?.oauth2?.tokenUrl).toBe("https://crm.example/v2/token");
+  });
+
+  it("when most integrations are the same, then a page looks at a bounded number of names and its token goes on", async () => {
+    const { put, promotion } = setup();
+    for (let i = 0; i < 45; i++) {
+      const name = `same${String(i).padStart(2, "0")}`;
+      put("staging", apiKey(name));
+      put("production", apiKey(name));
+    }
+    put("staging", apiKey("zeta"));
+    const page = { after: undefined, size: 2 };
+    const first = await promotion.diff("production", { from: "staging", includeSame: false, page });
+    expect([first.items.length, first.nextAfter]).toEqual([0, "same19"]);
+    let after = first.nextAfter;
+    const found: string[] = [];
+    for (let calls = 0; after !== undefined && calls < 10; calls++) {
+      const next = await promotion.diff("production", {
+        from: "staging",
+        includeSame: false,
+        page: { after, size: 2 },
+      });
+      found.push(...next.items.map((i) => i.name));
+      after = next.nextAfter;
+    }
+    expect([found, after]).toEqual([["zeta"], undefined]);
   });
 
   it("when the same client secret is sealed under each environment's own key, then it is the same; when not, then only 'different' is known", async () => {

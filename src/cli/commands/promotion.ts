@@ -24,7 +24,8 @@ const diffHelp = `
 The environment of --env (or --to) is compared with --from. One row per field
 that differs, ordered by integration and field; values are JSON. Client
 secrets are compared by a keyed fingerprint inside roomkey and never shown:
-only "(secret) different" (or "(secret) set" when one side has none).
+only "(secret) different", or "(secret) set" for an integration that exists
+on one side only.
 
 With --exit-code the command exits 3 when anything differs (0 when nothing
 does, 1 when roomkey refused or could not be reached), for a pull-request

@@ -116,6 +116,12 @@ const maxWriteAttempts = 5;
 const readConcurrency = 20;
 /** Integrations read per query when walking an environment in name order. */
 const listChunk = 100;
+/**
+ * Names one diff page may look at, as a multiple of its size: with most
+ * integrations the same (and skipped), a page ends short at this many, with
+ * a token to go on, so one call's reads and decryptions stay bounded.
+ */
+const scannedPerPageItem = 10;
 
 const secretField = "oauth2.client_secret";
 
@@ -150,6 +156,7 @@ const compared: readonly { path: string; read(i: Integration): FieldValue }[] = 
   { path: "oauth2.revocation_url", read: (i) => i.oauth2?.revocationUrl },
   { path: "oauth2.scope_separator", read: (i) => i.oauth2?.scopeSeparator },
   { path: "oauth2.scopes", read: (i) => i.oauth2?.scopes },
+  { path: "oauth2.token_url", read: (i) => i.oauth2?.tokenUrl },
 ];
 
 /** Every path a FieldDifference can name, in order. */
@@ -365,7 +372,9 @@ export function createIntegrationPromotion(deps: IntegrationPromotionDeps) {
   /**
    * One page of the union of both environments' integration names, in name
    * order, each compared. SAME ones are skipped unless asked for; a page is
-   * filled past them, so that a next page token means there is more to show.
+   * filled past them, but looks at no more than `scannedPerPageItem` names
+   * per item asked for: a page that stops there is short (even empty), and
+   * its token goes on after the last name it looked at.
    */
   async function diff(
     to: string,
@@ -377,10 +386,17 @@ export function createIntegrationPromotion(deps: IntegrationPromotionDeps) {
     const left = walk(store, from, after);
     const right = walk(store, to, after);
     const items: IntegrationDiff[] = [];
+    const scanLimit = scannedPerPageItem * size;
+    let scanned = 0;
+    let lastScanned: string | undefined;
     while (items.length <= size) {
       const [a, b] = await Promise.all([left.peek(), right.peek()]);
       if (!a && !b) break;
+      // AIP-158 allows a short page: its token continues after the last name looked at.
+      if (scanned === scanLimit) return { items, nextAfter: lastScanned };
       const name = !b || (a && a.name < b.name) ? (a as Integration).name : b.name;
+      scanned++;
+      lastScanned = name;
       const inFrom = a?.name === name ? a : undefined;
       const inTo = b?.name === name ? b : undefined;
       if (inFrom) left.take();
