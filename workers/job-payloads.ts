@@ -79,6 +79,7 @@ export const payloads: Readers = {
         ...incarnation(data),
       };
     },
+    "rewrap-data-key": (job) => incarnation(dataOf(job)),
   },
   webhook: {
     deliver: (job) => {

@@ -40,6 +40,11 @@ export interface QueueJobs {
      * account). The tokens wait, sealed, on the account; the job reads them there.
      */
     "revoke-account": { accountId: string } & IncarnationBound;
+    /**
+     * Wrap the environment's data key again under the current master key (job id
+     * `rewrap-<current key's fingerprint>`: once per environment and key). Idempotent.
+     */
+    "rewrap-data-key": IncarnationBound;
   };
   webhook: {
     /** Send one event to one endpoint (job id `deliver-<delivery>`, one per redelivery round). */
@@ -85,4 +90,9 @@ export function handshakeJobId(accountId: string, attempt: number): string {
  */
 export function revokeJobId(accountId: string): string {
   return `revoke-${accountId}`;
+}
+
+/** The one job id of an environment's rewrap under a master key (the queue names the environment). */
+export function rewrapJobId(masterKeyFingerprint: string): string {
+  return `rewrap-${masterKeyFingerprint}`;
 }

@@ -153,10 +153,15 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
     return [...active.keys()];
   }
 
+  /** The active environments as memory holds them, with no I/O. */
+  function list(): Environment[] {
+    return [...active.values()];
+  }
+
   /** Whether the environment is active as far as memory knows, with no I/O. */
   function has(name: string): boolean {
     return active.has(name);
   }
 
-  return { find, require, apply, refresh, dataKey, names, has };
+  return { find, require, apply, refresh, dataKey, names, list, has };
 }
