@@ -53,15 +53,16 @@ export function rotationProcessors(deps: {
       }
       return result;
     },
-    async "rewrap-data-key"(_job, environment, incarnation) {
-      const result = await deps.dataKeys.rewrap(environment, incarnation);
+    async "rewrap-data-key"(job, environment, incarnation) {
+      const { to } = payloads.rotation["rewrap-data-key"](job);
+      const result = await deps.dataKeys.rewrap(environment, incarnation, to);
       if (result.outcome === "rewrapped") {
         deps.logger.info(
           { environment, from: result.from.id, fromFingerprint: result.from.fingerprint, to: result.to.id },
           "data key rewrapped under the current master key",
         );
       } else if (result.outcome === "skipped") {
-        deps.logger.warn({ environment, fingerprint: result.fingerprint }, `data key not rewrapped: ${result.why}`);
+        deps.logger.warn({ environment, fingerprint: result.fingerprint, to }, `data key not rewrapped: ${result.why}`);
       }
       await deps.onRewrap?.(result);
       return result;

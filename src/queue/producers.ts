@@ -103,7 +103,7 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
         environment,
         "rotation",
         "rewrap-data-key",
-        { incarnation },
+        { to: currentFingerprint, incarnation },
         { ...rewrapJobOptions, jobId: rewrapJobId(currentFingerprint) },
       );
     },

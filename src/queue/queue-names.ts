@@ -41,10 +41,11 @@ export interface QueueJobs {
      */
     "revoke-account": { accountId: string } & IncarnationBound;
     /**
-     * Wrap the environment's data key again under the current master key (job id
-     * `rewrap-<current key's fingerprint>`: once per environment and key). Idempotent.
+     * Wrap the environment's data key again under master key `to` (a fingerprint; job id `rewrap-<to>`:
+     * once per environment and key). Idempotent; a worker whose current key is another one does nothing
+     * (replicas of two configurations during a rollout never move a data key back and forth).
      */
-    "rewrap-data-key": IncarnationBound;
+    "rewrap-data-key": { to: string } & IncarnationBound;
   };
   webhook: {
     /** Send one event to one endpoint (job id `deliver-<delivery>`, one per redelivery round). */

@@ -99,11 +99,11 @@ export function createMasterKeyRotation({ store, keyring, queue, events }: Maste
 
   /**
    * The rewrap job: the environment's data key, of `incarnation`, wrapped
-   * under the current master key. Safe to run again and alongside other
+   * under the current master key, when that is the key `to` the job asks for. Safe to run again and alongside other
    * writers: the write lands only on the record of that incarnation still
    * holding the wrapping it replaces.
    */
-  async function rewrap(environment: string, incarnation: string): Promise<RewrapOutcome> {
+  async function rewrap(environment: string, incarnation: string, to: string): Promise<RewrapOutcome> {
     for (let attempt = 1; ; attempt++) {
       const env = await store.get(environment);
       if (env?.state !== "active" || incarnationOf(env) !== incarnation) {
@@ -113,6 +113,15 @@ export function createMasterKeyRotation({ store, keyring, queue, events }: Maste
       if (env.dataKey.masterKeyId === current.fingerprint) {
         return { outcome: "unchanged", environment, masterKey: current };
       }
+      if (to !== current.fingerprint) {
+        // Queued by a replica of another configuration (a rollout under way): its own workers move it.
+        return {
+          outcome: "skipped",
+          environment,
+          fingerprint: env.dataKey.masterKeyId,
+          why: `the job asks for master key ${to}, but this replica's current key is ${current.fingerprint}`,
+        };
+      }
       if (!from) {
         return {
           outcome: "skipped",
@@ -121,8 +130,8 @@ export function createMasterKeyRotation({ store, keyring, queue, events }: Maste
           why: "its master key is not configured on this replica",
         };
       }
-      const to = keyring.rewrap(environment, env.dataKey);
-      if (await store.replaceDataKey(environment, incarnation, env.version, env.dataKey, to)) {
+      const rewrapped = keyring.rewrap(environment, env.dataKey);
+      if (await store.replaceDataKey(environment, incarnation, env.version, env.dataKey, rewrapped)) {
         await events.publish({ type: "updated", name: environment });
         return { outcome: "rewrapped", environment, from, to: current };
       }
