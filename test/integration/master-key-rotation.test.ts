@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { ServiceError } from "@grpc/grpc-js";
+import { type ServiceError, status } from "@grpc/grpc-js";
 import { MongoClient } from "mongodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../../src/config.js";
@@ -8,7 +8,7 @@ import { AccountService, AccountStatus } from "../../src/gen/roomkey/v1/account_
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
 import { databaseNames } from "../../src/storage/mongo.js";
 import { type ApiKeyProvider, startApiKeyProvider } from "../helpers/api-key-provider.js";
-import { type GrpcClient, grpcClient, grpcDetails, metadataFor } from "../helpers/clients.js";
+import { type GrpcClient, grpcClient, grpcDetails, grpcFailure, metadataFor } from "../helpers/clients.js";
 import { apiKeyIntegration, oauthIntegration } from "../helpers/integrations.js";
 import { randomEnvironmentName } from "../helpers/names.js";
 import { type OAuthProvider, startOAuthProvider } from "../helpers/oauth-provider.js";
@@ -42,6 +42,8 @@ interface Replica {
   environments: GrpcClient<typeof EnvironmentService>;
   accounts: GrpcClient<typeof AccountService>;
   lines: { msg: string; [field: string]: unknown }[];
+  /** Calls of the load sent to it and not yet answered. */
+  inflight: number;
 }
 
 let base: Config;
@@ -61,6 +63,7 @@ async function startReplica(config: Config): Promise<Replica> {
     environments: grpcClient(EnvironmentService, server.grpcAddress),
     accounts: grpcClient(AccountService, server.grpcAddress),
     lines: log.lines,
+    inflight: 0,
   };
   replicas.push(replica);
   return replica;
@@ -72,10 +75,14 @@ async function stopReplica(replica: Replica): Promise<void> {
   replica.accounts.close();
 }
 
-/** Starts the next configuration, moves every call to it, then stops the previous one (its calls in flight drain). */
+/**
+ * Starts the next configuration, sends every new call to it, and stops the previous one once the calls
+ * sent to it were answered (as a load balancer drains a replica before it is stopped).
+ */
 async function rollTo(config: Config): Promise<Replica> {
   const previous = live;
   live = await startReplica(config);
+  await eventually(() => previous.inflight === 0, 30_000, "calls in flight to the previous replica answered");
   await stopReplica(previous);
   return live;
 }
@@ -210,10 +217,16 @@ function startLoad(rooms: Room[], workers: number) {
   let stopped = false;
   const pageTokens = new Map<string, string>();
 
-  async function attempt<T>(op: string, environment: string, call: () => Promise<T>): Promise<T | undefined> {
+  async function attempt<T>(
+    op: string,
+    environment: string,
+    call: (replica: Replica) => Promise<T>,
+  ): Promise<T | undefined> {
     calls++;
+    const replica = live;
+    replica.inflight++;
     try {
-      return await call();
+      return await call(replica);
     } catch (error) {
       const failure = error as ServiceError;
       failures.push({
@@ -224,6 +237,8 @@ function startLoad(rooms: Room[], workers: number) {
         message: failure.message,
       });
       return undefined;
+    } finally {
+      replica.inflight--;
     }
   }
 
@@ -231,14 +246,14 @@ function startLoad(rooms: Room[], workers: number) {
     const { name } = room;
     const ids = [...room.accounts.keys()];
     const id = ids[n % ids.length] ?? "";
-    const creds = await attempt("GetAccountCredentials", name, () =>
-      live.accounts.unary(a.getAccountCredentials, { id }, admin(name)),
+    const creds = await attempt("GetAccountCredentials", name, (r) =>
+      r.accounts.unary(a.getAccountCredentials, { id }, admin(name)),
     );
     if (creds && !(creds.credential.case === "apiKey" && creds.credential.value.key === room.accounts.get(id))) {
       failures.push({ op: "GetAccountCredentials", environment: name, code: 0, reason: "WRONG_VALUE", message: id });
     }
-    const oauthCreds = await attempt("GetAccountCredentials(oauth)", name, () =>
-      live.accounts.unary(a.getAccountCredentials, { id: room.oauthAccount }, admin(name)),
+    const oauthCreds = await attempt("GetAccountCredentials(oauth)", name, (r) =>
+      r.accounts.unary(a.getAccountCredentials, { id: room.oauthAccount }, admin(name)),
     );
     if (oauthCreds && oauthCreds.credential.case !== "oauth2") {
       failures.push({
@@ -252,8 +267,8 @@ function startLoad(rooms: Room[], workers: number) {
     switch (n % 4) {
       case 0: {
         const key = validKey();
-        const made = await attempt("ConnectAccount", name, () =>
-          live.accounts.unary(
+        const made = await attempt("ConnectAccount", name, (r) =>
+          r.accounts.unary(
             a.connectAccount,
             { integration: "keyed", tenantId: "tenant-load", credential: { case: "apiKey", value: { key } } },
             admin(name),
@@ -265,8 +280,8 @@ function startLoad(rooms: Room[], workers: number) {
       case 1: {
         room.clientSecret = `client-secret-${randomBytes(4).toString("hex")}`;
         const secret = room.clientSecret;
-        await attempt("PutIntegration", name, () =>
-          live.environments.unary(
+        await attempt("PutIntegration", name, (r) =>
+          r.environments.unary(
             e.putIntegration,
             { integration: oauthIntegration("crm", oauth.issuer, secret) },
             admin(name),
@@ -275,15 +290,15 @@ function startLoad(rooms: Room[], workers: number) {
         break;
       }
       case 2:
-        await attempt("UpdateAccount", name, () =>
-          live.accounts.unary(
+        await attempt("UpdateAccount", name, (r) =>
+          r.accounts.unary(
             a.updateAccount,
             { account: { id, labels: { round: String(n) } }, updateMask: { paths: ["labels"] } },
             admin(name),
           ),
         );
-        await attempt("UpdateEnvironment", name, () =>
-          live.environments.unary(
+        await attempt("UpdateEnvironment", name, (r) =>
+          r.environments.unary(
             e.updateEnvironment,
             { environment: { displayName: `round ${n}` }, updateMask: { paths: ["display_name"] } },
             admin(name),
@@ -291,8 +306,8 @@ function startLoad(rooms: Room[], workers: number) {
         );
         break;
       default: {
-        const page = await attempt("ListAccounts", name, () =>
-          live.accounts.unary(a.listAccounts, { pageSize: 2, pageToken: pageTokens.get(name) ?? "" }, admin(name)),
+        const page = await attempt("ListAccounts", name, (r) =>
+          r.accounts.unary(a.listAccounts, { pageSize: 2, pageToken: pageTokens.get(name) ?? "" }, admin(name)),
         );
         if (page) pageTokens.set(name, page.nextPageToken);
       }
@@ -461,4 +476,46 @@ describe("master-key rotation", () => {
       await mongo.close();
     }
   }, 240_000);
+
+  it("when a replica starts without the master key of some data keys, then it serves the rest, those environments fail MASTER_KEY_MISMATCH naming the key, and nothing is rewrapped", async () => {
+    const keyC = randomBytes(32).toString("base64");
+    const fpC = fingerprintOf(Buffer.from(keyC, "base64"));
+    const stranger = await startReplica(withKeys(base, [{ id: "c", key: keyC }], "c"));
+    const call = (environment: string) =>
+      stranger.environments.unary(
+        e.putIntegration,
+        { integration: oauthIntegration("crm", oauth.issuer, "another-secret") },
+        admin(environment),
+      );
+    try {
+      const logged = stranger.lines.find((line) =>
+        String(line.msg).includes(`master key ${fpB}, which is not configured`),
+      );
+      expect(logged?.environments).toEqual(expect.arrayContaining(["development"]));
+      // Its own new environment works.
+      const own = randomEnvironmentName();
+      await stranger.environments.unary(e.createEnvironment, {}, admin(own));
+      await call(own);
+      // The others are refused, naming the missing key, and stay as they were.
+      const refused = await grpcFailure(call("development"));
+      expect(refused.code).toBe(status.FAILED_PRECONDITION);
+      expect(grpcDetails(refused).errorInfo?.reason).toBe("MASTER_KEY_MISMATCH");
+      expect(refused.details).toContain(fpB);
+      const report = await stranger.environments.unary(e.getMasterKeyStatus, {}, admin(own));
+      expect(
+        report.keys.map(({ id, fingerprint, current, configured }) => ({ id, fingerprint, current, configured })),
+      ).toEqual([
+        { id: "c", fingerprint: fpC, current: true, configured: true },
+        { id: fpB, fingerprint: fpB, current: false, configured: false },
+      ]);
+      expect(report.keys[0]?.environments).toEqual([own]);
+      expect((await stranger.environments.unary(e.rewrapDataKeys, {}, admin(own))).queuedEnvironments).toEqual([]);
+      await stranger.environments.unary(e.deleteEnvironment, { force: true }, admin(own));
+      const onB = (await masterKeyStatus()).keys[0];
+      expect(onB).toMatchObject({ id: "b", current: true });
+      expect(onB?.environments).toContain("development");
+    } finally {
+      await stopReplica(stranger);
+    }
+  });
 });
