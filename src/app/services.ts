@@ -9,7 +9,7 @@ import { createEnvironmentDirectory } from "../domain/environments/environment-d
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { createEnvironmentService } from "../domain/environments/environment-service.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
-import { createMasterKeyRotation } from "../domain/environments/master-key-rotation.js";
+import { createMasterKeyRotation, dataKeysByMasterKey } from "../domain/environments/master-key-rotation.js";
 import type { EnvironmentEventPublisher } from "../domain/environments/ports.js";
 import { createIntegrationService } from "../domain/integrations/integration-service.js";
 import { createPageTokens } from "../domain/paging.js";
@@ -276,6 +276,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     queueCounts: (environment, kind) => queues.queue(environment, kind).getJobCounts(...queueStates),
     backends: () => ({ mongodb: !mongoGate.isDown(), redis: redis.status === "ready" }),
     tokenCache: () => verifier.cacheStats(),
+    dataKeys: () => dataKeysByMasterKey(keyring, directory.list()),
   });
   const providerOptions = {
     send: outbound.send,

@@ -6,7 +6,7 @@ import {
   EnvironmentReplacedError,
   incarnationOf,
 } from "../../src/domain/environments/environments.js";
-import { createMasterKeyRotation } from "../../src/domain/environments/master-key-rotation.js";
+import { createMasterKeyRotation, dataKeysByMasterKey } from "../../src/domain/environments/master-key-rotation.js";
 import type { DataKeyStore } from "../../src/domain/environments/ports.js";
 import { environmentRecord } from "../helpers/fakes.js";
 
@@ -176,5 +176,11 @@ describe("master-key rotation", () => {
     expect(await rotation.requestRewraps()).toEqual(["env-a1", "env-a2"]);
     expect(queued.map((q) => q.to)).toEqual([fpB, fpB]);
     expect(rotation.unopenable(records)).toEqual([{ fingerprint: stranger.masterKeyId, environments: ["env-x"] }]);
+  });
+
+  it("when the gauge counts data keys, then configured keys go by id (0 included) and others by fingerprint", () => {
+    const stranger = createKeyring(randomBytes(32)).createDataKey("env-x").wrapped;
+    const counts = dataKeysByMasterKey(bothBCurrent, [onA("env-a").env, { dataKey: stranger }, onA("env-c").env]);
+    expect(counts).toEqual({ b: 0, a: 2, [stranger.masterKeyId]: 1 });
   });
 });

@@ -29,6 +29,23 @@ export type RewrapOutcome =
 
 export const maxListedEnvironments = 100;
 
+/**
+ * Data keys by master key: every configured key by its id (0 included), a key found but not configured by
+ * its fingerprint. For the `roomkey_data_keys` gauge, from the environments a directory holds in memory.
+ */
+export function dataKeysByMasterKey(
+  keyring: Pick<Keyring, "keys">,
+  environments: readonly Pick<Environment, "dataKey">[],
+): Record<string, number> {
+  const counts: Record<string, number> = Object.fromEntries(keyring.keys.map((key) => [key.id, 0]));
+  const idOf = new Map(keyring.keys.map((key) => [key.fingerprint, key.id]));
+  for (const env of environments) {
+    const label = idOf.get(env.dataKey.masterKeyId) ?? env.dataKey.masterKeyId;
+    counts[label] = (counts[label] ?? 0) + 1;
+  }
+  return counts;
+}
+
 /** Write attempts of one rewrap before the job fails (and BullMQ tries it again): only UpdateEnvironment races it. */
 const rewrapWriteAttempts = 5;
 
