@@ -4,8 +4,11 @@ import { incarnationOf } from "../src/domain/environments/environments.js";
 import type { MasterKeyRotation } from "../src/domain/environments/master-key-rotation.js";
 import type { RewrapQueue } from "../src/domain/environments/ports.js";
 
-/** How often a worker process looks for data keys to move to the current master key. */
-export const rewrapSweepEveryMs = 30_000;
+/**
+ * How often a worker process looks for data keys to move to the current master key. It reads memory only,
+ * so often costs nothing: a worker that takes environments over from a stopped one moves them within seconds.
+ */
+export const rewrapSweepEveryMs = 5_000;
 
 export interface RewrapSweepDeps {
   /** The environments this process serves (its share of the fleet's). */
