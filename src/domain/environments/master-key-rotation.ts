@@ -116,9 +116,9 @@ export function createMasterKeyRotation({ store, keyring, queue, events }: Maste
 
   /**
    * The rewrap job: the environment's data key, of `incarnation`, wrapped
-   * under the current master key, when that is the key `to` the job asks for. Safe to run again and alongside other
-   * writers: the write lands only on the record of that incarnation still
-   * holding the wrapping it replaces.
+   * under the current master key when that is the key `to` the job asks for.
+   * Safe to run again and alongside other writers: the write lands only on
+   * the record of that incarnation still holding the wrapping it replaces.
    */
   async function rewrap(environment: string, incarnation: string, to: string): Promise<RewrapOutcome> {
     for (let attempt = 1; ; attempt++) {
