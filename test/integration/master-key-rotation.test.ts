@@ -404,6 +404,19 @@ describe("master-key rotation", () => {
     // A second request finds nothing left to move.
     expect((await live.environments.unary(e.rewrapDataKeys, {}, admin("development"))).queuedEnvironments).toEqual([]);
 
+    // The operator's gauge says the same: every data key under B, none left under A.
+    const gauge = async () =>
+      (await (await fetch(`http://127.0.0.1:${live.server.app.metricsPort}/metrics`)).text())
+        .split("\n")
+        .filter((line) => line.startsWith("roomkey_data_keys{"));
+    await eventually(
+      async () =>
+        (await gauge()).sort().join("\n") ===
+        [`roomkey_data_keys{master_key="a"} 0`, `roomkey_data_keys{master_key="b"} ${environmentCount}`].join("\n"),
+      10_000,
+      "roomkey_data_keys shows every data key under b",
+    );
+
     // 3. Key A removed from the configuration.
     await rollTo(withKeys(base, [{ id: "b", key: keyB }], "b"));
     await underLoad(load, 40);
