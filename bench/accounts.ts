@@ -47,6 +47,7 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import { MongoClient } from "mongodb";
+import { masterKeysOf } from "../src/config.js";
 import { sealCredentials } from "../src/domain/accounts/account-common.js";
 import type { Account } from "../src/domain/accounts/accounts.js";
 import { createKeyring, type WrappedDataKey } from "../src/domain/crypto/envelope.js";
@@ -366,7 +367,7 @@ async function refreshRow(): Promise<void> {
     .collection<{ _id: string; dataKey: WrappedDataKey }>("environments")
     .findOne({ _id: environment });
   if (!record) throw new Error(`no record of environment ${environment}`);
-  const key = createKeyring(Buffer.from(config.ROOMKEY_MASTER_KEY, "base64")).unwrap(environment, record.dataKey);
+  const key = createKeyring(masterKeysOf(config)).unwrap(environment, record.dataKey);
   const accounts = mongo
     .db(names.environment(environment))
     .collection<Omit<Account, "id"> & { _id: string }>("accounts");

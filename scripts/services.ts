@@ -448,7 +448,8 @@ async function exec(options: string[], command: string, commandArgs: string[]): 
       const shown = relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path);
       log(`admin key: ${path} (export ROOMKEY_ADMIN_KEY="$(cat ${shown})")`);
     }
-    if (!env.ROOMKEY_MASTER_KEY) {
+    // Several keys configured (ROOMKEY_MASTER_KEYS): they are the operator's, and one form only is allowed.
+    if (!env.ROOMKEY_MASTER_KEY && !env.ROOMKEY_MASTER_KEYS) {
       env.ROOMKEY_MASTER_KEY = localSecret(dataDir, "master-key", () => randomBytes(32).toString("base64"));
       log(`master key: ${join(dataDir, "master-key")}`);
     }

@@ -18,6 +18,9 @@ function commaList(value: string): string[] {
     .filter((s) => s.length > 0);
 }
 
+const masterKeyPattern = /^[A-Za-z0-9+/]{43}=$/;
+const masterKeyIdPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$/;
+
 const schema = z.object({
   MONGODB_URL: z
     .string()
@@ -65,7 +68,54 @@ const schema = z.object({
     .min(32, "must be at least 32 characters")
     .max(512)
     .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces"),
-  ROOMKEY_MASTER_KEY: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes in base64 (openssl rand -base64 32)"),
+  /** One master key (its id is `default`); or ROOMKEY_MASTER_KEYS, never both. Empty: not set. */
+  ROOMKEY_MASTER_KEY: z
+    .string()
+    .optional()
+    .transform((value) => value || undefined)
+    .refine((value) => value === undefined || masterKeyPattern.test(value), {
+      message: "must be 32 bytes in base64 (openssl rand -base64 32)",
+    }),
+  /**
+   * Several master keys, `<id>:<base64 of 32 bytes>` separated by commas: the current one (ROOMKEY_MASTER_KEY_ID)
+   * wraps new data keys, the others stay readable until the rewrap job has moved every data key off them.
+   */
+  ROOMKEY_MASTER_KEYS: z
+    .string()
+    .default("")
+    .transform(commaList)
+    .superRefine((entries, context) => {
+      for (const [index, entry] of entries.entries()) {
+        const colon = entry.indexOf(":");
+        const id = colon < 0 ? entry : entry.slice(0, colon);
+        // Never the entry itself in a message: it holds a key.
+        if (colon < 0 || !masterKeyIdPattern.test(id)) {
+          context.addIssue({
+            code: "custom",
+            message: `entry ${index + 1} must be <id>:<base64 of 32 bytes>, the id matching ${masterKeyIdPattern.source}`,
+          });
+        } else if (!masterKeyPattern.test(entry.slice(colon + 1))) {
+          context.addIssue({
+            code: "custom",
+            message: `the key of "${id}" must be 32 bytes in base64 (openssl rand -base64 32)`,
+          });
+        }
+      }
+    })
+    .transform((entries) =>
+      entries.map((entry) => {
+        const colon = entry.indexOf(":");
+        return { id: entry.slice(0, colon), key: entry.slice(colon + 1) };
+      }),
+    ),
+  /** The id of the current master key among ROOMKEY_MASTER_KEYS; required when it lists more than one. */
+  ROOMKEY_MASTER_KEY_ID: z
+    .string()
+    .optional()
+    .transform((value) => value || undefined)
+    .refine((value) => value === undefined || masterKeyIdPattern.test(value), {
+      message: `must match ${masterKeyIdPattern.source}`,
+    }),
   ROOMKEY_HOST: z.string().min(1).default("0.0.0.0"),
   ROOMKEY_GRPC_PORT: port.default(50051),
   ROOMKEY_HTTP_PORT: port.default(8080),
@@ -257,6 +307,75 @@ function mongoConflicts(config: Config): string[] {
   return lines;
 }
 
+/** One configured master key: its id and its 32 bytes. */
+export interface ConfiguredMasterKey {
+  id: string;
+  key: Buffer;
+}
+
+/** The master keys of a configuration: the current one first. */
+export interface MasterKeySettings {
+  currentId: string;
+  keys: ConfiguredMasterKey[];
+}
+
+/** The id ROOMKEY_MASTER_KEY's one key goes by. */
+export const defaultMasterKeyId = "default";
+
+/**
+ * The master keys the configuration names, or the lines saying what is wrong with them (naming the
+ * variables, never a key).
+ */
+export function masterKeySettings(config: Config): MasterKeySettings | { problems: string[] } {
+  const { ROOMKEY_MASTER_KEY: single, ROOMKEY_MASTER_KEYS: several, ROOMKEY_MASTER_KEY_ID: currentId } = config;
+  if (single !== undefined && several.length > 0) {
+    return { problems: ["ROOMKEY_MASTER_KEY and ROOMKEY_MASTER_KEYS are both set: set one of them"] };
+  }
+  if (single !== undefined) {
+    if (currentId !== undefined && currentId !== defaultMasterKeyId) {
+      return {
+        problems: [
+          `ROOMKEY_MASTER_KEY_ID: is "${currentId}" but ROOMKEY_MASTER_KEY's key is "${defaultMasterKeyId}": use ROOMKEY_MASTER_KEYS to name keys`,
+        ],
+      };
+    }
+    return { currentId: defaultMasterKeyId, keys: [{ id: defaultMasterKeyId, key: Buffer.from(single, "base64") }] };
+  }
+  if (several.length === 0) return { problems: ["ROOMKEY_MASTER_KEY: is required (or ROOMKEY_MASTER_KEYS)"] };
+  const problems: string[] = [];
+  const ids = several.map((entry) => entry.id);
+  const repeatedIds = ids.filter((id, index) => ids.indexOf(id) !== index);
+  if (repeatedIds.length > 0) problems.push(`ROOMKEY_MASTER_KEYS: the id "${repeatedIds[0]}" is given twice`);
+  const keys = several.map((entry) => Buffer.from(entry.key, "base64").toString("hex"));
+  const repeatedKey = keys.findIndex((key, index) => keys.indexOf(key) !== index);
+  if (repeatedKey >= 0) {
+    problems.push(
+      `ROOMKEY_MASTER_KEYS: "${ids[repeatedKey]}" has the same key as "${ids[keys.indexOf(keys[repeatedKey] ?? "")]}"`,
+    );
+  }
+  const current = currentId ?? (several.length === 1 ? several[0]?.id : undefined);
+  if (current === undefined) {
+    problems.push("ROOMKEY_MASTER_KEY_ID: is required when ROOMKEY_MASTER_KEYS lists more than one key");
+  } else if (!ids.includes(current)) {
+    problems.push(
+      `ROOMKEY_MASTER_KEY_ID: "${current}" is not one of the ids in ROOMKEY_MASTER_KEYS (${ids.join(", ")})`,
+    );
+  }
+  if (problems.length > 0 || current === undefined) return { problems };
+  const ordered = [...several].sort((a, b) => (a.id === current ? -1 : b.id === current ? 1 : 0));
+  return {
+    currentId: current,
+    keys: ordered.map((entry) => ({ id: entry.id, key: Buffer.from(entry.key, "base64") })),
+  };
+}
+
+/** The master keys of a configuration `loadConfig` accepted. */
+export function masterKeysOf(config: Config): MasterKeySettings {
+  const settings = masterKeySettings(config);
+  if ("problems" in settings) throw new ConfigError(`invalid configuration:\n  ${settings.problems.join("\n  ")}`);
+  return settings;
+}
+
 /**
  * Parses the configuration once, from `env` (process.env by default). The only
  * reader of process.env: everything else receives a Config.
@@ -270,7 +389,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
     throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
   }
-  const conflicts = mongoConflicts(parsed.data);
+  const keys = masterKeySettings(parsed.data);
+  const conflicts = [...mongoConflicts(parsed.data), ...("problems" in keys ? keys.problems : [])];
   if (conflicts.length > 0) {
     throw new ConfigError(`invalid configuration:\n${conflicts.map((line) => `  ${line}`).join("\n")}`);
   }

@@ -17,6 +17,7 @@ const tokenIdPattern = /^tok_[0-9A-Za-z]{22}$/;
 const eventIdPattern = /^evt_[0-9A-Za-z]{22}$/;
 const endpointIdPattern = /^we_[0-9A-Za-z]{22}$/;
 const deliveryIdPattern = /^whd_[0-9A-Za-z]{22}$/;
+const fingerprintPattern = /^[0-9a-f]{16}$/;
 
 /** An own property's value; inherited ones (`__proto__`, `toString`) are not payload. */
 function own(data: object, key: string): unknown {
@@ -76,6 +77,13 @@ export const payloads: Readers = {
       const data = dataOf(job);
       return {
         accountId: id(data, "revoke-account", "accountId", accountIdPattern, "an account id"),
+        ...incarnation(data),
+      };
+    },
+    "rewrap-data-key": (job) => {
+      const data = dataOf(job);
+      return {
+        to: id(data, "rewrap-data-key", "to", fingerprintPattern, "a master key fingerprint"),
         ...incarnation(data),
       };
     },

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { Refresher } from "../src/domain/accounts/refresher.js";
 import type { UpstreamRevocations } from "../src/domain/accounts/upstream-revocation.js";
+import type { MasterKeyRotation, RewrapOutcome } from "../src/domain/environments/master-key-rotation.js";
 import type { TokenMaintenance } from "../src/domain/tokens/token-maintenance.js";
 import type { JobName } from "../src/queue/queue-names.js";
 import { payloads } from "./job-payloads.js";
@@ -14,6 +15,9 @@ export function rotationProcessors(deps: {
   tokens: Pick<TokenMaintenance, "retire">;
   refresher: Pick<Refresher, "refresh">;
   revocations: Pick<UpstreamRevocations, "run">;
+  dataKeys: Pick<MasterKeyRotation, "rewrap">;
+  /** Told what each rewrap did (environment, from key, to key): for the audit log. */
+  onRewrap?: (outcome: RewrapOutcome) => unknown;
   logger: Logger;
 }): Record<JobName<"rotation">, JobProcessor> {
   return {
@@ -47,6 +51,20 @@ export function rotationProcessors(deps: {
       } else if (result.outcome === "skipped") {
         deps.logger.debug({ environment, accountId, why: result.why }, "upstream revocation skipped");
       }
+      return result;
+    },
+    async "rewrap-data-key"(job, environment, incarnation) {
+      const { to } = payloads.rotation["rewrap-data-key"](job);
+      const result = await deps.dataKeys.rewrap(environment, incarnation, to);
+      if (result.outcome === "rewrapped") {
+        deps.logger.info(
+          { environment, from: result.from.id, fromFingerprint: result.from.fingerprint, to: result.to.id },
+          "data key rewrapped under the current master key",
+        );
+      } else if (result.outcome === "skipped") {
+        deps.logger.warn({ environment, fingerprint: result.fingerprint, to }, `data key not rewrapped: ${result.why}`);
+      }
+      await deps.onRewrap?.(result);
       return result;
     },
   };

@@ -31,6 +31,7 @@ import { deploymentCollection, environmentsCollection } from "../storage/environ
 import { ensureCollections } from "../storage/mongo.js";
 import { transitionsCollection } from "../storage/versioned.js";
 import { connectPageBackend, pageRoutes, throttledPage } from "./connect-page-backend.js";
+import { reportUnopenableDataKeys } from "./master-key-report.js";
 import { connectSessionsChannel, type Stage, tokensChannel } from "./services.js";
 
 export interface Api {
@@ -124,7 +125,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
           pages,
           promotion: createPromotionHandlers({ promotion: services.integrationPromotion, pages }),
           audit: createAuditHandlers(),
-          masterKeys: createMasterKeyHandlers(),
+          masterKeys: createMasterKeyHandlers({ rotation: services.masterKeyRotation }),
         }),
       ),
     ),
@@ -237,6 +238,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
           records.map((env) => env.name),
         );
         await directory.refresh();
+        reportUnopenableDataKeys(services.masterKeyRotation, directory.list(), logger);
         monitor.markReady();
         return;
       } catch (error) {

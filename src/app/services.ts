@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import type { Config } from "../config.js";
+import { type Config, masterKeysOf } from "../config.js";
 import { createAccountService } from "../domain/accounts/account-service.js";
 import type { Clock } from "../domain/clock.js";
 import { createConnectSessionService } from "../domain/connect-sessions/connect-session-service.js";
@@ -9,6 +9,8 @@ import { createEnvironmentDirectory } from "../domain/environments/environment-d
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { createEnvironmentService } from "../domain/environments/environment-service.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
+import { createMasterKeyRotation, dataKeysByMasterKey } from "../domain/environments/master-key-rotation.js";
+import type { EnvironmentEventPublisher } from "../domain/environments/ports.js";
 import { createIntegrationPromotion } from "../domain/integrations/integration-promotion.js";
 import { createIntegrationService } from "../domain/integrations/integration-service.js";
 import { createPageTokens } from "../domain/paging.js";
@@ -121,8 +123,11 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, wakes, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
 
-  const masterKey = Buffer.from(config.ROOMKEY_MASTER_KEY, "base64");
-  const keyring = createKeyring(masterKey);
+  const masterKeys = masterKeysOf(config);
+  const keyring = createKeyring(masterKeys);
+  // The current master key comes first (masterKeysOf orders them).
+  const [currentMasterKey, ...otherMasterKeys] = masterKeys.keys.map((entry) => entry.key);
+  if (!currentMasterKey) throw new Error("no master key: loadConfig accepts none");
   // Tokens cached for an environment go with it (`verifier` is made below; called only later).
   const directory = createEnvironmentDirectory({
     source: environments,
@@ -134,6 +139,13 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
       sessionVerifier.invalidateEnvironment(name);
     },
   });
+  const environmentEvents: EnvironmentEventPublisher = {
+    async publish(event) {
+      // This replica first, then the others.
+      await directory.apply(event).catch((error: unknown) => logger.warn({ err: error }, "directory update failed"));
+      await bus.publish(environmentsChannel, event);
+    },
+  };
   const environmentService = createEnvironmentService({
     store: environments,
     resources: {
@@ -144,13 +156,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     },
     accounts,
     keyring,
-    events: {
-      async publish(event) {
-        // This replica first, then the others.
-        await directory.apply(event).catch((error: unknown) => logger.warn({ err: error }, "directory update failed"));
-        await bus.publish(environmentsChannel, event);
-      },
-    },
+    events: environmentEvents,
     clock,
   });
 
@@ -230,7 +236,8 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     keys: { dataKey: (name) => directory.dataKey(name) },
     destinations: outbound,
     environments: directory,
-    fingerprintKey: derivePurposeKey(masterKey, "integration-fingerprints"),
+    // Fingerprints are compared within one call, never stored: any configured key would do; the current one is used.
+    fingerprintKey: derivePurposeKey(currentMasterKey, "integration-fingerprints"),
     clock,
     warn: (message, details) => logger.warn(details, message),
   });
@@ -284,6 +291,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     queueCounts: (environment, kind) => queues.queue(environment, kind).getJobCounts(...queueStates),
     backends: () => ({ mongodb: !mongoGate.isDown(), redis: redis.status === "ready" }),
     tokenCache: () => verifier.cacheStats(),
+    dataKeys: () => dataKeysByMasterKey(keyring, directory.list()),
   });
   const providerOptions = {
     send: outbound.send,
@@ -331,13 +339,25 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   });
 
   // Page tokens carry a MAC under a key every replica derives alike, bound to the environment's incarnation.
+  // Signed under the current master key; taken under any configured one (replicas switch keys one by one).
   const pages = createPageTokens({
-    key: derivePurposeKey(masterKey, "page-tokens"),
+    key: derivePurposeKey(currentMasterKey, "page-tokens"),
+    acceptedKeys: otherMasterKeys.map((key) => derivePurposeKey(key, "page-tokens")),
     incarnation: async (name) => String((await directory.require(name)).createTime.getTime()),
+  });
+
+  // Master-key rotation: the rewrap jobs, their sweep (workers) and GetMasterKeyStatus / RewrapDataKeys.
+  const masterKeyRotation = createMasterKeyRotation({
+    store: environments,
+    keyring,
+    queue: producers.rewraps,
+    events: environmentEvents,
   });
 
   return {
     control,
+    keyring,
+    masterKeyRotation,
     environments,
     environmentDatabases,
     databases,

@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { handshakeProcessors, retryAfterOf } from "../../workers/handshake.worker.js";
 import { startMaintenance } from "../../workers/maintenance.js";
 import { createOrphanSweeper } from "../../workers/orphan-sweeper.js";
+import { createRewrapSweep, rewrapSweepEveryMs } from "../../workers/rewrap-sweep.js";
 import { rotationProcessors, tokenSweepEveryMs } from "../../workers/rotation.worker.js";
 import { createWorkerSupervisor } from "../../workers/supervisor.js";
 import { createSweepClock, type Sweep } from "../../workers/sweep-clock.js";
@@ -30,6 +31,7 @@ import {
 import { createWakeIndex } from "../queue/wake-index.js";
 import { createWorkerFleet, newWorkerId } from "../queue/worker-fleet.js";
 import { claimRetentionMs, purgeTransitions } from "../storage/versioned.js";
+import { reportUnopenableDataKeys } from "./master-key-report.js";
 import { environmentsChannel, type Stage } from "./services.js";
 
 /** A `deleting` record untouched for this long was abandoned mid-way; the workers finish it. */
@@ -226,7 +228,13 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       prefix: config.ROOMKEY_QUEUE_PREFIX,
       processors: {
         handshake: handshakeProcessors({ handshakes, sweep: sweepHandshakes, logger }),
-        rotation: rotationProcessors({ tokens: tokenMaintenance, refresher, revocations, logger }),
+        rotation: rotationProcessors({
+          tokens: tokenMaintenance,
+          refresher,
+          revocations,
+          dataKeys: services.masterKeyRotation,
+          logger,
+        }),
         webhook: webhookProcessors({ delivery: webhookDelivery, logger }),
       },
       backoffStrategy: (attemptsMade, type, error) => {
@@ -298,10 +306,29 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     const heartbeat = setInterval(beat, 5_000);
     cleanups.push(() => clearInterval(heartbeat));
   }
+  // Data keys under a master key other than the current one: moved by rewrap jobs, looked for after start-up and then periodically.
+  const sweepRewraps = createRewrapSweep({
+    served: () => supervisor.serving(),
+    known: () => directory.list(),
+    rotation: services.masterKeyRotation,
+    queue: producers.rewraps,
+    currentFingerprint: services.keyring.current.fingerprint,
+    logger,
+  });
+  const rewrapTimer = setInterval(() => {
+    sweepRewraps().catch((error: unknown) => logger.warn({ err: error }, "rewrap sweep failed"));
+  }, rewrapSweepEveryMs);
+  rewrapTimer.unref();
+  cleanups.push(() => clearInterval(rewrapTimer));
   const ready = mongoReady.then(async () => {
     if (stopping.aborted) return;
     await supervisor.start();
     if (!stopping.aborted) sweepClock.start();
+    await directory
+      .refresh()
+      .then(() => reportUnopenableDataKeys(services.masterKeyRotation, directory.list(), logger))
+      .then(() => sweepRewraps())
+      .catch((error: unknown) => logger.warn({ err: error }, "first rewrap sweep failed; the next one tries again"));
   });
   return {
     ready,

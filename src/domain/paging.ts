@@ -38,8 +38,13 @@ export interface Listing {
 }
 
 export interface PageTokenDeps {
-  /** At least 32 secret bytes, the same on every replica: derived from the master key. */
+  /** At least 32 secret bytes, the same on every replica: derived from the current master key. */
   key: Buffer;
+  /**
+   * Keys derived from the other configured master keys: tokens they signed are still taken, so that
+   * switching the current master key (replica by replica) does not break a listing half-way.
+   */
+  acceptedKeys?: readonly Buffer[];
   /**
    * The environment's incarnation (its record's creation time), so that a
    * token does not outlive its environment being deleted and made again under
@@ -73,10 +78,11 @@ function notThisListing() {
  * under a MAC over the listing it belongs to and that key. The key is read
  * only once the MAC matches, and the MAC is compared in constant time.
  */
-export function createPageTokens({ key, incarnation }: PageTokenDeps): PageTokens {
-  if (key.length < 32) throw new Error("the page-token key must be at least 32 bytes");
+export function createPageTokens({ key, acceptedKeys = [], incarnation }: PageTokenDeps): PageTokens {
+  if ([key, ...acceptedKeys].some((k) => k.length < 32))
+    throw new Error("the page-token key must be at least 32 bytes");
 
-  async function tagOf(listing: Listing, after: Buffer): Promise<Buffer> {
+  async function tagOf(listing: Listing, after: Buffer, macKey: Buffer = key): Promise<Buffer> {
     const filter = Object.entries(listing.filter ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     const bound = JSON.stringify([
       version,
@@ -86,7 +92,7 @@ export function createPageTokens({ key, incarnation }: PageTokenDeps): PageToken
       filter,
     ]);
     // JSON escapes every control character, so the NUL cannot occur in `bound`: the split is unambiguous.
-    return createHmac("sha256", key).update(bound).update("\u0000").update(after).digest().subarray(0, tagBytes);
+    return createHmac("sha256", macKey).update(bound).update("\u0000").update(after).digest().subarray(0, tagBytes);
   }
 
   return {
@@ -100,7 +106,15 @@ export function createPageTokens({ key, incarnation }: PageTokenDeps): PageToken
         throw notThisListing();
       }
       const after = bytes.subarray(headerBytes);
-      if (!timingSafeEqual(bytes.subarray(1, headerBytes), await tagOf(listing, after))) throw notThisListing();
+      const tag = bytes.subarray(1, headerBytes);
+      let valid = false;
+      for (const macKey of [key, ...acceptedKeys]) {
+        if (timingSafeEqual(tag, await tagOf(listing, after, macKey))) {
+          valid = true;
+          break;
+        }
+      }
+      if (!valid) throw notThisListing();
       return { after: after.toString("utf8"), size };
     },
     async next(listing, after) {

@@ -40,6 +40,11 @@ export interface MetricsSources {
   backends(): Record<"mongodb" | "redis", boolean>;
   /** The token cache's counts since start (API role). */
   tokenCache?(): { hits: number; negativeHits: number; misses: number };
+  /**
+   * Data keys of the environments this process knows, by the master key that wraps them: its configured
+   * id (every configured key, 0 included), or its fingerprint for a key not configured here. Without I/O.
+   */
+  dataKeys?(): Record<string, number>;
 }
 
 export interface MetricsOptions {
@@ -220,6 +225,20 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
       this.set(workers?.liveQueues() ?? 0);
     },
   });
+  if (sources.dataKeys) {
+    const read = sources.dataKeys;
+    new Gauge({
+      name: "roomkey_data_keys",
+      help: "Environments' data keys by the master key that wraps them (its id, or its fingerprint when not configured here): when every key but the current one shows 0, the others can be removed.",
+      labelNames: ["master_key"],
+      registers: [registry],
+      collect() {
+        // A key removed from the configuration, or no longer wrapping anything, leaves the series.
+        this.reset();
+        for (const [masterKey, count] of Object.entries(read())) this.set({ master_key: masterKey }, count);
+      },
+    });
+  }
   if (sources.tokenCache) {
     const read = sources.tokenCache;
     // Counts kept by the verifier itself (no prom-client on the hot path), copied when scraped.

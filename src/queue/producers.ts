@@ -1,11 +1,12 @@
 import type { Logger } from "pino";
 import type { HandshakeQueue, RefreshQueue, RevocationQueue } from "../domain/accounts/ports.js";
 import type { Clock } from "../domain/clock.js";
+import type { RewrapQueue } from "../domain/environments/ports.js";
 import type { RetirementScheduler } from "../domain/tokens/ports.js";
 import type { WebhookQueue } from "../domain/webhooks/ports.js";
 import type { JobProducer } from "./job-producer.js";
 import { createMissedHandshakes } from "./missed-handshakes.js";
-import { handshakeJobId, refreshJobId, revokeJobId } from "./queue-names.js";
+import { handshakeJobId, refreshJobId, revokeJobId, rewrapJobId } from "./queue-names.js";
 import type { QueueRegistry } from "./queue-registry.js";
 import {
   deliverJobOptions,
@@ -13,6 +14,7 @@ import {
   refreshJobOptions,
   retireTokenJobOptions,
   revocationJobOptions,
+  rewrapJobOptions,
   sweepRequestJobOptions,
 } from "./retry-policy.js";
 
@@ -94,6 +96,19 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
     },
   };
 
+  const rewraps: RewrapQueue = {
+    async request(environment, incarnation, currentFingerprint) {
+      queues.assertReachable();
+      await jobs.add(
+        environment,
+        "rotation",
+        "rewrap-data-key",
+        { to: currentFingerprint, incarnation },
+        { ...rewrapJobOptions, jobId: rewrapJobId(currentFingerprint) },
+      );
+    },
+  };
+
   const retirements: RetirementScheduler = {
     async retireAt(environment, tokenId, at) {
       // The token sweep retires what could not be queued.
@@ -150,6 +165,7 @@ export function createProducers({ queues, jobs, redis, incarnationFor, clock, lo
     revocations,
     retirements,
     webhooks,
+    rewraps,
     requestConnectingSweep,
     stop: () => redis.off("ready", flushMissed),
   };

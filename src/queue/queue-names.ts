@@ -40,6 +40,12 @@ export interface QueueJobs {
      * account). The tokens wait, sealed, on the account; the job reads them there.
      */
     "revoke-account": { accountId: string } & IncarnationBound;
+    /**
+     * Wrap the environment's data key again under master key `to` (a fingerprint; job id `rewrap-<to>`:
+     * once per environment and key). Idempotent; a worker whose current key is another one does nothing
+     * (replicas of two configurations during a rollout never move a data key back and forth).
+     */
+    "rewrap-data-key": { to: string } & IncarnationBound;
   };
   webhook: {
     /** Send one event to one endpoint (job id `deliver-<delivery>`, one per redelivery round). */
@@ -85,4 +91,9 @@ export function handshakeJobId(accountId: string, attempt: number): string {
  */
 export function revokeJobId(accountId: string): string {
   return `revoke-${accountId}`;
+}
+
+/** The one job id of an environment's rewrap under a master key (the queue names the environment). */
+export function rewrapJobId(masterKeyFingerprint: string): string {
+  return `rewrap-${masterKeyFingerprint}`;
 }

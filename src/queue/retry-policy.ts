@@ -129,6 +129,17 @@ export const sweepRequestJobOptions = {
   removeOnFail: true,
 } satisfies JobsOptions;
 
+/**
+ * A data key's rewrap under the current master key: a few quick tries (it is one read and one write of the
+ * environment's record); removed when it ends, so that the rewrap sweep may queue one that failed again.
+ */
+export const rewrapJobOptions = {
+  attempts: 5,
+  backoff: { type: "exponential", delay: 1_000 },
+  removeOnComplete: true,
+  removeOnFail: true,
+} satisfies JobsOptions;
+
 /** A delayed token retirement (the end of a rotation's grace period): one try; the token sweep retires what it misses. */
 export const retireTokenJobOptions = { removeOnComplete: 1_000, removeOnFail: 1_000 } satisfies JobsOptions;
 

@@ -1,6 +1,6 @@
 import type { Db, Filter } from "mongodb";
 import { type Environment, type IncarnationSource, incarnationOf } from "../domain/environments/environments.js";
-import type { EnvironmentSource, EnvironmentStore } from "../domain/environments/ports.js";
+import type { DataKeyStore, EnvironmentSource, EnvironmentStore } from "../domain/environments/ports.js";
 import type { PageRequest } from "../domain/paging.js";
 import { type CollectionSpec, isDuplicateKey } from "./mongo.js";
 import { compareAndSet } from "./versioned.js";
@@ -28,6 +28,7 @@ function toDocument({ name, ...rest }: Environment): EnvironmentDocument {
 /** Environment records in the control database, keyed by name. */
 export type EnvironmentRepository = EnvironmentStore &
   EnvironmentSource &
+  DataKeyStore &
   IncarnationSource & {
     /** Every record, whatever its state: for the workers, the orphan sweep and unfinished deletes. */
     listAll(): Promise<Environment[]>;
@@ -86,6 +87,17 @@ export function createEnvironmentRepository(control: Db): EnvironmentRepository 
       const { _id, ...fields } = toDocument(environment);
       const target = { id: _id, incarnation: String(environment.createTime.getTime()) };
       return compareAndSet(control, environmentsCollection.name, target, expectedVersion, fields);
+    },
+    async replaceDataKey(name, incarnation, expectedVersion, from, to) {
+      // Only the data key moves, and only on the record of that incarnation still holding `from`.
+      const match = [
+        { path: "createTime", value: new Date(Number(incarnation)) },
+        { path: "dataKey.wrapped", value: from.wrapped },
+      ];
+      const target = { id: name, incarnation };
+      return compareAndSet(control, environmentsCollection.name, target, expectedVersion, { dataKey: to }, [], {
+        match,
+      });
     },
     async remove(name) {
       await collection.deleteOne({ _id: name });

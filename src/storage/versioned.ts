@@ -34,6 +34,14 @@ export interface TransitionClaim {
   at: Date;
   /** The environment incarnation its writer was bound to (see WriteGuard); absent for unbound writers. */
   environmentIncarnation?: string;
+  /** Further conditions the document must meet for the change to land (see `compareAndSet`'s `match`). */
+  match?: FieldCondition[];
+}
+
+/** A field (a dotted path) that must hold exactly this value. Kept as a pair: FerretDB refuses dotted keys in documents. */
+export interface FieldCondition {
+  path: string;
+  value: unknown;
 }
 
 /**
@@ -58,6 +66,10 @@ export const abandonedAfterMs = 60_000;
 /**
  * Moves a document from `expectedVersion` to the next with `set`, or reports
  * that someone else moved it first. Correct on MongoDB and on FerretDB alike.
+ * With `match`, the change lands only on a document that also meets those
+ * conditions (an environment record of one incarnation, still holding the
+ * value the change replaces): the version alone is no proof when the
+ * document may have been deleted and made again meanwhile.
  *
  * FerretDB 1.24 applies an update as read, change in Go, write back, with no
  * lock in between: two updates filtered on the same version both match and
@@ -85,7 +97,7 @@ export async function compareAndSet(
   expectedVersion: number,
   set: Document,
   unset: readonly string[] = [],
-  options: { abandonedAfterMs?: number; guard?: WriteGuard } = {},
+  options: { abandonedAfterMs?: number; guard?: WriteGuard; match?: readonly FieldCondition[] } = {},
 ): Promise<boolean> {
   const { id } = target;
   const { guard } = options;
@@ -98,6 +110,7 @@ export async function compareAndSet(
     unset: [...unset],
     at: new Date(),
     ...(guard ? { environmentIncarnation: guard.incarnation } : {}),
+    ...(options.match ? { match: [...options.match] } : {}),
   };
   try {
     await claims.insertOne(claim);
@@ -133,7 +146,10 @@ async function apply(db: Db, collection: string, id: string, claim: TransitionCl
   const update: Document = { $set: claim.set };
   if (claim.unset.length > 0) update.$unset = Object.fromEntries(claim.unset.map((field) => [field, ""]));
   const expectedVersion = Number(claim.set.version) - 1;
-  const result = await db.collection<Versioned>(collection).updateOne({ _id: id, version: expectedVersion }, update);
+  const filter: Document = Object.fromEntries((claim.match ?? []).map(({ path, value }) => [path, value]));
+  const result = await db
+    .collection<Versioned>(collection)
+    .updateOne({ ...filter, _id: id, version: expectedVersion }, update);
   return result.matchedCount === 1;
 }
 

@@ -1,6 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { bindingFor, createKeyring, DecryptionError, open, seal } from "../../src/domain/crypto/envelope.js";
+import {
+  bindingFor,
+  createKeyring,
+  DecryptionError,
+  fingerprintOf,
+  open,
+  seal,
+} from "../../src/domain/crypto/envelope.js";
 import { asRoomkeyError, errorOf } from "../helpers/fakes.js";
 
 const key = randomBytes(32);
@@ -172,5 +179,59 @@ describe("createKeyring", () => {
     const { masterKeyId } = createKeyring(master).createDataKey("env-a").wrapped;
     expect(masterKeyId).toMatch(/^[0-9a-f]{16}$/);
     expect(master.toString("hex")).not.toContain(masterKeyId);
+  });
+});
+
+describe("a keyring of several master keys", () => {
+  const keyA = randomBytes(32);
+  const keyB = randomBytes(32);
+  const keys = [
+    { id: "a", key: keyA },
+    { id: "b", key: keyB },
+  ];
+
+  it("when B is current, then new data keys are wrapped under B, and data keys under A still open", () => {
+    const old = createKeyring({ currentId: "a", keys: [{ id: "a", key: keyA }] }).createDataKey("env-a");
+    const ring = createKeyring({ currentId: "b", keys });
+    expect(ring.createDataKey("env-b").wrapped.masterKeyId).toBe(fingerprintOf(keyB));
+    expect(ring.unwrap("env-a", old.wrapped).equals(old.key)).toBe(true);
+    expect(ring.current).toEqual({ id: "b", fingerprint: fingerprintOf(keyB), current: true });
+    expect(ring.keys.map((k) => k.id)).toEqual(["b", "a"]);
+  });
+
+  it("when a data key is rewrapped, then it is the same key under the current master key, and A alone cannot open it", () => {
+    const old = createKeyring({ currentId: "a", keys: [{ id: "a", key: keyA }] }).createDataKey("env-a");
+    const rewrapped = createKeyring({ currentId: "b", keys }).rewrap("env-a", old.wrapped);
+    expect(rewrapped.masterKeyId).toBe(fingerprintOf(keyB));
+    expect(createKeyring({ currentId: "b", keys: [{ id: "b", key: keyB }] }).unwrap("env-a", rewrapped)).toEqual(
+      old.key,
+    );
+    const error = asRoomkeyError(errorOf(() => createKeyring(keyA).unwrap("env-a", rewrapped)));
+    expect(error.reason).toBe("MASTER_KEY_MISMATCH");
+    expect(error.message).toContain(fingerprintOf(keyB));
+  });
+
+  it("when a data key's master key was removed, then unwrap and rewrap throw MASTER_KEY_MISMATCH naming its fingerprint", () => {
+    const old = createKeyring(keyA).createDataKey("env-a");
+    const ring = createKeyring({ currentId: "b", keys: [{ id: "b", key: keyB }] });
+    for (const attempt of [() => ring.unwrap("env-a", old.wrapped), () => ring.rewrap("env-a", old.wrapped)]) {
+      const error = asRoomkeyError(errorOf(attempt));
+      expect(error.reason).toBe("MASTER_KEY_MISMATCH");
+      expect(error.message).toContain(fingerprintOf(keyA));
+    }
+    expect(ring.has(fingerprintOf(keyA))).toBe(false);
+  });
+
+  it("when the current id is not among the keys, or a key is given twice, then createKeyring throws", () => {
+    expect(() => createKeyring({ currentId: "c", keys })).toThrow("the current master key c is not among the keys");
+    expect(() =>
+      createKeyring({
+        currentId: "a",
+        keys: [
+          { id: "a", key: keyA },
+          { id: "a2", key: Buffer.from(keyA) },
+        ],
+      }),
+    ).toThrow("given twice");
   });
 });

@@ -310,6 +310,22 @@ describe("names a caller makes up", () => {
     expect((await directory.find("env-new"))?.name).toBe("env-new");
   });
 
+  it("when two environments are announced at once, then both are found at once (one's event does not void the other's load)", async () => {
+    const { directory, source } = setup(1_000, { listTrustMs: 4_000 });
+    await directory.refresh();
+    source.put(environmentRecord("env-one"));
+    source.put(environmentRecord("env-two"));
+    source.gate = deferred();
+    const first = directory.apply({ type: "created", name: "env-one" });
+    const second = directory.apply({ type: "updated", name: "env-two" });
+    source.gate.resolve();
+    await Promise.all([first, second]);
+    source.gate = undefined;
+    expect(directory.has("env-one")).toBe(true);
+    expect((await directory.find("env-one"))?.name).toBe("env-one");
+    expect((await directory.find("env-two"))?.name).toBe("env-two");
+  });
+
   it("when no list was read yet, then unknown names are asked (and remembered for a second)", async () => {
     const { directory, source } = setup(1_000, { listTrustMs: 4_000 });
     await directory.find("made-up");

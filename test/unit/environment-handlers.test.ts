@@ -48,6 +48,10 @@ function setup(scopes: string[] = []) {
     listDeliveries: unused,
     redeliver: unused,
   };
+  const unusedRotation = {
+    status: () => Promise.reject(new Error("not used by these tests")),
+    requestRewraps: () => Promise.reject(new Error("not used by these tests")),
+  };
   const { transport, edge } = routerFor(
     (router, made) => {
       router.service(
@@ -64,7 +68,7 @@ function setup(scopes: string[] = []) {
               pages: testPageTokens(),
             }),
             audit: createAuditHandlers(),
-            masterKeys: createMasterKeyHandlers(),
+            masterKeys: createMasterKeyHandlers({ rotation: unusedRotation }),
           }),
         ),
       );

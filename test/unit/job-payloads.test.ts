@@ -19,6 +19,10 @@ describe("job payloads", () => {
       accountId: account,
       seenVersion: 7,
     });
+    expect(payloads.rotation["rewrap-data-key"]({ data: { to: "0123456789abcdef", incarnation: "i3" } })).toEqual({
+      to: "0123456789abcdef",
+      incarnation: "i3",
+    });
     expect(incarnationOf({ data: { incarnation: "i2" } })).toBe("i2");
   });
 
@@ -29,6 +33,8 @@ describe("job payloads", () => {
       [() => payloads.handshake.connect({ data: null }), "connect: data.accountId"],
       [() => payloads.rotation["retire-token"]({ data: "tok" }), "retire-token: data.tokenId"],
       [() => payloads.rotation["refresh-account"]({ data: { accountId: 42 } }), "refresh-account: data.accountId"],
+      [() => payloads.rotation["rewrap-data-key"]({ data: { to: "default" } }), "rewrap-data-key: data.to"],
+      [() => payloads.rotation["rewrap-data-key"]({ data: {} }), "rewrap-data-key: data.to"],
     ];
     for (const [read, message] of bad) {
       expect(read).toThrow(UnrecoverableError);

@@ -83,6 +83,15 @@ describe("metrics labels", () => {
     );
     expect(body).toContain('roomkey_auth_failures_total{reason="TOKEN_WRONG_ENVIRONMENT"} 2');
   });
+  it("when data keys are under several master keys, then roomkey_data_keys counts them per key, and a key gone leaves the series", async () => {
+    let counts: Record<string, number> = { "key-b": 2, "key-a": 1 };
+    const metrics = createMetrics({ ...sources, dataKeys: () => counts });
+    expect((await metrics.scrape()).body).toContain('roomkey_data_keys{master_key="key-a"} 1');
+    counts = { "key-b": 3 };
+    const { body } = await metrics.scrape();
+    expect(body).toContain('roomkey_data_keys{master_key="key-b"} 3');
+    expect(body).not.toContain('master_key="key-a"');
+  });
   it("reads queue depth and reachability when scraped", async () => {
     const { body } = await workerMetrics(sources).scrape();
     expect(body).toContain('roomkey_queue_jobs{environment="staging",queue="rotation",state="failed"} 2');

@@ -232,3 +232,20 @@ describe("toPage", () => {
     expect(toPage([], 2, key)).toEqual({ items: [], nextAfter: undefined });
   });
 });
+
+describe("page tokens across a master-key switch", () => {
+  const keyA = derivePurposeKey(randomBytes(32), "page-tokens");
+  const keyB = derivePurposeKey(randomBytes(32), "page-tokens");
+  const listing = { environment: "env-a", method: "ListAccounts" };
+
+  it("when a replica signs under B and still has A, then it takes tokens signed under A, and one with B alone refuses them", async () => {
+    const before = createPageTokens({ key: keyA, incarnation: () => "1" });
+    const during = createPageTokens({ key: keyB, acceptedKeys: [keyA], incarnation: () => "1" });
+    const after = createPageTokens({ key: keyB, incarnation: () => "1" });
+    const signedUnderA = await before.next(listing, "acc_1");
+    expect((await during.parse(listing, signedUnderA, 10)).after).toBe("acc_1");
+    const signedUnderB = await during.next(listing, "acc_2");
+    expect((await after.parse(listing, signedUnderB, 10)).after).toBe("acc_2");
+    expect(asRoomkeyError(await rejectionOf(after.parse(listing, signedUnderA, 10))).message).toContain("page_token");
+  });
+});

@@ -60,31 +60,103 @@ export interface WrappedDataKey {
   masterKeyId: string;
 }
 
-/** Envelope encryption: per-environment data keys wrapped by one master key. */
+/** The fingerprint a data key records of the master key that wraps it: the first 16 hex digits of its SHA-256. */
+export function fingerprintOf(masterKey: Buffer): string {
+  return createHash("sha256").update(masterKey).digest("hex").slice(0, 16);
+}
+
+/** A master key as the keyring shows it: never its bytes. */
+export interface MasterKeyInfo {
+  id: string;
+  fingerprint: string;
+  current: boolean;
+}
+
+/** One master key given to the keyring: an operator's id and its 32 bytes. */
+export interface NamedMasterKey {
+  id: string;
+  key: Buffer;
+}
+
+/**
+ * Envelope encryption: per-environment data keys wrapped by master keys. New
+ * data keys are wrapped under the current one; a data key wrapped under any
+ * configured one opens (the key is picked by the fingerprint it records).
+ */
 export interface Keyring {
   createDataKey(environment: string): { key: Buffer; wrapped: WrappedDataKey };
   unwrap(environment: string, wrapped: WrappedDataKey): Buffer;
+  /**
+   * The same data key wrapped under the current master key (what is sealed
+   * under the data key stays as it is); MASTER_KEY_MISMATCH when this keyring
+   * lacks the key that wraps it now.
+   */
+  rewrap(environment: string, wrapped: WrappedDataKey): WrappedDataKey;
+  /** The current master key. */
+  readonly current: MasterKeyInfo;
+  /** Every configured master key, the current one first. */
+  readonly keys: readonly MasterKeyInfo[];
+  /** Whether this keyring holds the master key of that fingerprint. */
+  has(fingerprint: string): boolean;
 }
 
-export function createKeyring(masterKey: Buffer): Keyring {
-  if (masterKey.length !== 32) throw new Error("the master key must be 32 bytes");
-  const masterKeyId = createHash("sha256").update(masterKey).digest("hex").slice(0, 16);
+/** A keyring of one master key (id `default`), or of several with the current one named. */
+export function createKeyring(masterKeys: Buffer | { currentId: string; keys: readonly NamedMasterKey[] }): Keyring {
+  const given = Buffer.isBuffer(masterKeys)
+    ? { currentId: "default", keys: [{ id: "default", key: masterKeys }] }
+    : masterKeys;
+  const byFingerprint = new Map<string, { id: string; key: Buffer }>();
+  for (const { id, key } of given.keys) {
+    if (key.length !== 32) throw new Error("the master key must be 32 bytes");
+    const fingerprint = fingerprintOf(key);
+    if (byFingerprint.has(fingerprint)) throw new Error(`the master key ${id} is given twice`);
+    byFingerprint.set(fingerprint, { id, key });
+  }
+  const infos: MasterKeyInfo[] = [...byFingerprint].map(([fingerprint, { id }]) => ({
+    id,
+    fingerprint,
+    current: id === given.currentId,
+  }));
+  const found = infos.find((info) => info.current);
+  const foundKey = found && byFingerprint.get(found.fingerprint)?.key;
+  if (!found || !foundKey) throw new Error(`the current master key ${given.currentId} is not among the keys`);
+  const current: MasterKeyInfo = found;
+  const currentKey: Buffer = foundKey;
+  const keys = [current, ...infos.filter((info) => !info.current)];
   const binding = (environment: string) => bindingFor(environment, "data-key");
+
+  function masterKeyFor(environment: string, wrapped: WrappedDataKey): Buffer {
+    const found = byFingerprint.get(wrapped.masterKeyId);
+    if (!found) {
+      throw new RoomkeyError(
+        "failed_precondition",
+        "MASTER_KEY_MISMATCH",
+        `the data key of ${environment} was wrapped by master key ${wrapped.masterKeyId}, which is not configured`,
+      );
+    }
+    return found.key;
+  }
+
+  function wrap(environment: string, key: Buffer): WrappedDataKey {
+    return { wrapped: seal(currentKey, key, binding(environment)), masterKeyId: current.fingerprint };
+  }
+
+  function unwrap(environment: string, wrapped: WrappedDataKey): Buffer {
+    return open(masterKeyFor(environment, wrapped), wrapped.wrapped, binding(environment));
+  }
+
   return {
     createDataKey(environment) {
       const key = randomBytes(32);
-      return { key, wrapped: { wrapped: seal(masterKey, key, binding(environment)), masterKeyId } };
+      return { key, wrapped: wrap(environment, key) };
     },
-    unwrap(environment, wrapped) {
-      if (wrapped.masterKeyId !== masterKeyId) {
-        throw new RoomkeyError(
-          "failed_precondition",
-          "MASTER_KEY_MISMATCH",
-          `the data key of ${environment} was wrapped by master key ${wrapped.masterKeyId}, not the configured one`,
-        );
-      }
-      return open(masterKey, wrapped.wrapped, binding(environment));
+    unwrap,
+    rewrap(environment, wrapped) {
+      return wrap(environment, unwrap(environment, wrapped));
     },
+    current,
+    keys,
+    has: (fingerprint) => byFingerprint.has(fingerprint),
   };
 }
 

@@ -42,7 +42,11 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
   const misses = new Map<string, number>();
   const loading = new Map<string, Promise<Environment | undefined>>();
   const keys = new Map<string, { wrapped: string; key: Buffer }>();
+  /** Changes of any kind: a full refresh that read its list before one is stale. */
   let generation = 0;
+  /** Full refreshes begun, and events applied per name: a load that read its record before one is stale. */
+  let refreshes = 0;
+  const changes = new Map<string, number>();
   let listedAt = Number.NEGATIVE_INFINITY;
 
   function store(env: Environment | undefined, name: string): Environment | undefined {
@@ -64,11 +68,17 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
   function load(name: string): Promise<Environment | undefined> {
     const pending = loading.get(name);
     if (pending) return pending;
-    const started = generation;
+    // Only a change of this name (or a full refresh) makes the record read stale: events of other names do not.
+    const started = { refreshes, changes: changes.get(name) };
+    const current = () => started.refreshes === refreshes && started.changes === changes.get(name);
     const promise = source
       .get(name)
-      .then((env) => (started === generation ? store(env, name) : env?.state === "active" ? env : undefined))
-      .finally(() => loading.delete(name));
+      .then((env) => (current() ? store(env, name) : env?.state === "active" ? env : undefined))
+      .finally(() => {
+        loading.delete(name);
+        // No other load of this name is pending (they are shared): the count has nothing left to tell.
+        changes.delete(name);
+      });
     loading.set(name, promise);
     return promise;
   }
@@ -97,7 +107,9 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
   /** Applies a change announced on the bus. */
   async function apply(event: EnvironmentEvent): Promise<void> {
     generation++;
+    changes.set(event.name, (changes.get(event.name) ?? 0) + 1);
     if (event.type === "deleting" || event.type === "deleted") {
+      if (!loading.has(event.name)) changes.delete(event.name);
       store(undefined, event.name);
       deps.onGone?.(event.name);
       return;
@@ -108,6 +120,7 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
 
   async function refresh(): Promise<void> {
     const started = ++generation;
+    refreshes++;
     const startedAt = clock.now().getTime();
     const envs = await source.listActive();
     if (started !== generation) return;
@@ -153,10 +166,15 @@ export function createEnvironmentDirectory(deps: EnvironmentDirectoryDeps) {
     return [...active.keys()];
   }
 
+  /** The active environments as memory holds them, with no I/O. */
+  function list(): Environment[] {
+    return [...active.values()];
+  }
+
   /** Whether the environment is active as far as memory knows, with no I/O. */
   function has(name: string): boolean {
     return active.has(name);
   }
 
-  return { find, require, apply, refresh, dataKey, names, has };
+  return { find, require, apply, refresh, dataKey, names, list, has };
 }

@@ -3,6 +3,7 @@
  * Storage and queue modules implement these interfaces and import nothing
  * else of the domain (no service file).
  */
+import type { WrappedDataKey } from "../crypto/envelope.js";
 import type { PageRequest } from "../paging.js";
 import type { Environment, EnvironmentEvent } from "./environments.js";
 
@@ -45,4 +46,28 @@ export interface ActiveAccountCounter {
 /** Tells other replicas and the workers; never throws (they also poll). */
 export interface EnvironmentEventPublisher {
   publish(event: EnvironmentEvent): Promise<void>;
+}
+
+/** Where the rewrap job reads and moves environments' data keys (the control database). */
+export interface DataKeyStore {
+  get(name: string): Promise<Environment | undefined>;
+  /** Every record, whatever its state. */
+  listAll(): Promise<Environment[]>;
+  /**
+   * Replaces the record's wrapped data key with `to`, if the record is still
+   * of `incarnation`, at `expectedVersion`, and holds `from`; false otherwise.
+   * Nothing else of the record changes.
+   */
+  replaceDataKey(
+    name: string,
+    incarnation: string,
+    expectedVersion: number,
+    from: WrappedDataKey,
+    to: WrappedDataKey,
+  ): Promise<boolean>;
+}
+
+/** Queues the rewrap of an environment's data key under the current master key (job id per key: once each). */
+export interface RewrapQueue {
+  request(environment: string, incarnation: string, currentFingerprint: string): Promise<void>;
 }
