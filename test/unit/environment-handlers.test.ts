@@ -60,7 +60,7 @@ function setup(scopes: string[] = []) {
             webhooks: unusedWebhooks,
             pages: testPageTokens(),
             promotion: createPromotionHandlers(),
-            audit: createAuditHandlers(),
+            audit: createAuditHandlers({ audit: { list: unused }, pages: testPageTokens() }),
             masterKeys: createMasterKeyHandlers(),
           }),
         ),
