@@ -155,6 +155,13 @@ describe("audit log", () => {
     const byToken = await grpc.create({ name: "by-token", scopes: ["tokens:read"] }, long);
     expect(byToken.requestId).toMatch(uuid);
 
+    // A refusal at admission (gRPC answers it before reading the body) sends the request id back too.
+    const refusedMetadata = metadataFor(env, "rk_made_up");
+    refusedMetadata.set("x-request-id", "req-refused");
+    const refusedCall = await grpc.create({ name: "refused", scopes: ["tokens:read"] }, refusedMetadata);
+    expect(refusedCall.error?.code).toBe(status.UNAUTHENTICATED);
+    expect(refusedCall.requestId).toBe("req-refused");
+
     // Connect, a token, no request id: one is made and returned.
     const connect = connectTokens();
     let connectRequestId: string | null = null;

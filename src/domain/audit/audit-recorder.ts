@@ -186,11 +186,6 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
     return flushing;
   }
 
-  /** Resolves once every awaited write in flight has ended (shutdown). */
-  async function settle(): Promise<void> {
-    while (open.size > 0 || writing.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-
   let timer: NodeJS.Timeout | undefined;
   let flushers = 0;
 
@@ -222,7 +217,6 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
     note,
     flush,
     keepFlushing,
-    settle,
     /** True while a flush writes: a timer skips its turn. */
     busy: () => flushing !== undefined,
     bufferedCount: () => bufferedCount,
