@@ -115,4 +115,21 @@ describe("roomkey audit list", () => {
     const now = new Date("2026-12-02T00:00:00Z");
     expect(timestampDate(parseSince("24h", () => now)).toISOString()).toBe("2026-12-01T00:00:00.000Z");
   });
+
+  it("when env create is given --audit-retention, then the setting is sent", async () => {
+    const sent: (bigint | undefined)[] = [];
+    const transport = createRouterTransport((router) =>
+      router.service(EnvironmentService, {
+        createEnvironment: (request) => {
+          sent.push(request.settings?.auditRetention?.seconds);
+          return { environment: { name: "qa", settings: request.settings } };
+        },
+      }),
+    );
+    const connect: Connect = (service) => createClient(service, transport);
+    const run = recordingIo();
+    expect(await runCli([...admin, "env", "create", "qa", "--audit-retention", "7d"], run.io, connect)).toBe(0);
+    expect(sent).toEqual([7n * 86_400n]);
+    expect(run.stdout()).toMatch(/audit retention +7d/);
+  });
 });
