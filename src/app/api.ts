@@ -164,6 +164,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
         authenticate: (secret, environment) => sessionAuthenticator.authenticate(secret, environment),
         environments: directory,
         clock,
+        audit: auditRecorder,
       }),
       logger,
     }),

@@ -2,7 +2,10 @@ import { createValidator } from "@bufbuild/protovalidate";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { connectPageBackend } from "../../src/app/connect-page-backend.js";
+import type { AccountView } from "../../src/domain/accounts/accounts.js";
 import type { AuditFacts } from "../../src/domain/audit/audit-recorder.js";
+import type { ConnectSession } from "../../src/domain/connect-sessions/connect-sessions.js";
 import { RoomkeyError } from "../../src/domain/errors.js";
 import { AccountService } from "../../src/gen/roomkey/v1/account_service_pb.js";
 import { EnvironmentService } from "../../src/gen/roomkey/v1/environment_service_pb.js";
@@ -13,7 +16,7 @@ import type { CallContext, Principal } from "../../src/rpc/call-context.js";
 import { createEdge } from "../../src/rpc/edge.js";
 import { createFailureThrottle } from "../../src/rpc/failure-throttle.js";
 import { unimplementedService } from "../../src/rpc/handlers/unimplemented.js";
-import { deferred, environmentRecord, rejectionOf, settle } from "../helpers/fakes.js";
+import { deferred, environmentRecord, fakeClock, rejectionOf, settle } from "../helpers/fakes.js";
 
 const services = [EnvironmentService, TokenService, AccountService];
 const adminKey = "admin-key-of-at-least-thirty-two-characters";
@@ -278,5 +281,55 @@ describe("the edge's audit entries", () => {
       }),
     ]);
     expect(JSON.stringify(recorded)).not.toContain("rk_staging_secret_value");
+  });
+});
+
+describe("the hosted connect page's audit entries", () => {
+  it("when the page completes an OAuth connection, then the environment's log records it with the session as actor and the account as resource", async () => {
+    const recorded: { environment: string; facts: AuditFacts }[] = [];
+    const backend = connectPageBackend({
+      sessions: {
+        getOwn: async () => {
+          throw new Error("unused");
+        },
+        completeCallback: async () => ({
+          environment: "staging",
+          session: {
+            id: "cs_0VcEM5ZaIpd7rR7sQAS2EV",
+            endUser: { id: "user-1", displayName: "" },
+            allowedOrigins: new Set<string>(),
+            expireTime: new Date(Date.UTC(2100, 0, 1)),
+          } as unknown as ConnectSession,
+          account: { id: "acc_0Nm2bqZp8tQy4rW1xKs9Lf" } as AccountView,
+        }),
+        sessionOfState: async () => undefined,
+        offered: async () => [],
+      },
+      authenticate: () => {
+        throw new Error("unused");
+      },
+      environments: { require: (name) => environmentRecord(name) },
+      clock: fakeClock(),
+      audit: {
+        async record(environment, facts) {
+          recorded.push({ environment, facts });
+        },
+      },
+    });
+    const completed = await backend.completeCallback({ state: "s", code: "c" });
+    expect(completed.accountId).toBe("acc_0Nm2bqZp8tQy4rW1xKs9Lf");
+    expect(recorded).toEqual([
+      {
+        environment: "staging",
+        facts: expect.objectContaining({
+          actorKind: "connect_session",
+          actorId: "cs_0VcEM5ZaIpd7rR7sQAS2EV",
+          method: "roomkey.v1.AccountService/CompleteOAuthConnection",
+          resource: "acc_0Nm2bqZp8tQy4rW1xKs9Lf",
+          outcome: "OK",
+          details: { via: "connect_page" },
+        }),
+      },
+    ]);
   });
 });
