@@ -3,6 +3,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { createQueueDashboard, isDashboardPath } from "../admin/queue-dashboard.js";
 import { sleep } from "../async.js";
 import { connectAssetsPath, createConnectPage, isConnectPath } from "../connect-page/connect-page.js";
+import { auditPolicy } from "../domain/audit/audit-policy.js";
 import { originOf } from "../domain/connect-sessions/connect-sessions.js";
 import { isEnvironmentName } from "../domain/environments/environment-name.js";
 import { incarnationOf } from "../domain/environments/environments.js";
@@ -79,6 +80,9 @@ export async function startApi({ config, clients, services, logger, clock, stopp
     () => usage.flush(),
   );
 
+  const { auditRecorder } = services;
+  cleanups.push(auditRecorder.keepFlushing(auditPolicy.flushEveryMs));
+
   const sessionAuthenticator = createSessionAuthenticator(services.sessionVerifier);
   const throttle = createFailureThrottle({
     perMinute: config.ROOMKEY_AUTH_FAILURES_PER_MINUTE,
@@ -99,6 +103,11 @@ export async function startApi({ config, clients, services, logger, clock, stopp
     logger,
     observer: services.metrics,
     ownOrigin: () => originOf(services.publicUrl.value),
+    audit: {
+      record: (environment, facts) => auditRecorder.record(environment, facts),
+      note: (environment, facts, aggregate) => auditRecorder.note(environment, facts, aggregate),
+      knows: (environment) => directory.has(environment),
+    },
   });
   const dashboardMode = config.ROOMKEY_DASHBOARD;
   const dashboard =
@@ -124,7 +133,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
           webhooks: services.webhookService,
           pages,
           promotion: createPromotionHandlers({ promotion: services.integrationPromotion, pages }),
-          audit: createAuditHandlers(),
+          audit: createAuditHandlers({ audit: services.auditService, pages }),
           masterKeys: createMasterKeyHandlers({ rotation: services.masterKeyRotation }),
         }),
       ),
@@ -156,6 +165,7 @@ export async function startApi({ config, clients, services, logger, clock, stopp
         authenticate: (secret, environment) => sessionAuthenticator.authenticate(secret, environment),
         environments: directory,
         clock,
+        audit: auditRecorder,
       }),
       logger,
     }),

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { ConnectPageDeps, ConnectPageSession } from "../connect-page/connect-page.js";
+import type { AuditFacts } from "../domain/audit/audit-recorder.js";
 import type { Clock } from "../domain/clock.js";
 import type { ConnectSessionService } from "../domain/connect-sessions/connect-session-service.js";
 import {
@@ -24,6 +25,8 @@ export interface ConnectPageBackendDeps {
   authenticate(secret: string, environment: string): Principal | Promise<Principal>;
   environments: { require(name: string): Environment | Promise<Environment> };
   clock: Clock;
+  /** The environment's audit log: a connection the page completed is a call's entry, as over the API. */
+  audit?: { record(environment: string, facts: AuditFacts): Promise<void> };
 }
 
 export function connectPageBackend(deps: ConnectPageBackendDeps): Omit<ConnectPageDeps, "logger"> {
@@ -64,6 +67,18 @@ export function connectPageBackend(deps: ConnectPageBackendDeps): Omit<ConnectPa
     },
     async completeCallback(params) {
       const { environment, session, account } = await sessions.completeCallback(params);
+      // The page's request carries no request id or peer the page hands on: the entry says where it came from.
+      await deps.audit?.record(environment, {
+        actorKind: "connect_session",
+        actorId: session.id,
+        method: "roomkey.v1.AccountService/CompleteOAuthConnection",
+        resource: account.id,
+        requestId: "",
+        outcome: "OK",
+        reason: "",
+        peer: "",
+        details: { via: "connect_page" },
+      });
       return { ...(await pageSession(environment, session)), accountId: account.id };
     },
     async sessionOfState(state) {

@@ -1,6 +1,9 @@
 import type { Logger } from "pino";
 import { type Config, masterKeysOf } from "../config.js";
 import { createAccountService } from "../domain/accounts/account-service.js";
+import { auditPolicy } from "../domain/audit/audit-policy.js";
+import { createAuditRecorder } from "../domain/audit/audit-recorder.js";
+import { createAuditService } from "../domain/audit/audit-service.js";
 import type { Clock } from "../domain/clock.js";
 import { createConnectSessionService } from "../domain/connect-sessions/connect-session-service.js";
 import { createSessionVerifier } from "../domain/connect-sessions/session-verifier.js";
@@ -37,6 +40,7 @@ import {
   createAccountRepository,
   oauthStatesCollection,
 } from "../storage/account-repository.js";
+import { auditEventsCollection, createAuditRepository } from "../storage/audit-repository.js";
 import { connectSessionsCollection, createConnectSessionRepository } from "../storage/connect-session-repository.js";
 import { createEnvironmentDatabases } from "../storage/environment-databases.js";
 import { createEnvironmentRepository } from "../storage/environment-repository.js";
@@ -98,6 +102,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     transitionsCollection,
     connectSessionsCollection,
     ...webhookCollections,
+    auditEventsCollection,
   ]);
   const databases = guard({
     provision: (name: string, incarnation: string) =>
@@ -119,6 +124,7 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
   const integrationRepository = guard(createIntegrationRepository(environmentDatabases));
   const webhookRepository = guard(createWebhookRepository(environmentDatabases));
   const connectSessionRepository = guard(createConnectSessionRepository(environmentDatabases));
+  const auditRepository = guard(createAuditRepository(environmentDatabases));
   const wakes = createWakeIndex({ redis, prefix: config.ROOMKEY_QUEUE_PREFIX });
   const queues = createQueueRegistry({ connection: redis, prefix: config.ROOMKEY_QUEUE_PREFIX, wakes, logger });
   const bus = createEventBus({ publisher: redis, subscriber, prefix: config.ROOMKEY_QUEUE_PREFIX, logger });
@@ -338,6 +344,22 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     warn: (message, details) => logger.warn(details, message),
   });
 
+  // The audit log of each environment: calls (the edge), refusals, the worker's state changes.
+  const auditRecorder = createAuditRecorder({
+    store: auditRepository,
+    exists: (name) => directory.has(name) || environmentExists(name),
+    clock,
+    maxBuffered: auditPolicy.maxBufferedEntries,
+    maxBatch: auditPolicy.maxBatchEntries,
+    warn: (message, details) => logger.warn(details, message),
+    observe: metrics.audit,
+  });
+  const auditService = createAuditService({
+    store: auditRepository,
+    retentionMs: async (name) => effectiveSettings((await directory.require(name)).settings).auditRetentionMs,
+    clock,
+  });
+
   // Page tokens carry a MAC under a key every replica derives alike, bound to the environment's incarnation.
   // Signed under the current master key; taken under any configured one (replicas switch keys one by one).
   const pages = createPageTokens({
@@ -391,6 +413,8 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     connectSessionRepository,
     sessionVerifier,
     connectSessions,
+    auditRecorder,
+    auditService,
     publicUrl,
     pages,
     metrics,

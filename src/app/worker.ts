@@ -12,6 +12,9 @@ import { createConnectingSweep, createHandshakes } from "../domain/accounts/hand
 import { createHandshakeSweep } from "../domain/accounts/handshake-sweep.js";
 import { createRefresher, createRefreshSweep } from "../domain/accounts/refresher.js";
 import { createRevocationSweep, createUpstreamRevocations } from "../domain/accounts/upstream-revocation.js";
+import { auditPolicy } from "../domain/audit/audit-policy.js";
+import { workerAudit } from "../domain/audit/audit-recorder.js";
+import { auditedAccountEvents } from "../domain/audit/worker-audit.js";
 import { parseEnvironmentName } from "../domain/environments/environment-name.js";
 import { effectiveSettings, incarnationOf } from "../domain/environments/environments.js";
 import { createTokenMaintenance } from "../domain/tokens/token-maintenance.js";
@@ -58,13 +61,17 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
   const { redis, workerRedis, mongoReady } = clients;
   const { accountRepository, integrationRepository, directory, oauthClient, queues, producers } = services;
   const { environments, databases, environmentDatabases, environmentService } = services;
+  // The worker's state changes go to each environment's audit log.
+  const audit = workerAudit(services.auditRecorder);
+  cleanups.push(services.auditRecorder.keepFlushing(auditPolicy.flushEveryMs));
+  const accountEvents = auditedAccountEvents(services.accountEvents, audit);
   const handshakes = createHandshakes({
     store: accountRepository,
     integrations: integrationRepository,
     keys: directory,
     checker: createHttpCredentialChecker(services.providerOptions),
     oauth: oauthClient,
-    events: services.accountEvents,
+    events: accountEvents,
     clock,
     writeRetries: handshakeWriteRetries,
     // Webhook events of outcomes are named by their attempt: telling one again is safe.
@@ -75,7 +82,7 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     integrations: integrationRepository,
     keys: directory,
     oauth: oauthClient,
-    events: services.accountEvents,
+    events: accountEvents,
     clock,
   });
   const sweepRefreshes = createRefreshSweep({
@@ -166,12 +173,14 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
     overdueMs: 2 * config.ROOMKEY_JOB_LOCK_MS,
     clock,
     observe: { attempt: services.metrics.webhookAttempt, disabled: services.metrics.endpointDisabled },
+    audit,
   });
   const tokenMaintenance = createTokenMaintenance({
     store: services.tokenRepository,
     invalidations: services.invalidations,
     retentionMs: async (name) => effectiveSettings((await environments.get(name))?.settings ?? {}).tokenRetentionMs,
     clock,
+    audit,
   });
   // In process, not jobs: an idle environment then costs no Redis command (workers/sweep-clock.ts).
   const sweeps: Sweep[] = [
@@ -194,6 +203,11 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
       name: "purge-webhooks",
       everyMs: Math.min(webhookPurgeEveryMs, Math.max(500, config.ROOMKEY_WEBHOOK_RETENTION_MS / 10)),
       run: (environment) => webhookDelivery.purge(environment),
+    },
+    {
+      name: "purge-audit",
+      everyMs: auditPolicy.retentionSweepEveryMs,
+      run: (environment) => services.auditService.enforceRetention(environment),
     },
   ];
   const sweepClock = createSweepClock({

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { type Cli, type Connect, createCli, type Io } from "./cli.js";
 import { accountCommands } from "./commands/account.js";
+import { auditCommands } from "./commands/audit.js";
 import { connectSessionCommands } from "./commands/connect-session.js";
 import { envCommands } from "./commands/env.js";
 import { integrationCommands } from "./commands/integration.js";
@@ -52,6 +53,7 @@ export function createProgram(cli: Cli, onAction: (command: Command) => void = (
   connectSessionCommands(program, cli);
   integrationCommands(program, cli);
   webhookCommands(program, cli);
+  auditCommands(program, cli);
   return program;
 }
 

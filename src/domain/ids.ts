@@ -45,6 +45,6 @@ export function base62Fixed(value: number, width: number): string {
  * A resource id such as `tok_0Nm2bqZp8tQy4rW1xKs9Lf`: 8 characters of
  * millisecond time (ids sort by creation) and 14 random ones (83 bits).
  */
-export function newId(prefix: "tok" | "acc" | "we" | "cs", now: Date): string {
+export function newId(prefix: "tok" | "acc" | "we" | "cs" | "ae", now: Date): string {
   return `${prefix}_${base62Fixed(now.getTime(), 8)}${randomBase62(14)}`;
 }

@@ -133,6 +133,17 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     labelNames: ["environment"],
     registers: [registry],
   });
+  const auditDropped = new Counter({
+    name: "roomkey_audit_entries_dropped_total",
+    help: "Audit entries not written because the in-memory buffer (refusals, failed writes waiting for a retry) was full.",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const auditWriteFailures = new Counter({
+    name: "roomkey_audit_write_failures_total",
+    help: "Audit entries whose write failed; they wait in the buffer for the next flush (see roomkey_audit_entries_dropped_total).",
+    registers: [registry],
+  });
   const providerCalls = new Counter({
     name: "roomkey_provider_calls_total",
     help: "Calls to providers (credential checks, OAuth token exchanges and refreshes), by outcome.",
@@ -326,6 +337,15 @@ export function createMetrics(sources: MetricsSources, options: MetricsOptions =
     /** roomkey disabled a webhook endpoint that kept failing. */
     endpointDisabled(environment: string): void {
       endpointsDisabled.inc({ environment: knownEnvironment(environment) });
+    },
+    /** What the audit recorder could not write. */
+    audit: {
+      dropped(reason: "buffer_full", count: number): void {
+        auditDropped.inc({ reason }, count);
+      },
+      writeFailed(count: number): void {
+        auditWriteFailures.inc(count);
+      },
     },
     providerCall: providerObserver,
     /** The text exposition format and its content type. */

@@ -28,6 +28,12 @@ export interface Authenticator {
   authenticateFromMemory(secret: string, environment: string): Principal | undefined;
   /** Whether a credential with this secret exists here (a token in the known-hash filter): no one makes those up. */
   knownToExist(secret: string, environment: string): boolean;
+  /**
+   * The id of the token this secret is, whatever its state, when memory
+   * knows it in `environment` (no lookup): what an audit entry of a refusal
+   * names.
+   */
+  identify?(secret: string, environment: string): string | undefined;
 }
 
 function digest(value: string): Buffer {
@@ -71,6 +77,7 @@ export function createAuthenticator(deps: {
       return credentialsFor(secret)?.authenticateFromMemory(secret, environment);
     },
     knownToExist: (secret, environment) => credentialsFor(secret)?.knownToExist(secret, environment) ?? false,
+    identify: (secret, environment) => credentialsFor(secret)?.identify?.(secret, environment),
   };
 }
 
@@ -157,7 +164,8 @@ const refusals: Record<Exclude<VerifyStatus, "valid" | "wrong_environment">, Roo
  * reason that says why.
  */
 export function createTokenAuthenticator(
-  verifier: Pick<TokenVerifier, "verify" | "verifyFromMemory" | "knownToExist">,
+  verifier: Pick<TokenVerifier, "verify" | "verifyFromMemory" | "knownToExist"> &
+    Partial<Pick<TokenVerifier, "identify">>,
 ): Authenticator {
   return {
     authenticate(secret, environment) {
@@ -171,6 +179,7 @@ export function createTokenAuthenticator(
       return verification ? principalOf(verification, environment) : undefined;
     },
     knownToExist: (secret, environment) => verifier.knownToExist(secret, environment),
+    identify: (secret, environment) => verifier.identify?.(secret, environment),
   };
 }
 

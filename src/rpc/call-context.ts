@@ -14,6 +14,8 @@ export type Principal =
 export interface CallContext {
   environment: string;
   principal: Principal;
+  /** The caller's peer key (IPv6 as its /64), when the transport knows it: for the audit log. */
+  peer?: string;
 }
 
 export const callContextKey = createContextKey<CallContext | undefined>(undefined, {

@@ -3,13 +3,16 @@ import { pathToString, type ReflectMessage, reflect } from "@bufbuild/protobuf/r
 import type { Validator } from "@bufbuild/protovalidate";
 import { Code, type ConnectError, createContextKey, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { Logger } from "pino";
+import type { AuditFacts } from "../domain/audit/audit-recorder.js";
 import {
   environmentHeader,
   invalidEnvironment,
+  isEnvironmentName,
   parseEnvironmentName,
 } from "../domain/environments/environment-name.js";
 import type { Environment } from "../domain/environments/environments.js";
 import { type FieldViolation, InvalidArgumentError, RoomkeyError } from "../domain/errors.js";
+import { describeCall, ensureRequestId, isAudited, outcomeName, reasonOf, requestIdHeader } from "./audit-calls.js";
 import type { Authenticator } from "./authentication.js";
 import { type CallContext, callContextKey, type Principal } from "./call-context.js";
 import { codeOf, toConnectError } from "./errors.js";
@@ -36,6 +39,18 @@ export interface EdgeDeps {
   observer?: EdgeObserver;
   /** roomkey's own public origin (ROOMKEY_PUBLIC_URL's): the hosted page's calls come from it. */
   ownOrigin?(): string | undefined;
+  /** The environments' audit logs: calls that change something, and refused authentications. */
+  audit?: EdgeAudit;
+}
+
+/** Where the edge writes audit entries (domain/audit/audit-recorder.ts). */
+export interface EdgeAudit {
+  /** An admitted call's entry, awaited before the call answers. */
+  record(environment: string, facts: AuditFacts): Promise<void>;
+  /** A refusal at admission: buffered within a bound, never awaited; `aggregate` merges refusals with that key. */
+  note(environment: string, facts: AuditFacts, aggregate?: string): void;
+  /** Whether the environment exists, from memory alone: refusals naming any other are not recorded. */
+  knows(environment: string): boolean;
 }
 
 export interface EdgeObserver {
@@ -130,6 +145,24 @@ function bearerOf(headers: Headers): string | undefined {
   const secret =
     value !== null && value.length > 7 && value.slice(0, 7).toLowerCase() === "bearer " ? value.slice(7) : "";
   return bearerSecret.test(secret) ? secret : undefined;
+}
+
+/** `roomkey.v1.TokenService/CreateToken`: how audit entries name a method. */
+function fullName(method: DescMethod): string {
+  return `${method.parent.typeName}/${method.name}`;
+}
+
+/** Who an audit entry says called. */
+function actorOf(principal: Principal): Pick<AuditFacts, "actorKind" | "actorId"> {
+  if (principal.kind === "admin") return { actorKind: "admin", actorId: "" };
+  if (principal.kind === "token") return { actorKind: "token", actorId: principal.tokenId };
+  return { actorKind: "connect_session", actorId: principal.session.id };
+}
+
+/** Sends the call's request id back in the response metadata (`x-request-id`). */
+function echoRequestId(ctx: HandlerContext): void {
+  const id = ctx.requestHeader.get(requestIdHeader);
+  if (id !== null) ctx.responseHeader.set(requestIdHeader, id);
 }
 
 function principalName(principal: Principal): string {
@@ -300,9 +333,14 @@ export function createEdge(deps: EdgeDeps) {
     const policy = policyOf(method);
     const environment = readEnvironment(headers);
     const admitted = (principal: Principal): CallContext | Promise<CallContext> => {
-      authorize(policy, principal, method);
-      if (principal.kind === "session") checkOrigin(principal.session.allowedOrigins, headers, deps.ownOrigin);
-      const call: CallContext = { environment, principal };
+      try {
+        authorize(policy, principal, method);
+        if (principal.kind === "session") checkOrigin(principal.session.allowedOrigins, headers, deps.ownOrigin);
+      } catch (error) {
+        noteForbidden(method, environment, principal, headers, peer, error);
+        throw error;
+      }
+      const call: CallContext = peer === undefined ? { environment, principal } : { environment, principal, peer };
       const found = policy.environment === "existing" ? environments.require(environment) : undefined;
       return found instanceof Promise ? found.then(() => call) : call;
     };
@@ -341,6 +379,68 @@ export function createEdge(deps: EdgeDeps) {
     }
   }
 
+  /**
+   * A mutating call refused for its access (a scope it lacks, a session not
+   * allowed): the environment's log holds it, with who tried. Buffered like
+   * every refusal at admission: the request was not read, so it names no
+   * resource.
+   */
+  function noteForbidden(
+    method: DescMethod,
+    environment: string,
+    principal: Principal,
+    headers: Headers,
+    peer: string | undefined,
+    error: unknown,
+  ): void {
+    const audit = deps.audit;
+    if (!audit || !isAudited(method) || !audit.knows(environment)) return;
+    audit.note(environment, {
+      ...actorOf(principal),
+      method: fullName(method),
+      resource: "",
+      requestId: headers.get(requestIdHeader) ?? "",
+      outcome: outcomeName(codeOf(error)),
+      reason: reasonOf(error),
+      peer: peer ?? "",
+      details: {},
+    });
+  }
+
+  /**
+   * A refused authentication, in the log of the environment the metadata
+   * names when that environment exists (memory alone says so: a made-up
+   * name costs nothing and creates no database). A throttled peer's
+   * refusals add up in one entry per interval.
+   */
+  function noteRefusal(method: DescMethod, headers: Headers, peer: string | undefined, error: unknown): void {
+    const audit = deps.audit;
+    if (!audit || !(error instanceof RoomkeyError)) return;
+    const throttled = error.reason === tooManyReason;
+    if (!throttled && !isAuthenticationFailure(error)) return;
+    const environment = headers.get(environmentHeader);
+    if (environment === null || !isEnvironmentName(environment) || !audit.knows(environment)) return;
+    const tokenEnvironment = error.reason === "TOKEN_WRONG_ENVIRONMENT" ? error.metadata?.token_environment : undefined;
+    const secret = bearerOf(headers);
+    const actorId =
+      secret === undefined ? undefined : authenticator.identify?.(secret, tokenEnvironment ?? environment);
+    audit.note(
+      environment,
+      {
+        actorKind: "unauthenticated",
+        actorId: actorId ?? "",
+        method: fullName(method),
+        resource: "",
+        requestId: headers.get(requestIdHeader) ?? "",
+        outcome: outcomeName(codeOf(error)),
+        reason: error.reason,
+        peer: peer ?? "",
+        details: tokenEnvironment ? { token_environment: tokenEnvironment } : {},
+      },
+      throttled && peer !== undefined ? `throttled\u0000${peer}` : undefined,
+    );
+  }
+
   function refused(method: DescMethod, started: number, error: unknown): never {
     const observer = deps.observer;
     if (observer) {
@@ -355,17 +455,25 @@ export function createEdge(deps: EdgeDeps) {
     throw error;
   }
 
-  /** `admitCall`, with refusals told to the observer. Every transport admits through this. */
+  /**
+   * `admitCall`, with refusals told to the observer and the audit log. Every
+   * transport admits through this. It settles the call's request id first
+   * (the caller's, or one made and written into `headers`).
+   */
   function admit(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext> {
-    if (!deps.observer) return admitCall(method, headers, peer);
+    ensureRequestId(headers);
+    if (!deps.observer && !deps.audit) return admitCall(method, headers, peer);
     const started = performance.now();
+    const reject = (error: unknown): never => {
+      noteRefusal(method, headers, peer, error);
+      if (deps.observer) return refused(method, started, error);
+      throw error;
+    };
     try {
       const admitted = admitCall(method, headers, peer);
-      return admitted instanceof Promise
-        ? admitted.catch((error: unknown) => refused(method, started, error))
-        : admitted;
+      return admitted instanceof Promise ? admitted.catch(reject) : admitted;
     } catch (error) {
-      return refused(method, started, error);
+      return reject(error);
     }
   }
 
@@ -423,29 +531,64 @@ export function createEdge(deps: EdgeDeps) {
     policyOf(method);
     const fail = (error: unknown) => toConnectError(error, logger.child({ method: method.name }));
     if (method.methodKind === "unary") {
+      const audit = deps.audit && isAudited(method) ? deps.audit : undefined;
+      /** The call's entry, written before it answers; undefined when not recorded (or refused at admission). */
+      const record = (
+        ctx: HandlerContext,
+        request: Message | undefined,
+        response: unknown,
+        error?: unknown,
+        failure?: ConnectError,
+      ): Promise<void> | undefined => {
+        const call = audit ? ctx.values.get(callContextKey) : undefined;
+        if (!audit || !call) return undefined;
+        const { resource, details } = describeCall(method, request, response, call);
+        return audit.record(call.environment, {
+          ...actorOf(call.principal),
+          method: fullName(method),
+          resource,
+          requestId: ctx.requestHeader.get(requestIdHeader) ?? "",
+          outcome: outcomeName(failure?.code),
+          reason: failure ? reasonOf(error, failure) : "",
+          peer: call.peer ?? "",
+          details,
+        });
+      };
       // Not async: a call that needs no I/O completes without a promise or a microtask of its own.
       return (request: Message, ctx: HandlerContext): unknown => {
         inflight++;
         const started = timed ? performance.now() : 0;
-        const failed = (error: unknown): never => {
+        let decoded: Message | undefined;
+        const failed = (error: unknown): unknown => {
           const failure = fail(error);
-          ended(method, ctx, started, failure);
-          leave();
-          throw failure;
-        };
-        try {
-          const entered = enter(method, ctx, request);
-          const result = entered instanceof Promise ? entered.then((req) => impl(req, ctx)) : impl(entered, ctx);
-          if (!(result instanceof Promise)) {
-            ended(method, ctx, started);
+          echoRequestId(ctx);
+          const done = (): never => {
+            ended(method, ctx, started, failure);
             leave();
-            return result;
-          }
-          return result.then((response: unknown) => {
+            throw failure;
+          };
+          const recorded = record(ctx, decoded, undefined, error, failure);
+          return recorded ? recorded.then(done) : done();
+        };
+        const succeeded = (response: unknown): unknown => {
+          echoRequestId(ctx);
+          const done = () => {
             ended(method, ctx, started);
             leave();
             return response;
-          }, failed);
+          };
+          const recorded = record(ctx, decoded, response);
+          return recorded ? recorded.then(done) : done();
+        };
+        try {
+          const entered = enter(method, ctx, request);
+          const run = (req: Message) => {
+            decoded = req;
+            return impl(req, ctx);
+          };
+          const result = entered instanceof Promise ? entered.then(run) : run(entered);
+          if (!(result instanceof Promise)) return succeeded(result);
+          return result.then(succeeded, failed);
         } catch (error) {
           return failed(error);
         }
@@ -458,9 +601,12 @@ export function createEdge(deps: EdgeDeps) {
         let failure: ConnectError | undefined;
         try {
           const entered = enter(method, ctx, request);
-          yield* impl(entered instanceof Promise ? await entered : entered, ctx) as AsyncIterable<unknown>;
+          const admitted = entered instanceof Promise ? await entered : entered;
+          echoRequestId(ctx);
+          yield* impl(admitted, ctx) as AsyncIterable<unknown>;
         } catch (error) {
           failure = fail(error);
+          echoRequestId(ctx);
           throw failure;
         } finally {
           ended(method, ctx, started, failure);

@@ -67,7 +67,7 @@ function setup(scopes: string[] = []) {
               promotion: { diff: unused, promote: unused },
               pages: testPageTokens(),
             }),
-            audit: createAuditHandlers(),
+            audit: createAuditHandlers({ audit: { list: unused }, pages: testPageTokens() }),
             masterKeys: createMasterKeyHandlers({ rotation: unusedRotation }),
           }),
         ),

@@ -88,6 +88,7 @@ function setup(options: { retentionMs?: number } = {}) {
   const clock = fakeClock();
   const published: { environment: string; hash: string }[] = [];
   const retentionAsked: string[] = [];
+  const audited: { environment: string; method: string; resource: string }[] = [];
   const maintenance = createTokenMaintenance({
     store,
     invalidations: {
@@ -101,8 +102,13 @@ function setup(options: { retentionMs?: number } = {}) {
       return options.retentionMs ?? 30 * day;
     },
     clock,
+    audit: {
+      async record(environment, { method, resource }) {
+        audited.push({ environment, method, resource });
+      },
+    },
   });
-  return { maintenance, store, clock, published, retentionAsked };
+  return { maintenance, store, clock, published, retentionAsked, audited };
 }
 
 function record(id: string, overrides: Partial<Token> = {}): Token {
@@ -240,5 +246,23 @@ describe("sweep", () => {
     expect(second).toEqual({ expired: 0, retired: 0, purged: 0 });
     expect(store.snapshot()).toEqual(after);
     expect(published).toHaveLength(publishedAfter);
+  });
+});
+
+describe("the audit log of retirements", () => {
+  it("when a token is retired by its job or by the sweep, then each retirement is recorded once; a second run records nothing", async () => {
+    const { maintenance, store, clock, audited } = setup();
+    const graceExpireTime = new Date(clock.now().getTime() + hour);
+    store.put(record("tok_a", { rotateTime: clock.now(), graceExpireTime, state: "rotated" }));
+    store.put(record("tok_b", { rotateTime: clock.now(), graceExpireTime, state: "rotated" }));
+    clock.advance(hour);
+    await maintenance.retire("staging", "tok_a");
+    await maintenance.retire("staging", "tok_a");
+    await maintenance.sweep("staging");
+    await maintenance.sweep("staging");
+    expect(audited).toEqual([
+      { environment: "staging", method: "worker/token.retire", resource: "tok_a" },
+      { environment: "staging", method: "worker/token.retire", resource: "tok_b" },
+    ]);
   });
 });

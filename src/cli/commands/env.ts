@@ -24,6 +24,7 @@ function environmentFields(environment: Environment | undefined): string {
     ["oauth refresh margin", duration(settings?.oauthRefreshMargin)],
     ["refresh token keepalive", duration(settings?.refreshTokenKeepalive)],
     ["token retention", duration(settings?.tokenRetention)],
+    ["audit retention", duration(settings?.auditRetention)],
     ["created", time(e?.createTime)],
     ["updated", time(e?.updateTime)],
   ]);
@@ -36,6 +37,7 @@ interface CreateFlags {
   oauthRefreshMargin?: { seconds: bigint };
   refreshTokenKeepalive?: { seconds: bigint };
   tokenRetention?: { seconds: bigint };
+  auditRetention?: { seconds: bigint };
 }
 
 /** `roomkey env …`: EnvironmentService's environments. The environment a command names is its `roomkey-environment`. */
@@ -83,6 +85,7 @@ export function envCommands(program: Command, cli: Cli): void {
     .option("--oauth-refresh-margin <duration>", "refresh OAuth access tokens this long before expiry", parseDuration)
     .option("--refresh-token-keepalive <duration>", "refresh idle OAuth refresh tokens after this long", parseDuration)
     .option("--token-retention <duration>", "keep revoked and expired tokens listable this long", parseDuration)
+    .option("--audit-retention <duration>", "keep audit events this long, 1d to 10 years (default 90d)", parseDuration)
     .addHelpText("after", "\nExample:\n  roomkey env create qa --display-name QA --default-token-lifetime 90d")
     .action(async (name: string, flags: CreateFlags, command: Command) => {
       const response = await cli.client(command, EnvironmentService, name).createEnvironment(
@@ -94,6 +97,7 @@ export function envCommands(program: Command, cli: Cli): void {
             oauthRefreshMargin: flags.oauthRefreshMargin,
             refreshTokenKeepalive: flags.refreshTokenKeepalive,
             tokenRetention: flags.tokenRetention,
+            auditRetention: flags.auditRetention,
           },
         },
         cli.call,

@@ -12,12 +12,15 @@ export interface EnvironmentSettings {
   oauthRefreshMarginMs?: number;
   refreshTokenKeepaliveMs?: number;
   tokenRetentionMs?: number;
+  /** How long audit entries are kept before the retention sweep deletes them. */
+  auditRetentionMs?: number;
 }
 
 export const settingDefaults = {
   oauthRefreshMarginMs: 10 * minute,
   refreshTokenKeepaliveMs: 7 * day,
   tokenRetentionMs: 30 * day,
+  auditRetentionMs: 90 * day,
 } as const;
 
 /** The settings an environment actually runs with: stored values over defaults. */

@@ -1,3 +1,5 @@
+import { workerActions } from "../audit/audit.js";
+import type { WorkerAudit } from "../audit/ports.js";
 import type { Clock } from "../clock.js";
 import { idempotencyWindowMs } from "../idempotency.js";
 import type { TokenInvalidations, TokenMaintenanceStore } from "./ports.js";
@@ -8,6 +10,8 @@ export interface TokenMaintenanceDeps {
   /** The environment's retention for ended tokens. */
   retentionMs(environment: string): Promise<number>;
   clock: Clock;
+  /** Where retirements are recorded (the environment's audit log). */
+  audit?: WorkerAudit;
 }
 
 export type TokenMaintenance = ReturnType<typeof createTokenMaintenance>;
@@ -19,6 +23,16 @@ export type TokenMaintenance = ReturnType<typeof createTokenMaintenance>;
 export function createTokenMaintenance(deps: TokenMaintenanceDeps) {
   const { store, invalidations, clock } = deps;
 
+  /** A rotated token retired: every replica forgets it, and the audit log says so. */
+  async function retired(environment: string, token: { id: string; hash: string }): Promise<void> {
+    await deps.audit?.record(environment, {
+      method: workerActions.tokenRetire,
+      resource: token.id,
+      details: { from: "ROTATED", to: "RETIRED" },
+    });
+    await invalidations.publish(environment, token.hash);
+  }
+
   /**
    * Retires a rotated token whose grace has ended: every replica forgets it.
    * Returns when to try again if the grace has not ended yet.
@@ -28,7 +42,7 @@ export function createTokenMaintenance(deps: TokenMaintenanceDeps) {
     if (!token?.rotateTime || !token.graceExpireTime) return {};
     const now = clock.now();
     if (token.graceExpireTime > now) return { retryAt: token.graceExpireTime };
-    if (await store.retire(environment, tokenId, now)) await invalidations.publish(environment, token.hash);
+    if (await store.retire(environment, tokenId, now)) await retired(environment, token);
     return {};
   }
 
@@ -38,17 +52,17 @@ export function createTokenMaintenance(deps: TokenMaintenanceDeps) {
     // Lost messages matter little here: verification checks expiry and grace itself.
     const expired = await store.markExpired(environment, now);
     for (const token of expired) await invalidations.publish(environment, token.hash);
-    let retired = 0;
+    let retiredCount = 0;
     for (const token of await store.dueForRetirement(environment, now)) {
       if (await store.retire(environment, token.id, now)) {
-        retired++;
-        await invalidations.publish(environment, token.hash);
+        retiredCount++;
+        await retired(environment, token);
       }
     }
     const retention = await deps.retentionMs(environment);
     const purged = await store.purgeEnded(environment, new Date(now.getTime() - retention));
     await store.purgeIdempotency(environment, new Date(now.getTime() - idempotencyWindowMs));
-    return { expired: expired.length, retired, purged };
+    return { expired: expired.length, retired: retiredCount, purged };
   }
 
   return { retire, sweep };

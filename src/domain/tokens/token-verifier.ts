@@ -158,10 +158,18 @@ export function createTokenVerifier(deps: TokenVerifierDeps) {
     return found.status === "valid" ? found : undefined;
   }
 
+  /** The id of the token a secret is, whatever its state, when the cache holds it (no lookup, no stats). */
+  function identify(secret: string, environment: string): string | undefined {
+    const shape = inspectSecret(secret);
+    if (shape.kind !== "token" || shape.environment !== environment) return undefined;
+    return cache.get(hashSecret(secret), clock.now().getTime())?.id;
+  }
+
   return {
     verify,
     verifyFromMemory,
     knownToExist,
+    identify,
     /**
      * Forgets one token (created, revoked, rotated, retired): it is looked up
      * again on next use. With its environment, the known-hash filter learns

@@ -1,3 +1,5 @@
+import { workerActions } from "../audit/audit.js";
+import type { WorkerAudit } from "../audit/ports.js";
 import type { Clock } from "../clock.js";
 import { open } from "../crypto/envelope.js";
 import type { DataKeySource, ExpiringTokens, SendOutcome, WebhookQueue, WebhookSend, WebhookStore } from "./ports.js";
@@ -48,6 +50,8 @@ export interface WebhookDeliveryDeps {
     attempt(environment: string, outcome: "succeeded" | "failed", seconds: number): void;
     disabled(environment: string): void;
   };
+  /** Where disables are recorded (the environment's audit log). */
+  audit?: WorkerAudit;
 }
 
 export type DeliveryOutcome =
@@ -111,6 +115,11 @@ export function createWebhookDelivery(deps: WebhookDeliveryDeps) {
     const changes = { enabled: false, disabledReason: reason, updateTime: now };
     if (!(await store.updateEndpoint(environment, endpoint, changes))) return;
     deps.observe?.disabled(environment);
+    await deps.audit?.record(environment, {
+      method: workerActions.endpointDisable,
+      resource: endpoint.id,
+      details: { from: "ENABLED", to: "DISABLED" },
+    });
     await store.failPending(environment, endpoint.id, "the endpoint was disabled", now);
     // Told to the environment's other receivers: the URL without a query or credentials that may be secret.
     const disabled = { ...endpoint, ...changes, url: withoutSecrets(endpoint.url) };

@@ -120,6 +120,17 @@ function shuttingDown(): RoomkeyError {
   return new RoomkeyError("unavailable", "SHUTTING_DOWN", "the server is shutting down; reconnect to another replica");
 }
 
+/** Response headers a handler set, sent as the call's initial metadata (before any message or status). */
+function sendHeaders(call: { sendMetadata(metadata: Metadata): void }, ctx: GrpcCallContext | undefined): void {
+  const headers = ctx?.headersSet();
+  if (!headers) return;
+  const metadata = new GrpcMetadata();
+  headers.forEach((value, key) => {
+    metadata.set(key, value);
+  });
+  call.sendMetadata(metadata);
+}
+
 export interface GrpcAdapterOptions {
   logger: Logger;
   /** Aborted when the server begins to shut down: streams end, unary calls finish. */
@@ -191,10 +202,12 @@ export function grpcService<S extends DescService>(
             failed(error);
             return;
           }
+          sendHeaders(call, ctx);
           callback(null, message);
           ctx?.end();
         };
         const failed = (error: unknown) => {
+          sendHeaders(call, ctx);
           callback(fail(error));
           ctx?.end();
         };
@@ -211,18 +224,27 @@ export function grpcService<S extends DescService>(
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = (call: ServerWritableStream<Encoded, Message>) => {
         let ctx: GrpcCallContext | undefined;
+        let headersSent = false;
         const stream = async () => {
           ctx = contextOf(method, call);
           const { context } = ctx;
           const request = decoded(method, call, context);
           for await (const response of run(request, context) as AsyncIterable<Parameters<typeof create>[1]>) {
             if (context.signal.aborted) break;
+            if (!headersSent) {
+              headersSent = true;
+              sendHeaders(call, ctx);
+            }
             if (!call.write(create(method.output, response))) {
               await once(call, "drain", { signal: context.signal });
             }
           }
         };
         const finish = (error?: unknown) => {
+          if (!headersSent && !call.cancelled) {
+            headersSent = true;
+            sendHeaders(call, ctx);
+          }
           ctx?.end();
           if (call.cancelled) return;
           if (options.shutdownSignal.aborted) error = shuttingDown();

@@ -16,6 +16,8 @@ export interface GrpcContextInit {
 /** A handler context and the function that releases it when the call is over. */
 export interface GrpcCallContext {
   context: HandlerContext;
+  /** The response headers a handler set, or undefined when it set none (nothing to send). */
+  headersSet(): Headers | undefined;
   end(): void;
 }
 
@@ -94,6 +96,10 @@ class GrpcHandlerContext implements HandlerContext, GrpcCallContext {
 
   get responseHeader(): Headers {
     this.headers ??= new Headers();
+    return this.headers;
+  }
+
+  headersSet(): Headers | undefined {
     return this.headers;
   }
 

@@ -1,7 +1,8 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { type Metadata, ServerInterceptingCall, type ServerInterceptor, status } from "@grpc/grpc-js";
+import { Metadata, ServerInterceptingCall, type ServerInterceptor, status } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { RoomkeyError } from "../../domain/errors.js";
+import { requestIdHeader } from "../audit-calls.js";
 import type { CallContext } from "../call-context.js";
 import { toConnectError } from "../errors.js";
 import { peerKey } from "../failure-throttle.js";
@@ -94,7 +95,16 @@ export function grpcAdmission(deps: {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, proceed) => {
-            const refuse = (error: unknown) => intercepted.sendStatus(serviceError(toConnectError(error, deps.logger)));
+            const refuse = (error: unknown) => {
+              // The request id the edge settled (the caller's, or one it made) goes back with the refusal.
+              const [requestId] = metadata.get(requestIdHeader);
+              if (typeof requestId === "string") {
+                const headers = new Metadata();
+                headers.set(requestIdHeader, requestId);
+                intercepted.sendMetadata(headers);
+              }
+              intercepted.sendStatus(serviceError(toConnectError(error, deps.logger)));
+            };
             const accept = (context: CallContext) => {
               admitted.set(metadata, context);
               proceed(metadata);

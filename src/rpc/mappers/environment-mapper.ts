@@ -20,6 +20,7 @@ const settingFields = {
   oauth_refresh_margin: "oauthRefreshMarginMs",
   refresh_token_keepalive: "refreshTokenKeepaliveMs",
   token_retention: "tokenRetentionMs",
+  audit_retention: "auditRetentionMs",
 } as const satisfies Record<string, keyof EnvironmentSettings>;
 
 type SettingPath = keyof typeof settingFields;
@@ -31,6 +32,7 @@ function settingsToProto(settings: EnvironmentSettings): MessageInitShape<typeof
     oauthRefreshMargin: toDuration(effective.oauthRefreshMarginMs),
     refreshTokenKeepalive: toDuration(effective.refreshTokenKeepaliveMs),
     tokenRetention: toDuration(effective.tokenRetentionMs),
+    auditRetention: toDuration(effective.auditRetentionMs),
   };
 }
 
@@ -40,6 +42,7 @@ export function settingsFromProto(settings: EnvironmentSettingsProto | undefined
     oauthRefreshMarginMs: fromDuration(settings?.oauthRefreshMargin),
     refreshTokenKeepaliveMs: fromDuration(settings?.refreshTokenKeepalive),
     tokenRetentionMs: fromDuration(settings?.tokenRetention),
+    auditRetentionMs: fromDuration(settings?.auditRetention),
   };
 }
 
