@@ -12,6 +12,7 @@ import { createConnectingSweep, createHandshakes } from "../domain/accounts/hand
 import { createHandshakeSweep } from "../domain/accounts/handshake-sweep.js";
 import { createRefresher, createRefreshSweep } from "../domain/accounts/refresher.js";
 import { createRevocationSweep, createUpstreamRevocations } from "../domain/accounts/upstream-revocation.js";
+import { workerActions } from "../domain/audit/audit.js";
 import { auditPolicy } from "../domain/audit/audit-policy.js";
 import { workerAudit } from "../domain/audit/audit-recorder.js";
 import { auditedAccountEvents } from "../domain/audit/worker-audit.js";
@@ -247,6 +248,14 @@ export function startWorkers({ config, clients, services, logger, clock, stoppin
           refresher,
           revocations,
           dataKeys: services.masterKeyRotation,
+          onRewrap: (done) =>
+            done.outcome === "rewrapped"
+              ? audit.record(done.environment, {
+                  method: workerActions.masterKeyRewrap,
+                  resource: done.environment,
+                  details: { from: done.from.id, to: done.to.id },
+                })
+              : undefined,
           logger,
         }),
         webhook: webhookProcessors({ delivery: webhookDelivery, logger }),

@@ -43,7 +43,8 @@ export interface QueueJobs {
     /**
      * Wrap the environment's data key again under master key `to` (a fingerprint; job id `rewrap-<to>`:
      * once per environment and key). Idempotent; a worker whose current key is another one does nothing
-     * (replicas of two configurations during a rollout never move a data key back and forth).
+     * with it (its own sweep may still move a data key it serves to its own current key until the rollout
+     * ends: harmless, every replica of a rollout holds both keys).
      */
     "rewrap-data-key": { to: string } & IncarnationBound;
   };

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import { isEnvironmentName } from "../domain/environments/environment-name.js";
 import { RoomkeyError } from "../domain/errors.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { CallContext } from "./call-context.js";
@@ -71,7 +72,9 @@ function text(value: unknown, ...path: string[]): string {
 }
 
 type Facts = { request: unknown; response: unknown; call: CallContext };
-type Describe = (facts: Facts) => { resource: string; details?: Record<string, string> };
+/** An entry of the call in another environment's log as well (the source of a promotion). */
+type AlsoIn = { environment: string; resource: string; details: Record<string, string> };
+type Describe = (facts: Facts) => { resource: string; details?: Record<string, string>; alsoIn?: AlsoIn };
 
 const environmentName: Describe = ({ call }) => ({ resource: call.environment });
 const requestId: Describe = ({ request }) => ({ resource: text(request, "id") });
@@ -92,10 +95,15 @@ const described: Readonly<Record<string, Describe>> = {
   "roomkey.v1.EnvironmentService/DeleteWebhookEndpoint": requestId,
   "roomkey.v1.EnvironmentService/RotateWebhookEndpointSecret": requestId,
   "roomkey.v1.EnvironmentService/RedeliverWebhookEvent": ({ request }) => ({ resource: text(request, "eventId") }),
-  // The environment promoted into; where from is a detail.
+  // The environment promoted into; where from is a detail. The source's log records the crossing too.
   "roomkey.v1.EnvironmentService/PromoteIntegrations": ({ request, call }) => ({
     resource: call.environment,
     details: { from_environment: text(request, "fromEnvironment") },
+    alsoIn: {
+      environment: text(request, "fromEnvironment"),
+      resource: call.environment,
+      details: { to_environment: call.environment },
+    },
   }),
   "roomkey.v1.EnvironmentService/RewrapDataKeys": environmentName,
   "roomkey.v1.TokenService/CreateToken": ({ response }) => ({ resource: text(response, "token", "id") }),
@@ -131,9 +139,16 @@ export function describeCall(
   request: unknown,
   response: unknown,
   call: CallContext,
-): { resource: string; details: Record<string, string> } {
+): { resource: string; details: Record<string, string>; alsoIn?: AlsoIn } {
   const describe = described[`${method.parent.typeName}/${method.name}`] ?? requestId;
-  const { resource, details = {} } = describe({ request, response, call });
-  const given = Object.fromEntries(Object.entries(details).filter(([, value]) => value !== ""));
-  return { resource: resource.slice(0, maxResourceLength), details: given };
+  const { resource, details = {}, alsoIn } = describe({ request, response, call });
+  const given = (d: Record<string, string>) =>
+    Object.fromEntries(Object.entries(d).filter(([, value]) => value !== ""));
+  const entry = { resource: resource.slice(0, maxResourceLength), details: given(details) };
+  // Only a well-formed name of another environment (the recorder then writes only where it exists).
+  if (!alsoIn || alsoIn.environment === call.environment || !isEnvironmentName(alsoIn.environment)) return entry;
+  return {
+    ...entry,
+    alsoIn: { ...alsoIn, resource: alsoIn.resource.slice(0, maxResourceLength), details: given(alsoIn.details) },
+  };
 }

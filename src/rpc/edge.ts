@@ -542,8 +542,8 @@ export function createEdge(deps: EdgeDeps) {
       ): Promise<void> | undefined => {
         const call = audit ? ctx.values.get(callContextKey) : undefined;
         if (!audit || !call) return undefined;
-        const { resource, details } = describeCall(method, request, response, call);
-        return audit.record(call.environment, {
+        const { resource, details, alsoIn } = describeCall(method, request, response, call);
+        const facts = {
           ...actorOf(call.principal),
           method: fullName(method),
           resource,
@@ -552,7 +552,11 @@ export function createEdge(deps: EdgeDeps) {
           reason: failure ? reasonOf(error, failure) : "",
           peer: call.peer ?? "",
           details,
-        });
+        };
+        const recorded = audit.record(call.environment, facts);
+        if (!alsoIn) return recorded;
+        const { environment, ...there } = alsoIn;
+        return Promise.all([recorded, audit.record(environment, { ...facts, ...there })]).then(() => undefined);
       };
       // Not async: a call that needs no I/O completes without a promise or a microtask of its own.
       return (request: Message, ctx: HandlerContext): unknown => {

@@ -435,6 +435,11 @@ describe("master-key rotation", () => {
     };
     console.log(`master-key rotation: ${JSON.stringify(figures)}`);
     expect(load.failures).toEqual([]);
+    // Nor did any background work (handshakes, refreshes, deliveries, sweeps) fail to open a key on any replica.
+    const troubles = replicas
+      .flatMap((replica) => replica.lines)
+      .filter((line) => /MASTER_KEY_MISMATCH|DECRYPTION_FAILED|DecryptionError/.test(JSON.stringify(line)));
+    expect(troubles).toEqual([]);
     // Each data key moved exactly once, all by the replica whose current key is B.
     expect(rewrapped.length).toBe(environmentCount);
 
@@ -457,6 +462,15 @@ describe("master-key rotation", () => {
       expect(creds.credential).toEqual({ case: "apiKey", value: expect.objectContaining({ key }) });
     }
     for (const room of rooms) {
+      // The environment's audit log has the rewrap, by the worker, from A to B.
+      const rewraps = await live.environments.unary(
+        e.listAuditEvents,
+        { method: "worker/master_key.rewrap" },
+        admin(room.name),
+      );
+      expect(rewraps.events.map((event) => [event.resource, event.details])).toEqual([
+        [room.name, { from: "a", to: "b" }],
+      ]);
       // Credentials sealed under key A's time still open.
       for (const [id, key] of room.accounts) {
         const creds = await live.accounts.unary(a.getAccountCredentials, { id }, admin(room.name));

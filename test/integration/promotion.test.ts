@@ -250,6 +250,22 @@ describe("DiffIntegrations and PromoteIntegrations against a real roomkey", { ti
       ["crm", "UNCHANGED", 0],
       ["keyed", "UNCHANGED", 0],
     ]);
+
+    // The crossing is in both rooms' audit logs: the target's and the source's (dry run, promotion, again).
+    const promotions = async (environment: string) =>
+      (
+        await d.environments.unary(
+          e.listAuditEvents,
+          { method: "roomkey.v1.EnvironmentService/PromoteIntegrations" },
+          d.admin(environment),
+        )
+      ).events.map((event) => [event.resource, event.outcome, event.details]);
+    expect(await promotions(pair.production)).toEqual(
+      Array(3).fill([pair.production, "OK", { from_environment: pair.staging }]),
+    );
+    expect(await promotions(pair.staging)).toEqual(
+      Array(3).fill([pair.production, "OK", { to_environment: pair.production }]),
+    );
   });
 
   it("when the OAuth app is not kept, then staging's client secret is resealed for production and opens there", async () => {

@@ -136,6 +136,7 @@ function setup(options: { activeAccounts?: number[]; staleCreateMs?: number } = 
         const wrapped: WrappedDataKey = { wrapped: `wrapped-${environment}-${keyCount}`, masterKeyId: "test-master" };
         return { key: Buffer.alloc(32, keyCount), wrapped };
       },
+      current: { id: "test", fingerprint: "test-master", current: true },
     },
     events: {
       async publish(event) {
@@ -173,7 +174,7 @@ describe("create", () => {
     expect(created).toMatchObject({ name: "env-a", displayName: "Env A", state: "active", builtIn: false });
     expect(created.settings).toEqual({ tokenRetentionMs: 5 });
     expect(store.stored("env-a")).toMatchObject({ state: "active", version: created.version });
-    expect(created.dataKey).toEqual({ wrapped: "wrapped-env-a-1", masterKeyId: "test-master" });
+    expect(created.dataKey).toEqual({ wrapped: expect.stringMatching(/^wrapped-env-a-/), masterKeyId: "test-master" });
     // A database left without a record (a stale replica's write) is dropped before provisioning.
     expect(resources.calls).toEqual(["dropDatabase:env-a", "provision:env-a"]);
     expect(events).toEqual([{ type: "created", name: "env-a" }]);
@@ -230,6 +231,18 @@ describe("create", () => {
     expect(store.stored("env-a")).toMatchObject({ state: "active", version: 2, dataKey: abandoned.dataKey });
     expect(resources.calls).toEqual(["provision:env-a"]);
     expect(events).toEqual([{ type: "created", name: "env-a" }]);
+  });
+
+  it("when an abandoned creating record's data key is under another master key, then it is finished with a new data key under the current one", async () => {
+    const { service, store, clock } = setup({ staleCreateMs: 60_000 });
+    const oldKey = { wrapped: "wrapped-under-a-removed-key", masterKeyId: "old-master" };
+    store.put(record({ name: "env-a", state: "creating", updateTime: clock.now(), version: 1, dataKey: oldKey }));
+    clock.advance(60_001);
+
+    const created = await service.create("env-a", {});
+
+    expect(created.dataKey).toEqual({ wrapped: expect.stringMatching(/^wrapped-env-a-/), masterKeyId: "test-master" });
+    expect(store.stored("env-a")).toMatchObject({ state: "active", dataKey: created.dataKey });
   });
 
   it("when the record of that name is being deleted, then create fails with ENVIRONMENT_BUSY", async () => {

@@ -36,6 +36,7 @@ export const workerActions = {
   accountStatus: "worker/account.status",
   tokenRetire: "worker/token.retire",
   endpointDisable: "worker/webhook_endpoint.disable",
+  masterKeyRewrap: "worker/master_key.rewrap",
 } as const;
 
 /** Filters of a listing; all given ones must match (AND). */

@@ -1,3 +1,4 @@
+import { sleep } from "../../async.js";
 import type { Clock } from "../clock.js";
 import type { Keyring } from "../crypto/envelope.js";
 import {
@@ -20,7 +21,7 @@ export interface EnvironmentServiceDeps {
   store: EnvironmentStore;
   resources: EnvironmentResources;
   accounts: ActiveAccountCounter;
-  keyring: Pick<Keyring, "createDataKey">;
+  keyring: Pick<Keyring, "createDataKey" | "current">;
   events: EnvironmentEventPublisher;
   clock: Clock;
   /** A `creating` record older than this was abandoned by a crashed call and may be taken over. */
@@ -42,6 +43,8 @@ function busy(name: string, doing: string): RoomkeyError {
 }
 
 const maxAttempts = 5;
+/** The first wait after a lost compare-and-set, doubled each time (25, 50, 100, 200 ms). */
+const claimBackoffMs = 25;
 
 /**
  * Environments: create (record, database, key, queues), read, update with
@@ -87,10 +90,17 @@ export function createEnvironmentService(deps: EnvironmentServiceDeps) {
         updateTime: clock.now(),
         version: current.version + 1,
       };
+      // A creation left under another master key (one since rotated away, perhaps removed): nothing is
+      // sealed under its data key before it is active, so it gets a new one under the current key.
+      if (current.dataKey.masterKeyId !== keyring.current.fingerprint) {
+        active.dataKey = keyring.createDataKey(record.name).wrapped;
+      }
       if (await store.replace(active, current.version)) {
         await events.publish({ type: "created", name: record.name });
         return active;
       }
+      // Another replica's write of this record may be under way (its claim is in): give it time.
+      await sleep(claimBackoffMs * 2 ** attempt);
       current = await store.get(record.name);
     }
     if (!current) throw notFound(record.name);
