@@ -351,6 +351,9 @@ export function composeServices(config: Config, clients: Clients, logger: Logger
     clock,
     maxBuffered: auditPolicy.maxBufferedEntries,
     maxBatch: auditPolicy.maxBatchEntries,
+    maxBufferedPerEnvironment: auditPolicy.maxBufferedPerEnvironment,
+    writeTimeoutMs: auditPolicy.writeTimeoutMs,
+    finalFlushMs: auditPolicy.finalFlushMs,
     warn: (message, details) => logger.warn(details, message),
     observe: metrics.audit,
   });

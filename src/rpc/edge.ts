@@ -380,8 +380,8 @@ export function createEdge(deps: EdgeDeps) {
   }
 
   /**
-   * A mutating call refused for its access (a scope it lacks, a session not
-   * allowed): the environment's log holds it, with who tried. Buffered like
+   * A call refused for its access (a scope it lacks, a session not allowed,
+   * the admin key needed): the environment's log holds it, with who tried. Buffered like
    * every refusal at admission: the request was not read, so it names no
    * resource.
    */
@@ -394,17 +394,24 @@ export function createEdge(deps: EdgeDeps) {
     error: unknown,
   ): void {
     const audit = deps.audit;
-    if (!audit || !isAudited(method) || !audit.knows(environment)) return;
-    audit.note(environment, {
-      ...actorOf(principal),
-      method: fullName(method),
-      resource: "",
-      requestId: headers.get(requestIdHeader) ?? "",
-      outcome: outcomeName(codeOf(error)),
-      reason: reasonOf(error),
-      peer: peer ?? "",
-      details: {},
-    });
+    if (!audit?.knows(environment)) return;
+    const actor = actorOf(principal);
+    const reason = reasonOf(error);
+    // Like refusals of credentials: the same refusal, repeated within a flush, is one entry with a count.
+    audit.note(
+      environment,
+      {
+        ...actor,
+        method: fullName(method),
+        resource: "",
+        requestId: headers.get(requestIdHeader) ?? "",
+        outcome: outcomeName(codeOf(error)),
+        reason,
+        peer: peer ?? "",
+        details: {},
+      },
+      ["forbidden", peer ?? "", reason, actor.actorId, fullName(method)].join("\u0000"),
+    );
   }
 
   /**
@@ -437,7 +444,10 @@ export function createEdge(deps: EdgeDeps) {
         peer: peer ?? "",
         details: tokenEnvironment ? { token_environment: tokenEnvironment } : {},
       },
-      throttled && peer !== undefined ? `throttled\u0000${peer}` : undefined,
+      // One entry per flush for each peer the throttle refuses; else one per peer, reason, actor and method.
+      throttled
+        ? `throttled\u0000${peer ?? ""}`
+        : ["refused", peer ?? "", error.reason, actorId ?? "", fullName(method)].join("\u0000"),
     );
   }
 

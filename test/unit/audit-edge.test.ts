@@ -66,7 +66,15 @@ describe("which calls the audit log records, and what they acted on", () => {
     ).toEqual({
       resource: "production",
       details: { from_environment: "staging" },
+      // The source's log records the crossing too.
+      alsoIn: { environment: "staging", resource: "production", details: { to_environment: "production" } },
     });
+    // Not for a source that is the target itself, nor for a name that is not one.
+    for (const fromEnvironment of ["production", "Not_A_Name"]) {
+      expect(
+        describeCall(m.promoteIntegrations, { fromEnvironment }, {}, { ...call, environment: "production" }).alsoIn,
+      ).toBeUndefined();
+    }
     expect(describeCall(m.revokeToken, { id: "x".repeat(500) }, undefined, call).resource).toHaveLength(128);
   });
 
@@ -150,7 +158,7 @@ function setup(options: { hold?: Promise<void> } = {}) {
 }
 
 describe("the edge's audit entries", () => {
-  it("when a peer's failures are throttled, then its refusals are noted under one aggregation key; the refusals before are noted one by one", async () => {
+  it("when a peer's failures are throttled, then its refusals are noted under one aggregation key; the refusals before under the key of peer, reason, actor and method", async () => {
     const { noted, admit } = setup();
     for (let i = 0; i < 6; i++) await rejectionOf(admit(TokenService.method.getToken, `rk_made_up_${i}`));
     expect(noted.map((n) => n.facts.reason)).toEqual([
@@ -158,7 +166,9 @@ describe("the edge's audit entries", () => {
       "CREDENTIALS_INVALID",
       ...Array(4).fill("TOO_MANY_FAILED_AUTHENTICATIONS"),
     ]);
-    expect(noted.slice(0, 2).every((n) => n.aggregate === undefined)).toBe(true);
+    expect(new Set(noted.slice(0, 2).map((n) => n.aggregate))).toEqual(
+      new Set([["refused", "10.0.0.1", "CREDENTIALS_INVALID", "", "roomkey.v1.TokenService/GetToken"].join("\u0000")]),
+    );
     expect(new Set(noted.slice(2).map((n) => n.aggregate))).toEqual(new Set(["throttled\u000010.0.0.1"]));
     expect(noted[0]).toMatchObject({
       environment: "staging",
@@ -179,6 +189,7 @@ describe("the edge's audit entries", () => {
     expect(noted).toEqual([
       {
         environment: "production",
+        aggregate: expect.any(String),
         facts: expect.objectContaining({
           actorKind: "unauthenticated",
           actorId: "tok_reader",
@@ -197,18 +208,29 @@ describe("the edge's audit entries", () => {
     expect(noted).toEqual([]);
   });
 
-  it("when a token lacks the scope of a mutating call, then the refusal is noted with the token as actor; of a read, not", async () => {
+  it("when a token lacks the scope of a call, mutating or not, then the refusal is noted with the token as actor", async () => {
     const { noted, admit } = setup();
     await rejectionOf(admit(TokenService.method.createToken, "rk_staging_reader"));
     await rejectionOf(admit(EnvironmentService.method.listAuditEvents, "rk_staging_reader"));
     expect(noted).toEqual([
       {
         environment: "staging",
+        aggregate: expect.any(String),
         facts: expect.objectContaining({
           actorKind: "token",
           actorId: "tok_reader",
           method: "roomkey.v1.TokenService/CreateToken",
           outcome: "PERMISSION_DENIED",
+          reason: "SCOPE_MISSING",
+        }),
+      },
+      {
+        environment: "staging",
+        aggregate: expect.any(String),
+        facts: expect.objectContaining({
+          actorKind: "token",
+          actorId: "tok_reader",
+          method: "roomkey.v1.EnvironmentService/ListAuditEvents",
           reason: "SCOPE_MISSING",
         }),
       },

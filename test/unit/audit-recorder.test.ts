@@ -22,7 +22,15 @@ function facts(overrides: Partial<AuditFacts> = {}): AuditFacts {
 }
 
 /** A store whose writes the test holds open (or fails), recording each insertMany. */
-function setup(options: { maxBuffered?: number; maxBatch?: number; exists?: (name: string) => boolean } = {}) {
+function setup(
+  options: {
+    maxBuffered?: number;
+    maxBatch?: number;
+    maxBufferedPerEnvironment?: number;
+    writeTimeoutMs?: number;
+    exists?: (name: string) => boolean;
+  } = {},
+) {
   const writes: { environment: string; entries: AuditEntry[]; done: Deferred<void> }[] = [];
   const dropped: number[] = [];
   const failed: number[] = [];
@@ -39,6 +47,10 @@ function setup(options: { maxBuffered?: number; maxBatch?: number; exists?: (nam
     clock: fakeClock(),
     maxBuffered: options.maxBuffered ?? 100,
     maxBatch: options.maxBatch ?? 50,
+    ...(options.maxBufferedPerEnvironment === undefined
+      ? {}
+      : { maxBufferedPerEnvironment: options.maxBufferedPerEnvironment }),
+    ...(options.writeTimeoutMs === undefined ? {} : { writeTimeoutMs: options.writeTimeoutMs }),
     warn: (message) => warnings.push(message),
     observe: { dropped: (_reason, count) => dropped.push(count), writeFailed: (count) => failed.push(count) },
   });
@@ -129,6 +141,20 @@ describe("the audit recorder", () => {
     expect(writes.flatMap((w) => w.entries.map((e) => e.requestId))).toEqual(
       Array.from({ length: 10 }, (_, i) => `r${i}`),
     );
+  });
+
+  it("when one environment's refusals flood in, then they take at most its share of the buffer and another's still fit", () => {
+    const { recorder, dropped } = setup({ maxBuffered: 100, maxBufferedPerEnvironment: 3 });
+    const kept = [1, 2, 3, 4, 5].map((i) => recorder.note("development", facts({ requestId: `r-${i}` }), `key-${i}`));
+    expect(kept).toEqual([true, true, true, false, false]);
+    expect(recorder.note("production", facts(), "key-1")).toBe(true);
+    expect([dropped.length, recorder.bufferedCount()]).toEqual([2, 4]);
+  });
+
+  it("when a write hangs past the write timeout, then the call's wait ends and its entry is kept for the next flush", async () => {
+    const { recorder, writes, failed } = setup({ writeTimeoutMs: 20 });
+    await recorder.record("staging", facts());
+    expect([writes.length, failed, recorder.bufferedCount()]).toEqual([1, [1], 1]);
   });
 
   it("when refusals share an aggregation key, then one entry carries their count until the flush", async () => {

@@ -87,7 +87,8 @@ describe("roomkey audit list", () => {
     expect(row).toContain("UNAUTHENTICATED tok_0VcEM5ZaIpd7rR7sQAS2EV");
     expect(row).toContain("TokenService/ListTokens");
     expect(row).toContain("token_environment=staging");
-    expect(run.stderr()).toContain("--page-token p2");
+    // The next page needs the same start time: the hint names it exactly, whatever --since said.
+    expect(run.stderr()).toContain("more: run it with --since 2026-12-01T00:00:00.000Z --page-token p2");
   });
 
   it("when --since is malformed or the page size is out of range, then nothing is sent and the exit code is 2", async () => {

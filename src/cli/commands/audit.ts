@@ -1,7 +1,11 @@
-import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Command, InvalidArgumentError } from "commander";
-import { EnvironmentService } from "../../client/index.js";
-import { AuditActorKindSchema, type AuditEvent, ListAuditEventsResponseSchema } from "../../gen/roomkey/v1/audit_pb.js";
+import {
+  AuditActorKindSchema,
+  type AuditEvent,
+  EnvironmentService,
+  ListAuditEventsResponseSchema,
+} from "../../client/index.js";
 import type { Cli } from "../cli.js";
 import { parseDuration } from "../flags.js";
 import { enumName, pairs, table, time } from "../output.js";
@@ -104,6 +108,15 @@ export function auditCommands(program: Command, cli: Cli): void {
           ]),
         ),
       );
-      printNextPage(cli, command, response.nextPageToken);
+      // The token continues these exact times: a duration ago means another time on the next run.
+      if (response.nextPageToken && !cli.json(command) && (flags.since || flags.until)) {
+        const exact = [
+          flags.since ? `--since ${timestampDate(flags.since).toISOString()}` : "",
+          flags.until ? `--until ${timestampDate(flags.until).toISOString()}` : "",
+        ].filter((flag) => flag !== "");
+        cli.note(`more: run it with ${exact.join(" ")} --page-token ${response.nextPageToken}`);
+      } else {
+        printNextPage(cli, command, response.nextPageToken);
+      }
     });
 }

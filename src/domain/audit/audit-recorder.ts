@@ -1,3 +1,4 @@
+import { settlesWithin } from "../../async.js";
 import type { Clock } from "../clock.js";
 import { newId } from "../ids.js";
 import type { AuditEntry } from "./audit.js";
@@ -17,6 +18,16 @@ export interface AuditRecorderDeps {
   clock: Clock;
   /** Entries held in memory at most: refusals waiting for their batch and entries whose write failed. */
   maxBuffered: number;
+  /** Of those, at most this many of one environment: a flood in one cannot crowd out another's. Default: `maxBuffered`. */
+  maxBufferedPerEnvironment?: number;
+  /**
+   * How long a call waits for its entry's write: past it the call answers and
+   * the entries are kept for the next flush (a retry of a write that did land
+   * is a duplicate key, ignored). Default: no limit.
+   */
+  writeTimeoutMs?: number;
+  /** How long the last flush at shutdown may take. Default: no limit. */
+  finalFlushMs?: number;
   /** Entries of one environment written in one round trip at most, when the buffer is flushed. */
   maxBatch: number;
   warn(message: string, details: Record<string, unknown>): void;
@@ -64,6 +75,7 @@ function newBatch(): Batch {
  */
 export function createAuditRecorder(deps: AuditRecorderDeps) {
   const { store, clock, maxBuffered, maxBatch } = deps;
+  const maxPerEnvironment = deps.maxBufferedPerEnvironment ?? maxBuffered;
   /** The entries waiting for each environment's next awaited write. */
   const open = new Map<string, Batch>();
   const writing = new Set<string>();
@@ -71,6 +83,19 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
   let buffered = new Map<string, AuditEntry[]>();
   let aggregates = new Map<string, { environment: string; entry: AuditEntry }>();
   let bufferedCount = 0;
+  let bufferedIn = new Map<string, number>();
+
+  /** Takes a place in the buffer for one entry of the environment, or counts it dropped. */
+  function admit(environment: string): boolean {
+    const inEnvironment = bufferedIn.get(environment) ?? 0;
+    if (bufferedCount >= maxBuffered || inEnvironment >= maxPerEnvironment) {
+      deps.observe?.dropped("buffer_full", 1);
+      return false;
+    }
+    bufferedCount++;
+    bufferedIn.set(environment, inEnvironment + 1);
+    return true;
+  }
 
   function entryOf(facts: AuditFacts): AuditEntry {
     const time = clock.now();
@@ -81,7 +106,12 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
   async function writeOrKeep(environment: string, entries: AuditEntry[]): Promise<void> {
     try {
       if (!(await deps.exists(environment))) return;
-      await store.insertMany(environment, entries);
+      const written = store.insertMany(environment, entries);
+      if (deps.writeTimeoutMs !== undefined && !(await settlesWithin(written, deps.writeTimeoutMs))) {
+        written.catch(() => {}); // settles later; its entries are kept and written again (duplicates ignored)
+        throw new Error(`the write took over ${deps.writeTimeoutMs} ms`);
+      }
+      await written;
     } catch (error) {
       deps.observe?.writeFailed(entries.length);
       deps.warn("could not write audit entries; they are retried with the next flush", {
@@ -94,17 +124,13 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
   }
 
   function keep(environment: string, entry: AuditEntry): boolean {
-    if (bufferedCount >= maxBuffered) {
-      deps.observe?.dropped("buffer_full", 1);
-      return false;
-    }
+    if (!admit(environment)) return false;
     let list = buffered.get(environment);
     if (!list) {
       list = [];
       buffered.set(environment, list);
     }
     list.push(entry);
-    bufferedCount++;
     return true;
   }
 
@@ -147,14 +173,10 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
         found.entry.details.count = String(Number(found.entry.details.count ?? "1") + 1);
         return true;
       }
-      if (bufferedCount >= maxBuffered) {
-        deps.observe?.dropped("buffer_full", 1);
-        return false;
-      }
+      if (!admit(environment)) return false;
       const entry = entryOf(facts);
       entry.details.count = "1";
       aggregates.set(key, { environment, entry });
-      bufferedCount++;
       return true;
     }
     return keep(environment, entryOf(facts));
@@ -175,6 +197,7 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
       buffered = new Map();
       aggregates = new Map();
       bufferedCount = 0;
+      bufferedIn = new Map();
       for (const [environment, entries] of batches) {
         for (let i = 0; i < entries.length; i += maxBatch) {
           await writeOrKeep(environment, entries.slice(i, i + maxBatch));
@@ -208,7 +231,11 @@ export function createAuditRecorder(deps: AuditRecorderDeps) {
         clearInterval(timer);
         timer = undefined;
       }
-      await flush();
+      const last = flush();
+      if (deps.finalFlushMs === undefined) return last;
+      if (!(await settlesWithin(last, deps.finalFlushMs))) {
+        deps.warn("audit entries still unwritten at shutdown were left", { pending: bufferedCount });
+      }
     };
   }
 

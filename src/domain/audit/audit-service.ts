@@ -12,7 +12,7 @@ export interface AuditServiceDeps {
 
 /** Entries deleted per round trip by the retention sweep, and round trips per run at most. */
 export const retentionBatch = 1_000;
-export const retentionBatchesPerRun = 20;
+export const retentionBatchesPerRun = 50;
 
 export type AuditService = ReturnType<typeof createAuditService>;
 
