@@ -465,16 +465,30 @@ export function createEdge(deps: EdgeDeps) {
     throw error;
   }
 
+  const auditedMethods = new Map<DescMethod, boolean>();
+  /** `isAudited`, remembered per method: admission asks on every call. */
+  function audited(method: DescMethod): boolean {
+    let known = auditedMethods.get(method);
+    if (known === undefined) {
+      known = isAudited(method);
+      auditedMethods.set(method, known);
+    }
+    return known;
+  }
+
   /**
    * `admitCall`, with refusals told to the observer and the audit log. Every
    * transport admits through this. It settles the call's request id first
-   * (the caller's, or one made and written into `headers`).
+   * (the caller's, or one made and written into `headers`) for a call the
+   * audit log records or refuses.
    */
   function admit(method: DescMethod, headers: Headers, peer?: string): CallContext | Promise<CallContext> {
-    ensureRequestId(headers);
+    // A call the log records gets one; another (VerifyToken, a read) only if its caller sent one, or once refused.
+    if (audited(method) || headers.has(requestIdHeader)) ensureRequestId(headers);
     if (!deps.observer && !deps.audit) return admitCall(method, headers, peer);
     const started = performance.now();
     const reject = (error: unknown): never => {
+      ensureRequestId(headers);
       noteRefusal(method, headers, peer, error);
       if (deps.observer) return refused(method, started, error);
       throw error;

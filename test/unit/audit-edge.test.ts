@@ -284,8 +284,19 @@ describe("the edge's audit entries", () => {
     const failed = await client.revokeToken({ id: "tok_0000000000000000000000" }, { headers }).catch((e: unknown) => e);
     expect(ConnectError.from(failed).code).toBe(Code.NotFound);
     expect(ConnectError.from(failed).metadata.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
-    await client.getToken({ id: "tok_0000000000000000000000" }, { headers });
-    expect(answered).toBe(1);
+    // A read (the hot path's kind) makes no request id of its own; one its caller sent comes back.
+    let readEcho: string | null = "unset";
+    await client.getToken(
+      { id: "tok_0000000000000000000000" },
+      { headers, onHeader: (h) => (readEcho = h.get("x-request-id")) },
+    );
+    expect(readEcho).toBeNull();
+    await client.getToken(
+      { id: "tok_0000000000000000000000" },
+      { headers: { ...headers, "x-request-id": "req-read" }, onHeader: (h) => (readEcho = h.get("x-request-id")) },
+    );
+    expect(readEcho).toBe("req-read");
+    expect(answered).toBe(2);
     expect(recorded.map((r) => r.facts)).toEqual([
       expect.objectContaining({
         actorKind: "admin",
