@@ -12,71 +12,31 @@
  *   node --import tsx scripts/services.ts exec -- tsx bench/audit.ts
  *   BENCH_CALLS=100 BENCH_REFUSALS=2000 node --import tsx scripts/services.ts exec -- tsx bench/audit.ts
  */
-import { createConnection, createServer } from "node:net";
-import { BSON, MongoClient } from "mongodb";
+import { MongoClient } from "mongodb";
+import { sleep } from "../src/async.js";
 import { EnvironmentService } from "../src/gen/roomkey/v1/environment_service_pb.js";
 import { TokenService } from "../src/gen/roomkey/v1/token_service_pb.js";
 import { createLogger } from "../src/logger.js";
 import { databaseNames } from "../src/storage/mongo.js";
 import { grpcClient, metadataFor } from "../test/helpers/clients.js";
+import { type CountingProxy, countingProxy } from "../test/helpers/counting-proxy.js";
 import { randomEnvironmentName } from "../test/helpers/names.js";
 import { dropDeployment, startTestServer, testConfig } from "../test/helpers/server.js";
 
 const calls = Number(process.env.BENCH_CALLS ?? 50);
 const refusals = Number(process.env.BENCH_REFUSALS ?? 500);
 
-/** A TCP proxy before MongoDB counting OP_MSG commands as `<command> <collection>`. */
-async function countingMongo(target: string) {
-  const { hostname, port } = new URL(target);
-  const counts = new Map<string, number>();
-  const server = createServer((client) => {
-    const upstream = createConnection(Number(port), hostname);
-    let buffer = Buffer.alloc(0);
-    client.on("data", (chunk: Buffer) => {
-      buffer = Buffer.concat([buffer, chunk]);
-      while (buffer.length >= 16) {
-        const length = buffer.readInt32LE(0);
-        if (buffer.length < length) break;
-        if (buffer.readInt32LE(12) === 2013 && buffer[20] === 0) {
-          const doc = BSON.deserialize(buffer.subarray(21, 21 + buffer.readInt32LE(21)));
-          const name = Object.keys(doc)[0] ?? "?";
-          const key = `${name} ${typeof doc[name] === "string" ? doc[name] : ""}`.trim();
-          counts.set(key, (counts.get(key) ?? 0) + 1);
-        }
-        buffer = buffer.subarray(length);
-      }
-      upstream.write(chunk);
-    });
-    upstream.on("data", (chunk) => client.write(chunk));
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on("error", close).on("close", close);
-    upstream.on("error", close).on("close", close);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const proxyPort = typeof address === "object" && address ? address.port : 0;
-  const url = new URL(target);
-  url.host = `127.0.0.1:${proxyPort}`;
-  return {
-    url: url.toString(),
-    snapshot: () => new Map(counts),
-    since(before: Map<string, number>, match: (key: string) => boolean): number {
-      let n = 0;
-      for (const [key, value] of counts) if (match(key)) n += value - (before.get(key) ?? 0);
-      return n;
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+/** Commands of `proxy` since `before` (a `commandsOn()` snapshot) whose `<command> <collection>` matches. */
+function since(proxy: CountingProxy, before: Map<string, number>, match: (key: string) => boolean): number {
+  let n = 0;
+  for (const [key, value] of proxy.commandsOn()) if (match(key)) n += value - (before.get(key) ?? 0);
+  return n;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function main() {
   const base = testConfig();
-  const proxy = await countingMongo(base.MONGODB_URL);
+  const { hostname, port } = new URL(base.MONGODB_URL);
+  const proxy = await countingProxy({ host: hostname, port: Number(port) }, "mongodb");
   const config = testConfig({
     MONGODB_URL: proxy.url,
     ROOMKEY_DB_PREFIX: base.ROOMKEY_DB_PREFIX,
@@ -97,43 +57,44 @@ async function main() {
     const admin = metadataFor(env, server.adminKey);
     await tokens.unary(TokenService.method.createToken, { name: "warm", scopes: ["tokens:read"] }, admin);
 
-    let before = proxy.snapshot();
+    let before = proxy.commandsOn();
     for (let i = 0; i < calls; i++) {
       await tokens.unary(TokenService.method.createToken, { name: `s${i}`, scopes: ["tokens:read"] }, admin);
     }
-    const sequentialAudit = proxy.since(before, auditWrites);
-    const sequentialAll = proxy.since(before, () => true);
+    const sequentialAudit = since(proxy, before, auditWrites);
+    const sequentialAll = since(proxy, before, () => true);
 
-    before = proxy.snapshot();
+    before = proxy.commandsOn();
     await Promise.all(
       Array.from({ length: calls }, (_, i) =>
         tokens.unary(TokenService.method.createToken, { name: `c${i}`, scopes: ["tokens:read"] }, admin),
       ),
     );
-    const concurrentAudit = proxy.since(before, auditWrites);
+    const concurrentAudit = since(proxy, before, auditWrites);
 
     const collection = direct.db(names.environment(env)).collection("audit_events");
     const entriesBefore = await collection.countDocuments({});
-    before = proxy.snapshot();
+    before = proxy.commandsOn();
     const refuse = (environment: string) =>
       tokens
         .unary(TokenService.method.listTokens, {}, metadataFor(environment, `rk_${environment}_made_up_secret`))
         .catch(() => undefined);
     for (let i = 0; i < refusals; i++) await refuse(env);
     await sleep(2_500);
-    const refusalWrites = proxy.since(before, auditWrites);
-    const refusalAll = proxy.since(
+    const refusalWrites = since(proxy, before, auditWrites);
+    const refusalAll = since(
+      proxy,
       before,
       (key) => !key.startsWith("hello") && !key.startsWith("ismaster") && key !== "ping",
     );
     const refusalEntries = (await collection.countDocuments({})) - entriesBefore;
     const aggregated = await collection.find({ "details.count": { $exists: true } }).toArray();
 
-    before = proxy.snapshot();
+    before = proxy.commandsOn();
     const unknown = randomEnvironmentName();
     for (let i = 0; i < refusals; i++) await refuse(unknown);
     await sleep(1_500);
-    const unknownWrites = proxy.since(before, auditWrites);
+    const unknownWrites = since(proxy, before, auditWrites);
     const unknownDatabases = (await direct.db("admin").admin().listDatabases({ nameOnly: true })).databases.filter(
       (d) => d.name === names.environment(unknown),
     ).length;

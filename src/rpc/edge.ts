@@ -428,7 +428,8 @@ export function createEdge(deps: EdgeDeps) {
     const environment = headers.get(environmentHeader);
     if (environment === null || !isEnvironmentName(environment) || !audit.knows(environment)) return;
     const tokenEnvironment = error.reason === "TOKEN_WRONG_ENVIRONMENT" ? error.metadata?.token_environment : undefined;
-    const secret = bearerOf(headers);
+    // A throttled peer's refusals share one entry whoever they claim to be: no hash of each one's secret.
+    const secret = throttled ? undefined : bearerOf(headers);
     const actorId =
       secret === undefined ? undefined : authenticator.identify?.(secret, tokenEnvironment ?? environment);
     audit.note(

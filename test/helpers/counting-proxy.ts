@@ -10,6 +10,8 @@ export interface CountingProxy {
   url: string;
   /** Commands seen so far, by lower-case name. */
   counts(): Map<string, number>;
+  /** MongoDB commands seen so far as `<command> <collection>` (`insert audit_events`), as sent. */
+  commandsOn(): Map<string, number>;
   /** How many commands other than `ignore` were seen. */
   total(ignore?: readonly string[]): number;
   close(): Promise<void>;
@@ -18,7 +20,7 @@ export interface CountingProxy {
 type Parser = (chunk: Buffer) => void;
 
 /** Mongo wire protocol: OP_MSG frames; the command is the first key of section 0. */
-function mongoParser(count: (name: string) => void): Parser {
+function mongoParser(count: (name: string) => void, countOn: (key: string) => void): Parser {
   let buffer = Buffer.alloc(0);
   return (chunk) => {
     buffer = Buffer.concat([buffer, chunk]);
@@ -30,7 +32,10 @@ function mongoParser(count: (name: string) => void): Parser {
         const docLength = buffer.readInt32LE(21);
         const doc = BSON.deserialize(buffer.subarray(21, 21 + docLength));
         const name = Object.keys(doc)[0];
-        if (name) count(name.toLowerCase());
+        if (name) {
+          count(name.toLowerCase());
+          countOn(`${name} ${typeof doc[name] === "string" ? doc[name] : ""}`.trim());
+        }
       } else {
         count(`opcode-${opCode}`);
       }
@@ -74,12 +79,14 @@ export async function countingProxy(
 ): Promise<CountingProxy> {
   const counts = new Map<string, number>();
   const count = (name: string) => counts.set(name, (counts.get(name) ?? 0) + 1);
+  const commands = new Map<string, number>();
+  const countOn = (key: string) => commands.set(key, (commands.get(key) ?? 0) + 1);
   const sockets = new Set<import("node:net").Socket>();
   const server: Server = createServer((client) => {
     const upstream = createConnection(target);
     sockets.add(client);
     sockets.add(upstream);
-    const parse = protocol === "mongodb" ? mongoParser(count) : redisParser(count);
+    const parse = protocol === "mongodb" ? mongoParser(count, countOn) : redisParser(count);
     client.on("data", (chunk: Buffer) => {
       parse(chunk);
       upstream.write(chunk);
@@ -102,6 +109,7 @@ export async function countingProxy(
   return {
     url: protocol === "mongodb" ? `mongodb://127.0.0.1:${port}/?directConnection=true` : `redis://127.0.0.1:${port}`,
     counts: () => new Map(counts),
+    commandsOn: () => new Map(commands),
     total: (ignore = []) => [...counts].filter(([name]) => !ignore.includes(name)).reduce((n, [, c]) => n + c, 0),
     close: () =>
       new Promise((resolve) => {
